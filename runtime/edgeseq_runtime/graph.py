@@ -1,0 +1,227 @@
+"""Reading an ONNX file into a checked graph, and the structural questions the lowering asks.
+
+Everything here works on names and node structure only; values are the lowering's business.
+"""
+
+import os
+
+import numpy as np
+import onnx
+from onnx import numpy_helper
+
+from .errors import ModelError, first_line
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+# Ops that only move or relabel data: state and outputs are traced through them.
+GLUE_OPS = frozenset({
+    "Identity", "Dropout", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
+    "Slice", "Concat", "Split", "Gather", "Expand", "Tile",
+})
+INTEGER_TYPES = frozenset({
+    onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
+    onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64,
+})
+FLOAT_TYPES = frozenset({
+    onnx.TensorProto.FLOAT, onnx.TensorProto.DOUBLE, onnx.TensorProto.FLOAT16, onnx.TensorProto.BFLOAT16,
+})
+
+
+def read_model(path) -> onnx.ModelProto:
+    """Load and check an ONNX file (external data included); ModelError on anything malformed."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ModelError(f"{path}: no such file")
+    try:
+        model = onnx.load(path)
+    except Exception as e:  # protobuf raises its own DecodeError, external data OSError/ValueError
+        raise ModelError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
+    if not model.graph.node:
+        raise ModelError(f"{path}: not an ONNX model with a graph (no nodes found)")
+    try:
+        onnx.checker.check_model(model)
+    except Exception as e:  # ValidationError, or a C++ failure surfaced as another exception
+        raise ModelError(f"{path}: invalid ONNX model: {first_line(e)}") from None
+    return model
+
+
+class Graph:
+    """The nodes of a checked model in execution order, with producer/consumer maps."""
+
+    def __init__(self, model: onnx.ModelProto, path: str):
+        self.path = path
+        graph = model.graph
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
+        self.nodes = list(graph.node)
+        for node in self.nodes:
+            if node.domain not in ("", "ai.onnx"):
+                self.fail(node, f"ops of domain '{node.domain}' are not supported")
+        self.initializers = {}
+        for tensor in graph.initializer:
+            try:
+                self.initializers[tensor.name] = numpy_helper.to_array(tensor)
+            except Exception as e:
+                raise ModelError(f"{path}: initializer '{tensor.name}' cannot be read ({first_line(e)})") from None
+        self.inputs = {vi.name: vi for vi in graph.input}
+        self.outputs = [vi.name for vi in graph.output]
+        self.output_infos = {vi.name: vi for vi in graph.output}
+        self.producer = {}
+        self.consumers: dict[str, list[onnx.NodeProto]] = {}
+        for node in self.nodes:
+            for name in node.output:
+                if name:
+                    self.producer[name] = node
+            for name in node.input:
+                if name:
+                    self.consumers.setdefault(name, []).append(node)
+
+    def describe(self, node: onnx.NodeProto) -> str:
+        label = node.name or (node.output[0] if node.output else "?")
+        return f"node '{label}' ({node.op_type})"
+
+    def fail(self, node: onnx.NodeProto | None, reason: str):
+        where = f"{self.describe(node)}: " if node is not None else ""
+        raise ModelError(f"{self.path}: {where}{reason}")
+
+    # -- structure ---------------------------------------------------------------------------
+
+    def recurrent_nodes(self) -> list[onnx.NodeProto]:
+        return [n for n in self.nodes if n.op_type in RECURRENT_OPS]
+
+    def data_inputs(self) -> list[str]:
+        """Graph inputs without an initializer: the model input and the state inputs."""
+        return [name for name in self.inputs if name not in self.initializers]
+
+    def source_input(self, name: str) -> str | None:
+        """The graph input that ``name`` is a glue-only function of, if any."""
+        while name not in self.inputs:
+            node = self.producer.get(name)
+            if node is None or node.op_type not in GLUE_OPS or not node.input:
+                return None
+            name = node.input[0]
+        return name
+
+    def state_inputs(self) -> dict[str, onnx.NodeProto]:
+        """Graph inputs that carry recurrent state, each with the first node it initialises."""
+        found = {}
+        for node in self.recurrent_nodes():
+            for index in (5, 6):  # initial_h, initial_c
+                if len(node.input) > index and node.input[index]:
+                    source = self.source_input(node.input[index])
+                    if source is not None:
+                        found.setdefault(source, node)
+        return found
+
+    def is_state_output(self, name: str) -> bool:
+        """True when ``name`` is computed by glue from the recurrent nodes' Y_h / Y_c only."""
+        node = self.producer.get(name)
+        if node is None:
+            return False
+        if node.op_type in RECURRENT_OPS:
+            return list(node.output).index(name) > 0
+        if node.op_type not in GLUE_OPS:
+            return False
+        data = node.input if node.op_type == "Concat" else node.input[:1]
+        return all(self.is_state_output(n) for n in data if n not in self.initializers)
+
+    def model_output(self) -> str:
+        """The first graph output that is not a state output (or the first output)."""
+        for name in self.outputs:
+            if not self.is_state_output(name):
+                return name
+        return self.outputs[0]
+
+    def needed_nodes(self, roots: list[str]) -> list[onnx.NodeProto]:
+        """Nodes that the values ``roots`` and the recurrent nodes depend on, in order."""
+        needed: set[int] = set()
+        stack = [self.producer[r] for r in roots if r in self.producer] + self.recurrent_nodes()
+        while stack:
+            node = stack.pop()
+            if id(node) in needed:
+                continue
+            needed.add(id(node))
+            stack.extend(self.producer[n] for n in node.input if n in self.producer)
+        return [n for n in self.nodes if id(n) in needed]
+
+    def const_ints(self, name: str) -> list[int] | None:
+        """The value of an initializer or Constant node output, as ints, if it is one."""
+        if name in self.initializers:
+            return [int(v) for v in np.asarray(self.initializers[name]).ravel()]
+        node = self.producer.get(name)
+        if node is not None and node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    return [int(v) for v in numpy_helper.to_array(attr.t).ravel()]
+                if attr.name in ("value_int", "value_ints"):
+                    return [int(v) for v in np.atleast_1d(onnx.helper.get_attribute_value(attr))]
+        return None
+
+    def input_axes(self, name: str) -> tuple[int | None, int | None]:
+        """(time axis, batch axis) of graph input ``name``, found by following it through glue
+        to the X input of a recurrent node, whose layout fixes both. (None, None) if not found."""
+        rank = _rank(self.inputs[name])
+        frontier = [(name, list(range(rank)), rank)]  # tensor, where each input axis is, its rank
+        while frontier:
+            tensor, pos, rank = frontier.pop()
+            for node in self.consumers.get(tensor, []):
+                if node.op_type in RECURRENT_OPS:
+                    if node.input[0] != tensor:
+                        continue
+                    time_pos, batch_pos = (1, 0) if attribute(node, "layout", 0) else (0, 1)
+                    time = pos.index(time_pos) if time_pos in pos else None
+                    batch = pos.index(batch_pos) if batch_pos in pos else None
+                    return time, batch
+                moved = self._move_axes(node, tensor, pos, rank)
+                if moved is not None:
+                    frontier.append((node.output[0], *moved))
+        return None, None
+
+    def _move_axes(self, node, tensor, pos, rank):
+        """(where the tracked axes land in node's first output, its rank), or None."""
+        op = node.op_type
+        if op in ("Identity", "Dropout", "Cast"):
+            return pos, rank
+        if op == "Transpose":
+            perm = attribute(node, "perm", None) or list(reversed(range(rank)))
+            return [perm.index(p) if p is not None else None for p in pos], rank
+        if op == "Gather" and len(node.input) > 1 and node.input[1] == tensor and attribute(node, "axis", 0) == 0:
+            return pos, rank + 1  # embedding lookup of a 2-D table: the index axes lead
+        if op in ("Unsqueeze", "Squeeze"):
+            axes = attribute(node, "axes", None)
+            if axes is None and len(node.input) > 1:
+                axes = self.const_ints(node.input[1])
+            if axes is None:
+                return None
+            if op == "Unsqueeze":
+                out_rank = rank + len(axes)
+                inserted = {a % out_rank for a in axes}
+                kept = [i for i in range(out_rank) if i not in inserted]
+                return [kept[p] if p is not None else None for p in pos], out_rank
+            removed = {a % rank for a in axes}
+            kept = [i for i in range(rank) if i not in removed]
+            return [kept.index(p) if p in kept else None for p in pos], len(kept)
+        return None
+
+
+def attribute(node, name, default):
+    for attr in node.attribute:
+        if attr.name == name:
+            value = onnx.helper.get_attribute_value(attr)
+            return list(value) if isinstance(value, (list, tuple)) else value
+    return default
+
+
+def _rank(value_info) -> int:
+    return len(value_info.type.tensor_type.shape.dim)
+
+
+def input_dims(value_info) -> list[int | None]:
+    """The declared dims of a graph input: ints, or None for symbolic / unknown dims."""
+    dims = []
+    for d in value_info.type.tensor_type.shape.dim:
+        dims.append(d.dim_value if d.HasField("dim_value") and d.dim_value > 0 else None)
+    return dims
+
+
+def elem_type(value_info) -> int:
+    return value_info.type.tensor_type.elem_type
+

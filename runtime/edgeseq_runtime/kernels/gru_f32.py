@@ -1,0 +1,74 @@
+"""ONNX GRU, forward direction, one time step, float32.
+
+Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
+
+    0 X        arena, (batch, input_size)
+    1 H        arena, (batch, hidden): initial_h on entry, Y_h on return (updated in place)
+    2 input_size   3 hidden_size   4 batch
+    5 Wt       weights, (input_size, 3*hidden): W[zrh] transposed
+    6 Rt       weights, (hidden, 3*hidden): R[zrh] transposed
+    7 Bx       weights, (3*hidden,): Wb[zr] + Rb[zr], then Wb[h] (+ Rb[h] if not linear_before_reset)
+    8 Bh       weights, (hidden,): Rb[h] if linear_before_reset else zeros
+    9,10 f     activation kind, parameter offset   11,12 g   the same
+    13 clip    weights offset of the clip threshold, or -1
+    14 linear_before_reset
+    15 scratch arena, 6*hidden floats
+
+Equations (ONNX spec names; (.) is the elementwise product)::
+
+    zt = f(Xt*(Wz^T) + Ht-1*(Rz^T) + Wbz + Rbz)
+    rt = f(Xt*(Wr^T) + Ht-1*(Rr^T) + Wbr + Rbr)
+    ht = g(Xt*(Wh^T) + (rt (.) Ht-1)*(Rh^T) + Rbh + Wbh)       # linear_before_reset = 0
+    ht = g(Xt*(Wh^T) + (rt (.) (Ht-1*(Rh^T) + Rbh)) + Wbh)     # linear_before_reset != 0
+    Ht = (1 - zt) (.) ht + zt (.) Ht-1
+"""
+
+from numba import njit
+
+from .activations import apply_encoded, clip
+from .config import JIT_OPTIONS
+from .matvec import accumulate, fill
+
+
+@njit(**JIT_OPTIONS)
+def gru_f32(code, p, w, a):
+    x_off, h_off = code[p], code[p + 1]
+    n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
+    wt, rt, bx, bh = code[p + 5], code[p + 6], code[p + 7], code[p + 8]
+    clip_off, linear_before_reset, s = code[p + 13], code[p + 14], code[p + 15]
+    g3 = 3 * n_h
+    gx = a[s:s + g3]                  # input projections of z, r, h (then the gates themselves)
+    gh = a[s + g3:s + 2 * g3]         # recurrent projections of z, r, h
+    zr, z, r, hc = gx[:2 * n_h], gx[:n_h], gx[n_h:2 * n_h], gx[2 * n_h:]
+    gh_zr, gh_h, rh = gh[:2 * n_h], gh[2 * n_h:], gh[:n_h]
+    for b in range(batch):
+        x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
+        h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
+        fill(gx, w, bx)
+        accumulate(x, w, wt, g3, gx)
+        fill(gh_zr, w, -1)
+        if linear_before_reset:
+            fill(gh_h, w, bh)
+            accumulate(h, w, rt, g3, gh)
+        else:
+            accumulate(h, w, rt, g3, gh_zr)
+        for j in range(2 * n_h):
+            zr[j] += gh_zr[j]
+        if clip_off >= 0:
+            clip(zr, w[clip_off])
+        apply_encoded(code, p + 9, w, zr)
+        if linear_before_reset:
+            for j in range(n_h):
+                hc[j] += r[j] * gh_h[j]
+        else:
+            for j in range(n_h):
+                rh[j] = r[j] * h[j]
+            fill(gh_h, w, -1)
+            accumulate(rh, w, rt + 2 * n_h, g3, gh_h)
+            for j in range(n_h):
+                hc[j] += gh_h[j]
+        if clip_off >= 0:
+            clip(hc, w[clip_off])
+        apply_encoded(code, p + 11, w, hc)
+        for j in range(n_h):
+            h[j] = (1.0 - z[j]) * hc[j] + z[j] * h[j]

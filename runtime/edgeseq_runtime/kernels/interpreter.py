@@ -1,0 +1,78 @@
+"""The single compiled entry point: runs a plan for one or more time steps.
+
+Every model shares this one function (its argument types never change), so a new model
+never triggers a compilation, and numba's on-disk cache makes a fresh process start quickly.
+"""
+
+import numpy as np
+from numba import njit
+
+from .config import JIT_OPTIONS
+from .dense_f32 import dense_f32
+from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
+from .gru_f32 import gru_f32
+from .lstm_f32 import lstm_f32
+from .movement import copy_indexed, embedding
+from .opcodes import (
+    HEADER_END, HEADER_START, HEADER_VOCAB, HEADER_X_OFFSET, HEADER_X_SIZE, HEADER_Y_OFFSET,
+    HEADER_Y_SIZE, OP_ACTIVATION, OP_BINARY, OP_COPY, OP_DENSE, OP_EMBEDDING, OP_GRU, OP_LSTM,
+    OP_RNN, OP_SOFTMAX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_OK, STATUS_SCALE,
+)
+from .rnn_f32 import rnn_f32
+
+
+@njit(**JIT_OPTIONS)
+def check_inputs(code, x, n):
+    """Status of the first n input values: every value finite, and token ids in range."""
+    vocab = code[HEADER_VOCAB]
+    for i in range(n):
+        v = x[i]
+        if not np.isfinite(v):
+            return STATUS_NOT_FINITE * STATUS_SCALE + i
+        if vocab > 0 and (v != np.floor(v) or v < -vocab or v >= vocab):
+            return STATUS_BAD_TOKEN * STATUS_SCALE + i
+    return STATUS_OK
+
+
+@njit(**JIT_OPTIONS)
+def execute(code, w, a, x, y, steps):
+    """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
+
+    All inputs are checked before the first step runs, so a bad value anywhere leaves the
+    state exactly as it was; the status says which value was bad (see opcodes).
+    """
+    x_off, x_size = code[HEADER_X_OFFSET], code[HEADER_X_SIZE]
+    y_off, y_size = code[HEADER_Y_OFFSET], code[HEADER_Y_SIZE]
+    status = check_inputs(code, x, steps * x_size)
+    if status != STATUS_OK:
+        return status
+    start, end = code[HEADER_START], code[HEADER_END]
+    for t in range(steps):
+        for i in range(x_size):
+            a[x_off + i] = x[t * x_size + i]
+        pc = start
+        while pc < end:
+            op = code[pc]
+            p = pc + 2
+            if op == OP_GRU:
+                gru_f32(code, p, w, a)
+            elif op == OP_LSTM:
+                lstm_f32(code, p, w, a)
+            elif op == OP_RNN:
+                rnn_f32(code, p, w, a)
+            elif op == OP_DENSE:
+                dense_f32(code, p, w, a)
+            elif op == OP_BINARY:
+                binary_f32(code, p, w, a)
+            elif op == OP_ACTIVATION:
+                activation_f32(code, p, w, a)
+            elif op == OP_SOFTMAX:
+                softmax_f32(code, p, w, a)
+            elif op == OP_COPY:
+                copy_indexed(code, p, w, a)
+            elif op == OP_EMBEDDING:
+                embedding(code, p, w, a)
+            pc += code[pc + 1]
+        for i in range(y_size):
+            y[t * y_size + i] = a[y_off + i]
+    return STATUS_OK

@@ -1,0 +1,82 @@
+"""ONNX LSTM, forward direction, one time step, float32.
+
+Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
+
+    0 X        arena, (batch, input_size)
+    1 H        arena, (batch, hidden): initial_h on entry, Y_h on return (updated in place)
+    2 C        arena, (batch, hidden): initial_c on entry, Y_c on return (updated in place)
+    3 input_size   4 hidden_size   5 batch
+    6 Wt       weights, (input_size, 4*hidden): W[iofc] transposed
+    7 Rt       weights, (hidden, 4*hidden): R[iofc] transposed
+    8 B        weights, (4*hidden,): Wb[iofc] + Rb[iofc]
+    9 P        weights, (3*hidden,): P[iof], or -1 without peepholes
+    10,11 f    activation kind, parameter offset   12,13 g   14,15 h   the same
+    16 clip    weights offset of the clip threshold, or -1
+    17 input_forget
+    18 scratch arena, 4*hidden floats
+
+Equations (ONNX spec names; (.) is the elementwise product)::
+
+    it = f(Xt*(Wi^T) + Ht-1*(Ri^T) + Pi (.) Ct-1 + Wbi + Rbi)
+    ft = f(Xt*(Wf^T) + Ht-1*(Rf^T) + Pf (.) Ct-1 + Wbf + Rbf)    # 1 - it with input_forget
+    ct = g(Xt*(Wc^T) + Ht-1*(Rc^T) + Wbc + Rbc)
+    Ct = ft (.) Ct-1 + it (.) ct
+    ot = f(Xt*(Wo^T) + Ht-1*(Ro^T) + Po (.) Ct + Wbo + Rbo)
+    Ht = ot (.) h(Ct)
+
+``clip`` bounds the input of f and g, as ONNX Runtime does; h(Ct) is not clipped.
+"""
+
+from numba import njit
+
+from .activations import apply_encoded, clip
+from .config import JIT_OPTIONS
+from .matvec import accumulate, fill
+
+
+@njit(**JIT_OPTIONS)
+def lstm_f32(code, p, w, a):
+    x_off, h_off, c_off = code[p], code[p + 1], code[p + 2]
+    n_in, n_h, batch = code[p + 3], code[p + 4], code[p + 5]
+    wt, rt, bias, peep = code[p + 6], code[p + 7], code[p + 8], code[p + 9]
+    clip_off, input_forget, s = code[p + 16], code[p + 17], code[p + 18]
+    g4 = 4 * n_h
+    gates = a[s:s + g4]
+    i, o, f, cc = gates[:n_h], gates[n_h:2 * n_h], gates[2 * n_h:3 * n_h], gates[3 * n_h:]
+    fc = gates[2 * n_h:]
+    if peep >= 0:
+        p_i, p_o, p_f = w[peep:peep + n_h], w[peep + n_h:peep + 2 * n_h], w[peep + 2 * n_h:peep + 3 * n_h]
+    for b in range(batch):
+        x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
+        h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
+        c = a[c_off + b * n_h:c_off + (b + 1) * n_h]
+        fill(gates, w, bias)
+        accumulate(x, w, wt, g4, gates)
+        accumulate(h, w, rt, g4, gates)
+        if peep >= 0:
+            for j in range(n_h):
+                i[j] += p_i[j] * c[j]
+                f[j] += p_f[j] * c[j]
+        if clip_off >= 0:
+            clip(i, w[clip_off])
+            clip(fc, w[clip_off])
+        apply_encoded(code, p + 10, w, i)
+        if input_forget:
+            for j in range(n_h):
+                f[j] = 1.0 - i[j]
+        else:
+            apply_encoded(code, p + 10, w, f)
+        apply_encoded(code, p + 12, w, cc)
+        for j in range(n_h):
+            c[j] = f[j] * c[j] + i[j] * cc[j]
+        if peep >= 0:
+            for j in range(n_h):
+                o[j] += p_o[j] * c[j]
+        if clip_off >= 0:
+            clip(o, w[clip_off])
+        apply_encoded(code, p + 10, w, o)
+        for j in range(n_h):
+            cc[j] = c[j]
+        apply_encoded(code, p + 14, w, cc)
+        for j in range(n_h):
+            h[j] = o[j] * cc[j]

@@ -1,0 +1,32 @@
+"""Data movement that is not a view: copies through an index table, and embedding lookups.
+
+Copy arguments at code[p:]: 0 out (arena), 1 n, 2 table (offset in the index tables, relative
+to the table base); out[i] = arena[table[i]]. Transpose, Slice, Concat, Gather with constant
+indices and the like all lower to this when their result is not a contiguous view.
+
+Embedding arguments: 0 ids (arena, floats holding integer ids, already range-checked),
+1 out (arena, (count, dim)), 2 count, 3 vocab, 4 dim, 5 table (weights, (vocab, dim)).
+"""
+
+from numba import njit
+
+from .config import JIT_OPTIONS
+from .opcodes import HEADER_TABLES
+
+
+@njit(**JIT_OPTIONS)
+def copy_indexed(code, p, w, a):
+    out, n, table = code[p], code[p + 1], code[HEADER_TABLES] + code[p + 2]
+    dst, index = a[out:out + n], code[table:table + n]
+    for i in range(n):
+        dst[i] = a[index[i]]
+
+
+@njit(**JIT_OPTIONS)
+def embedding(code, p, w, a):
+    ids, out, count, vocab, dim, table = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4], code[p + 5]
+    for r in range(count):
+        row = int(a[ids + r])
+        if row < 0:
+            row += vocab
+        a[out + r * dim:out + (r + 1) * dim] = w[table + row * dim:table + (row + 1) * dim]

@@ -1,0 +1,219 @@
+"""Lowering: an ONNX graph -> a plan for one time step of ``batch`` streams.
+
+Every tensor gets a concrete shape (time axis 1, batch axis ``batch``). Values computable at
+load time (initializers, Constant, shape arithmetic, anything whose inputs are all constant)
+are folded with ONNX's reference evaluator. What depends on the input or the state becomes a
+``Tensor``: a contiguous region of the arena. Ops that only move data (Reshape, Transpose,
+Slice, Concat, ...) are evaluated on the regions' addresses: a contiguous result is a view at
+no run-time cost, anything else one indexed copy. The rest become kernel instructions.
+"""
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import onnx
+from onnx.reference import ReferenceEvaluator
+
+from .errors import ModelError, first_line
+from .graph import FLOAT_TYPES, INTEGER_TYPES, RECURRENT_OPS, Graph, elem_type, input_dims
+from .kernels.opcodes import OP_COPY
+from .ops import HANDLERS
+from .plan import Plan, PlanBuilder
+from .tensor import StateSlot, Tensor
+
+MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
+
+
+@dataclass
+class LoweredModel:
+    plan: Plan
+    input_name: str
+    input_shape: tuple[int, ...]     # one step, as in the graph (time axis 1)
+    vocab: int                       # > 0 for token models
+    output_name: str
+    output_shape: tuple[int, ...]
+    states: list[StateSlot] = field(default_factory=list)
+
+
+class Lowering:
+    """Walks the graph once; op handlers (``ops``) call back into it to allocate and emit."""
+
+    def __init__(self, graph: Graph, batch: int):
+        self.graph = graph
+        self.batch = batch
+        self.builder = PlanBuilder()
+        self.values: dict[str, object] = dict(graph.initializers)
+        self.states: list[StateSlot] = []
+        self._input_regions: dict[str, Tensor] = {}
+        self._claimed: list[tuple[int, int, str]] = []
+
+    # -- helpers for op handlers ------------------------------------------------------------
+
+    def fail(self, node, reason: str):
+        self.graph.fail(node, reason)
+
+    def new_tensor(self, shape, init=None) -> Tensor:
+        shape = tuple(int(d) for d in shape)
+        return Tensor(shape, self.builder.alloc(int(np.prod(shape, dtype=np.int64)), init))
+
+    def from_addresses(self, addresses: np.ndarray) -> Tensor:
+        """A tensor whose elements are the arena elements at ``addresses``: a view when they
+        are contiguous, otherwise a new region filled by one indexed copy per step."""
+        flat = addresses.ravel()
+        if flat.size and np.array_equal(flat, flat[0] + np.arange(flat.size)):
+            return Tensor(tuple(addresses.shape), int(flat[0]))
+        out = self.new_tensor(addresses.shape)
+        self.builder.emit(OP_COPY, [out.offset, flat.size, self.builder.table(flat)])
+        return out
+
+    def resident(self, value) -> Tensor:
+        """A tensor for ``value``: itself if it is one, else a constant copied into the arena."""
+        if isinstance(value, Tensor):
+            return value
+        array = np.asarray(value)
+        return self.new_tensor(array.shape, init=array.astype(np.float32))
+
+    def state_region(self, node, value, shape, suffix: str) -> Tensor:
+        """The arena region a recurrent node keeps one of its states in.
+
+        ``value`` is the node's initial_h / initial_c input: a view of a state graph input
+        (the state then lives in that input's region), a constant (a private state starting
+        from it) or None (a private state starting from zeros).
+        """
+        shape = tuple(shape)
+        if isinstance(value, Tensor):
+            if value.size != int(np.prod(shape)):
+                self.fail(node, f"{suffix} has shape {list(value.shape)}, expected {list(shape)}")
+            owner = next((name for name, r in self._input_regions.items()
+                          if r.offset <= value.offset and value.offset + value.size <= r.offset + r.size), None)
+            if owner is None:
+                self.fail(node, f"{suffix} is computed inside the graph; a streaming model takes its "
+                                f"state as a graph input, an initializer, or not at all")
+            start, end = value.offset, value.offset + value.size
+            for other_start, other_end, other in self._claimed:
+                if start < other_end and other_start < end:
+                    self.fail(node, f"{suffix} shares state with {other}: each recurrent node needs its own")
+            self._claimed.append((start, end, self.graph.describe(node)))
+            return Tensor(shape, value.offset)
+        label = node.name or node.output[0]
+        init = None
+        if value is not None:
+            try:
+                init = np.broadcast_to(np.asarray(value, np.float32), shape)
+            except ValueError:
+                self.fail(node, f"{suffix} has shape {list(np.shape(value))}, expected {list(shape)}")
+        region = self.new_tensor(shape, init)
+        self.states.append(StateSlot(f"{label}.{suffix}", shape, region.offset))
+        return region
+
+    # -- the walk -------------------------------------------------------------------------
+
+    def lower(self) -> LoweredModel:
+        graph = self.graph
+        x_name, x_shape, vocab = self._bind_inputs()
+        output = graph.model_output()
+        for node in graph.needed_nodes([output]):
+            inputs = [self._value(node, name) if name else None for name in node.input]
+            if node.op_type not in RECURRENT_OPS and not any(isinstance(v, Tensor) for v in inputs):
+                outputs = self.evaluate(node, {n: v for n, v in zip(node.input, inputs) if n})
+            else:
+                handler = HANDLERS.get(node.op_type)
+                if handler is None:
+                    self.fail(node, f"op {node.op_type} is not supported (supported: {', '.join(sorted(HANDLERS))})")
+                outputs = handler(self, node, inputs)
+            for name, value in zip(node.output, outputs):
+                if name:
+                    self.values[name] = value
+        y = self.values.get(output)
+        if not isinstance(y, Tensor):
+            graph.fail(None, f"output '{output}' does not depend on the input or the state")
+        x = self._input_regions[x_name]
+        plan = self.builder.build(x.offset, x.size, y.offset, y.size, vocab)
+        return LoweredModel(plan, x_name, x_shape, vocab, output, y.shape, self.states)
+
+    def _value(self, node, name):
+        if name not in self.values:
+            self.fail(node, f"input '{name}' is not produced by any node")
+        return self.values[name]
+
+    def evaluate(self, node, feeds: dict):
+        """Run one node on numpy values with ONNX's reference evaluator."""
+        try:
+            evaluator = ReferenceEvaluator(node, opsets={"": self.graph.opset})
+            with np.errstate(all="ignore"):
+                return evaluator.run(None, feeds)
+        except Exception as e:
+            self.fail(node, f"cannot be evaluated on its constant inputs ({first_line(e)})")
+
+    def _bind_inputs(self):
+        """Give the model input and every state input an arena region of concrete shape."""
+        graph = self.graph
+        state_inputs = graph.state_inputs()
+        data = [n for n in graph.data_inputs() if n not in state_inputs]
+        if len(data) != 1:
+            listed = ", ".join(data) or "none"
+            graph.fail(None, f"a streaming model has exactly one input besides its recurrent state; "
+                             f"this one has {len(data)} ({listed})")
+        x_name = data[0]
+        x_info = graph.inputs[x_name]
+        kind = elem_type(x_info)
+        time_axis, batch_axis = graph.input_axes(x_name)
+        x_shape = self._concrete(x_name, input_dims(x_info), time_axis, batch_axis)
+        vocab = 0
+        if kind in INTEGER_TYPES:
+            vocab = self._vocab(x_name)
+        elif kind not in FLOAT_TYPES:
+            graph.fail(None, f"input '{x_name}' has element type {onnx.TensorProto.DataType.Name(kind)}; "
+                             f"expected a float type, or integers for token ids")
+        self._input_regions[x_name] = self.values[x_name] = self.new_tensor(x_shape)
+        for name, node in state_inputs.items():
+            info = graph.inputs[name]
+            dims = input_dims(info)
+            layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+            batch_axis = 0 if layout or len(dims) < 3 else 1
+            shape = self._concrete(name, dims, None, batch_axis)
+            init = graph.initializers.get(name)
+            if init is not None and init.size != int(np.prod(shape)):
+                graph.fail(None, f"state input '{name}' has a default of shape {list(init.shape)}, expected {list(shape)}")
+            region = self.new_tensor(shape, init)
+            self._input_regions[name] = self.values[name] = region
+            self.states.append(StateSlot(name, shape, region.offset))
+        return x_name, x_shape, vocab
+
+    def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[int, ...]:
+        shape = []
+        for axis, d in enumerate(dims):
+            if axis == batch_axis:
+                if d is not None and d != self.batch:
+                    self.graph.fail(None, f"input '{name}' has a fixed batch size of {d} (axis {axis}); "
+                                          f"load it with batch={d} or export it with a dynamic batch axis")
+                shape.append(self.batch)
+            elif axis == time_axis:
+                shape.append(1)
+            elif d is None:
+                if self.batch != 1 and batch_axis is None:
+                    self.graph.fail(None, f"cannot tell which axis of input '{name}' is the batch axis; "
+                                          f"load it with batch=1")
+                shape.append(1)
+            else:
+                shape.append(d)
+        if int(np.prod(shape, dtype=np.int64)) > MAX_INPUT_ELEMENTS:
+            self.graph.fail(None, f"input '{name}' of shape {shape} is too large for a streaming model")
+        return tuple(shape)
+
+    def _vocab(self, x_name) -> int:
+        """Token ids index the first dimension of the embedding table they are gathered from."""
+        for node in self.graph.consumers.get(x_name, []):
+            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == x_name:
+                table = self.graph.initializers.get(node.input[0])
+                if table is not None:
+                    return int(table.shape[0])
+        self.graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
+
+
+def lower(model: onnx.ModelProto, path: str, batch: int) -> LoweredModel:
+    graph = Graph(model, path)
+    try:
+        return Lowering(graph, batch).lower()
+    except OverflowError as e:
+        raise ModelError(f"{path}: {e}") from None

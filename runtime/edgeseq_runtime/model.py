@@ -1,0 +1,137 @@
+"""StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
+
+import numpy as np
+
+from .kernels.interpreter import execute
+from .kernels.opcodes import STATUS_NOT_FINITE, STATUS_SCALE
+from .lowering import LoweredModel
+
+
+class StreamingModel:
+    """A model with its recurrent state kept inside.
+
+    ``step`` and ``run`` allocate nothing but their result (and nothing at all with ``out=``).
+    The compiled code and the weights are shared by ``clone()``s; each clone has its own state,
+    so one clone per thread or per stream is safe (the kernels release the GIL). A single
+    instance must not be stepped from two threads at once.
+    """
+
+    def __init__(self, lowered: LoweredModel, batch: int, path: str):
+        self._lowered = lowered
+        self._path = path
+        self.batch = batch
+        plan = lowered.plan
+        self._code, self._weights, self._initial = plan.code, plan.weights, plan.arena
+        self._arena = plan.arena.copy()
+        self.is_token_model = lowered.vocab > 0
+        x_size = int(np.prod(lowered.input_shape))
+        self.input_size = x_size // batch
+        self.output_size = int(np.prod(lowered.output_shape)) // batch
+        self._x_step = (self.input_size,) if batch == 1 else (batch, self.input_size)
+        self._y_step = (self.output_size,) if batch == 1 else (batch, self.output_size)
+        if self.is_token_model:
+            self._x_step = (batch,) if batch > 1 else ()
+        self._states = {s.name: s for s in lowered.states}
+
+    # -- stepping --------------------------------------------------------------------------
+
+    def step(self, x, out=None) -> np.ndarray:
+        """One time step: x is (input_size,) for batch 1, else (batch, input_size); token
+        models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
+        x = self._input(x, self._x_step, "x")
+        y = self._output(out, self._y_step)
+        self._execute(x, y, 1)
+        return y
+
+    def run(self, xs, out=None) -> np.ndarray:
+        """T time steps at once, state carried: exactly the numbers of T calls of ``step``."""
+        xs = np.asarray(xs) if not isinstance(xs, np.ndarray) else xs
+        steps = xs.shape[0] if xs.ndim else 0
+        xs = self._input(xs, (steps, *self._x_step), "X")
+        y = self._output(out, (steps, *self._y_step))
+        if steps:
+            self._execute(xs, y, steps)
+        return y
+
+    def _execute(self, x, y, steps):
+        status = execute(self._code, self._weights, self._arena,
+                         x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps)
+        if status:
+            kind, index = divmod(status, STATUS_SCALE)
+            per_step = self.batch * (1 if self.is_token_model else self.input_size)
+            where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
+            bad = x.reshape(-1)[index]
+            reason = "is not finite" if kind == STATUS_NOT_FINITE else "is not a token id of this model"
+            raise ValueError(f"input {where} ({bad}) {reason}; the state is unchanged")
+
+    def _input(self, x, shape, label) -> np.ndarray:
+        if type(x) is not np.ndarray or x.dtype != np.float32:
+            x = self._coerce(x, label)
+        if x.shape != shape:
+            if x.size == int(np.prod(shape)) and self.is_token_model:
+                x = x.reshape(shape)
+            else:
+                raise ValueError(f"{label} has shape {x.shape}, expected {shape}")
+        if not x.flags.c_contiguous:
+            x = np.ascontiguousarray(x)
+        return x
+
+    def _coerce(self, x, label) -> np.ndarray:
+        try:
+            array = np.asarray(x)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{label} is not a numeric array ({e})") from None
+        if self.is_token_model:
+            if array.dtype.kind not in "iu":
+                raise ValueError(f"{label} has dtype {array.dtype}; this token model takes integer ids")
+        elif array.dtype.kind not in "fiu" or array.dtype == np.bool_:
+            raise ValueError(f"{label} has dtype {array.dtype}; expected float32 (or another real dtype)")
+        return array.astype(np.float32)
+
+    def _output(self, out, shape) -> np.ndarray:
+        if out is None:
+            return np.empty(shape, np.float32)
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
+            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+        return out
+
+    # -- state -----------------------------------------------------------------------------
+
+    def reset(self) -> None:
+        """Back to the initial state (zeros, or the initial values the model file holds)."""
+        self._arena[:] = self._initial
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Copies of every piece of recurrent state, keyed by the graph input it feeds."""
+        return {name: self._arena[s.offset:s.offset + s.size].reshape(s.shape).copy()
+                for name, s in self._states.items()}
+
+    def set_state(self, state: dict) -> None:
+        """Replace the whole state; checked in full before anything changes."""
+        if not isinstance(state, dict) or set(state) != set(self._states):
+            got = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"state must be a dict with keys {sorted(self._states)}; got {got}")
+        checked = {}
+        for name, slot in self._states.items():
+            value = state[name]
+            if not isinstance(value, np.ndarray) or value.dtype != np.float32:
+                raise ValueError(f"state '{name}' must be a float32 array; got {getattr(value, 'dtype', type(value).__name__)}")
+            if value.shape != slot.shape:
+                raise ValueError(f"state '{name}' has shape {value.shape}, expected {slot.shape}")
+            if not np.isfinite(value).all():
+                raise ValueError(f"state '{name}' holds NaN or Inf")
+            checked[name] = value
+        for name, value in checked.items():
+            slot = self._states[name]
+            self._arena[slot.offset:slot.offset + slot.size] = value.ravel()
+
+    def clone(self) -> "StreamingModel":
+        """A new stream of the same model: shares compiled code and weights, copies the state."""
+        twin = object.__new__(StreamingModel)
+        twin.__dict__.update(self.__dict__)
+        twin._arena = self._arena.copy()
+        return twin
+
+    def __repr__(self) -> str:
+        return (f"StreamingModel('{self._path}', input_size={self.input_size}, "
+                f"output_size={self.output_size}, batch={self.batch}, states={sorted(self._states)})")

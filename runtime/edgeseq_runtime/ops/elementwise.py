@@ -1,0 +1,78 @@
+"""Elementwise arithmetic, standalone activations and (Log)Softmax."""
+
+import numpy as np
+
+from ..graph import attribute
+from ..kernels import opcodes
+from ..kernels.activations import ACTIVATIONS
+from ..kernels.elementwise_f32 import ADD, DIV, MUL, SUB
+from ..tensor import Tensor
+
+BINARY = {"Add": ADD, "Sub": SUB, "Mul": MUL, "Div": DIV}
+# Standalone ONNX activation ops: their attributes map onto the recurrent activations' alpha/beta.
+UNARY = ("Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid", "Elu", "Softsign", "Softplus", "ThresholdedRelu")
+
+
+def _operand(ctx, node, value, out_shape):
+    """(source, offset, period) reading ``value`` broadcast to ``out_shape`` as value[i % period]."""
+    shape = value.shape if isinstance(value, Tensor) else np.shape(value)
+    padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
+    lead = next((i for i, d in enumerate(padded) if d != 1), len(padded))
+    periodic = padded[lead:] == tuple(out_shape[lead:])
+    if isinstance(value, Tensor):
+        if not periodic:
+            value = ctx.from_addresses(np.broadcast_to(value.addresses().reshape(padded), out_shape).copy())
+        return 0, value.offset, value.size
+    array = np.asarray(value, np.float32)
+    if not periodic:
+        array = np.broadcast_to(array, out_shape)
+    return 1, ctx.builder.constant(array), max(array.size, 1)
+
+
+def lower_binary(ctx, node, inputs):
+    a, b = inputs
+    shapes = [v.shape if isinstance(v, Tensor) else np.shape(v) for v in (a, b)]
+    try:
+        out_shape = np.broadcast_shapes(*shapes)
+    except ValueError:
+        ctx.fail(node, f"shapes {list(shapes[0])} and {list(shapes[1])} do not broadcast")
+    out = ctx.new_tensor(out_shape)
+    ctx.builder.emit(opcodes.OP_BINARY, [BINARY[node.op_type], *_operand(ctx, node, a, out_shape),
+                                         *_operand(ctx, node, b, out_shape), out.offset, out.size])
+    return [out]
+
+
+def lower_unary(ctx, node, inputs):
+    kind, default_alpha, default_beta = ACTIVATIONS[node.op_type]
+    alpha = attribute(node, "alpha", default_alpha if default_alpha is not None else 0.0)
+    beta = attribute(node, "beta", default_beta if default_beta is not None else 0.0)
+    x = inputs[0]
+    out = ctx.new_tensor(x.shape)
+    ctx.builder.emit(opcodes.OP_ACTIVATION, [kind, ctx.builder.constant([alpha, beta]), x.offset, out.offset, x.size])
+    return [out]
+
+
+def lower_softmax(ctx, node, inputs):
+    x = inputs[0]
+    rank = len(x.shape)
+    default_axis = -1 if ctx.graph.opset >= 13 else 1
+    axis = attribute(node, "axis", default_axis)
+    if not -rank <= axis < rank:
+        ctx.fail(node, f"axis={axis} is out of range for shape {list(x.shape)}")
+    axis %= rank
+    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    if ctx.graph.opset >= 13:
+        n, inner = x.shape[axis], int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+    else:  # opsets before 13 flatten [axis:] into one reduced axis
+        n, inner = int(np.prod(x.shape[axis:], dtype=np.int64)), 1
+    out = ctx.new_tensor(x.shape)
+    ctx.builder.emit(opcodes.OP_SOFTMAX, [x.offset, out.offset, outer, n, inner, int(node.op_type == "LogSoftmax")])
+    return [out]
+
+
+HANDLERS = {
+    **{op: lower_binary for op in BINARY},
+    **{op: lower_unary for op in UNARY},
+    "Softmax": lower_softmax,
+    "LogSoftmax": lower_softmax,
+}

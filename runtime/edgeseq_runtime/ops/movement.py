@@ -1,0 +1,75 @@
+"""Ops that only move data: views when the result is contiguous, one indexed copy otherwise.
+
+Each is evaluated with ONNX's reference evaluator on the arena addresses of its data inputs
+instead of their values, so every attribute and opset variant of these ops is handled exactly
+as ONNX defines it, without re-implementing their index arithmetic here.
+"""
+
+import numpy as np
+import onnx
+
+from ..graph import FLOAT_TYPES, attribute
+from ..kernels import opcodes
+from ..tensor import Tensor
+
+MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile")
+
+
+def lower_movement(ctx, node, inputs):
+    data = range(len(inputs)) if node.op_type == "Concat" else (0,)
+    feeds = {}
+    for index, (name, value) in enumerate(zip(node.input, inputs)):
+        if not name:
+            continue
+        if index in data:
+            feeds[name] = ctx.resident(value).addresses()
+        elif isinstance(value, Tensor):
+            ctx.fail(node, f"input '{name}' is computed at run time; shapes, axes and indices must be constant")
+        else:
+            feeds[name] = value
+    return [ctx.from_addresses(np.asarray(out)) for out in ctx.evaluate(node, feeds)]
+
+
+def lower_gather(ctx, node, inputs):
+    data, indices = inputs
+    if isinstance(indices, Tensor):
+        return [_embedding(ctx, node, data, indices)]
+    return lower_movement(ctx, node, inputs)
+
+
+def _embedding(ctx, node, table, ids: Tensor) -> Tensor:
+    """Rows of a constant table picked by run-time ids (token ids, checked at the input)."""
+    if isinstance(table, Tensor) or np.ndim(table) != 2 or attribute(node, "axis", 0) != 0:
+        ctx.fail(node, "run-time indices are supported for an embedding lookup only: "
+                       "a constant 2-D table, axis=0")
+    table = np.asarray(table, np.float32)
+    out = ctx.new_tensor(ids.shape + table.shape[1:])
+    ctx.builder.emit(opcodes.OP_EMBEDDING, [ids.offset, out.offset, ids.size, table.shape[0], table.shape[1],
+                                            ctx.builder.constant(table)])
+    return out
+
+
+def lower_identity(ctx, node, inputs):
+    return [inputs[0]]
+
+
+def lower_cast(ctx, node, inputs):
+    if attribute(node, "to", onnx.TensorProto.FLOAT) not in FLOAT_TYPES:
+        ctx.fail(node, "casting a computed tensor to a non-float type is not supported")
+    return [inputs[0]]  # the runtime computes in float32 whatever float type the graph names
+
+
+def lower_shape(ctx, node, inputs):
+    """Shape and Size of a run-time tensor are known at load time: every shape is fixed."""
+    return ctx.evaluate(node, {node.input[0]: np.zeros(inputs[0].shape, np.float32)})
+
+
+HANDLERS = {
+    **{op: lower_movement for op in MOVEMENT},
+    "Gather": lower_gather,
+    "Identity": lower_identity,
+    "Dropout": lower_identity,
+    "Cast": lower_cast,
+    "Shape": lower_shape,
+    "Size": lower_shape,
+}

@@ -1,0 +1,137 @@
+"""LSTM, GRU and RNN nodes: attributes and weights in ONNX layout -> one kernel instruction.
+
+This is the one place that knows how ONNX lays out the recurrent weights (gate order, the
+bias split into Wb and Rb, peepholes) and how the kernels want them (transposed, biases
+pre-summed where the equations allow). PyTorch's own gate order never reaches the runtime:
+exporters already reorder to ONNX's.
+"""
+
+import numpy as np
+
+from ..graph import attribute
+from ..kernels import opcodes
+from ..kernels.activations import ACTIVATIONS
+from ..tensor import Tensor
+
+GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
+DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Sigmoid", "Tanh", "Tanh"]}
+_BY_LOWER_NAME = {name.lower(): name for name in ACTIVATIONS}
+
+
+def lower_recurrent(ctx, node, inputs):
+    op = node.op_type
+    gates = GATES[op]
+    inputs = inputs + [None] * (8 - len(inputs))
+    x, w, r, b, seq_lens, initial_h = inputs[:6]
+    initial_c, p = (inputs[6], inputs[7]) if op == "LSTM" else (None, None)
+
+    direction = attribute(node, "direction", b"forward")
+    direction = direction.decode() if isinstance(direction, bytes) else direction
+    if direction != "forward":
+        ctx.fail(node, f"direction='{direction}' needs the whole sequence before the first output, "
+                       f"so it cannot stream; export a forward (unidirectional) model")
+    for name, value in (("W", w), ("R", r), ("B", b), ("P", p)):
+        if isinstance(value, Tensor):
+            ctx.fail(node, f"{name} is computed at run time; the runtime needs constant weights")
+    if w is None or r is None:
+        ctx.fail(node, "W and R are required")
+    if isinstance(seq_lens, Tensor):
+        ctx.fail(node, "sequence_lens is computed at run time; a stream has no sequence length")
+    if not isinstance(x, Tensor):
+        ctx.fail(node, "X does not depend on the model input")
+
+    w = np.asarray(w, np.float32)
+    r = np.asarray(r, np.float32)
+    if w.ndim != 3 or r.ndim != 3 or w.shape[0] != 1 or r.shape[0] != 1:
+        ctx.fail(node, f"W and R must have shape [1, {gates}*hidden, ...]; got {list(w.shape)} and {list(r.shape)}")
+    hidden = r.shape[2]
+    n_in = w.shape[2]
+    declared = attribute(node, "hidden_size", hidden)
+    if declared != hidden or r.shape[1] != gates * hidden or w.shape[1] != gates * hidden:
+        ctx.fail(node, f"hidden_size={declared} does not match W {list(w.shape)} and R {list(r.shape)}")
+    if b is None:
+        b = np.zeros((1, 2 * gates * hidden), np.float32)
+    b = np.asarray(b, np.float32)
+    if b.shape != (1, 2 * gates * hidden):
+        ctx.fail(node, f"B has shape {list(b.shape)}, expected [1, {2 * gates * hidden}]")
+
+    layout = attribute(node, "layout", 0)
+    if layout not in (0, 1):
+        ctx.fail(node, f"layout={layout} is not 0 or 1")
+    batch = x.size // n_in if n_in else 0
+    expected = (1, batch, n_in) if layout == 0 else (batch, 1, n_in)
+    if x.shape != expected:
+        ctx.fail(node, f"X has shape {list(x.shape)} for one step, expected {list(expected)} "
+                       f"(time axis 1, layout={layout}); a stream runs one step at a time")
+    state_shape = (1, batch, hidden) if layout == 0 else (batch, 1, hidden)
+    y_shape = (1, 1, batch, hidden) if layout == 0 else (batch, 1, 1, hidden)
+
+    builder = ctx.builder
+    acts = _activations(ctx, node, op)
+    clip = attribute(node, "clip", None)
+    if clip is not None and not clip > 0:
+        ctx.fail(node, f"clip={clip} must be positive")
+    clip_off = builder.constant([clip]) if clip is not None else -1
+    wt = builder.constant(w[0].T)
+    rt = builder.constant(r[0].T)
+    wb, rb = b[0, :gates * hidden], b[0, gates * hidden:]
+    h = ctx.state_region(node, initial_h, state_shape, "initial_h")
+
+    if op == "RNN":
+        scratch = builder.alloc(hidden)
+        builder.emit(opcodes.OP_RNN, [x.offset, h.offset, n_in, hidden, batch, wt, rt,
+                                      builder.constant(wb + rb), *acts[0], clip_off, scratch])
+        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
+    elif op == "GRU":
+        linear_before_reset = attribute(node, "linear_before_reset", 0)
+        bx = wb.copy()
+        bx[:2 * hidden] += rb[:2 * hidden]
+        bh = np.zeros(hidden, np.float32)
+        if linear_before_reset:
+            bh[:] = rb[2 * hidden:]
+        else:
+            bx[2 * hidden:] += rb[2 * hidden:]
+        scratch = builder.alloc(6 * hidden)
+        builder.emit(opcodes.OP_GRU, [x.offset, h.offset, n_in, hidden, batch, wt, rt,
+                                      builder.constant(bx), builder.constant(bh), *acts[0], *acts[1],
+                                      clip_off, int(bool(linear_before_reset)), scratch])
+        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
+    else:
+        c = ctx.state_region(node, initial_c, state_shape, "initial_c")
+        if p is not None:
+            p = np.asarray(p, np.float32)
+            if p.shape != (1, 3 * hidden):
+                ctx.fail(node, f"P has shape {list(p.shape)}, expected [1, {3 * hidden}]")
+        peep = builder.constant(p[0]) if p is not None else -1
+        input_forget = int(bool(attribute(node, "input_forget", 0)))
+        scratch = builder.alloc(4 * hidden)
+        builder.emit(opcodes.OP_LSTM, [x.offset, h.offset, c.offset, n_in, hidden, batch, wt, rt,
+                                       builder.constant(wb + rb), peep, *acts[0], *acts[1], *acts[2],
+                                       clip_off, input_forget, scratch])
+        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset), Tensor(state_shape, c.offset)]
+    return outputs
+
+
+def _activations(ctx, node, op):
+    """[(kind, parameter offset)] for f, g(, h): names from ``activations``, alpha and beta
+    from ``activation_alpha`` / ``activation_beta``, consumed in order by the activations that
+    take them (as ONNX Runtime does), the operators' defaults otherwise."""
+    names = [n.decode() if isinstance(n, bytes) else n for n in attribute(node, "activations", [])]
+    names = names or DEFAULT_ACTIVATIONS[op]
+    if len(names) != len(DEFAULT_ACTIVATIONS[op]):
+        ctx.fail(node, f"{op} takes {len(DEFAULT_ACTIVATIONS[op])} activations for one direction, got {names}")
+    alphas = list(attribute(node, "activation_alpha", []))
+    betas = list(attribute(node, "activation_beta", []))
+    result = []
+    for name in names:
+        canonical = _BY_LOWER_NAME.get(name.lower())
+        if canonical is None:
+            ctx.fail(node, f"activation '{name}' is not one of ONNX's: {', '.join(ACTIVATIONS)}")
+        kind, default_alpha, default_beta = ACTIVATIONS[canonical]
+        alpha = alphas.pop(0) if default_alpha is not None and alphas else (default_alpha or 0.0)
+        beta = betas.pop(0) if default_beta is not None and betas else (default_beta or 0.0)
+        result.append((kind, ctx.builder.constant([alpha, beta])))
+    return result
+
+
+HANDLERS = {op: lower_recurrent for op in GATES}

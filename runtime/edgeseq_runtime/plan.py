@@ -1,0 +1,97 @@
+"""A plan: what loading a model produces and what every step runs.
+
+The plan is three flat arrays: ``code`` (int32: header, instructions, index tables, see
+``kernels.opcodes``), ``weights`` (float32: every constant, packed and aligned) and the arena's
+initial image (float32: model input, recurrent state, intermediate tensors and scratch, each
+at a fixed offset). A step allocates nothing: it runs ``code`` over ``weights`` and an arena.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import opcodes
+
+ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
+MAX_ELEMENTS = 1 << 30  # arena and weights are addressed with int32 offsets
+
+
+def _aligned(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+@dataclass(frozen=True)
+class Plan:
+    code: np.ndarray        # int64
+    weights: np.ndarray     # float32
+    arena: np.ndarray       # float32, the initial arena (copied per stream)
+
+
+class PlanBuilder:
+    """Collects arena regions, constants, instructions and index tables, then packs them."""
+
+    def __init__(self):
+        self._arena_size = 0
+        self._arena_init: list[tuple[int, np.ndarray]] = []
+        self._weights: list[tuple[int, np.ndarray]] = []
+        self._weights_size = 0
+        self._code: list[int] = []
+        self._tables: list[np.ndarray] = []
+        self._tables_size = 0
+
+    def alloc(self, n: int, init: np.ndarray | None = None) -> int:
+        """Reserve n floats of arena (zeros, or ``init``) and return their offset."""
+        offset = self._arena_size
+        self._arena_size = _aligned(offset + max(int(n), 1))
+        self._check_size(self._arena_size, "arena")
+        if init is not None:
+            self._arena_init.append((offset, np.asarray(init, np.float32).ravel()))
+        return offset
+
+    def constant(self, values) -> int:
+        """Store values (any shape, flattened row-major) as float32 weights; return the offset."""
+        values = np.ascontiguousarray(values, dtype=np.float32).ravel()
+        offset = self._weights_size
+        self._weights.append((offset, values))
+        self._weights_size = _aligned(offset + max(values.size, 1))
+        self._check_size(self._weights_size, "weights")
+        return offset
+
+    def table(self, indices) -> int:
+        """Store an int index table; return its offset relative to the table base."""
+        indices = np.asarray(indices, dtype=np.int64).ravel()
+        offset = self._tables_size
+        self._tables.append(indices)
+        self._tables_size += indices.size
+        self._check_size(self._tables_size, "index tables")
+        return offset
+
+    def emit(self, opcode: int, args) -> None:
+        args = [int(a) for a in args]
+        self._code.extend([opcode, len(args) + 2, *args])
+
+    def build(self, x_offset: int, x_size: int, y_offset: int, y_size: int, vocab: int) -> Plan:
+        header = [0] * opcodes.HEADER_SIZE
+        header[opcodes.HEADER_X_OFFSET] = x_offset
+        header[opcodes.HEADER_X_SIZE] = x_size
+        header[opcodes.HEADER_Y_OFFSET] = y_offset
+        header[opcodes.HEADER_Y_SIZE] = y_size
+        header[opcodes.HEADER_VOCAB] = vocab
+        header[opcodes.HEADER_START] = opcodes.HEADER_SIZE
+        header[opcodes.HEADER_END] = opcodes.HEADER_SIZE + len(self._code)
+        header[opcodes.HEADER_TABLES] = header[opcodes.HEADER_END]
+        parts = [np.asarray(header + self._code, np.int64), *self._tables]
+        code = np.concatenate(parts)
+        self._check_size(code.size, "code")
+        weights = np.zeros(max(self._weights_size, 1), np.float32)
+        for offset, values in self._weights:
+            weights[offset:offset + values.size] = values
+        arena = np.zeros(max(self._arena_size, 1), np.float32)
+        for offset, values in self._arena_init:
+            arena[offset:offset + values.size] = values
+        return Plan(code, weights, arena)
+
+    @staticmethod
+    def _check_size(n: int, what: str) -> None:
+        if n > MAX_ELEMENTS:
+            raise OverflowError(f"the model's {what} would need {n} elements, more than {MAX_ELEMENTS}")
