@@ -110,9 +110,9 @@ class Lowering:
 
     def lower(self) -> LoweredModel:
         graph = self.graph
-        x_name, x_shape, vocab = self._bind_inputs()
+        x_name, x_shape, vocab, feedback = self._bind_inputs()
         output = graph.model_output()
-        for node in graph.needed_nodes([output]):
+        for node in graph.needed_nodes([output, *feedback.values()]):
             inputs = [self._value(node, name) if name else None for name in node.input]
             if node.op_type not in RECURRENT_OPS and not any(isinstance(v, Tensor) for v in inputs):
                 outputs = self.evaluate(node, {n: v for n, v in zip(node.input, inputs) if n})
@@ -127,9 +127,21 @@ class Lowering:
         y = self.values.get(output)
         if not isinstance(y, Tensor):
             graph.fail(None, f"output '{output}' does not depend on the input or the state")
+        for state_name, out_name in feedback.items():
+            self._feed_back(state_name, out_name)
         x = self._input_regions[x_name]
         plan = self.builder.build(x.offset, x.size, y.offset, y.size, vocab)
         return LoweredModel(plan, x_name, x_shape, vocab, output, y.shape, self.states)
+
+    def _feed_back(self, state_name: str, out_name: str) -> None:
+        """End each step by copying a state output into its state input, for graphs whose
+        recurrence is written out with ordinary ops (e.g. an unrolled RNN cell)."""
+        region, value = self._input_regions[state_name], self.values.get(out_name)
+        if not isinstance(value, Tensor) or value.size != region.size:
+            shape = list(value.shape) if isinstance(value, Tensor) else "a constant"
+            self.graph.fail(None, f"state output '{out_name}' ({shape}) does not match state input "
+                                  f"'{state_name}' {list(region.shape)}")
+        self.builder.emit(OP_COPY, [region.offset, region.size, self.builder.table(value.addresses())])
 
     def _value(self, node, name):
         if name not in self.values:
@@ -146,15 +158,27 @@ class Lowering:
             self.fail(node, f"cannot be evaluated on its constant inputs ({first_line(e)})")
 
     def _bind_inputs(self):
-        """Give the model input and every state input an arena region of concrete shape."""
+        """Give the model input and every state input an arena region of concrete shape.
+
+        The model input is the first graph input that is not recurrent state. State inputs
+        are those feeding the initial_h / initial_c of a recurrent node (updated in place by
+        it) and, for graphs that write the recurrence out with ordinary ops, the remaining
+        inputs, each paired in order with a graph output that carries its next value.
+        Returns (input name, its one-step shape, vocabulary size, {state input: state output}).
+        """
         graph = self.graph
-        state_inputs = graph.state_inputs()
-        data = [n for n in graph.data_inputs() if n not in state_inputs]
-        if len(data) != 1:
-            listed = ", ".join(data) or "none"
-            graph.fail(None, f"a streaming model has exactly one input besides its recurrent state; "
-                             f"this one has {len(data)} ({listed})")
-        x_name = data[0]
+        recurrent_states = graph.state_inputs()
+        data = [n for n in graph.data_inputs() if n not in recurrent_states]
+        if not data:
+            graph.fail(None, "the model has no input besides its recurrent state")
+        x_name, feedback_inputs = data[0], data[1:]
+        output = graph.model_output()
+        feedback_outputs = [o for o in graph.outputs if o != output and not graph.is_state_output(o)]
+        if len(feedback_outputs) < len(feedback_inputs):
+            graph.fail(None, f"inputs {feedback_inputs} are neither the model input nor the state of an "
+                             f"LSTM/GRU/RNN node, and no graph outputs carry their next values")
+        feedback = dict(zip(feedback_inputs, feedback_outputs))
+
         x_info = graph.inputs[x_name]
         kind = elem_type(x_info)
         time_axis, batch_axis = graph.input_axes(x_name)
@@ -166,11 +190,15 @@ class Lowering:
             graph.fail(None, f"input '{x_name}' has element type {onnx.TensorProto.DataType.Name(kind)}; "
                              f"expected a float type, or integers for token ids")
         self._input_regions[x_name] = self.values[x_name] = self.new_tensor(x_shape)
-        for name, node in state_inputs.items():
-            info = graph.inputs[name]
-            dims = input_dims(info)
-            layout = next((a.i for a in node.attribute if a.name == "layout"), 0)
+
+        for name in [*recurrent_states, *feedback_inputs]:
+            dims = input_dims(graph.inputs[name])
+            node = recurrent_states.get(name)
+            layout = next((a.i for a in node.attribute if a.name == "layout"), 0) if node is not None else 0
+            # [layers, batch, hidden], or [batch, layers, hidden] with layout=1, or [batch, hidden]
             batch_axis = 0 if layout or len(dims) < 3 else 1
+            if sum(d is None for d in dims) == 1:
+                batch_axis = None  # its one dynamic axis is the batch axis
             shape = self._concrete(name, dims, None, batch_axis)
             init = graph.initializers.get(name)
             if init is not None and init.size != int(np.prod(shape)):
@@ -178,9 +206,13 @@ class Lowering:
             region = self.new_tensor(shape, init)
             self._input_regions[name] = self.values[name] = region
             self.states.append(StateSlot(name, shape, region.offset))
-        return x_name, x_shape, vocab
+        return x_name, x_shape, vocab, feedback
 
     def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[int, ...]:
+        """Fill an input's dims: batch axis = batch, time axis = 1, other dynamic dims = 1."""
+        dynamic = [axis for axis, d in enumerate(dims) if d is None and axis != time_axis]
+        if batch_axis is None and len(dynamic) == 1:
+            batch_axis = dynamic[0]  # the one dynamic axis besides time must be the batch axis
         shape = []
         for axis, d in enumerate(dims):
             if axis == batch_axis:
