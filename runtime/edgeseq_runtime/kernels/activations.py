@@ -11,6 +11,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT_OPTIONS
+from .fastexp import fast_exp, fast_expm1, fast_sigmoid, fast_tanh
 
 RELU = 0
 TANH = 1
@@ -48,10 +49,10 @@ def apply(kind, alpha, beta, v):
     """v = activation(v), in place."""
     if kind == SIGMOID:
         for i in range(v.size):
-            v[i] = np.float32(1.0) / (np.float32(1.0) + np.exp(-v[i]))
+            v[i] = fast_sigmoid(v[i])
     elif kind == TANH:
         for i in range(v.size):
-            v[i] = np.tanh(v[i])
+            v[i] = fast_tanh(v[i])
     elif kind == RELU:
         for i in range(v.size):
             v[i] = max(v[i], np.float32(0.0))
@@ -68,14 +69,14 @@ def apply(kind, alpha, beta, v):
             v[i] = x if x > alpha else np.float32(0.0)
     elif kind == SCALED_TANH:
         for i in range(v.size):
-            v[i] = alpha * np.tanh(beta * v[i])
+            v[i] = alpha * fast_tanh(beta * v[i])
     elif kind == HARD_SIGMOID:
         for i in range(v.size):
             v[i] = min(max(alpha * v[i] + beta, np.float32(0.0)), np.float32(1.0))
     elif kind == ELU:
         for i in range(v.size):
             x = v[i]
-            v[i] = x if x >= 0 else alpha * (np.exp(x) - np.float32(1.0))
+            v[i] = x if x >= 0 else alpha * fast_expm1(x)
     elif kind == SOFTSIGN:
         for i in range(v.size):
             x = v[i]
@@ -84,7 +85,7 @@ def apply(kind, alpha, beta, v):
         for i in range(v.size):
             x = v[i]
             # log(1 + e^x) without overflow for large x.
-            v[i] = max(x, np.float32(0.0)) + np.log1p(np.exp(-abs(x)))
+            v[i] = max(x, np.float32(0.0)) + np.log1p(fast_exp(-abs(x)))
 
 
 @njit(**JIT_OPTIONS)
