@@ -10,7 +10,7 @@ Host-side tools (export, quantization, code generation) import torch and onnxrun
 are loaded only when used.
 """
 
-from edgeseq_runtime import ModelError, StreamingModel, load
+from edgeseq_runtime import EdgeseqError, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["ModelError", "StreamingModel", "load", "__version__"]
+__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "load", "__version__"]

@@ -1,15 +1,48 @@
 """The ``edgeseq`` command line.
 
+Each command lives in its own module under ``edgeseq.commands`` and is imported only when it
+runs, so that ``edgeseq --help`` stays fast and commands that need torch load it themselves.
 Every user mistake ends as one line on stderr naming the file and the reason, and a non-zero
 exit status; tracebacks are for bugs only.
 """
 
+import importlib
+import sys
+
 import click
+from edgeseq_runtime import EdgeseqError
 
 from . import __version__
 
+# command name -> module under edgeseq.commands defining a click command named ``command``
+COMMANDS: dict[str, str] = {}
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        return importlib.import_module(f"edgeseq.commands.{COMMANDS[name]}").command
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (EdgeseqError, OSError) as e:
+            click.echo(f"edgeseq: error: {one_line(e)}", err=True)
+            sys.exit(1)
+
+
+def one_line(error: BaseException) -> str:
+    """An error as one line; an OSError names its file."""
+    if isinstance(error, OSError) and error.filename:
+        return f"{error.filename}: {error.strerror or error}"
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgeseq")
 def main():
     """Put LSTM, GRU and RNN models on edge devices: export, quantize, stream, generate C."""

@@ -9,19 +9,23 @@ Depends on numpy, numba and onnx only: never on torch or onnxruntime.
 
 import os
 
-from .errors import ModelError
+from .errors import EdgeseqError, ModelError
 from .graph import read_model
-from .lowering import lower
+from .lowering import LoweredModel, lower
 from .model import StreamingModel
 
 __version__ = "0.1.0"
-__all__ = ["ModelError", "StreamingModel", "load", "__version__"]
+__all__ = ["EdgeseqError", "LoweredModel", "ModelError", "StreamingModel", "load", "lower_model", "__version__"]
 
 
 def load(path, batch: int = 1) -> StreamingModel:
     """Load an ONNX model for ``batch`` parallel streams, ready to ``step``."""
+    return StreamingModel(lower_model(path, batch), batch, os.fspath(path))
+
+
+def lower_model(path, batch: int = 1) -> LoweredModel:
+    """Read and lower an ONNX model into the plan that the runtime (and generated C) executes."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int; got {batch!r}")
     path = os.fspath(path)
-    model = read_model(path)
-    return StreamingModel(lower(model, path, batch), batch, path)
+    return lower(read_model(path), path, batch)

@@ -1,7 +1,15 @@
-"""The one exception type a user sees for a model the runtime cannot run."""
+"""The exceptions a user sees: each message is one line naming the file and the reason."""
 
 
-class ModelError(ValueError):
+class EdgeseqError(ValueError):
+    """A user-facing failure (a bad file, a model that cannot be handled, bad options).
+
+    The command line prints its message as one line and exits non-zero, without a traceback;
+    every edgeseq package raises subclasses of it for mistakes a user can fix.
+    """
+
+
+class ModelError(EdgeseqError):
     """A model the runtime cannot run.
 
     The message names the file, and where it applies the node, its op type and the reason,

@@ -45,6 +45,7 @@ class Lowering:
         self.values: dict[str, object] = dict(graph.initializers)
         self.states: list[StateSlot] = []
         self._input_regions: dict[str, Tensor] = {}
+        self._x_name = None
         self._claimed: list[tuple[int, int, str]] = []
 
     # -- helpers for op handlers ------------------------------------------------------------
@@ -84,9 +85,9 @@ class Lowering:
         if isinstance(value, Tensor):
             if value.size != int(np.prod(shape)):
                 self.fail(node, f"{suffix} has shape {list(value.shape)}, expected {list(shape)}")
-            owner = next((name for name, r in self._input_regions.items()
-                          if r.offset <= value.offset and value.offset + value.size <= r.offset + r.size), None)
-            if owner is None:
+            inside = [r for name, r in self._input_regions.items() if name != self._x_name
+                      and r.offset <= value.offset and value.offset + value.size <= r.offset + r.size]
+            if not inside:
                 self.fail(node, f"{suffix} is computed inside the graph; a streaming model takes its "
                                 f"state as a graph input, an initializer, or not at all")
             start, end = value.offset, value.offset + value.size
@@ -172,6 +173,7 @@ class Lowering:
         if not data:
             graph.fail(None, "the model has no input besides its recurrent state")
         x_name, feedback_inputs = data[0], data[1:]
+        self._x_name = x_name
         output = graph.model_output()
         feedback_outputs = [o for o in graph.outputs if o != output and not graph.is_state_output(o)]
         if len(feedback_outputs) < len(feedback_inputs):

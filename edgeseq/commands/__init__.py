@@ -1,0 +1,1 @@
+"""One module per ``edgeseq`` command; see ``edgeseq.cli.COMMANDS``."""

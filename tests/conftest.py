@@ -1,0 +1,30 @@
+"""Test-session setup shared by every test module."""
+
+import hashlib
+import os
+import pathlib
+
+import edgeseq_runtime
+
+KERNELS = pathlib.Path(edgeseq_runtime.__file__).parent / "kernels"
+
+
+def pytest_configure(config):
+    """Drop numba's on-disk cache when any kernel source changed.
+
+    numba keys a cached function on its own file only, so editing a helper kernel (say the
+    matvec) would leave its callers' stale machine code in use. Done once, by the controlling
+    process (not by pytest-xdist workers), before anything compiles.
+    """
+    if hasattr(config, "workerinput") or not os.access(KERNELS, os.W_OK):
+        return
+    digest = hashlib.sha256()
+    for source in sorted(KERNELS.glob("*.py")):
+        digest.update(source.read_bytes())
+    stamp = KERNELS / "__pycache__" / "kernels.sha256"
+    if stamp.exists() and stamp.read_text() == digest.hexdigest():
+        return
+    for cached in KERNELS.glob("__pycache__/*.nb[ic]"):
+        cached.unlink(missing_ok=True)
+    stamp.parent.mkdir(exist_ok=True)
+    stamp.write_text(digest.hexdigest())
