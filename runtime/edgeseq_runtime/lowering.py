@@ -15,10 +15,11 @@ import onnx
 from onnx.reference import ReferenceEvaluator
 
 from .errors import ModelError, first_line
-from .graph import FLOAT_TYPES, INTEGER_TYPES, RECURRENT_OPS, Graph, elem_type, input_dims
+from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims
 from .kernels.opcodes import OP_COPY
-from .ops import HANDLERS
+from .ops import CONSTANT_HANDLERS, HANDLERS
 from .plan import Plan, PlanBuilder
+from .quantized import QuantizedWeight
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
@@ -115,7 +116,7 @@ class Lowering:
         output = graph.model_output()
         for node in graph.needed_nodes([output, *feedback.values()]):
             inputs = [self._value(node, name) if name else None for name in node.input]
-            if node.op_type not in RECURRENT_OPS and not any(isinstance(v, Tensor) for v in inputs):
+            if node.op_type not in CONSTANT_HANDLERS and not any(isinstance(v, Tensor) for v in inputs):
                 outputs = self.evaluate(node, {n: v for n, v in zip(node.input, inputs) if n})
             else:
                 handler = HANDLERS.get(node.op_type)
@@ -151,6 +152,7 @@ class Lowering:
 
     def evaluate(self, node, feeds: dict):
         """Run one node on numpy values with ONNX's reference evaluator."""
+        feeds = {name: np.asarray(v) if isinstance(v, QuantizedWeight) else v for name, v in feeds.items()}
         try:
             evaluator = ReferenceEvaluator(node, opsets={"": self.graph.opset})
             with np.errstate(all="ignore"):

@@ -21,7 +21,7 @@ class StreamingModel:
         self._path = path
         self.batch = batch
         plan = lowered.plan
-        self._code, self._weights, self._initial = plan.code, plan.weights, plan.arena
+        self._code, self._weights, self._qweights, self._initial = plan.code, plan.weights, plan.qweights, plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
         x_size = int(np.prod(lowered.input_shape))
@@ -54,7 +54,7 @@ class StreamingModel:
         return y
 
     def _execute(self, x, y, steps):
-        status = execute(self._code, self._weights, self._arena,
+        status = execute(self._code, self._weights, self._qweights, self._arena,
                          x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps)
         if status:
             kind, index = divmod(status, STATUS_SCALE)

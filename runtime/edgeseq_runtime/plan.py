@@ -1,9 +1,10 @@
 """A plan: what loading a model produces and what every step runs.
 
-The plan is three flat arrays: ``code`` (int32: header, instructions, index tables, see
-``kernels.opcodes``), ``weights`` (float32: every constant, packed and aligned) and the arena's
-initial image (float32: model input, recurrent state, intermediate tensors and scratch, each
-at a fixed offset). A step allocates nothing: it runs ``code`` over ``weights`` and an arena.
+The plan is four flat arrays: ``code`` (int64: header, instructions, index tables, see
+``kernels.opcodes``), ``weights`` (float32: every float constant, packed and aligned),
+``qweights`` (int8: quantized weight matrices) and the arena's initial image (float32: model
+input, recurrent state, intermediate tensors and scratch, each at a fixed offset). A step
+allocates nothing: it runs ``code`` over the weights and an arena.
 """
 
 from dataclasses import dataclass
@@ -11,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import opcodes
+from .kernels.matvec import FLOAT32, INT8
+from .quantized import QuantizedWeight
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
 MAX_ELEMENTS = 1 << 30  # arena and weights are addressed with int32 offsets
@@ -24,6 +27,7 @@ def _aligned(n: int) -> int:
 class Plan:
     code: np.ndarray        # int64
     weights: np.ndarray     # float32
+    qweights: np.ndarray    # int8
     arena: np.ndarray       # float32, the initial arena (copied per stream)
 
 
@@ -35,6 +39,8 @@ class PlanBuilder:
         self._arena_init: list[tuple[int, np.ndarray]] = []
         self._weights: list[tuple[int, np.ndarray]] = []
         self._weights_size = 0
+        self._qweights: list[tuple[int, np.ndarray]] = []
+        self._qweights_size = 0
         self._code: list[int] = []
         self._tables: list[np.ndarray] = []
         self._tables_size = 0
@@ -56,6 +62,28 @@ class PlanBuilder:
         self._weights_size = _aligned(offset + max(values.size, 1))
         self._check_size(self._weights_size, "weights")
         return offset
+
+    def constant_int8(self, values) -> int:
+        """Store int8 values (flattened row-major) as quantized weights; return the offset."""
+        values = np.ascontiguousarray(values, dtype=np.int8).ravel()
+        offset = self._qweights_size
+        self._qweights.append((offset, values))
+        self._qweights_size = _aligned(offset + max(values.size, 1))
+        self._check_size(self._qweights_size, "int8 weights")
+        return offset
+
+    def matrix(self, value, out_axis: int, factor: float = 1.0) -> list[int]:
+        """Store a 2-D weight matrix for the matvec kernels and return its operand
+        ``[kind, offset, scale offset]``. ``out_axis`` is the axis of ``value`` that indexes
+        the outputs; ``factor`` scales every value (Gemm's alpha). A ``QuantizedWeight`` with
+        one scale per output stays int8; anything else is stored as float32."""
+        if isinstance(value, QuantizedWeight):
+            scales = value.scales_along(out_axis)
+            if scales is not None:
+                q = value.q if out_axis == 1 else value.q.T
+                return [INT8, self.constant_int8(q), self.constant(scales * np.float32(factor))]
+        m = np.asarray(value, np.float32) * np.float32(factor)
+        return [FLOAT32, self.constant(m if out_axis == 1 else m.T), -1]
 
     def table(self, indices) -> int:
         """Store an int index table; return its offset relative to the table base."""
@@ -86,10 +114,13 @@ class PlanBuilder:
         weights = np.zeros(max(self._weights_size, 1), np.float32)
         for offset, values in self._weights:
             weights[offset:offset + values.size] = values
+        qweights = np.zeros(max(self._qweights_size, 1), np.int8)
+        for offset, values in self._qweights:
+            qweights[offset:offset + values.size] = values
         arena = np.zeros(max(self._arena_size, 1), np.float32)
         for offset, values in self._arena_init:
             arena[offset:offset + values.size] = values
-        return Plan(code, weights, arena)
+        return Plan(code, weights, qweights, arena)
 
     @staticmethod
     def _check_size(n: int, what: str) -> None:

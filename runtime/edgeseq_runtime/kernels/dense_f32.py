@@ -5,8 +5,8 @@ Arguments at code[p:]::
     0 in     arena, (rows, n_in)
     1 out    arena, (rows, n_out)
     2 rows   3 n_in   4 n_out
-    5 W      weights, (n_in, n_out), alpha and transB already applied
-    6 bias   weights, (rows, n_out), beta and broadcasting already applied; or -1
+    5-7 W    matrix operand (see matvec), (n_in, n_out), alpha and transB already applied
+    8 bias   weights, (rows, n_out), beta and broadcasting already applied; or -1
 """
 
 from numba import njit
@@ -16,10 +16,10 @@ from .matvec import accumulate, fill
 
 
 @njit(**JIT_OPTIONS)
-def dense_f32(code, p, w, a):
+def dense_f32(code, p, w, q, a):
     src, dst, rows, n_in, n_out = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4]
-    m, bias = code[p + 5], code[p + 6]
+    bias = code[p + 8]
     for r in range(rows):
         out = a[dst + r * n_out:dst + (r + 1) * n_out]
         fill(out, w, bias + r * n_out if bias >= 0 else -1)
-        accumulate(a[src + r * n_in:src + (r + 1) * n_in], w, m, n_out, out)
+        accumulate(code, p + 5, w, q, n_out, 0, a[src + r * n_in:src + (r + 1) * n_in], out)

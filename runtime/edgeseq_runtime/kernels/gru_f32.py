@@ -5,14 +5,14 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     0 X        arena, (batch, input_size)
     1 H        arena, (batch, hidden): initial_h on entry, Y_h on return (updated in place)
     2 input_size   3 hidden_size   4 batch
-    5 Wt       weights, (input_size, 3*hidden): W[zrh] transposed
-    6 Rt       weights, (hidden, 3*hidden): R[zrh] transposed
-    7 Bx       weights, (3*hidden,): Wb[zr] + Rb[zr], then Wb[h] (+ Rb[h] if not linear_before_reset)
-    8 Bh       weights, (hidden,): Rb[h] if linear_before_reset else zeros
-    9,10 f     activation kind, parameter offset   11,12 g   the same
-    13 clip    weights offset of the clip threshold, or -1
-    14 linear_before_reset
-    15 scratch arena, 6*hidden floats
+    5-7 W      matrix operand (see matvec), (input_size, 3*hidden): W[zrh] transposed
+    8-10 R     matrix operand, (hidden, 3*hidden): R[zrh] transposed
+    11 Bx      weights, (3*hidden,): Wb[zr] + Rb[zr], then Wb[h] (+ Rb[h] if not linear_before_reset)
+    12 Bh      weights, (hidden,): Rb[h] if linear_before_reset else zeros
+    13,14 f    activation kind, parameter offset   15,16 g   the same
+    17 clip    weights offset of the clip threshold, or -1
+    18 linear_before_reset
+    19 scratch arena, 6*hidden floats
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -31,11 +31,11 @@ from .matvec import accumulate, fill
 
 
 @njit(**JIT_OPTIONS)
-def gru_f32(code, p, w, a):
+def gru_f32(code, p, w, q, a):
     x_off, h_off = code[p], code[p + 1]
     n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
-    wt, rt, bx, bh = code[p + 5], code[p + 6], code[p + 7], code[p + 8]
-    clip_off, linear_before_reset, s = code[p + 13], code[p + 14], code[p + 15]
+    bx, bh = code[p + 11], code[p + 12]
+    clip_off, linear_before_reset, s = code[p + 17], code[p + 18], code[p + 19]
     g3 = 3 * n_h
     gx = a[s:s + g3]                  # input projections of z, r, h (then the gates themselves)
     gh = a[s + g3:s + 2 * g3]         # recurrent projections of z, r, h
@@ -45,18 +45,18 @@ def gru_f32(code, p, w, a):
         x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
         h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
         fill(gx, w, bx)
-        accumulate(x, w, wt, g3, gx)
+        accumulate(code, p + 5, w, q, g3, 0, x, gx)
         fill(gh_zr, w, -1)
         if linear_before_reset:
             fill(gh_h, w, bh)
-            accumulate(h, w, rt, g3, gh)
+            accumulate(code, p + 8, w, q, g3, 0, h, gh)
         else:
-            accumulate(h, w, rt, g3, gh_zr)
+            accumulate(code, p + 8, w, q, g3, 0, h, gh_zr)
         for j in range(2 * n_h):
             zr[j] += gh_zr[j]
         if clip_off >= 0:
             clip(zr, w[clip_off])
-        apply_encoded(code, p + 9, w, zr)
+        apply_encoded(code, p + 13, w, zr)
         if linear_before_reset:
             for j in range(n_h):
                 hc[j] += r[j] * gh_h[j]
@@ -64,11 +64,11 @@ def gru_f32(code, p, w, a):
             for j in range(n_h):
                 rh[j] = r[j] * h[j]
             fill(gh_h, w, -1)
-            accumulate(rh, w, rt + 2 * n_h, g3, gh_h)
+            accumulate(code, p + 8, w, q, g3, 2 * n_h, rh, gh_h)
             for j in range(n_h):
                 hc[j] += gh_h[j]
         if clip_off >= 0:
             clip(hc, w[clip_off])
-        apply_encoded(code, p + 11, w, hc)
+        apply_encoded(code, p + 15, w, hc)
         for j in range(n_h):
             h[j] = (1.0 - z[j]) * hc[j] + z[j] * h[j]

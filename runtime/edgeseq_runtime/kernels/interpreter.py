@@ -35,8 +35,10 @@ def check_inputs(code, x, n):
 
 
 @njit(**JIT_OPTIONS)
-def execute(code, w, a, x, y, steps):
+def execute(code, w, q, a, x, y, steps):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
+
+    ``w`` and ``q`` are the model's float32 and int8 weights, ``a`` the stream's arena.
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see opcodes).
@@ -55,13 +57,13 @@ def execute(code, w, a, x, y, steps):
             op = code[pc]
             p = pc + 2
             if op == OP_GRU:
-                gru_f32(code, p, w, a)
+                gru_f32(code, p, w, q, a)
             elif op == OP_LSTM:
-                lstm_f32(code, p, w, a)
+                lstm_f32(code, p, w, q, a)
             elif op == OP_RNN:
-                rnn_f32(code, p, w, a)
+                rnn_f32(code, p, w, q, a)
             elif op == OP_DENSE:
-                dense_f32(code, p, w, a)
+                dense_f32(code, p, w, q, a)
             elif op == OP_BINARY:
                 binary_f32(code, p, w, a)
             elif op == OP_ACTIVATION:
@@ -71,7 +73,7 @@ def execute(code, w, a, x, y, steps):
             elif op == OP_COPY:
                 copy_indexed(code, p, w, a)
             elif op == OP_EMBEDDING:
-                embedding(code, p, w, a)
+                embedding(code, p, w, q, a)
             pc += code[pc + 1]
         for i in range(y_size):
             y[t * y_size + i] = a[y_off + i]

@@ -6,14 +6,14 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     1 H        arena, (batch, hidden): initial_h on entry, Y_h on return (updated in place)
     2 C        arena, (batch, hidden): initial_c on entry, Y_c on return (updated in place)
     3 input_size   4 hidden_size   5 batch
-    6 Wt       weights, (input_size, 4*hidden): W[iofc] transposed
-    7 Rt       weights, (hidden, 4*hidden): R[iofc] transposed
-    8 B        weights, (4*hidden,): Wb[iofc] + Rb[iofc]
-    9 P        weights, (3*hidden,): P[iof], or -1 without peepholes
-    10,11 f    activation kind, parameter offset   12,13 g   14,15 h   the same
-    16 clip    weights offset of the clip threshold, or -1
-    17 input_forget
-    18 scratch arena, 4*hidden floats
+    6-8 W      matrix operand (see matvec), (input_size, 4*hidden): W[iofc] transposed
+    9-11 R     matrix operand, (hidden, 4*hidden): R[iofc] transposed
+    12 B       weights, (4*hidden,): Wb[iofc] + Rb[iofc]
+    13 P       weights, (3*hidden,): P[iof], or -1 without peepholes
+    14,15 f    activation kind, parameter offset   16,17 g   18,19 h   the same
+    20 clip    weights offset of the clip threshold, or -1
+    21 input_forget
+    22 scratch arena, 4*hidden floats
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -35,11 +35,11 @@ from .matvec import accumulate, fill
 
 
 @njit(**JIT_OPTIONS)
-def lstm_f32(code, p, w, a):
+def lstm_f32(code, p, w, q, a):
     x_off, h_off, c_off = code[p], code[p + 1], code[p + 2]
     n_in, n_h, batch = code[p + 3], code[p + 4], code[p + 5]
-    wt, rt, bias, peep = code[p + 6], code[p + 7], code[p + 8], code[p + 9]
-    clip_off, input_forget, s = code[p + 16], code[p + 17], code[p + 18]
+    bias, peep = code[p + 12], code[p + 13]
+    clip_off, input_forget, s = code[p + 20], code[p + 21], code[p + 22]
     g4 = 4 * n_h
     gates = a[s:s + g4]
     i, o, f, cc = gates[:n_h], gates[n_h:2 * n_h], gates[2 * n_h:3 * n_h], gates[3 * n_h:]
@@ -51,8 +51,8 @@ def lstm_f32(code, p, w, a):
         h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
         c = a[c_off + b * n_h:c_off + (b + 1) * n_h]
         fill(gates, w, bias)
-        accumulate(x, w, wt, g4, gates)
-        accumulate(h, w, rt, g4, gates)
+        accumulate(code, p + 6, w, q, g4, 0, x, gates)
+        accumulate(code, p + 9, w, q, g4, 0, h, gates)
         if peep >= 0:
             for j in range(n_h):
                 i[j] += p_i[j] * c[j]
@@ -60,13 +60,13 @@ def lstm_f32(code, p, w, a):
         if clip_off >= 0:
             clip(i, w[clip_off])
             clip(fc, w[clip_off])
-        apply_encoded(code, p + 10, w, i)
+        apply_encoded(code, p + 14, w, i)
         if input_forget:
             for j in range(n_h):
                 f[j] = 1.0 - i[j]
         else:
-            apply_encoded(code, p + 10, w, f)
-        apply_encoded(code, p + 12, w, cc)
+            apply_encoded(code, p + 14, w, f)
+        apply_encoded(code, p + 16, w, cc)
         for j in range(n_h):
             c[j] = f[j] * c[j] + i[j] * cc[j]
         if peep >= 0:
@@ -74,9 +74,9 @@ def lstm_f32(code, p, w, a):
                 o[j] += p_o[j] * c[j]
         if clip_off >= 0:
             clip(o, w[clip_off])
-        apply_encoded(code, p + 10, w, o)
+        apply_encoded(code, p + 14, w, o)
         for j in range(n_h):
             cc[j] = c[j]
-        apply_encoded(code, p + 14, w, cc)
+        apply_encoded(code, p + 18, w, cc)
         for j in range(n_h):
             h[j] = o[j] * cc[j]

@@ -5,12 +5,14 @@ to the table base); out[i] = arena[table[i]]. Transpose, Slice, Concat, Gather w
 indices and the like all lower to this when their result is not a contiguous view.
 
 Embedding arguments: 0 ids (arena, floats holding integer ids, already range-checked),
-1 out (arena, (count, dim)), 2 count, 3 vocab, 4 dim, 5 table (weights, (vocab, dim)).
+1 out (arena, (count, dim)), 2 count, 3 vocab, 4 dim, 5-7 the table (vocab, dim) as a matrix
+operand (see matvec), whose int8 form has one scale per row.
 """
 
 from numba import njit
 
 from .config import JIT_OPTIONS
+from .matvec import INT8
 from .opcodes import HEADER_TABLES
 
 
@@ -23,10 +25,17 @@ def copy_indexed(code, p, w, a):
 
 
 @njit(**JIT_OPTIONS)
-def embedding(code, p, w, a):
-    ids, out, count, vocab, dim, table = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4], code[p + 5]
+def embedding(code, p, w, q, a):
+    ids, out, count, vocab, dim = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4]
+    kind, table, scales = code[p + 5], code[p + 6], code[p + 7]
     for r in range(count):
         row = int(a[ids + r])
         if row < 0:
             row += vocab
-        a[out + r * dim:out + (r + 1) * dim] = w[table + row * dim:table + (row + 1) * dim]
+        dst = a[out + r * dim:out + (r + 1) * dim]
+        if kind == INT8:
+            src8, scale = q[table + row * dim:table + (row + 1) * dim], w[scales + row]
+            for j in range(dim):
+                dst[j] = src8[j] * scale
+        else:
+            dst[:] = w[table + row * dim:table + (row + 1) * dim]

@@ -4,6 +4,9 @@ A handler is ``handler(lowering, node, inputs) -> outputs``: ``inputs`` hold num
 constants, ``Tensor`` for run-time values and None for absent optional inputs.
 """
 
-from . import dense, elementwise, movement, recurrent
+from . import dense, dequantize, elementwise, movement, recurrent
 
-HANDLERS = {**recurrent.HANDLERS, **dense.HANDLERS, **elementwise.HANDLERS, **movement.HANDLERS}
+HANDLERS = {**recurrent.HANDLERS, **dense.HANDLERS, **elementwise.HANDLERS, **movement.HANDLERS,
+            **dequantize.HANDLERS}
+# Ops lowered by their handler even when every input is constant (the rest are folded).
+CONSTANT_HANDLERS = frozenset({*recurrent.HANDLERS, *dequantize.HANDLERS})

@@ -10,6 +10,8 @@ import onnx
 
 from ..graph import FLOAT_TYPES, attribute
 from ..kernels import opcodes
+from ..kernels.matvec import FLOAT32, INT8
+from ..quantized import QuantizedWeight
 from ..tensor import Tensor
 
 MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile")
@@ -39,13 +41,17 @@ def lower_gather(ctx, node, inputs):
 
 def _embedding(ctx, node, table, ids: Tensor) -> Tensor:
     """Rows of a constant table picked by run-time ids (token ids, checked at the input)."""
-    if isinstance(table, Tensor) or np.ndim(table) != 2 or attribute(node, "axis", 0) != 0:
+    if isinstance(table, Tensor) or len(table.shape) != 2 or attribute(node, "axis", 0) != 0:
         ctx.fail(node, "run-time indices are supported for an embedding lookup only: "
                        "a constant 2-D table, axis=0")
-    table = np.asarray(table, np.float32)
-    out = ctx.new_tensor(ids.shape + table.shape[1:])
-    ctx.builder.emit(opcodes.OP_EMBEDDING, [ids.offset, out.offset, ids.size, table.shape[0], table.shape[1],
-                                            ctx.builder.constant(table)])
+    vocab, dim = table.shape
+    out = ctx.new_tensor(ids.shape + (dim,))
+    scales = table.scales_along(0) if isinstance(table, QuantizedWeight) else None
+    if scales is not None:  # int8 rows, one scale per row
+        rows = [INT8, ctx.builder.constant_int8(table.q), ctx.builder.constant(scales)]
+    else:
+        rows = [FLOAT32, ctx.builder.constant(np.asarray(table, np.float32)), -1]
+    ctx.builder.emit(opcodes.OP_EMBEDDING, [ids.offset, out.offset, ids.size, vocab, dim, *rows])
     return out
 
 

@@ -11,6 +11,7 @@ import numpy as np
 from ..graph import attribute
 from ..kernels import opcodes
 from ..kernels.activations import ACTIVATIONS
+from ..quantized import QuantizedWeight
 from ..tensor import Tensor
 
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -40,9 +41,7 @@ def lower_recurrent(ctx, node, inputs):
     if not isinstance(x, Tensor):
         ctx.fail(node, "X does not depend on the model input")
 
-    w = np.asarray(w, np.float32)
-    r = np.asarray(r, np.float32)
-    if w.ndim != 3 or r.ndim != 3 or w.shape[0] != 1 or r.shape[0] != 1:
+    if len(w.shape) != 3 or len(r.shape) != 3 or w.shape[0] != 1 or r.shape[0] != 1:
         ctx.fail(node, f"W and R must have shape [1, {gates}*hidden, ...]; got {list(w.shape)} and {list(r.shape)}")
     hidden = r.shape[2]
     n_in = w.shape[2]
@@ -72,14 +71,15 @@ def lower_recurrent(ctx, node, inputs):
     if clip is not None and not clip > 0:
         ctx.fail(node, f"clip={clip} must be positive")
     clip_off = builder.constant([clip]) if clip is not None else -1
-    wt = builder.constant(w[0].T)
-    rt = builder.constant(r[0].T)
+    # W[0] and R[0] are (gates*hidden, n) with one row per output: store them transposed.
+    wt = builder.matrix(_first(w), out_axis=0)
+    rt = builder.matrix(_first(r), out_axis=0)
     wb, rb = b[0, :gates * hidden], b[0, gates * hidden:]
     h = ctx.state_region(node, initial_h, state_shape, "initial_h")
 
     if op == "RNN":
         scratch = builder.alloc(hidden)
-        builder.emit(opcodes.OP_RNN, [x.offset, h.offset, n_in, hidden, batch, wt, rt,
+        builder.emit(opcodes.OP_RNN, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
                                       builder.constant(wb + rb), *acts[0], clip_off, scratch])
         outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
     elif op == "GRU":
@@ -92,7 +92,7 @@ def lower_recurrent(ctx, node, inputs):
         else:
             bx[2 * hidden:] += rb[2 * hidden:]
         scratch = builder.alloc(6 * hidden)
-        builder.emit(opcodes.OP_GRU, [x.offset, h.offset, n_in, hidden, batch, wt, rt,
+        builder.emit(opcodes.OP_GRU, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
                                       builder.constant(bx), builder.constant(bh), *acts[0], *acts[1],
                                       clip_off, int(bool(linear_before_reset)), scratch])
         outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
@@ -105,11 +105,16 @@ def lower_recurrent(ctx, node, inputs):
         peep = builder.constant(p[0]) if p is not None else -1
         input_forget = int(bool(attribute(node, "input_forget", 0)))
         scratch = builder.alloc(4 * hidden)
-        builder.emit(opcodes.OP_LSTM, [x.offset, h.offset, c.offset, n_in, hidden, batch, wt, rt,
+        builder.emit(opcodes.OP_LSTM, [x.offset, h.offset, c.offset, n_in, hidden, batch, *wt, *rt,
                                        builder.constant(wb + rb), peep, *acts[0], *acts[1], *acts[2],
                                        clip_off, input_forget, scratch])
         outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset), Tensor(state_shape, c.offset)]
     return outputs
+
+
+def _first(weight):
+    """weight[0]: drop the num_directions axis, keeping int8 weights int8."""
+    return weight.first() if isinstance(weight, QuantizedWeight) else np.asarray(weight, np.float32)[0]
 
 
 def _activations(ctx, node, op):
