@@ -15,7 +15,9 @@ from edgeseq_runtime import EdgeseqError
 from . import __version__
 
 # command name -> module under edgeseq.commands defining a click command named ``command``
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    "quantize": "quantize",
+}
 
 
 class LazyGroup(click.Group):

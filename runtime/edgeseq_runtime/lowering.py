@@ -46,7 +46,9 @@ class Lowering:
         self.values: dict[str, object] = dict(graph.initializers)
         self.states: list[StateSlot] = []
         self._input_regions: dict[str, Tensor] = {}
-        self._x_name = None
+        self.input_name = None
+        self.token_input = False
+        self.vocab = 0  # set by the embedding that the token ids index
         self._claimed: list[tuple[int, int, str]] = []
 
     # -- helpers for op handlers ------------------------------------------------------------
@@ -86,7 +88,7 @@ class Lowering:
         if isinstance(value, Tensor):
             if value.size != int(np.prod(shape)):
                 self.fail(node, f"{suffix} has shape {list(value.shape)}, expected {list(shape)}")
-            inside = [r for name, r in self._input_regions.items() if name != self._x_name
+            inside = [r for name, r in self._input_regions.items() if name != self.input_name
                       and r.offset <= value.offset and value.offset + value.size <= r.offset + r.size]
             if not inside:
                 self.fail(node, f"{suffix} is computed inside the graph; a streaming model takes its "
@@ -112,7 +114,7 @@ class Lowering:
 
     def lower(self) -> LoweredModel:
         graph = self.graph
-        x_name, x_shape, vocab, feedback = self._bind_inputs()
+        x_name, x_shape, feedback = self._bind_inputs()
         output = graph.model_output()
         for node in graph.needed_nodes([output, *feedback.values()]):
             inputs = [self._value(node, name) if name else None for name in node.input]
@@ -131,9 +133,11 @@ class Lowering:
             graph.fail(None, f"output '{output}' does not depend on the input or the state")
         for state_name, out_name in feedback.items():
             self._feed_back(state_name, out_name)
+        if self.token_input and not self.vocab:
+            graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         x = self._input_regions[x_name]
-        plan = self.builder.build(x.offset, x.size, y.offset, y.size, vocab)
-        return LoweredModel(plan, x_name, x_shape, vocab, output, y.shape, self.states)
+        plan = self.builder.build(x.offset, x.size, y.offset, y.size, self.vocab)
+        return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states)
 
     def _feed_back(self, state_name: str, out_name: str) -> None:
         """End each step by copying a state output into its state input, for graphs whose
@@ -167,7 +171,7 @@ class Lowering:
         are those feeding the initial_h / initial_c of a recurrent node (updated in place by
         it) and, for graphs that write the recurrence out with ordinary ops, the remaining
         inputs, each paired in order with a graph output that carries its next value.
-        Returns (input name, its one-step shape, vocabulary size, {state input: state output}).
+        Returns (input name, its one-step shape, {state input: state output}).
         """
         graph = self.graph
         recurrent_states = graph.state_inputs()
@@ -175,7 +179,7 @@ class Lowering:
         if not data:
             graph.fail(None, "the model has no input besides its recurrent state")
         x_name, feedback_inputs = data[0], data[1:]
-        self._x_name = x_name
+        self.input_name = x_name
         output = graph.model_output()
         feedback_outputs = [o for o in graph.outputs if o != output and not graph.is_state_output(o)]
         if len(feedback_outputs) < len(feedback_inputs):
@@ -187,10 +191,8 @@ class Lowering:
         kind = elem_type(x_info)
         time_axis, batch_axis = graph.input_axes(x_name)
         x_shape = self._concrete(x_name, input_dims(x_info), time_axis, batch_axis)
-        vocab = 0
-        if kind in INTEGER_TYPES:
-            vocab = self._vocab(x_name)
-        elif kind not in FLOAT_TYPES:
+        self.token_input = kind in INTEGER_TYPES
+        if not self.token_input and kind not in FLOAT_TYPES:
             graph.fail(None, f"input '{x_name}' has element type {onnx.TensorProto.DataType.Name(kind)}; "
                              f"expected a float type, or integers for token ids")
         self._input_regions[x_name] = self.values[x_name] = self.new_tensor(x_shape)
@@ -210,7 +212,7 @@ class Lowering:
             region = self.new_tensor(shape, init)
             self._input_regions[name] = self.values[name] = region
             self.states.append(StateSlot(name, shape, region.offset))
-        return x_name, x_shape, vocab, feedback
+        return x_name, x_shape, feedback
 
     def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[int, ...]:
         """Fill an input's dims: batch axis = batch, time axis = 1, other dynamic dims = 1."""
@@ -236,15 +238,6 @@ class Lowering:
         if int(np.prod(shape, dtype=np.int64)) > MAX_INPUT_ELEMENTS:
             self.graph.fail(None, f"input '{name}' of shape {shape} is too large for a streaming model")
         return tuple(shape)
-
-    def _vocab(self, x_name) -> int:
-        """Token ids index the first dimension of the embedding table they are gathered from."""
-        for node in self.graph.consumers.get(x_name, []):
-            if node.op_type == "Gather" and len(node.input) > 1 and node.input[1] == x_name:
-                table = self.graph.initializers.get(node.input[0])
-                if table is not None:
-                    return int(table.shape[0])
-        self.graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
 
 
 def lower(model: onnx.ModelProto, path: str, batch: int) -> LoweredModel:

@@ -24,6 +24,7 @@ class StreamingModel:
         self._code, self._weights, self._qweights, self._initial = plan.code, plan.weights, plan.qweights, plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
+        self.vocab_size = lowered.vocab  # token models: ids in [-vocab_size, vocab_size); else 0
         x_size = int(np.prod(lowered.input_shape))
         self.input_size = x_size // batch
         self.output_size = int(np.prod(lowered.output_shape)) // batch

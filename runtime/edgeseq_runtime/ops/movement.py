@@ -45,6 +45,8 @@ def _embedding(ctx, node, table, ids: Tensor) -> Tensor:
         ctx.fail(node, "run-time indices are supported for an embedding lookup only: "
                        "a constant 2-D table, axis=0")
     vocab, dim = table.shape
+    if ctx.token_input and ids.offset == ctx.values[ctx.input_name].offset:
+        ctx.vocab = vocab  # the model's token ids are checked against this table at the input
     out = ctx.new_tensor(ids.shape + (dim,))
     scales = table.scales_along(0) if isinstance(table, QuantizedWeight) else None
     if scales is not None:  # int8 rows, one scale per row

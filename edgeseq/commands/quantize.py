@@ -1,0 +1,39 @@
+"""``edgeseq quantize``: int8 or fp16 weights, with a report of what it costs."""
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+@click.command("quantize")
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The quantized ONNX file.")
+@click.option("--mode", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True)
+@click.option("--calibration", type=click.Path(dir_okay=False),
+              help="CSV or .npy of input rows to measure the error on (default: random inputs).")
+@click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")
+def command(model, output, mode, calibration, tolerance):
+    """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
+    from edgeseq_export.quantize import QuantizationError, quantize
+
+    report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance)
+    print_report(report)
+    if not report.passed:
+        raise QuantizationError(f"{output}: largest output error {report.max_abs_error:.3g} exceeds "
+                                f"the tolerance {tolerance:g} (the file is kept for inspection)")
+
+
+def print_report(report) -> None:
+    """The quantization report as a table on stdout."""
+    table = Table(title=f"{report.mode} quantization of {report.source}")
+    table.add_column("")
+    table.add_column("fp32", justify="right")
+    table.add_column(report.mode, justify="right")
+    table.add_row("file bytes", f"{report.bytes_before:,}",
+                  f"{report.bytes_after:,} ({report.size_ratio:.0%})")
+    for name, (before, after) in report.task_metric.items():
+        table.add_row(name, f"{before:.4g}", f"{after:.4g}")
+    table.add_row(f"output error over {report.steps} steps", "",
+                  f"max {report.max_abs_error:.3g}, mean {report.mean_abs_error:.3g}")
+    Console().print(table)
+    Console().print(f"wrote {report.output} ({len(report.quantized)} weight tensors converted)")
