@@ -1,10 +1,13 @@
 """StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
 
+import hashlib
+
 import numpy as np
 
 from .kernels.interpreter import execute
 from .kernels.opcodes import STATUS_NOT_FINITE, STATUS_SCALE
 from .lowering import LoweredModel
+from .state_file import read_state, write_state
 
 
 class StreamingModel:
@@ -33,6 +36,8 @@ class StreamingModel:
         if self.is_token_model:
             self._x_step = (batch,) if batch > 1 else ()
         self._states = {s.name: s for s in lowered.states}
+        self.steps = 0  # time steps taken since load or reset (saved with the state)
+        self._fingerprint = None
 
     # -- stepping --------------------------------------------------------------------------
 
@@ -57,7 +62,9 @@ class StreamingModel:
     def _execute(self, x, y, steps):
         status = execute(self._code, self._weights, self._qweights, self._arena,
                          x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps)
-        if status:
+        if not status:
+            self.steps += steps
+        else:
             kind, index = divmod(status, STATUS_SCALE)
             per_step = self.batch * (1 if self.is_token_model else self.input_size)
             where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
@@ -101,6 +108,7 @@ class StreamingModel:
     def reset(self) -> None:
         """Back to the initial state (zeros, or the initial values the model file holds)."""
         self._arena[:] = self._initial
+        self.steps = 0
 
     def get_state(self) -> dict[str, np.ndarray]:
         """Copies of every piece of recurrent state, keyed by the graph input it feeds."""
@@ -125,6 +133,30 @@ class StreamingModel:
         for name, value in checked.items():
             slot = self._states[name]
             self._arena[slot.offset:slot.offset + slot.size] = value.ravel()
+
+    def save_state(self, path) -> None:
+        """Write the state and the step count to ``path`` durably and atomically: after a
+        crash at any moment the file holds either the previous state or this one."""
+        write_state(path, self.fingerprint, self.steps, self.get_state())
+
+    def load_state(self, path) -> None:
+        """Restore a state written by ``save_state`` of this same model (same weights and
+        structure); a file of another model, a truncated or corrupted one raises
+        ``StateFileError`` and changes nothing."""
+        layout = {name: slot.shape for name, slot in self._states.items()}
+        steps, arrays = read_state(path, self.fingerprint, layout)
+        self.set_state(arrays)
+        self.steps = steps
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of everything that defines the computation: plan, weights, batch."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for array in (self._code, self._weights, self._qweights, self._initial):
+                digest.update(array.tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     def clone(self) -> "StreamingModel":
         """A new stream of the same model: shares compiled code and weights, copies the state."""
