@@ -16,7 +16,9 @@ from . import __version__
 
 # command name -> module under edgeseq.commands defining a click command named ``command``
 COMMANDS: dict[str, str] = {
+    "codegen": "codegen",
     "quantize": "quantize",
+    "stream": "stream",
 }
 
 
