@@ -12,7 +12,7 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     13,14 f    activation kind, parameter offset   15,16 g   the same
     17 clip    weights offset of the clip threshold, or -1
     18 linear_before_reset
-    19 scratch arena, 6*hidden floats
+    19 scratch arena, 7*hidden floats per stream
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -27,7 +27,7 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import accumulate, fill
+from .matvec import fill, project
 
 
 @njit(**JIT_OPTIONS)
@@ -37,36 +37,39 @@ def gru_f32(code, p, w, q, a):
     bx, bh = code[p + 11], code[p + 12]
     clip_off, linear_before_reset, s = code[p + 17], code[p + 18], code[p + 19]
     g3 = 3 * n_h
-    gx = a[s:s + g3]                  # input projections of z, r, h (then the gates themselves)
-    gh = a[s + g3:s + 2 * g3]         # recurrent projections of z, r, h
-    zr, z, r, hc = gx[:2 * n_h], gx[:n_h], gx[n_h:2 * n_h], gx[2 * n_h:]
-    gh_zr, gh_h, rh = gh[:2 * n_h], gh[2 * n_h:], gh[:n_h]
+    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
+    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
+    gx = a[s:s + batch * g3].reshape((batch, g3))                      # input parts of z, r, h
+    gh = a[s + batch * g3:s + 2 * batch * g3].reshape((batch, g3))     # recurrent parts
+    rh = a[s + 2 * batch * g3:s + 2 * batch * g3 + batch * n_h].reshape((batch, n_h))
     for b in range(batch):
-        x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
-        h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
-        fill(gx, w, bx)
-        accumulate(code, p + 5, w, q, g3, 0, x, gx)
-        fill(gh_zr, w, -1)
+        fill(gx[b], w, bx)
+        fill(gh[b], w, -1)
         if linear_before_reset:
-            fill(gh_h, w, bh)
-            accumulate(code, p + 8, w, q, g3, 0, h, gh)
-        else:
-            accumulate(code, p + 8, w, q, g3, 0, h, gh_zr)
+            fill(gh[b][2 * n_h:], w, bh)
+    project(code, p + 5, w, q, g3, 0, x, gx, 0, g3)
+    project(code, p + 8, w, q, g3, 0, hs, gh, 0, g3 if linear_before_reset else 2 * n_h)
+    for b in range(batch):
+        zr, r, hc = gx[b][:2 * n_h], gx[b][n_h:2 * n_h], gx[b][2 * n_h:]
         for j in range(2 * n_h):
-            zr[j] += gh_zr[j]
+            zr[j] += gh[b, j]
         if clip_off >= 0:
             clip(zr, w[clip_off])
         apply_encoded(code, p + 13, w, zr)
         if linear_before_reset:
             for j in range(n_h):
-                hc[j] += r[j] * gh_h[j]
+                hc[j] += r[j] * gh[b, 2 * n_h + j]
         else:
             for j in range(n_h):
-                rh[j] = r[j] * h[j]
-            fill(gh_h, w, -1)
-            accumulate(code, p + 8, w, q, g3, 2 * n_h, rh, gh_h)
+                rh[b, j] = r[j] * hs[b, j]
+    if not linear_before_reset:
+        project(code, p + 8, w, q, g3, 2 * n_h, rh, gh, 2 * n_h, n_h)
+        for b in range(batch):
+            hc = gx[b][2 * n_h:]
             for j in range(n_h):
-                hc[j] += gh_h[j]
+                hc[j] += gh[b, 2 * n_h + j]
+    for b in range(batch):
+        z, hc, h = gx[b][:n_h], gx[b][2 * n_h:], hs[b]
         if clip_off >= 0:
             clip(hc, w[clip_off])
         apply_encoded(code, p + 15, w, hc)

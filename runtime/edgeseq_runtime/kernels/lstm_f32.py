@@ -13,7 +13,7 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     14,15 f    activation kind, parameter offset   16,17 g   18,19 h   the same
     20 clip    weights offset of the clip threshold, or -1
     21 input_forget
-    22 scratch arena, 4*hidden floats
+    22 scratch arena, 4*hidden floats per stream
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -31,7 +31,7 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import accumulate, fill
+from .matvec import fill, project
 
 
 @njit(**JIT_OPTIONS)
@@ -41,19 +41,19 @@ def lstm_f32(code, p, w, q, a):
     bias, peep = code[p + 12], code[p + 13]
     clip_off, input_forget, s = code[p + 20], code[p + 21], code[p + 22]
     g4 = 4 * n_h
-    gates = a[s:s + g4]
-    i, o, f, cc = gates[:n_h], gates[n_h:2 * n_h], gates[2 * n_h:3 * n_h], gates[3 * n_h:]
-    fc = gates[2 * n_h:]
-    if peep >= 0:
-        p_i, p_o, p_f = w[peep:peep + n_h], w[peep + n_h:peep + 2 * n_h], w[peep + 2 * n_h:peep + 3 * n_h]
+    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
+    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
+    cs = a[c_off:c_off + batch * n_h].reshape((batch, n_h))
+    gates = a[s:s + batch * g4].reshape((batch, g4))
     for b in range(batch):
-        x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
-        h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
-        c = a[c_off + b * n_h:c_off + (b + 1) * n_h]
-        fill(gates, w, bias)
-        accumulate(code, p + 6, w, q, g4, 0, x, gates)
-        accumulate(code, p + 9, w, q, g4, 0, h, gates)
+        fill(gates[b], w, bias)
+    project(code, p + 6, w, q, g4, 0, x, gates, 0, g4)
+    project(code, p + 9, w, q, g4, 0, hs, gates, 0, g4)
+    for b in range(batch):
+        g, h, c = gates[b], hs[b], cs[b]
+        i, o, f, cc, fc = g[:n_h], g[n_h:2 * n_h], g[2 * n_h:3 * n_h], g[3 * n_h:], g[2 * n_h:]
         if peep >= 0:
+            p_i, p_f = w[peep:peep + n_h], w[peep + 2 * n_h:peep + 3 * n_h]
             for j in range(n_h):
                 i[j] += p_i[j] * c[j]
                 f[j] += p_f[j] * c[j]
@@ -70,6 +70,7 @@ def lstm_f32(code, p, w, q, a):
         for j in range(n_h):
             c[j] = f[j] * c[j] + i[j] * cc[j]
         if peep >= 0:
+            p_o = w[peep + n_h:peep + 2 * n_h]
             for j in range(n_h):
                 o[j] += p_o[j] * c[j]
         if clip_off >= 0:

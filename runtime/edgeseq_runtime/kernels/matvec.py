@@ -1,15 +1,18 @@
-"""The one matrix product every layer uses: a row vector times a constant weight matrix.
+"""The one matrix product every layer uses: rows of inputs times a constant weight matrix.
 
-Weights are stored input-major ("W transposed", shape (n_in, ld)) so that the inner loop runs
-over contiguous outputs and vectorises across them. Four inputs are folded into each pass
-over the outputs, so the accumulator is loaded and stored a quarter as often. The order of
-the terms is fixed by this code alone, so ``run`` and ``step`` stay bit-identical.
+``project`` computes OUT[b, out_col:out_col+n] += X[b] @ M[:, col:col+n] for every stream b.
+Weights are stored input-major ("W transposed", shape (n_in, ld)), so the inner loop runs over
+contiguous outputs and vectorises across them. Streams are taken four at a time, each weight
+row loaded once for all four (what makes ``batch=256`` cheap per stream); a lone stream folds
+four inputs into each pass instead, so its accumulator is loaded and stored a quarter as often.
+The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay bit-identical.
 
 A matrix operand is three ints in the code: ``[kind, offset, scale offset]``. FLOAT32 matrices
 live in the float weights ``w``; INT8 ones in the int8 weights ``q``, with one float scale per
 output column in ``w`` (symmetric per-channel quantization: value = q * scale).
 """
 
+import numpy as np
 from numba import njit
 
 from .config import JIT_OPTIONS
@@ -19,52 +22,90 @@ INT8 = 1
 
 
 @njit(**JIT_OPTIONS)
-def accumulate_f32(vec, m, off, ld, col, out):
-    """out += vec @ M[:, col:col+out.size], M row-major (vec.size, ld) at m[off]."""
-    n_in, n_out = vec.size, out.size
-    rows = m[off:off + n_in * ld].reshape((n_in, ld))
-    k = 0
-    while k + 4 <= n_in:
-        v0, v1, v2, v3 = vec[k], vec[k + 1], vec[k + 2], vec[k + 3]
-        for j in range(n_out):
-            c = col + j
-            out[j] += v0 * rows[k, c] + v1 * rows[k + 1, c] + v2 * rows[k + 2, c] + v3 * rows[k + 3, c]
-        k += 4
-    while k < n_in:
-        vk = vec[k]
-        for j in range(n_out):
-            out[j] += vk * rows[k, col + j]
-        k += 1
-
-
-@njit(**JIT_OPTIONS)
-def accumulate_i8(vec, q, off, ld, col, scale, out):
-    """out += vec @ (Q[:, col:col+out.size] * scale), Q int8 row-major (vec.size, ld) at q[off],
-    scale[j] the scale of output column j."""
-    n_in, n_out = vec.size, out.size
-    rows = q[off:off + n_in * ld].reshape((n_in, ld))
-    k = 0
-    while k + 4 <= n_in:
-        v0, v1, v2, v3 = vec[k], vec[k + 1], vec[k + 2], vec[k + 3]
-        for j in range(n_out):
-            c = col + j
-            out[j] += scale[j] * (v0 * rows[k, c] + v1 * rows[k + 1, c] + v2 * rows[k + 2, c] + v3 * rows[k + 3, c])
-        k += 4
-    while k < n_in:
-        vk = vec[k]
-        for j in range(n_out):
-            out[j] += scale[j] * (vk * rows[k, col + j])
-        k += 1
-
-
-@njit(**JIT_OPTIONS)
-def accumulate(code, mp, w, q, ld, col, vec, out):
-    """out += vec @ columns [col, col+out.size) of the matrix operand encoded at code[mp:mp+3]."""
+def project(code, mp, w, q, ld, col, x, out, out_col, n):
+    """out[b, out_col:out_col+n] += x[b] @ M[:, col:col+n] for each row b, M the matrix operand
+    encoded at code[mp:mp+3] with ``ld`` columns."""
     kind, off, scale_off = code[mp], code[mp + 1], code[mp + 2]
+    n_in = x.shape[1]
     if kind == INT8:
-        accumulate_i8(vec, q, off, ld, col, w[scale_off + col:scale_off + col + out.size], out)
+        _project(x, q[off:off + n_in * ld].reshape((n_in, ld)), col, out, out_col, n,
+                 w[scale_off + col:scale_off + col + n])
     else:
-        accumulate_f32(vec, w, off, ld, col, out)
+        _project(x, w[off:off + n_in * ld].reshape((n_in, ld)), col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _project(x, m, col, out, out_col, n, scale):
+    """``project`` for one storage type; ``scale`` is None for float32 weights (numba compiles
+    the two cases separately, so the float path has no multiply by one)."""
+    b = 0
+    while b + 4 <= x.shape[0]:
+        _four_streams(x, b, m, col, out, out_col, n, scale)
+        b += 4
+    while b < x.shape[0]:
+        _one_stream(x[b], m, col, out[b], out_col, n, scale)
+        b += 1
+
+
+@njit(**JIT_OPTIONS)
+def _four_streams(x, b, m, col, out, out_col, n, scale):
+    """Rows b..b+3 at once, two inputs per pass: each weight is loaded once for four streams."""
+    o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+    n_in = x.shape[1]
+    for k in range(0, n_in - 1, 2):
+        a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
+        c0, c1, c2, c3 = x[b, k + 1], x[b + 1, k + 1], x[b + 2, k + 1], x[b + 3, k + 1]
+        for j in range(n):
+            u = np.float32(m[k, col + j])
+            v = np.float32(m[k + 1, col + j])
+            if scale is None:
+                o0[out_col + j] += a0 * u + c0 * v
+                o1[out_col + j] += a1 * u + c1 * v
+                o2[out_col + j] += a2 * u + c2 * v
+                o3[out_col + j] += a3 * u + c3 * v
+            else:
+                s = scale[j]
+                o0[out_col + j] += s * (a0 * u + c0 * v)
+                o1[out_col + j] += s * (a1 * u + c1 * v)
+                o2[out_col + j] += s * (a2 * u + c2 * v)
+                o3[out_col + j] += s * (a3 * u + c3 * v)
+    if n_in % 2:
+        k = n_in - 1
+        a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
+        for j in range(n):
+            u = np.float32(m[k, col + j])
+            if scale is not None:
+                u *= scale[j]
+            o0[out_col + j] += a0 * u
+            o1[out_col + j] += a1 * u
+            o2[out_col + j] += a2 * u
+            o3[out_col + j] += a3 * u
+
+
+@njit(**JIT_OPTIONS)
+def _one_stream(vec, m, col, out, out_col, n, scale):
+    """One row, four inputs per pass over the outputs."""
+    n_in = vec.size
+    k = 0
+    while k + 4 <= n_in:
+        v0, v1, v2, v3 = vec[k], vec[k + 1], vec[k + 2], vec[k + 3]
+        for j in range(n):
+            c = col + j
+            t = (v0 * np.float32(m[k, c]) + v1 * np.float32(m[k + 1, c])
+                 + v2 * np.float32(m[k + 2, c]) + v3 * np.float32(m[k + 3, c]))
+            if scale is None:
+                out[out_col + j] += t
+            else:
+                out[out_col + j] += scale[j] * t
+        k += 4
+    while k < n_in:
+        vk = vec[k]
+        for j in range(n):
+            u = np.float32(m[k, col + j])
+            if scale is not None:
+                u *= scale[j]
+            out[out_col + j] += vk * u
+        k += 1
 
 
 @njit(**JIT_OPTIONS)

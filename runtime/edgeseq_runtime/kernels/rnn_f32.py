@@ -10,7 +10,7 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     11 B       weights, (hidden,): Wbi + Rbi
     12,13 f    activation kind, parameter offset
     14 clip    weights offset of the clip threshold, or -1
-    15 scratch arena, hidden floats
+    15 scratch arena, hidden floats per stream
 
 Equation (ONNX spec names)::
 
@@ -21,7 +21,7 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import accumulate, fill
+from .matvec import fill, project
 
 
 @njit(**JIT_OPTIONS)
@@ -29,14 +29,15 @@ def rnn_f32(code, p, w, q, a):
     x_off, h_off = code[p], code[p + 1]
     n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
     bias, clip_off, s = code[p + 11], code[p + 14], code[p + 15]
-    pre = a[s:s + n_h]
+    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
+    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
+    pre = a[s:s + batch * n_h].reshape((batch, n_h))
     for b in range(batch):
-        x = a[x_off + b * n_in:x_off + (b + 1) * n_in]
-        h = a[h_off + b * n_h:h_off + (b + 1) * n_h]
-        fill(pre, w, bias)
-        accumulate(code, p + 5, w, q, n_h, 0, x, pre)
-        accumulate(code, p + 8, w, q, n_h, 0, h, pre)
+        fill(pre[b], w, bias)
+    project(code, p + 5, w, q, n_h, 0, x, pre, 0, n_h)
+    project(code, p + 8, w, q, n_h, 0, hs, pre, 0, n_h)
+    for b in range(batch):
         if clip_off >= 0:
-            clip(pre, w[clip_off])
-        apply_encoded(code, p + 12, w, pre)
-        h[:] = pre
+            clip(pre[b], w[clip_off])
+        apply_encoded(code, p + 12, w, pre[b])
+        hs[b][:] = pre[b]

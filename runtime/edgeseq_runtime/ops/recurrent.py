@@ -78,7 +78,7 @@ def lower_recurrent(ctx, node, inputs):
     h = ctx.state_region(node, initial_h, state_shape, "initial_h")
 
     if op == "RNN":
-        scratch = builder.alloc(hidden)
+        scratch = builder.alloc(batch * hidden)
         builder.emit(opcodes.OP_RNN, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
                                       builder.constant(wb + rb), *acts[0], clip_off, scratch])
         outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
@@ -91,7 +91,7 @@ def lower_recurrent(ctx, node, inputs):
             bh[:] = rb[2 * hidden:]
         else:
             bx[2 * hidden:] += rb[2 * hidden:]
-        scratch = builder.alloc(6 * hidden)
+        scratch = builder.alloc(batch * 7 * hidden)
         builder.emit(opcodes.OP_GRU, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
                                       builder.constant(bx), builder.constant(bh), *acts[0], *acts[1],
                                       clip_off, int(bool(linear_before_reset)), scratch])
@@ -104,7 +104,7 @@ def lower_recurrent(ctx, node, inputs):
                 ctx.fail(node, f"P has shape {list(p.shape)}, expected [1, {3 * hidden}]")
         peep = builder.constant(p[0]) if p is not None else -1
         input_forget = int(bool(attribute(node, "input_forget", 0)))
-        scratch = builder.alloc(4 * hidden)
+        scratch = builder.alloc(batch * 4 * hidden)
         builder.emit(opcodes.OP_LSTM, [x.offset, h.offset, c.offset, n_in, hidden, batch, *wt, *rt,
                                        builder.constant(wb + rb), peep, *acts[0], *acts[1], *acts[2],
                                        clip_off, input_forget, scratch])
