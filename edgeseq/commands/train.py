@@ -1,0 +1,77 @@
+"""``edgeseq train DATA.csv --cell lstm -o MODEL.pt``: a one-step-ahead forecaster from a CSV column."""
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+@click.command("train")
+@click.argument("data", type=click.Path(dir_okay=False))
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The checkpoint to write.")
+@click.option("--column", help="The column to forecast [default: the last numeric column].")
+@click.option("--window", type=click.IntRange(min=2), help="Training window in steps [default: from the season].")
+@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
+@click.option("--epochs", type=click.IntRange(min=1), default=80, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--season", type=click.IntRange(min=1),
+              help="Season length for the seasonal-naive baseline [default: detected].")
+def command(data, cell, output, column, window, hidden, layers, dropout, epochs, lr, seed, season):
+    """Train a CELL forecaster on a column of DATA.csv (chronological train / validation / test
+    split, early stopping), print its test RMSE and MAE next to a seasonal-naive baseline, and
+    write an edgeseq checkpoint that `edgeseq export` takes as is."""
+    from edgeseq_export.models import save_checkpoint
+    from edgeseq_export.series import read_series
+    from edgeseq_export.training import TrainOptions, train_forecaster
+
+    series = read_series(data, column)
+    options = TrainOptions(cell=cell, hidden=hidden, layers=layers, window=window, epochs=epochs, lr=lr,
+                           seed=seed, dropout=dropout, season=season)
+    with training_progress() as on_epoch:
+        result = train_forecaster(series, options, on_epoch=on_epoch(f"{cell} on {series.name}"))
+    save_checkpoint(result.model, output, metrics=result.metrics,
+                    training={"data": data, "column": series.name, **vars(options)})
+    print_scores(series.name, {cell: result.metrics})
+    Console().print(f"wrote {output}")
+
+
+def training_progress():
+    """A rich progress display; yields a factory of ``on_epoch`` callbacks, one per model."""
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                        TimeElapsedColumn(), transient=False)
+
+    class Display:
+        def __enter__(self):
+            progress.start()
+            return self.callback
+
+        def __exit__(self, *exc):
+            progress.stop()
+
+        @staticmethod
+        def callback(label):
+            task = progress.add_task(label, total=None, status="")
+
+            def on_epoch(epoch, epochs, loss, val_rmse):
+                progress.update(task, completed=epoch, total=epochs,
+                                status=f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}")
+            return on_epoch
+
+    return Display()
+
+
+def print_scores(column: str, metrics_by_model: dict) -> None:
+    """Test RMSE and MAE of each model next to the seasonal-naive baseline, in data units."""
+    table = Table(title=f"one-step-ahead forecasts of {column}, test span")
+    for name in ("model", "test RMSE", "test MAE", "parameters", "epochs"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    naive = next(iter(metrics_by_model.values()))
+    for name, m in metrics_by_model.items():
+        table.add_row(name, f"{m['test_rmse']:.4g}", f"{m['test_mae']:.4g}", f"{m['parameters']:,}", str(m["epochs"]))
+    table.add_row(f"seasonal naive (season {naive['season']})", f"{naive['naive_rmse']:.4g}",
+                  f"{naive['naive_mae']:.4g}", "", "")
+    Console().print(table)
