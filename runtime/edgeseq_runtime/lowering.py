@@ -34,6 +34,7 @@ class LoweredModel:
     output_name: str
     output_shape: tuple[int, ...]
     states: list[StateSlot] = field(default_factory=list)
+    input_time_axis: int | None = None  # the axis of the input that a whole sequence runs along
 
 
 class Lowering:
@@ -49,6 +50,7 @@ class Lowering:
         self.input_name = None
         self.token_input = False
         self.vocab = 0  # set by the embedding that the token ids index
+        self.input_time_axis = None
         self._claimed: list[tuple[int, int, str]] = []
 
     # -- helpers for op handlers ------------------------------------------------------------
@@ -137,7 +139,7 @@ class Lowering:
             graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         x = self._input_regions[x_name]
         plan = self.builder.build(x.offset, x.size, y.offset, y.size, self.vocab)
-        return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states)
+        return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis)
 
     def _feed_back(self, state_name: str, out_name: str) -> None:
         """End each step by copying a state output into its state input, for graphs whose
@@ -190,6 +192,7 @@ class Lowering:
         x_info = graph.inputs[x_name]
         kind = elem_type(x_info)
         time_axis, batch_axis = graph.input_axes(x_name)
+        self.input_time_axis = time_axis
         x_shape = self._concrete(x_name, input_dims(x_info), time_axis, batch_axis)
         self.token_input = kind in INTEGER_TYPES
         if not self.token_input and kind not in FLOAT_TYPES:

@@ -1,0 +1,228 @@
+"""Measuring a streaming model: per-step latency, whole-sequence throughput, cold start and
+memory, for edgeseq's runtime and, side by side in the same run, ONNX Runtime.
+
+Every engine runs on one thread with the same inputs; latencies are medians (and 99th
+percentiles) over many single calls after a warm-up, the engines taking turns so that a slow
+spell of a shared machine hits them all alike.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from edgeseq_runtime import StreamingModel, load, lower_model
+
+from .errors import SourceError
+
+
+@dataclass
+class Latency:
+    median_us: float
+    p99_us: float
+
+
+@dataclass
+class EngineFigures:
+    step: Latency | None = None
+    run_steps_per_s: float | None = None
+    cold_start_s: dict[str, float] = field(default_factory=dict)   # "warm cache" / "cold cache"
+    memory_bytes: int | None = None
+    note: str = ""
+
+
+@dataclass
+class BenchReport:
+    model: str
+    batch: int
+    engines: dict[str, EngineFigures]
+
+    def ratio(self, slower: str, figure: str) -> float | None:
+        """How many times ``slower`` takes edgeseq's time (> 1: edgeseq is faster)."""
+        ours, theirs = self.engines["edgeseq"], self.engines.get(slower)
+        if theirs is None:
+            return None
+        if figure == "step" and ours.step and theirs.step:
+            return theirs.step.median_us / ours.step.median_us
+        if figure == "run" and ours.run_steps_per_s and theirs.run_steps_per_s:
+            return ours.run_steps_per_s / theirs.run_steps_per_s
+        return None
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class OnnxRuntimeStepper:
+    """Streams any model edgeseq can stream with ONNX Runtime instead: one ``session.run`` per
+    step, each state output fed back as its state input (ONNX Runtime keeps no state)."""
+
+    def __init__(self, path, batch: int = 1):
+        path = os.fspath(path)
+        lowered = lower_model(path, batch)
+        graph = onnx.load(path, load_external_data=False).graph
+        inputs = [i.name for i in graph.input]
+        state_inputs = [s.name for s in lowered.states if s.name in inputs]
+        if len(state_inputs) != len(lowered.states):
+            raise SourceError(f"{path}: part of the recurrent state is not a graph input, so ONNX Runtime "
+                              f"cannot carry it from one call to the next")
+        state_outputs = [o.name for o in graph.output if o.name != lowered.output_name]
+        if len(state_outputs) < len(state_inputs):
+            raise SourceError(f"{path}: the graph does not output the next state for every state input")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input_name, self.input_shape = lowered.input_name, lowered.input_shape
+        self.time_axis = lowered.input_time_axis
+        self.input_dtype = np.int64 if lowered.vocab else np.float32
+        self.pairs = list(zip(state_inputs, state_outputs))
+        self.wanted = [lowered.output_name, *(out for _, out in self.pairs)]
+        self.initial = {s.name: lowered.plan.arena[s.offset:s.offset + s.size].reshape(s.shape).copy()
+                        for s in lowered.states}
+        self.reset()
+
+    def reset(self) -> None:
+        self.feeds = {name: value.copy() for name, value in self.initial.items()}
+
+    def step(self, x) -> np.ndarray:
+        self.feeds[self.input_name] = np.asarray(x, self.input_dtype).reshape(self.input_shape)
+        y, *states = self.session.run(self.wanted, self.feeds)
+        for (name, _), value in zip(self.pairs, states):
+            self.feeds[name] = value
+        return y
+
+
+def torch_stepper(network, batch: int = 1):
+    """One step of a ``RecurrentNetwork`` in PyTorch eager, state fed back: how a PyTorch user
+    would stream it (call under ``torch.inference_mode()`` on one thread)."""
+    import torch
+
+    state = None
+    time_axis = 1 if network.architecture.batch_first else 0
+
+    def step(x):
+        nonlocal state
+        tensor = torch.from_numpy(np.asarray(x)).reshape(batch, -1) if not network.architecture.vocab_size \
+            else torch.from_numpy(np.asarray(x, np.int64)).reshape(batch)
+        y, state = network(tensor.unsqueeze(time_axis) if time_axis else tensor.unsqueeze(0), state)
+        return y
+
+    return step
+
+
+def step_latencies(steppers: dict, x, calls: int = 5000, warmup: int = 500) -> dict[str, Latency]:
+    """{name: Latency} of ``stepper(x)`` for each, single calls, the engines taking turns."""
+    samples = {name: np.empty(calls, np.int64) for name in steppers}
+    for name, step in steppers.items():
+        for _ in range(warmup):
+            step(x)
+    clock = time.perf_counter_ns
+    for i in range(calls):
+        for name, step in steppers.items():
+            start = clock()
+            step(x)
+            samples[name][i] = clock() - start
+    return {name: Latency(float(np.median(s)) / 1e3, float(np.percentile(s, 99)) / 1e3)
+            for name, s in samples.items()}
+
+
+def sample_input(stream: StreamingModel, steps: int, seed: int = 0) -> np.ndarray:
+    """(steps, ...) inputs the model takes: standard normal floats, or token ids."""
+    rng = np.random.default_rng(seed)
+    shape = (steps, *(() if stream.batch == 1 else (stream.batch,)))
+    if stream.is_token_model:
+        return rng.integers(0, stream.vocab_size, shape)
+    return rng.standard_normal((*shape, stream.input_size)).astype(np.float32)
+
+
+def cold_start_seconds(path, cold_cache: bool) -> float:
+    """A fresh Python process, from start to the first output of ``load(path).step``. With
+    ``cold_cache`` numba's on-disk cache points at an empty folder, so everything compiles."""
+    script = ("import numpy as np, sys, edgeseq_runtime as e; m = e.load(sys.argv[1]); "
+              "m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_size, np.float32))")
+    env = dict(os.environ)
+    with tempfile.TemporaryDirectory() as cache:
+        if cold_cache:
+            env["NUMBA_CACHE_DIR"] = cache
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", script, os.fspath(path)], env=env, check=True,
+                       capture_output=True)
+        return time.perf_counter() - start
+
+
+def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
+            cold_start: bool = True, reference=None) -> BenchReport:
+    """Every figure of ``edgeseq bench`` for the model at ``path``; with ``reference`` (a
+    ``sources.Source`` read from MODEL.pt), PyTorch eager's step latency too."""
+    path = os.fspath(path)
+    stream = load(path, batch=batch)
+    xs = sample_input(stream, run_steps)
+    x = xs[0]
+    ours = EngineFigures(memory_bytes=sum(a.nbytes for a in (stream._code, stream._weights, stream._qweights,
+                                                            stream._arena)))
+    engines = {"edgeseq": ours}
+    steppers = {"edgeseq": stream.step}
+    try:
+        theirs = OnnxRuntimeStepper(path, batch)
+        engines["ONNX Runtime"] = EngineFigures()
+        steppers["ONNX Runtime"] = theirs.step
+    except SourceError as e:
+        engines["ONNX Runtime"] = EngineFigures(note=str(e))
+        theirs = None
+    if reference is not None:
+        engines["PyTorch"] = EngineFigures()
+        steppers["PyTorch"] = torch_stepper(reference.network, batch)
+    with _one_torch_thread():
+        for name, latency in step_latencies(steppers, x, calls).items():
+            engines[name].step = latency
+    stream.reset()
+    stream.run(xs[:100])
+    start = time.perf_counter()
+    stream.run(xs)
+    ours.run_steps_per_s = run_steps / (time.perf_counter() - start)
+    if theirs is not None:
+        engines["ONNX Runtime"].run_steps_per_s = _onnxruntime_sequence_rate(path, theirs, xs)
+    if cold_start:
+        ours.cold_start_s = {"warm cache": min(cold_start_seconds(path, False) for _ in range(2)),
+                             "cold cache": cold_start_seconds(path, True)}
+    return BenchReport(path, batch, engines)
+
+
+class _one_torch_thread:
+    """PyTorch on one thread while measuring (every engine gets one), if it is installed."""
+
+    def __enter__(self):
+        self.torch = sys.modules.get("torch")
+        if self.torch is not None:
+            self.threads = self.torch.get_num_threads()
+            self.torch.set_num_threads(1)
+            self.mode = self.torch.inference_mode()
+            self.mode.__enter__()
+
+    def __exit__(self, *exc):
+        if self.torch is not None:
+            self.mode.__exit__(*exc)
+            self.torch.set_num_threads(self.threads)
+
+
+def _onnxruntime_sequence_rate(path, stepper: OnnxRuntimeStepper, xs) -> float | None:
+    """Steps per second of ONNX Runtime running the whole sequence in one call (its native
+    LSTM/GRU loop), when the graph's time axis is dynamic; else None."""
+    axis = stepper.time_axis
+    declared = next(i.shape for i in stepper.session.get_inputs() if i.name == stepper.input_name)
+    if axis is None or isinstance(declared[axis], int):
+        return None
+    one_step = [d for i, d in enumerate(stepper.input_shape) if i != axis]
+    x = np.moveaxis(xs.reshape(len(xs), *one_step), 0, axis)
+    feeds = {**stepper.initial, stepper.input_name: np.ascontiguousarray(x, stepper.input_dtype)}
+    stepper.session.run(stepper.wanted[:1], feeds)
+    start = time.perf_counter()
+    stepper.session.run(stepper.wanted[:1], feeds)
+    return len(xs) / (time.perf_counter() - start)
