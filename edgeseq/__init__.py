@@ -13,4 +13,25 @@ are loaded only when used.
 from edgeseq_runtime import EdgeseqError, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "load", "__version__"]
+__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "export", "load", "verify", "__version__"]
+
+
+def export(model_or_path, path, **options):
+    """Export MODEL.pt (or an ``nn.Module``) to a streaming ONNX model that PyTorch, ONNX Runtime
+    and edgeseq are checked to agree on; returns the report with the differences.
+
+    The options are ``edgeseq_export.api.export``'s. Needs edgeseq-export (and so torch).
+    """
+    from edgeseq_export.api import export as export_model
+
+    return export_model(model_or_path, path, **options)
+
+
+def verify(path, reference=None, **options):
+    """Run ``export``'s check on an exported model again, against ``reference`` if given.
+
+    The options are ``edgeseq_export.api.verify``'s. Needs edgeseq-export.
+    """
+    from edgeseq_export.api import verify as verify_model
+
+    return verify_model(path, reference, **options)

@@ -16,9 +16,13 @@ from . import __version__
 
 # command name -> module under edgeseq.commands defining a click command named ``command``
 COMMANDS: dict[str, str] = {
-    "codegen": "codegen",
+    "bench": "bench",
+    "export": "export",
+    "inspect": "inspect",
     "quantize": "quantize",
     "stream": "stream",
+    "train": "train",
+    "verify": "verify",
 }
 
 

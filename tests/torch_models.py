@@ -210,26 +210,44 @@ class OrtStepper:
     """Steps an exported step graph with onnxruntime, feeding ``hn``/``cn`` back as ``h0``/``c0``.
 
     ``step`` takes and returns the module's one-step layout: ``x`` is ``(1, batch, input)``, or
-    ``(batch, 1, input)`` for batch-first models, and so is ``y``.
+    ``(batch, 1, input)`` for batch-first models, and so is ``y``. ``for_graph`` steps any graph
+    laid out like a step model's: input ``x`` then the state inputs, output ``y`` then the next
+    state in the same order (as ``edgeseq export`` writes them).
     """
 
     def __init__(self, spec: StepSpec, session: ort.InferenceSession, batch: int):
-        self.spec, self.session = spec, session
-        self.output_names = ["y", *spec.state_outputs]
-        self.feeds = {"x": None, **spec.initial_state(batch)}
+        self._start(session, spec.state_inputs, spec.state_outputs, spec.initial_state(batch),
+                    spec.batch_first)
+
+    @classmethod
+    def for_graph(cls, session: ort.InferenceSession, batch: int, batch_first: bool = False) -> "OrtStepper":
+        """Names from the graph; each state starts at zeros, its dynamic dims set to ``batch``."""
+        stepper = cls.__new__(cls)
+        inputs, outputs = session.get_inputs()[1:], session.get_outputs()[1:]
+        initial = {i.name: np.zeros([d if isinstance(d, int) else batch for d in i.shape], np.float32)
+                   for i in inputs}
+        stepper._start(session, [i.name for i in inputs], [o.name for o in outputs], initial, batch_first)
+        return stepper
+
+    def _start(self, session, state_inputs, state_outputs, initial_state, batch_first):
+        self.session, self.batch_first = session, batch_first
+        self.state_inputs = list(state_inputs)
+        self.output_names = ["y", *state_outputs]
+        self.feeds = {"x": None, **initial_state}
 
     def step(self, x: np.ndarray) -> np.ndarray:
         self.feeds["x"] = x
         y, *state = self.session.run(self.output_names, self.feeds)
-        self.feeds.update(zip(self.spec.state_inputs, state))
+        self.feeds.update(zip(self.state_inputs, state))
         return y
 
     @property
     def state(self) -> dict[str, np.ndarray]:
-        return {name: self.feeds[name] for name in self.spec.state_inputs}
+        return {name: self.feeds[name] for name in self.state_inputs}
 
     def sequence(self, x_tbi: np.ndarray) -> np.ndarray:
-        """Step through ``(T, batch, input)``; returns ``(T, batch, output)``."""
-        ys = [self.step(self.spec.to_model_layout(x_tbi[t:t + 1])) for t in range(len(x_tbi))]
-        return self.spec.from_model_layout(np.concatenate(ys, axis=1 if self.spec.batch_first
-                                                          else 0))
+        """Step through ``(T, batch, ...)``; returns ``(T, batch, output)``."""
+        def layout(a):  # (T, batch, ...) <-> the module's layout
+            return np.ascontiguousarray(a.swapaxes(0, 1)) if self.batch_first else a
+        ys = [self.step(layout(x_tbi[t:t + 1])) for t in range(len(x_tbi))]
+        return layout(np.concatenate(ys, axis=1 if self.batch_first else 0))

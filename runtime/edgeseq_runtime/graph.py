@@ -17,6 +17,10 @@ GLUE_OPS = frozenset({
     "Identity", "Dropout", "Cast", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose",
     "Slice", "Concat", "Split", "Gather", "Expand", "Tile",
 })
+# Elementwise ops keep the axes of their input (the binary ones when the other side is a
+# constant that broadcasts into it).
+ELEMENTWISE_UNARY = ("Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid", "Elu", "Softsign", "Softplus")
+ELEMENTWISE_BINARY = ("Add", "Sub", "Mul", "Div")
 INTEGER_TYPES = frozenset({
     onnx.TensorProto.INT8, onnx.TensorProto.INT16, onnx.TensorProto.INT32, onnx.TensorProto.INT64,
     onnx.TensorProto.UINT8, onnx.TensorProto.UINT16, onnx.TensorProto.UINT32, onnx.TensorProto.UINT64,
@@ -178,8 +182,14 @@ class Graph:
     def _move_axes(self, node, tensor, pos, rank):
         """(where the tracked axes land in node's first output, its rank), or None."""
         op = node.op_type
-        if op in ("Identity", "Dropout", "Cast"):
+        if op in ("Identity", "Dropout", "Cast", *ELEMENTWISE_UNARY):
             return pos, rank
+        if op in ELEMENTWISE_BINARY:  # e.g. input normalisation: (x - mean) / std
+            other = next((n for n in node.input if n != tensor), None)
+            constant = self.initializers.get(other)
+            if constant is not None and constant.ndim <= rank:
+                return pos, rank
+            return None
         if op == "Transpose":
             perm = attribute(node, "perm", None) or list(reversed(range(rank)))
             return [perm.index(p) if p is not None else None for p in pos], rank

@@ -1,0 +1,38 @@
+"""``edgeseq export MODEL.pt -o MODEL.onnx``: a trained PyTorch model to a checked streaming ONNX model."""
+
+import click
+from rich.console import Console
+
+from .options import checking_options, reading_options
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ONNX file to write.")
+@click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
+              help="torch.onnx.export's exporter (see edgeseq_export.step_graph for why TorchScript).")
+@click.option("--verify/--no-verify", default=True, show_default=True,
+              help="Check the written model against PyTorch and ONNX Runtime.")
+@reading_options
+@checking_options
+def command(model, output, **options):
+    """Export MODEL.pt (an edgeseq checkpoint, a state_dict, a TorchScript archive or, with
+    --trust-pickle, a pickled nn.Module) to a streaming ONNX model, and check that PyTorch,
+    ONNX Runtime and edgeseq agree on it. Nothing is written when they do not."""
+    from edgeseq_export.api import export
+    from edgeseq_export.errors import VerificationFailed
+
+    from ..reports import verification_table
+
+    console = Console()
+    try:
+        report = export(model, output, **options)
+    except VerificationFailed as e:
+        console.print(verification_table(e.report))
+        raise
+    if report.verification is not None:
+        console.print(verification_table(report.verification))
+    checked = "" if report.verification is not None else ", not verified"
+    console.print(f"wrote {report.path} ({report.file_size:,} bytes) from {report.source} "
+                  f"({report.form}) in {report.seconds:.1f} s{checked}", markup=False, highlight=False,
+                  soft_wrap=True)

@@ -1,0 +1,31 @@
+"""``edgeseq verify MODEL.onnx [--reference MODEL.pt]``: the export's check, run again later."""
+
+import click
+from rich.console import Console
+
+from .options import checking_options, reading_options
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--reference", type=click.Path(dir_okay=False),
+              help="The PyTorch model to compare with (any form export reads); without it, ONNX "
+                   "Runtime and edgeseq are compared with each other.")
+@reading_options
+@checking_options
+def command(model, reference, **options):
+    """Stream a random sequence through MODEL.onnx with ONNX Runtime and edgeseq (and PyTorch,
+    given --reference) and print the largest differences; exit 1 when they exceed the tolerance.
+    Options for reading the reference default to those MODEL.onnx was exported with."""
+    from edgeseq_export.api import verify
+    from edgeseq_export.errors import VerificationFailed
+
+    from ..reports import verification_table
+
+    console = Console()
+    try:
+        report = verify(model, reference, **options)
+    except VerificationFailed as e:
+        console.print(verification_table(e.report))
+        raise
+    console.print(verification_table(report))

@@ -1,0 +1,131 @@
+"""What an ONNX model holds, for ``edgeseq inspect``: layers, parameters, state, metadata, size.
+
+Works on any ONNX file. The state layout is the one edgeseq's runtime keeps for a stream of
+the model (or the reason it cannot stream it), paired with the graph outputs that the edgeseq
+metadata names as the next state.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass
+
+import edgeseq_runtime
+import onnx
+
+from .errors import SourceError
+from .metadata import PREFIX
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
+               onnx.TensorProto.BFLOAT16)
+
+
+@dataclass(frozen=True)
+class LayerSummary:
+    node: str
+    op: str
+    detail: str       # e.g. "hidden 64" for a recurrent node
+    weights: str      # the shapes of its weight initializers
+    parameters: int
+
+
+@dataclass(frozen=True)
+class StateSummary:
+    name: str                 # the graph input that carries it
+    shape: tuple[int, ...]    # for one stream (batch 1)
+    next_name: str | None     # the graph output with its next value, when the metadata says
+
+
+@dataclass(frozen=True)
+class ValueSummary:
+    name: str
+    dtype: str
+    shape: list               # ints, or names of dynamic axes
+
+
+@dataclass
+class Inspection:
+    path: str
+    file_size: int            # bytes, external data files included
+    opset: int
+    producer: str
+    inputs: list[ValueSummary]
+    outputs: list[ValueSummary]
+    layers: list[LayerSummary]
+    parameters: int           # every float weight in the file
+    states: list[StateSummary]
+    not_streamable: str | None  # why edgeseq's runtime cannot stream it, or None
+    metadata: dict[str, str]
+
+
+def inspect_model(path: str | os.PathLike) -> Inspection:
+    path = os.fspath(path)
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except OSError:
+        raise
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise SourceError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    graph = model.graph
+    weights = {t.name: list(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
+    layers, claimed = [], set()
+    for node in graph.node:
+        mine = [name for name in node.input if name in weights and name not in claimed]
+        claimed.update(mine)
+        if mine or node.op_type in RECURRENT_OPS:
+            layers.append(LayerSummary(node.name or node.output[0], node.op_type, _detail(node),
+                                       " ".join(_shape(weights[name]) for name in mine),
+                                       sum(math.prod(weights[name]) for name in mine)))
+    metadata = {p.key: p.value for p in model.metadata_props}
+    states, not_streamable = _states(path, metadata)
+    initializers = {t.name for t in graph.initializer}
+    opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
+    return Inspection(
+        path, _file_size(path, graph), opset, f"{model.producer_name} {model.producer_version}".strip(),
+        [_value(v) for v in graph.input if v.name not in initializers], [_value(v) for v in graph.output],
+        layers, sum(math.prod(dims) for dims in weights.values()), states, not_streamable, metadata)
+
+
+def _states(path: str, metadata: dict[str, str]) -> tuple[list[StateSummary], str | None]:
+    try:
+        stream = edgeseq_runtime.load(path)
+    except edgeseq_runtime.EdgeseqError as e:
+        return [], str(e)
+    try:
+        pairs = {s["input"]: s["output"] for s in json.loads(metadata.get(PREFIX + "states", "[]"))}
+    except (ValueError, TypeError, KeyError):
+        pairs = {}
+    return [StateSummary(name, value.shape, pairs.get(name)) for name, value in stream.get_state().items()], None
+
+
+def _detail(node: onnx.NodeProto) -> str:
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    if node.op_type in RECURRENT_OPS:
+        parts = [f"hidden {attributes.get('hidden_size')}"]
+        if "activations" in attributes:
+            parts.append("/".join(a.decode() for a in attributes["activations"]))
+        if len(node.input) < 4 or not node.input[3]:
+            parts.append("no bias")
+        return ", ".join(parts)
+    return {"Gather": "embedding", "MatMul": "dense", "Gemm": "dense"}.get(node.op_type, "")
+
+
+def _value(info: onnx.ValueInfoProto) -> ValueSummary:
+    tensor = info.type.tensor_type
+    dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
+    return ValueSummary(info.name, dtype, [d.dim_param or d.dim_value for d in tensor.shape.dim])
+
+
+def _file_size(path: str, graph: onnx.GraphProto) -> int:
+    folder = os.path.dirname(path)
+    external = {entry.value for t in graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL
+                for entry in t.external_data if entry.key == "location"}
+    return os.path.getsize(path) + sum(os.path.getsize(os.path.join(folder, name)) for name in external
+                                       if os.path.isfile(os.path.join(folder, name)))
+
+
+def _shape(dims: list[int]) -> str:
+    return "[" + ",".join(map(str, dims)) + "]"

@@ -1,0 +1,291 @@
+"""Reading a user's model as a chain of known layers: [Embedding] -> LSTM/GRU/RNN -> Linear.
+
+Two ways in. ``from_module`` walks the module tree of an ``nn.Module`` or a TorchScript
+archive, where every layer's type is known. ``from_state_dict`` has only the keys and shapes of
+a plain state_dict and infers the types: ``weight_ih_l*`` / ``weight_hh_l*`` make a recurrent
+module (the gate count in their shapes tells LSTM from GRU from RNN, ``weight_hr_l*`` gives
+``proj_size``, the highest ``l*`` the layer count, ``bias_*`` the bias); a lone 2-D weight
+before it is an Embedding; a 2-D weight (and bias) after it is a Linear. Both end in
+``assemble``, which checks the chain and returns the ``Architecture`` and the weights under
+``RecurrentNetwork``'s names. What the weights cannot tell comes from ``ReadOptions``, and an
+error names the option when it is needed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from .architecture import ACTIVATIONS, NONLINEARITIES, Architecture, Linear, Recurrent
+from .errors import SourceError
+from .network import build_recurrent
+
+ACCEPTED = "edgeseq exports [nn.Embedding] -> nn.LSTM/GRU/RNN -> nn.Linear layers"
+RECURRENT_PARAMETER = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
+RECURRENT_TYPES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
+ACTIVATION_TYPES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu"}
+PASSIVE_TYPES = {"Dropout", "Dropout1d", "AlphaDropout", "Identity"}  # nothing to export in eval
+RNN_MODES = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+GATES = {4: "lstm", 3: "gru", 1: "rnn"}
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """What a file may not record, as the user gives it (None: not given)."""
+
+    batch_first: bool | None = None        # default False, as in PyTorch
+    nonlinearity: str | None = None        # of an nn.RNN: "tanh" (default) or "relu"
+    activation: str | None = None          # between a state_dict's Linear layers: "none" (default),
+                                           # or one of ACTIVATIONS
+    linear_order: tuple[str, ...] | None = None  # a state_dict's Linear modules, in forward order
+    trust_pickle: bool = False             # allow unpickling a whole nn.Module (runs code)
+
+    def __post_init__(self):
+        if self.nonlinearity not in (None, *NONLINEARITIES):
+            raise ValueError(f"nonlinearity {self.nonlinearity!r}: expected one of {', '.join(NONLINEARITIES)}")
+        if self.activation not in (None, "none", *ACTIVATIONS):
+            raise ValueError(f"activation {self.activation!r}: expected none or one of {', '.join(ACTIVATIONS)}")
+
+    def given(self) -> dict:
+        """The options the user gave, as plain data (recorded in the exported model)."""
+        return {name: list(value) if isinstance(value, tuple) else value
+                for name, value in vars(self).items() if value is not None and name != "trust_pickle"}
+
+
+@dataclass
+class Layer:
+    name: str                           # the user's module name
+    kind: str                           # recurrent | embedding | linear | activation | gap
+    params: dict[str, torch.Tensor] = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)  # what the module records (batch_first, ...)
+
+
+def from_state_dict(state_dict: dict[str, torch.Tensor], where: str) -> list[Layer]:
+    """The layers of a plain state_dict, with a ``gap`` between every two Linear layers.
+
+    A gap stands for an activation the state_dict cannot show. It is ``evident`` when the
+    Linear layers are items of an nn.Sequential whose indices skip one (``head.0``, ``head.2``):
+    a module without parameters sits between them.
+    """
+    modules: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state_dict.items():
+        module, _, parameter = key.rpartition(".")
+        modules.setdefault(module, {})[parameter] = value
+    layers: list[Layer] = []
+    for name, params in modules.items():
+        if any(RECURRENT_PARAMETER.fullmatch(p) for p in params):
+            layers.append(Layer(name, "recurrent", params))
+        elif _is_linear(params):
+            before_recurrent = not any(layer.kind == "recurrent" for layer in layers)
+            kind = "embedding" if before_recurrent and "bias" not in params else "linear"
+            if kind == "linear" and layers and layers[-1].kind == "linear":
+                between = (layers[-1].name, name)
+                layers.append(Layer("", "gap", settings={"evident": _index_skips(*between), "between": between}))
+            layers.append(Layer(name, kind, params))
+        else:
+            raise SourceError(f"{where}: module '{name or '(top level)'}' ({_describe(params)}) is not "
+                              f"supported; {ACCEPTED}")
+    return layers
+
+
+def from_module(module: nn.Module, where: str) -> list[Layer]:
+    """The layers of an ``nn.Module`` or TorchScript module, in registration order."""
+    layers = []
+    for name, child in module.named_modules():
+        type_name = module_type(child)
+        label = f"module '{name or '(root)'}' ({type_name})"
+        if any(True for _ in child.children()):  # a container: its children are the layers
+            own = [n for n, _ in (*child.named_parameters(recurse=False), *child.named_buffers(recurse=False))]
+            if own:
+                raise SourceError(f"{where}: {label} holds parameters of its own ({', '.join(own)}); {ACCEPTED}")
+            continue
+        params = dict(child.state_dict())
+        if type_name in RECURRENT_TYPES:
+            mode = getattr(child, "mode", None)
+            settings = {"batch_first": getattr(child, "batch_first", None),
+                        "bidirectional": getattr(child, "bidirectional", None),
+                        "nonlinearity": RNN_MODES.get(mode) if isinstance(mode, str) else None}
+            layers.append(Layer(name, "recurrent", params, settings))
+        elif type_name == "Linear":
+            layers.append(Layer(name, "linear", params))
+        elif type_name == "Embedding":
+            layers.append(Layer(name, "embedding", params))
+        elif type_name in ACTIVATION_TYPES:
+            slope = getattr(child, "negative_slope", 0.01)
+            if slope != 0.01:
+                raise SourceError(f"{where}: {label} has negative_slope {slope}; edgeseq exports the "
+                                  f"default slope 0.01 only")
+            layers.append(Layer(name, "activation", settings={"activation": ACTIVATION_TYPES[type_name]}))
+        elif type_name not in PASSIVE_TYPES:
+            raise SourceError(f"{where}: {label} is not supported; {ACCEPTED}")
+    return layers
+
+
+def module_type(module: nn.Module) -> str:
+    """The class name of a module, also of a TorchScript one (which keeps it aside)."""
+    return getattr(module, "original_name", type(module).__name__)
+
+
+def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Architecture, dict]:
+    """Check the chain and return ``(architecture, weights named for RecurrentNetwork)``."""
+    recurrent_at = [i for i, layer in enumerate(layers) if layer.kind == "recurrent"]
+    if not recurrent_at:
+        names = ", ".join(f"'{layer.name}'" for layer in layers if layer.name) or "none"
+        raise SourceError(f"{where}: no LSTM, GRU or RNN module found (modules: {names}); {ACCEPTED}")
+    before, middle = layers[:recurrent_at[0]], layers[recurrent_at[0]:recurrent_at[-1] + 1]
+    after = layers[recurrent_at[-1] + 1:]
+    if len(before) > 1:
+        raise SourceError(f"{where}: modules {', '.join(repr(layer.name) for layer in before)} come before "
+                          f"the recurrent layers, where only one embedding can; {ACCEPTED}")
+    for position, part, allowed in (("before", before, ("embedding",)), ("between", middle, ("recurrent",)),
+                                    ("after", after, ("linear", "activation", "gap"))):
+        for layer in part:
+            if layer.kind not in allowed:
+                raise SourceError(f"{where}: module '{layer.name}' ({layer.kind}) cannot come {position} "
+                                  f"the recurrent layers; {ACCEPTED}")
+    for layer in middle:
+        if layer.settings.get("bidirectional") or any(p.endswith("_reverse") for p in layer.params):
+            raise SourceError(f"{where}: module '{layer.name}' is bidirectional; a stream runs forward "
+                              f"in time only, so edgeseq exports unidirectional LSTM/GRU/RNN layers")
+    batch_first = _setting(middle, "batch_first", options.batch_first, False, "--batch-first", where)
+    recurrent = tuple(_recurrent(layer, options, where) for layer in middle)
+    if options.linear_order is not None:
+        after = _reordered(after, options.linear_order, where)
+    head = _head(after, recurrent[-1].output_size, options, where)
+
+    weights = {}
+    embedding = before[0] if before else None
+    if embedding is not None:
+        table = embedding.params.get("weight")
+        if table is None or table.dim() != 2 or table.shape[1] != recurrent[0].input_size:
+            shape = list(table.shape) if table is not None else "none"
+            raise SourceError(f"{where}: embedding '{embedding.name}' has a weight of shape {shape}; the "
+                              f"recurrent layer takes {recurrent[0].input_size} features")
+        weights["embedding.weight"] = table
+    for index, layer in enumerate(middle):
+        weights.update({f"recurrent.{index}.{p}": v for p, v in layer.params.items()})
+    for index, (spec, layer) in enumerate(head):
+        if isinstance(spec, Linear):
+            weights.update({f"head.{index}.{p}": v for p, v in layer.params.items()})
+    architecture = Architecture(recurrent, tuple(spec for spec, _ in head),
+                                vocab_size=embedding.params["weight"].shape[0] if embedding else 0,
+                                batch_first=batch_first)
+    return architecture, weights
+
+
+def _recurrent(layer: Layer, options: ReadOptions, where: str) -> Recurrent:
+    """A recurrent module's settings, from the shapes of its weights."""
+    params = layer.params
+    for key in ("weight_ih_l0", "weight_hh_l0"):
+        if key not in params:
+            raise SourceError(f"{where}: recurrent module '{layer.name}' has no {key}")
+    hh, hr = params["weight_hh_l0"], params.get("weight_hr_l0")
+    hidden = int(hr.shape[1] if hr is not None else hh.shape[1])
+    gates, rest = divmod(int(hh.shape[0]), hidden)
+    if rest or gates not in GATES:
+        raise SourceError(f"{where}: '{layer.name}.weight_hh_l0' of shape {list(hh.shape)} fits no LSTM "
+                          f"(4 gates), GRU (3) or RNN (1)")
+    cell = GATES[gates]
+    nonlinearity = "tanh"
+    if cell == "rnn":
+        nonlinearity = _setting([layer], "nonlinearity", options.nonlinearity, "tanh", "--nonlinearity", where)
+    num_layers = 1 + max(int(m.group(2)) for m in map(RECURRENT_PARAMETER.fullmatch, params) if m)
+    try:
+        spec = Recurrent(cell, int(params["weight_ih_l0"].shape[1]), hidden, num_layers,
+                         bias="bias_ih_l0" in params, proj_size=int(hr.shape[0]) if hr is not None else 0,
+                         nonlinearity=nonlinearity)
+    except ValueError as e:
+        raise SourceError(f"{where}: recurrent module '{layer.name}': {e}") from None
+    with torch.device("meta"):
+        module = build_recurrent(spec, batch_first=False)
+    expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in params.items()}
+    if found != expected:
+        wrong = sorted(set(found) ^ set(expected)) or [k for k in expected if found[k] != expected[k]]
+        key = wrong[0]
+        raise SourceError(f"{where}: '{layer.name}.{key}' is {list(found.get(key, ())) or 'missing'}, but a "
+                          f"{cell.upper()} with {num_layers} layer(s), hidden size {hidden} and input size "
+                          f"{spec.input_size} has {list(expected.get(key, ())) or 'no such weight'}")
+    return spec
+
+
+def _head(layers: list[Layer], size: int, options: ReadOptions, where: str) -> list[tuple]:
+    """``(Linear spec or activation name, layer)`` pairs, checked to chain from ``size``."""
+    head, previous = [], "the recurrent layer"
+    for layer in layers:
+        if layer.kind == "activation":
+            head.append((layer.settings["activation"], layer))
+        elif layer.kind == "gap":
+            if options.activation is None and layer.settings.get("evident"):
+                first, second = layer.settings["between"]
+                raise SourceError(f"{where}: a module without parameters sits between Linear layers "
+                                  f"'{first}' and '{second}' (an activation?); name it with --activation "
+                                  f"{'|'.join(['none', *ACTIVATIONS])}")
+            if options.activation not in (None, "none"):
+                head.append((options.activation, layer))
+        else:
+            weight, bias = layer.params["weight"], layer.params.get("bias")
+            if weight.shape[1] != size:
+                raise SourceError(f"{where}: Linear '{layer.name}' takes {weight.shape[1]} features, but "
+                                  f"{previous} gives {size}; if the Linear layers are stored out of "
+                                  f"order, give their order with --linear-order")
+            head.append((Linear(int(weight.shape[1]), int(weight.shape[0]), bias is not None), layer))
+            size, previous = int(weight.shape[0]), layer.name
+    return head
+
+
+def _reordered(layers: list[Layer], order: tuple[str, ...], where: str) -> list[Layer]:
+    """The head's Linear layers in ``order`` (--linear-order), a gap between each two."""
+    linears = {layer.name: layer for layer in layers if layer.kind == "linear"}
+    if sorted(order) != sorted(linears):
+        raise SourceError(f"{where}: --linear-order names {', '.join(order) or 'nothing'}; the Linear "
+                          f"modules are {', '.join(linears) or 'none'}")
+    if any(layer.kind == "activation" for layer in layers):
+        raise SourceError(f"{where}: --linear-order cannot reorder a head that has activation modules")
+    reordered = []
+    for name in order:
+        if reordered:
+            reordered.append(Layer("", "gap"))
+        reordered.append(linears[name])
+    return reordered
+
+
+def _setting(layers: list[Layer], name: str, option, default, flag: str, where: str):
+    """A setting the modules may record: the option must agree with it; else option or default."""
+    recorded = {layer.settings.get(name) for layer in layers} - {None}
+    if len(recorded) > 1:
+        raise SourceError(f"{where}: the recurrent modules disagree on {name} ({sorted(map(str, recorded))})")
+    if recorded:
+        value = recorded.pop()
+        if option is not None and option != value:
+            raise SourceError(f"{where}: {flag} {option} contradicts module '{layers[0].name}', which "
+                              f"records {name}={value}")
+        return value
+    return default if option is None else option
+
+
+def _is_linear(params: dict[str, torch.Tensor]) -> bool:
+    weight, bias = params.get("weight"), params.get("bias")
+    return (set(params) <= {"weight", "bias"} and weight is not None and weight.dim() == 2
+            and (bias is None or tuple(bias.shape) == (weight.shape[0],)))
+
+
+def _index_skips(first: str, second: str) -> bool:
+    """True for Sequential items whose indices skip one, like 'head.0' and 'head.2'."""
+    a, b = first.rpartition("."), second.rpartition(".")
+    return a[0] == b[0] and a[2].isdigit() and b[2].isdigit() and int(b[2]) > int(a[2]) + 1
+
+
+def _describe(params: dict[str, torch.Tensor]) -> str:
+    """A guess at what a module of unknown parameters is, for an error message."""
+    weight = params.get("weight")
+    if any("in_proj" in p for p in params):
+        return "attention: " + ", ".join(params)
+    if weight is not None and weight.dim() >= 3:
+        return f"a convolution: weight of shape {list(weight.shape)}"
+    if "running_mean" in params or (weight is not None and weight.dim() == 1):
+        return "a normalisation layer: " + ", ".join(params)
+    return ", ".join(f"{p} {list(v.shape)}" for p, v in params.items())

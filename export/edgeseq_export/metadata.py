@@ -1,0 +1,90 @@
+"""The ``metadata_props`` that make an exported model describe itself, and reading them back.
+
+Every key starts with ``edgeseq.``. Plain strings are for people (Netron lists them):
+``version``, ``exporter``, ``source_file``, ``source_form``, ``source_sha256``, ``cells``.
+JSON values serve people and tools alike: ``input``, ``output`` and ``states`` (names, shapes,
+dtype), ``task``, ``normalisation`` (present when the model carries one; it is applied inside
+the graph, the values are recorded for reference), ``read_options`` (how MODEL.pt was read) and
+the whole ``architecture``, from which ``verify`` drives the graph.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import onnx
+
+from . import __version__
+from .architecture import INPUT_NAME, OUTPUT_NAME, Architecture
+from .errors import SourceError
+
+PREFIX = "edgeseq."
+
+
+def properties(source, exporter: str) -> dict[str, str]:
+    """The metadata of ``source`` (a ``sources.Source``) exported with ``exporter``."""
+    architecture = source.network.architecture
+    layout = ["batch", "time"] if architecture.batch_first else ["time", "batch"]
+    values = {
+        "version": __version__,
+        "exporter": exporter,
+        "source_file": os.path.basename(source.label),
+        "source_form": source.form,
+        "cells": ",".join(layer.cell for layer in architecture.recurrent),
+        "input": {"name": INPUT_NAME, **({"shape": layout, "dtype": "int64", "vocab_size": architecture.vocab_size}
+                                         if architecture.vocab_size else
+                                         {"shape": [*layout, architecture.input_size], "dtype": "float32"})},
+        "output": {"name": OUTPUT_NAME, "shape": [*layout, architecture.output_size], "dtype": "float32"},
+        "states": [{"input": s.name, "output": s.next_name, "shape": [s.layers, "batch", s.size]}
+                   for s in architecture.states],
+        "task": source.task,
+        "architecture": architecture.to_dict(),
+    }
+    if source.sha256:
+        values["source_sha256"] = source.sha256
+    normalisation = source.network.normalisation()
+    if normalisation:
+        values["normalisation"] = {"applied_in_graph": True, **normalisation}
+    if source.options.given():
+        values["read_options"] = source.options.given()
+    return {PREFIX + key: value if isinstance(value, str) else json.dumps(value)
+            for key, value in values.items()}
+
+
+def attach(model: onnx.ModelProto, props: dict[str, str]) -> None:
+    """Set ``props`` in ``model.metadata_props``, replacing entries of the same keys."""
+    kept = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in [*kept, *props.items()]:
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+
+
+@dataclass(frozen=True)
+class Description:
+    """What an exported model's edgeseq metadata says, parsed."""
+
+    architecture: Architecture
+    task: dict
+    normalisation: dict         # input_mean, input_std, output_mean, output_std, as present
+    read_options: dict
+    source_sha256: str | None
+
+
+def describe(model: onnx.ModelProto, where: str) -> Description:
+    """Parse ``model``'s edgeseq metadata; SourceError when it has none or it is damaged."""
+    props = {p.key: p.value for p in model.metadata_props if p.key.startswith(PREFIX)}
+    if PREFIX + "architecture" not in props:
+        raise SourceError(f"{where}: has no edgeseq metadata ({PREFIX}architecture); only models "
+                          f"written by edgeseq export describe their inputs and state")
+    try:
+        def parsed(key, default):
+            return json.loads(props[PREFIX + key]) if PREFIX + key in props else default
+        normalisation = parsed("normalisation", {})
+        normalisation.pop("applied_in_graph", None)
+        return Description(Architecture.from_dict(parsed("architecture", None)), parsed("task", {}),
+                           normalisation, parsed("read_options", {}), props.get(PREFIX + "source_sha256"))
+    except (ValueError, TypeError, KeyError, AttributeError) as e:
+        raise SourceError(f"{where}: damaged edgeseq metadata ({type(e).__name__}: {e})") from None

@@ -1,0 +1,114 @@
+"""The one PyTorch network edgeseq exports: [embedding] -> recurrent modules -> head.
+
+Every form of MODEL.pt (an edgeseq checkpoint, a plain state_dict, a TorchScript archive, a
+pickled module) is read into an ``Architecture`` plus weights and rebuilt as a
+``RecurrentNetwork``, so that export and verification deal with one known module whatever the
+user's class looked like. edgeseq's own model family (``edgeseq_export.models``) is one too.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .architecture import Architecture, Linear, Recurrent
+
+TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
+TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+
+
+def build_recurrent(spec: Recurrent, batch_first: bool) -> nn.Module:
+    """The ``torch.nn.LSTM`` / ``GRU`` / ``RNN`` that ``spec`` describes."""
+    kwargs = dict(num_layers=spec.num_layers, bias=spec.bias, batch_first=batch_first,
+                  dropout=spec.dropout)
+    if spec.cell == "lstm":
+        kwargs["proj_size"] = spec.proj_size
+    if spec.cell == "rnn":
+        kwargs["nonlinearity"] = spec.nonlinearity
+    return TORCH_CELLS[spec.cell](spec.input_size, spec.hidden_size, **kwargs)
+
+
+class RecurrentNetwork(nn.Module):
+    """[``nn.Embedding``] -> ``nn.LSTM`` / ``GRU`` / ``RNN`` modules -> ``nn.Linear`` head.
+
+    Input and output normalisation, when the architecture has them, are buffers (so they travel
+    in the state_dict) applied inside ``forward``: callers, the exported ONNX graph and the
+    runtime all take and give values in the data's own units.
+    """
+
+    def __init__(self, architecture: Architecture):
+        super().__init__()
+        self.architecture = architecture
+        first = architecture.recurrent[0]
+        self.embedding = (nn.Embedding(architecture.vocab_size, first.input_size)
+                          if architecture.vocab_size else None)
+        self.recurrent = nn.ModuleList(build_recurrent(layer, architecture.batch_first)
+                                       for layer in architecture.recurrent)
+        self.dropout = nn.Dropout(architecture.dropout)
+        self.head = nn.Sequential(*(nn.Linear(layer.in_features, layer.out_features, layer.bias)
+                                    if isinstance(layer, Linear) else TORCH_ACTIVATIONS[layer]()
+                                    for layer in architecture.head))
+        if architecture.input_normalisation:
+            self.register_buffer("input_mean", torch.zeros(first.input_size))
+            self.register_buffer("input_std", torch.ones(first.input_size))
+        if architecture.output_normalisation:
+            self.register_buffer("output_mean", torch.zeros(architecture.output_size))
+            self.register_buffer("output_std", torch.ones(architecture.output_size))
+
+    def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None):
+        """Run a whole sequence; returns ``(y, next_state)``.
+
+        ``x`` is (batch, time, features) when batch-first, else (time, batch, features); token
+        models take int64 ids without the features axis. ``state`` holds one (layers, batch,
+        size) tensor per entry of ``architecture.states`` (None: zeros). ``y`` is laid out
+        like ``x``, with ``architecture.output_size`` features.
+        """
+        return self.forward_with(self.recurrent, x, state)
+
+    def forward_with(self, recurrent, x, state=None):
+        """``forward`` with other modules in place of the recurrent ones (same call convention
+        as ``nn.LSTM`` / ``GRU`` / ``RNN``): the ONNX step graph swaps in written-out cells."""
+        if self.embedding is not None:
+            x = self.embedding(x)
+        if self.architecture.input_normalisation:
+            x = (x - self.input_mean) / self.input_std
+        given = iter(state) if state is not None else None
+        next_state = []
+        for spec, module in zip(self.architecture.recurrent, recurrent):
+            if given is None:
+                x, final = module(x)
+            elif spec.cell == "lstm":
+                x, final = module(x, (next(given), next(given)))
+            else:
+                x, final = module(x, next(given))
+            next_state.extend(final if spec.cell == "lstm" else (final,))
+        y = self.head(self.dropout(x))
+        if self.architecture.output_normalisation:
+            y = y * self.output_std + self.output_mean
+        return y, tuple(next_state)
+
+    def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
+        """Zeros for every state tensor: what a stream starts from."""
+        return tuple(torch.zeros(s.layers, batch, s.size) for s in self.architecture.states)
+
+    def set_normalisation(self, input_mean=None, input_std=None, output_mean=None, output_std=None):
+        """Store the data's mean and standard deviation (per feature) for ``forward`` to apply."""
+        given = dict(input_mean=input_mean, input_std=input_std, output_mean=output_mean,
+                     output_std=output_std)
+        for name, value in given.items():
+            if value is None:
+                continue
+            if not hasattr(self, name):
+                raise ValueError(f"{name}: this architecture has no {name.split('_')[0]} normalisation")
+            value = torch.as_tensor(value, dtype=torch.float32).reshape(-1)
+            buffer = getattr(self, name)
+            if value.shape != buffer.shape or not torch.isfinite(value).all():
+                raise ValueError(f"{name} must be {buffer.numel()} finite values; got {value.tolist()}")
+            if name.endswith("_std") and (value <= 0).any():
+                raise ValueError(f"{name} must be positive; got {value.tolist()}")
+            buffer.copy_(value)
+
+    def normalisation(self) -> dict[str, list[float]]:
+        """The stored means and standard deviations, as lists (empty without normalisation)."""
+        names = ("input_mean", "input_std", "output_mean", "output_std")
+        return {name: getattr(self, name).tolist() for name in names if hasattr(self, name)}

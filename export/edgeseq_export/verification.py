@@ -1,0 +1,177 @@
+"""Do PyTorch, ONNX Runtime and edgeseq compute the same thing? One random sequence, state carried.
+
+ONNX Runtime steps the exported file one time step at a time, its state outputs fed back as
+inputs; edgeseq's runtime steps it with the state kept inside; PyTorch (when there is a
+reference model) runs the whole sequence in one call, an independent path through the
+recurrence. For every pair the report gives the largest absolute and relative difference of
+the outputs over all steps, and the largest absolute difference of the final state.
+
+The inputs are standard normal in the data's units (through the input normalisation, when the
+model has one) or uniform token ids. The outputs of a model that restores the data's units are
+compared in normalised units, ``(y - output_mean) / output_std``, so that a tolerance of 1e-4
+means the same for sales in the thousands as for values around 1.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass, field
+
+import edgeseq_runtime
+import numpy as np
+import onnx
+import onnxruntime as ort
+
+from . import metadata
+from .architecture import INPUT_NAME, OUTPUT_NAME, Architecture
+from .errors import SourceError, VerificationFailed
+
+DEFAULT_STEPS = 200
+DEFAULT_TOLERANCE = 1e-4  # absolute, fp32
+
+
+@dataclass(frozen=True)
+class Difference:
+    first: str
+    second: str
+    max_abs: float        # largest |first - second| over every output of every step
+    max_rel: float        # max_abs relative to the largest |first| output
+    state_max_abs: float  # largest |first - second| over the final state
+
+    @property
+    def worst(self) -> float:
+        return max(self.max_abs, self.state_max_abs)
+
+
+@dataclass
+class VerificationReport:
+    model: str
+    steps: int
+    batch: int
+    seed: int
+    tolerance: float
+    normalised_units: bool  # outputs compared as (y - output_mean) / output_std
+    differences: list[Difference] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(d.worst <= self.tolerance for d in self.differences)
+
+    def check(self) -> VerificationReport:
+        """``self`` when every pair agrees within the tolerance, else VerificationFailed."""
+        if self.ok:
+            return self
+        worst = max(self.differences, key=lambda d: d.worst)
+        raise VerificationFailed(
+            f"{self.model}: {worst.first} and {worst.second} differ by up to {worst.worst:.3g} over "
+            f"{self.steps} steps (tolerance {self.tolerance:g})", self)
+
+
+def verify(path: str | os.PathLike, source=None, *, label: str | None = None, steps: int = DEFAULT_STEPS,
+           batch: int = 1, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0) -> VerificationReport:
+    """Compare the exported model at ``path`` with ``source`` (a ``sources.Source``, or None
+    for ONNX Runtime against edgeseq only). ``label`` names the model in the report."""
+    if steps < 1 or batch < 1 or not tolerance >= 0:
+        raise ValueError(f"steps and batch must be positive and tolerance >= 0; got {steps}, {batch}, {tolerance}")
+    path, label = os.fspath(path), label or os.fspath(path)
+    description = describe_file(path, label)
+    architecture = description.architecture
+    if source is not None:
+        _check_same_interface(source.network.architecture, architecture, source.label, label)
+    x = random_sequence(architecture, description.normalisation, steps, batch, seed)
+
+    runs, notes = {}, []
+    if source is not None:
+        run = source.run(x)
+        runs["PyTorch"] = run.y, run.state
+        notes += [run.note] if run.note else []
+    runs["ONNX Runtime"] = _onnxruntime(path, label, architecture, x)
+    runs["edgeseq"] = _edgeseq(path, label, architecture, x)
+    mean, std = (np.asarray(description.normalisation.get(k, default), np.float64)
+                 for k, default in (("output_mean", 0.0), ("output_std", 1.0)))
+    differences = [_difference(a, b, (runs[a][0] - mean) / std, (runs[b][0] - mean) / std,
+                               runs[a][1], runs[b][1])
+                   for a, b in itertools.combinations(runs, 2)]
+    return VerificationReport(label, steps, batch, seed, tolerance, "output_std" in description.normalisation,
+                              differences, notes)
+
+
+def describe_file(path: str, label: str) -> metadata.Description:
+    """The edgeseq metadata of the ONNX file at ``path``; SourceError when there is none."""
+    try:
+        model = onnx.load(path, load_external_data=False)
+    except OSError:
+        raise
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise SourceError(f"{label}: not a readable ONNX model ({type(e).__name__})") from None
+    return metadata.describe(model, label)
+
+
+def random_sequence(architecture: Architecture, normalisation: dict, steps: int, batch: int,
+                    seed: int) -> np.ndarray:
+    """(steps, batch, features) float32, standard normal in normalised units; or (steps, batch)
+    int64 token ids."""
+    rng = np.random.default_rng(seed)
+    if architecture.vocab_size:
+        return rng.integers(0, architecture.vocab_size, (steps, batch), dtype=np.int64)
+    x = rng.standard_normal((steps, batch, architecture.input_size))
+    x = x * np.asarray(normalisation.get("input_std", 1.0)) + np.asarray(normalisation.get("input_mean", 0.0))
+    return x.astype(np.float32)
+
+
+def _onnxruntime(path, label, architecture, x) -> tuple[np.ndarray, dict]:
+    """Step the graph with ONNX Runtime, feeding each state output back as its input."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    try:
+        session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+    except Exception as e:
+        raise SourceError(f"{label}: ONNX Runtime cannot load it ({' '.join(str(e).split())})") from None
+    steps, batch = x.shape[:2]
+    states = architecture.states
+    feeds = {s.name: np.zeros((s.layers, batch, s.size), np.float32) for s in states}
+    wanted = [OUTPUT_NAME, *(s.next_name for s in states)]
+    y = np.empty((steps, batch, architecture.output_size), np.float32)
+    for t in range(steps):
+        step = x[t:t + 1]  # (1, batch, ...): time-first
+        feeds[INPUT_NAME] = np.ascontiguousarray(step.swapaxes(0, 1)) if architecture.batch_first else step
+        out, *state = session.run(wanted, feeds)
+        y[t] = out.reshape(batch, -1)
+        feeds.update(zip((s.name for s in states), state))
+    return y, {s.name: feeds[s.name] for s in states}
+
+
+def _edgeseq(path, label, architecture, x) -> tuple[np.ndarray, dict]:
+    """Step the graph with edgeseq's runtime, which keeps the state inside."""
+    steps, batch = x.shape[:2]
+    stream = edgeseq_runtime.load(path, batch=batch)
+    if stream.output_size != architecture.output_size:
+        raise SourceError(f"{label}: edgeseq's runtime finds {stream.output_size} outputs per step, the "
+                          f"metadata says {architecture.output_size}")
+    y = np.empty((steps, batch, architecture.output_size), np.float32)
+    for t in range(steps):
+        y[t] = stream.step(x[t] if batch > 1 else x[t, 0])
+    return y, stream.get_state()
+
+
+def _difference(first, second, y_first, y_second, state_first, state_second) -> Difference:
+    max_abs = float(np.max(np.abs(y_first - y_second)))
+    peak = float(np.max(np.abs(y_first)))
+    max_rel = max_abs / peak if peak > 0 else (0.0 if max_abs == 0 else float("inf"))
+    state_max_abs = max((float(np.max(np.abs(state_first[name].astype(np.float64) - state_second[name])))
+                         for name in state_first), default=0.0)
+    return Difference(first, second, max_abs, max_rel, state_max_abs)
+
+
+def _check_same_interface(reference: Architecture, exported: Architecture, reference_label, label):
+    """The reference must take and give what the exported model does, or nothing compares."""
+    def interface(a: Architecture):
+        return dict(input_size=a.input_size, vocab_size=a.vocab_size, output_size=a.output_size,
+                    batch_first=a.batch_first, states=[(s.name, s.layers, s.size) for s in a.states])
+    ours, theirs = interface(exported), interface(reference)
+    for key in ours:
+        if ours[key] != theirs[key]:
+            raise SourceError(f"{label}: the reference {reference_label} does not match it ({key}: "
+                              f"{theirs[key]} in the reference, {ours[key]} in the model)")

@@ -1,0 +1,116 @@
+"""``edgeseq export``, ``verify`` and ``inspect`` on the command line: output, exit codes, errors.
+
+Success prints a rich table and exits 0; every failure exits 1 with exactly one line on
+stderr, ``edgeseq: error: <file>: <reason>``, and no traceback.
+"""
+
+import os
+import subprocess
+import sys
+
+import onnx
+import pytest
+import torch
+from click.testing import CliRunner
+
+from edgeseq.cli import main
+from edgeseq.commands import options
+from edgeseq_export import architecture, verification
+from export_cases import HiddenActivation, UserSpec, build
+
+
+def run(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def assert_one_line_error(result, *fragments):
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("edgeseq: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output
+
+
+@pytest.fixture
+def state_dict(tmp_path):
+    """A 2-layer LSTM with a two-Linear head (ReLU between them) saved as a plain state_dict."""
+    model = build(UserSpec("LSTM", num_layers=2, batch_first=True, head=(6, "relu", 2)))
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    return model, tmp_path / "model.pt"
+
+
+def test_export_then_verify_then_inspect(tmp_path, state_dict):
+    model, source = state_dict
+    out = tmp_path / "model.onnx"
+    result = run("export", source, "-o", out, "--batch-first", "--activation", "relu", "--steps", "50")
+    assert result.exit_code == 0, result.output
+    for row in ("PyTorch vs ONNX Runtime", "PyTorch vs edgeseq", "ONNX Runtime vs edgeseq"):
+        assert row in result.stdout
+    assert "FAIL" not in result.stdout and f"wrote {out}" in result.stdout
+
+    alone = run("verify", out)
+    assert alone.exit_code == 0 and "ONNX Runtime vs edgeseq" in alone.stdout and "PyTorch" not in alone.stdout
+    # The reference is read with the options recorded at export: no --batch-first, --activation.
+    referenced = run("verify", out, "--reference", source, "--steps", "30")
+    assert referenced.exit_code == 0, referenced.output
+    assert "PyTorch vs edgeseq" in referenced.stdout
+
+    inspected = run("inspect", out)
+    assert inspected.exit_code == 0, inspected.output
+    text = inspected.stdout
+    assert f"{os.path.getsize(out):,} bytes" in text
+    assert f"{sum(p.numel() for p in model.parameters()):,}" in text  # parameters, counted by PyTorch
+    assert text.count(" LSTM ") >= 2 and "hidden 8" in text
+    assert "h0_next" in text and "[2, 1, 8]" in text  # state layout of one stream
+    assert "edgeseq.source_sha256" in text
+
+
+def test_no_verify_skips_the_check(tmp_path, state_dict):
+    _, source = state_dict
+    result = run("export", source, "-o", tmp_path / "model.onnx", "--activation", "relu", "--batch-first",
+                 "--no-verify")
+    assert result.exit_code == 0 and "not verified" in result.stdout and "vs" not in result.stdout
+
+
+def test_disagreement_prints_the_table_and_exits_1_without_writing(tmp_path):
+    torch.save(HiddenActivation(UserSpec("GRU")).eval(), tmp_path / "model.pt")
+    result = run("export", tmp_path / "model.pt", "-o", tmp_path / "model.onnx", "--trust-pickle")
+    assert "FAIL" in result.stdout and "own forward" in result.stdout
+    assert_one_line_error(result, f"{tmp_path / 'model.onnx'}: PyTorch and", "tolerance 0.0001")
+    assert not (tmp_path / "model.onnx").exists()
+
+
+def test_refusals_are_one_line(tmp_path, state_dict):
+    _, source = state_dict
+    out = tmp_path / "model.onnx"
+    assert_one_line_error(run("export", source, "-o", out, "--batch-first"), str(source), "--activation")
+    torch.save(build(UserSpec()), tmp_path / "pickled.pt")
+    assert_one_line_error(run("export", tmp_path / "pickled.pt", "-o", out), "pickled.pt",
+                          "loading a pickle runs code", "--trust-pickle")
+    torch.save({"lstm.weight_ih_l0_reverse": torch.zeros(32, 4)}, tmp_path / "bi.pt")
+    assert_one_line_error(run("export", tmp_path / "bi.pt", "-o", out), "bi.pt", "bidirectional")
+    (tmp_path / "cut.pt").write_bytes(source.read_bytes()[:200])
+    assert_one_line_error(run("export", tmp_path / "cut.pt", "-o", out), "cut.pt", "damaged")
+    assert_one_line_error(run("export", tmp_path / "absent.pt", "-o", out), "absent.pt", "No such file")
+    assert_one_line_error(run("inspect", source), str(source), "not a readable ONNX model")
+    plain = tmp_path / "plain.onnx"
+    onnx.save(onnx.helper.make_model(onnx.helper.make_graph([], "empty", [], [])), plain)
+    assert_one_line_error(run("verify", plain), "plain.onnx", "no edgeseq metadata")
+    assert not out.exists()
+
+
+def test_exit_status_and_stderr_of_a_real_process(tmp_path):
+    (tmp_path / "model.pt").write_bytes(b"not a model")
+    result = subprocess.run([sys.executable, "-m", "edgeseq.cli", "export", str(tmp_path / "model.pt"),
+                             "-o", str(tmp_path / "model.onnx")], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.startswith(f"edgeseq: error: {tmp_path / 'model.pt'}: ")
+    assert result.stderr.count("\n") == 1
+
+
+def test_cli_choices_and_defaults_match_the_toolchain():
+    assert options.NONLINEARITIES == architecture.NONLINEARITIES
+    assert options.ACTIVATIONS == architecture.ACTIVATIONS
+    assert (options.DEFAULT_STEPS, options.DEFAULT_TOLERANCE) == (verification.DEFAULT_STEPS,
+                                                                  verification.DEFAULT_TOLERANCE)
