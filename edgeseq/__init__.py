@@ -13,7 +13,7 @@ are loaded only when used.
 from edgeseq_runtime import EdgeseqError, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "export", "load", "verify", "__version__"]
+__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "export", "load", "quantize", "verify", "__version__"]
 
 
 def export(model_or_path, path, **options):
@@ -35,3 +35,14 @@ def verify(path, reference=None, **options):
     from edgeseq_export.api import verify as verify_model
 
     return verify_model(path, reference, **options)
+
+
+def quantize(path, output, mode="int8", **options):
+    """Store the ONNX model's weights as int8 (QDQ, per-channel) or fp16 in ``output``; returns
+    the report (file sizes, output errors against the original).
+
+    The options are ``edgeseq_export.quantize.quantize``'s. Needs edgeseq-export.
+    """
+    from edgeseq_export.quantize import quantize as quantize_model
+
+    return quantize_model(path, output, mode, **options)

@@ -13,9 +13,13 @@ from .options import checking_options, reading_options
               help="torch.onnx.export's exporter (see edgeseq_export.step_graph for why TorchScript).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check the written model against PyTorch and ONNX Runtime.")
+@click.option("--quantize", "quantize_mode", type=click.Choice(["int8", "fp16"]),
+              help="Then store the weights as int8 (QDQ, per-channel) or fp16, and report the error.")
+@click.option("--calibration", type=click.Path(dir_okay=False),
+              help="With --quantize: CSV or .npy of input rows to measure the error on.")
 @reading_options
 @checking_options
-def command(model, output, **options):
+def command(model, output, quantize_mode, calibration, **options):
     """Export MODEL.pt (an edgeseq checkpoint, a state_dict, a TorchScript archive or, with
     --trust-pickle, a pickled nn.Module) to a streaming ONNX model, and check that PyTorch,
     ONNX Runtime and edgeseq agree on it. Nothing is written when they do not."""
@@ -36,3 +40,9 @@ def command(model, output, **options):
     console.print(f"wrote {report.path} ({report.file_size:,} bytes) from {report.source} "
                   f"({report.form}) in {report.seconds:.1f} s{checked}", markup=False, highlight=False,
                   soft_wrap=True)
+    if quantize_mode:
+        from edgeseq_export.quantize import quantize
+
+        from .quantize import print_report
+
+        print_report(quantize(output, output, quantize_mode, calibration=calibration))

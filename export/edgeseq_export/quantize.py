@@ -14,6 +14,7 @@ fp16: every float32 initializer is stored as float16 behind a ``Cast`` to float3
 file, computed in float32.
 """
 
+import json
 import os
 from dataclasses import dataclass, field
 
@@ -174,6 +175,7 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     source, output = os.fspath(source), os.fspath(output)
     reference = load(source)  # validates the model before anything is written
+    bytes_before = _file_bytes(source)  # now: output may be the same file
     model = onnx.load(source)
     quantized, names = (quantize_int8 if mode == "int8" else quantize_fp16)(model)
     if not names:
@@ -183,8 +185,25 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     inputs = _inputs(reference, calibration, steps, seed)
     expected, got = reference.run(inputs), load(output).run(inputs)
     error = np.abs(got.astype(np.float64) - expected)
-    return QuantizationReport(mode, source, output, _file_bytes(source), os.path.getsize(output), len(inputs),
-                              float(error.max()), float(error.mean()), names, tolerance=tolerance)
+    return QuantizationReport(mode, source, output, bytes_before, os.path.getsize(output), len(inputs),
+                              float(error.max()), float(error.mean()), names,
+                              _task_metrics(model, inputs, expected, got, calibration is not None), tolerance)
+
+
+def _task_metrics(model: onnx.ModelProto, inputs, expected, got, real_data: bool) -> dict:
+    """The model's own score before and after, for the task its edgeseq metadata names:
+    classes and tokens: how often the top class agrees with the fp32 model's; a one-step-ahead
+    forecaster (as many outputs as inputs) on real data: the RMSE of its forecasts."""
+    task = json.loads({p.key: p.value for p in model.metadata_props}.get("edgeseq.task", "{}"))
+    kind = task.get("kind")
+    if kind in ("classification", "tokens"):
+        agreement = float(np.mean(np.argmax(expected, -1) == np.argmax(got, -1)))
+        return {"top-1 agreement with fp32": (1.0, agreement)}
+    if kind == "regression" and real_data and inputs.ndim == 2 and expected.shape[-1] == inputs.shape[-1]:
+        target = inputs[1:].astype(np.float64)
+        return {"forecast RMSE (next row)": (float(np.sqrt(np.mean((expected[:-1] - target) ** 2))),
+                                             float(np.sqrt(np.mean((got[:-1] - target) ** 2))))}
+    return {}
 
 
 def _inputs(model, calibration, steps: int, seed: int) -> np.ndarray:
