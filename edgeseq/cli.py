@@ -17,6 +17,7 @@ from . import __version__
 # command name -> module under edgeseq.commands defining a click command named ``command``
 COMMANDS: dict[str, str] = {
     "bench": "bench",
+    "codegen": "codegen",
     "export": "export",
     "inspect": "inspect",
     "quantize": "quantize",
