@@ -39,6 +39,9 @@ class LazyGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as e:  # bad options of a command: one line, like every error
+            click.echo(f"edgeseq: error: {e.ctx.command_path if e.ctx else 'edgeseq'}: {one_line(e)}", err=True)
+            sys.exit(e.exit_code)
         except (EdgeseqError, OSError) as e:
             click.echo(f"edgeseq: error: {one_line(e)}", err=True)
             sys.exit(1)
@@ -48,7 +51,8 @@ def one_line(error: BaseException) -> str:
     """An error as one line; an OSError names its file."""
     if isinstance(error, OSError) and error.filename:
         return f"{error.filename}: {error.strerror or error}"
-    return " ".join(str(error).split()) or type(error).__name__
+    text = error.format_message() if isinstance(error, click.ClickException) else str(error)
+    return " ".join(text.split()) or type(error).__name__
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -23,6 +23,7 @@ Equations (ONNX spec names; (.) is the elementwise product)::
     Ht = (1 - zt) (.) ht + zt (.) Ht-1
 """
 
+import numpy as np
 from numba import njit
 
 from .activations import apply_encoded, clip
@@ -74,4 +75,4 @@ def gru_f32(code, p, w, q, a):
             clip(hc, w[clip_off])
         apply_encoded(code, p + 15, w, hc)
         for j in range(n_h):
-            h[j] = (1.0 - z[j]) * hc[j] + z[j] * h[j]
+            h[j] = (np.float32(1.0) - z[j]) * hc[j] + z[j] * h[j]

@@ -27,6 +27,7 @@ Equations (ONNX spec names; (.) is the elementwise product)::
 ``clip`` bounds the input of f and g, as ONNX Runtime does; h(Ct) is not clipped.
 """
 
+import numpy as np
 from numba import njit
 
 from .activations import apply_encoded, clip
@@ -63,7 +64,7 @@ def lstm_f32(code, p, w, q, a):
         apply_encoded(code, p + 14, w, i)
         if input_forget:
             for j in range(n_h):
-                f[j] = 1.0 - i[j]
+                f[j] = np.float32(1.0) - i[j]
         else:
             apply_encoded(code, p + 14, w, f)
         apply_encoded(code, p + 16, w, cc)
