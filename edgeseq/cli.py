@@ -18,6 +18,7 @@ from . import __version__
 COMMANDS: dict[str, str] = {
     "bench": "bench",
     "codegen": "codegen",
+    "demo": "demo",
     "export": "export",
     "inspect": "inspect",
     "quantize": "quantize",
