@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .models import ModelConfig, SequenceModel
-from .series import Series, mae, rmse, seasonal_naive, seasonal_period
+from .series import Series, SeriesError, mae, rmse, seasonal_naive, seasonal_period
 
 CELLS = ("lstm", "gru", "rnn")
 
@@ -69,8 +69,8 @@ def _train(series: Series, options: TrainOptions, on_epoch) -> TrainResult:
     season = options.season or seasonal_period(values[:val_start], longest=max(2, val_start // 3))
     window = options.window or max(8, min(val_start // 4, max(24, 2 * season), 192))
     if val_start < window + 1 or test_start - season < 0:
-        raise ValueError(f"{series.source}: {len(values)} values are too few for a window of {window} "
-                         f"and a season of {season}")
+        raise SeriesError(f"{series.source}: {len(values)} values are too few for a window of {window} "
+                          f"and a season of {season}")
     torch.manual_seed(options.seed)
     generator = torch.Generator().manual_seed(options.seed)
     model = SequenceModel(ModelConfig(cell=options.cell, input_size=1, hidden_size=options.hidden,

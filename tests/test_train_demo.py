@@ -1,0 +1,100 @@
+"""edgeseq train and edgeseq demo on the shipped series: scores against the seasonal-naive
+baseline, bad CSVs, and the demo end to end."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import edgeseq_runtime
+from edgeseq_export.models import load_checkpoint
+from edgeseq_export.series import read_series, seasonal_naive, seasonal_period
+from edgeseq_export.training import TrainOptions, one_step_predictions, train_forecaster
+
+DATA = Path(__file__).parents[1] / "edgeseq" / "data"
+EDGESEQ = [sys.executable, "-m", "edgeseq.cli"]
+
+
+@pytest.fixture(scope="module")
+def taylor_slice(tmp_path_factory):
+    """Three weeks of half-hourly demand: enough for a daily season, quick to train on."""
+    lines = (DATA / "taylor.csv").read_text().splitlines()[:1 + 48 * 21]
+    path = tmp_path_factory.mktemp("data") / "taylor_3w.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_series_reading_and_seasons():
+    wine = read_series(DATA / "wineind.csv")
+    assert wine.name == "sales" and len(wine.values) == 176
+    assert seasonal_period(wine.values, 60) == 12
+    taylor = read_series(DATA / "taylor.csv", column="demand_mw")
+    assert seasonal_period(taylor.values[:2500], 800) in (48, 336)
+    naive = seasonal_naive(wine.values, 150, 12)
+    np.testing.assert_array_equal(naive, wine.values[138:164])
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_forecaster_beats_the_seasonal_naive_baseline_on_taylor(taylor_slice, cell):
+    result = train_forecaster(read_series(taylor_slice), TrainOptions(cell=cell, hidden=16, epochs=25, seed=1))
+    metrics = result.metrics
+    assert np.isfinite(metrics["test_rmse"]) and metrics["season"] == 48
+    assert metrics["test_rmse"] < metrics["naive_rmse"]
+
+
+def test_train_cli_writes_a_checkpoint_that_exports_and_streams(taylor_slice, tmp_path):
+    checkpoint, onnx_path = tmp_path / "gru.pt", tmp_path / "gru.onnx"
+    trained = subprocess.run([*EDGESEQ, "train", str(taylor_slice), "--cell", "gru", "-o", str(checkpoint),
+                              "--hidden", "8", "--epochs", "3", "--seed", "3"], capture_output=True, text=True)
+    assert trained.returncode == 0, trained.stderr
+    assert "test RMSE" in trained.stdout and "seasonal naive" in trained.stdout
+    exported = subprocess.run([*EDGESEQ, "export", str(checkpoint), "-o", str(onnx_path)], capture_output=True,
+                              text=True)
+    assert exported.returncode == 0, exported.stderr
+    values = read_series(taylor_slice).values
+    model = load_checkpoint(checkpoint).model
+    expected = one_step_predictions(model, values)  # PyTorch over the whole sequence
+    streamed = edgeseq_runtime.load(onnx_path).run(values[:-1].astype(np.float32).reshape(-1, 1))[:, 0]
+    assert np.abs(streamed - expected).max() <= 1e-3 * np.abs(expected).max()  # data units (MW)
+
+
+def test_training_is_reproducible_with_a_seed(taylor_slice):
+    options = TrainOptions(cell="rnn", hidden=8, epochs=2, seed=7)
+    first = train_forecaster(read_series(taylor_slice), options)
+    second = train_forecaster(read_series(taylor_slice), options)
+    for (name, a), b in zip(first.model.state_dict().items(), second.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("text,option,message", [
+    ("month,sales\n2000-01,1\n", ["--column", "price"], "no column 'price'"),
+    ("month,sales\n2000-01,1\n2000-02,abc\n", [], "line 3.*'abc' is not a finite number"),
+    ("month,sales\n2000-01,1\n2000-02,2\n2000-03,3\n", [], "too few"),
+    ("", [], "header"),
+], ids=["missing_column", "not_numeric", "too_few_rows", "empty"])
+def test_bad_csv_is_one_clear_line(tmp_path, text, option, message):
+    data = tmp_path / "bad.csv"
+    data.write_text(text)
+    result = subprocess.run([*EDGESEQ, "train", str(data), "-o", str(tmp_path / "m.pt"), *option],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1 and "bad.csv" in result.stderr
+    assert re.search(message, result.stderr), result.stderr
+    assert not (tmp_path / "m.pt").exists()
+
+
+def test_demo_quick_end_to_end(tmp_path):
+    out = tmp_path / "demo"
+    result = subprocess.run([*EDGESEQ, "demo", "--quick", "--out", str(out)], capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    for dataset in ("wineind", "taylor"):
+        assert f"{dataset}.csv: one-step-ahead forecasts" in result.stdout
+        for cell in ("rnn", "lstm", "gru"):
+            for suffix in (".pt", ".onnx", ".int8.onnx"):
+                assert (out / dataset / f"{cell}{suffix}").is_file()
+    assert {p.name for p in (out / "c").iterdir()} >= {"forecaster.c", "forecaster.h", "edgeseq_rt.c", "edgeseq_rt.h"}
