@@ -116,19 +116,28 @@ class Graph:
         return found
 
     def is_state_output(self, name: str) -> bool:
-        """True when ``name`` is computed by glue from the recurrent nodes' Y_h / Y_c only."""
-        node = self.producer.get(name)
-        if node is None:
-            return False
-        if node.op_type in RECURRENT_OPS:
-            return list(node.output).index(name) > 0
-        if node.op_type not in GLUE_OPS:
-            return False
-        data = node.input if node.op_type == "Concat" else node.input[:1]
-        return all(self.is_state_output(n) for n in data if n not in self.initializers)
+        """True when ``name`` is computed by glue from the recurrent nodes' Y_h / Y_c only.
+        (A walk over the glue, each value visited once, however long or branching it is.)"""
+        seen, pending = set(), [name]
+        while pending:
+            value = pending.pop()
+            if value in seen or value in self.initializers:
+                continue
+            seen.add(value)
+            node = self.producer.get(value)
+            if node is None or (node.op_type not in RECURRENT_OPS and node.op_type not in GLUE_OPS):
+                return False
+            if node.op_type in RECURRENT_OPS:
+                if list(node.output).index(value) == 0:
+                    return False
+                continue
+            pending.extend(n for n in (node.input if node.op_type == "Concat" else node.input[:1]) if n)
+        return True
 
     def model_output(self) -> str:
         """The first graph output that is not a state output (or the first output)."""
+        if not self.outputs:
+            self.fail(None, "the graph has no outputs")
         for name in self.outputs:
             if not self.is_state_output(name):
                 return name
@@ -164,8 +173,12 @@ class Graph:
         to the X input of a recurrent node, whose layout fixes both. (None, None) if not found."""
         rank = _rank(self.inputs[name])
         frontier = [(name, list(range(rank)), rank)]  # tensor, where each input axis is, its rank
+        seen = set()
         while frontier:
             tensor, pos, rank = frontier.pop()
+            if (tensor, tuple(pos)) in seen:
+                continue
+            seen.add((tensor, tuple(pos)))
             for node in self.consumers.get(tensor, []):
                 if node.op_type in RECURRENT_OPS:
                     if node.input[0] != tensor:
@@ -234,4 +247,12 @@ def input_dims(value_info) -> list[int | None]:
 
 def elem_type(value_info) -> int:
     return value_info.type.tensor_type.elem_type
+
+
+def type_name(elem: int) -> str:
+    """ONNX's name of an element type, or its number when it names none."""
+    try:
+        return onnx.TensorProto.DataType.Name(elem)
+    except ValueError:
+        return f"element type {elem}"
 

@@ -10,12 +10,13 @@ no run-time cost, anything else one indexed copy. The rest become kernel instruc
 
 from dataclasses import dataclass, field
 
+import math
 import numpy as np
 import onnx
 from onnx.reference import ReferenceEvaluator
 
 from .errors import ModelError, first_line
-from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims
+from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims, type_name
 from .kernels.opcodes import OP_COPY
 from .ops import CONSTANT_HANDLERS, HANDLERS
 from .plan import Plan, PlanBuilder
@@ -23,6 +24,14 @@ from .quantized import QuantizedWeight
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
+MAX_CONSTANT_ELEMENTS = 1 << 26  # 256 MB of float32: no streaming model folds a larger constant
+# Ops whose output size comes from the values of their inputs: checked before they run.
+_SIZE_FROM_VALUES = {
+    "ConstantOfShape": lambda v: math.prod(int(d) for d in np.ravel(v[0])),
+    "Expand": lambda v: math.prod(np.broadcast_shapes(np.shape(v[0]), tuple(int(d) for d in np.ravel(v[1])))),
+    "Tile": lambda v: np.size(v[0]) * math.prod(int(r) for r in np.ravel(v[1])),
+    "Range": lambda v: math.ceil(abs((float(v[1]) - float(v[0])) / float(v[2]))) if float(v[2]) else 0,
+}
 
 
 @dataclass
@@ -60,7 +69,7 @@ class Lowering:
 
     def new_tensor(self, shape, init=None) -> Tensor:
         shape = tuple(int(d) for d in shape)
-        return Tensor(shape, self.builder.alloc(int(np.prod(shape, dtype=np.int64)), init))
+        return Tensor(shape, self.builder.alloc(math.prod(shape), init))
 
     def from_addresses(self, addresses: np.ndarray) -> Tensor:
         """A tensor whose elements are the arena elements at ``addresses``: a view when they
@@ -88,7 +97,7 @@ class Lowering:
         """
         shape = tuple(shape)
         if isinstance(value, Tensor):
-            if value.size != int(np.prod(shape)):
+            if value.size != math.prod(shape):
                 self.fail(node, f"{suffix} has shape {list(value.shape)}, expected {list(shape)}")
             inside = [r for name, r in self._input_regions.items() if name != self.input_name
                       and r.offset <= value.offset and value.offset + value.size <= r.offset + r.size]
@@ -157,14 +166,24 @@ class Lowering:
         return self.values[name]
 
     def evaluate(self, node, feeds: dict):
-        """Run one node on numpy values with ONNX's reference evaluator."""
+        """Run one node on numpy values with ONNX's reference evaluator, refusing results
+        larger than ``MAX_CONSTANT_ELEMENTS`` (checked before running where the inputs' values
+        set the size, so that a hostile shape cannot exhaust memory)."""
         feeds = {name: np.asarray(v) if isinstance(v, QuantizedWeight) else v for name, v in feeds.items()}
         try:
+            size = _SIZE_FROM_VALUES.get(node.op_type)
+            if size is not None and size([feeds.get(n) for n in node.input]) > MAX_CONSTANT_ELEMENTS:
+                self.fail(node, f"would make a tensor of more than {MAX_CONSTANT_ELEMENTS} elements")
             evaluator = ReferenceEvaluator(node, opsets={"": self.graph.opset})
             with np.errstate(all="ignore"):
-                return evaluator.run(None, feeds)
+                outputs = evaluator.run(None, feeds)
+        except ModelError:
+            raise
         except Exception as e:
             self.fail(node, f"cannot be evaluated on its constant inputs ({first_line(e)})")
+        if any(np.size(out) > MAX_CONSTANT_ELEMENTS for out in outputs):
+            self.fail(node, f"makes a tensor of more than {MAX_CONSTANT_ELEMENTS} elements")
+        return outputs
 
     def _bind_inputs(self):
         """Give the model input and every state input an arena region of concrete shape.
@@ -196,7 +215,7 @@ class Lowering:
         x_shape = self._concrete(x_name, input_dims(x_info), time_axis, batch_axis)
         self.token_input = kind in INTEGER_TYPES
         if not self.token_input and kind not in FLOAT_TYPES:
-            graph.fail(None, f"input '{x_name}' has element type {onnx.TensorProto.DataType.Name(kind)}; "
+            graph.fail(None, f"input '{x_name}' has {type_name(kind)}; "
                              f"expected a float type, or integers for token ids")
         self._input_regions[x_name] = self.values[x_name] = self.new_tensor(x_shape)
 
@@ -210,7 +229,7 @@ class Lowering:
                 batch_axis = None  # its one dynamic axis is the batch axis
             shape = self._concrete(name, dims, None, batch_axis)
             init = graph.initializers.get(name)
-            if init is not None and init.size != int(np.prod(shape)):
+            if init is not None and init.size != math.prod(shape):
                 graph.fail(None, f"state input '{name}' has a default of shape {list(init.shape)}, expected {list(shape)}")
             region = self.new_tensor(shape, init)
             self._input_regions[name] = self.values[name] = region
@@ -238,7 +257,7 @@ class Lowering:
                 shape.append(1)
             else:
                 shape.append(d)
-        if int(np.prod(shape, dtype=np.int64)) > MAX_INPUT_ELEMENTS:
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
             self.graph.fail(None, f"input '{name}' of shape {shape} is too large for a streaming model")
         return tuple(shape)
 

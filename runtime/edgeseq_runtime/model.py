@@ -1,5 +1,6 @@
 """StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
 
+import math
 import hashlib
 
 import numpy as np
@@ -28,9 +29,9 @@ class StreamingModel:
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
         self.vocab_size = lowered.vocab  # token models: ids in [-vocab_size, vocab_size); else 0
-        x_size = int(np.prod(lowered.input_shape))
+        x_size = math.prod(lowered.input_shape)
         self.input_size = x_size // batch
-        self.output_size = int(np.prod(lowered.output_shape)) // batch
+        self.output_size = math.prod(lowered.output_shape) // batch
         self._x_step = (self.input_size,) if batch == 1 else (batch, self.input_size)
         self._y_step = (self.output_size,) if batch == 1 else (batch, self.output_size)
         if self.is_token_model:
@@ -76,7 +77,7 @@ class StreamingModel:
         if type(x) is not np.ndarray or x.dtype != np.float32:
             x = self._coerce(x, label)
         if x.shape != shape:
-            if x.size == int(np.prod(shape)) and self.is_token_model:
+            if x.size == math.prod(shape) and self.is_token_model:
                 x = x.reshape(shape)
             else:
                 raise ValueError(f"{label} has shape {x.shape}, expected {shape}")

@@ -10,6 +10,7 @@ before it. A file is written atomically (see ``atomic``), so a crash leaves the 
 the new one; a torn, truncated or foreign file is refused and changes nothing.
 """
 
+import math
 import hashlib
 import json
 import os
@@ -69,11 +70,11 @@ def read_state(path, fingerprint: str, layout: dict[str, tuple]) -> tuple[int, d
     if dict(states) != layout:
         raise StateFileError(f"{path}: state layout {dict(states)} does not match this model's {layout}")
     payload = np.frombuffer(body, "<f4", offset=_PREFIX.size + header_size)
-    if payload.size != sum(int(np.prod(shape)) for _, shape in states):
+    if payload.size != sum(math.prod(shape) for _, shape in states):
         raise StateFileError(f"{path}: payload size does not match its header")
     arrays, start = {}, 0
     for name, shape in states:
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         arrays[name] = payload[start:start + size].reshape(shape).astype(np.float32)
         start += size
     return steps, arrays

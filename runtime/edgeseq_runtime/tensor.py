@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+import math
 import numpy as np
 
 
@@ -13,7 +14,7 @@ class Tensor:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)
 
     def addresses(self) -> np.ndarray:
         """The arena address of every element, shaped like the tensor."""
@@ -29,4 +30,4 @@ class StateSlot:
 
     @property
     def size(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64))
+        return math.prod(self.shape)

@@ -1,5 +1,6 @@
 """Elementwise arithmetic, standalone activations and (Log)Softmax."""
 
+import math
 import numpy as np
 
 from ..graph import attribute
@@ -60,11 +61,11 @@ def lower_softmax(ctx, node, inputs):
     if not -rank <= axis < rank:
         ctx.fail(node, f"axis={axis} is out of range for shape {list(x.shape)}")
     axis %= rank
-    outer = int(np.prod(x.shape[:axis], dtype=np.int64))
+    outer = math.prod(x.shape[:axis])
     if ctx.graph.opset >= 13:
-        n, inner = x.shape[axis], int(np.prod(x.shape[axis + 1:], dtype=np.int64))
+        n, inner = x.shape[axis], math.prod(x.shape[axis + 1:])
     else:  # opsets before 13 flatten [axis:] into one reduced axis
-        n, inner = int(np.prod(x.shape[axis:], dtype=np.int64)), 1
+        n, inner = math.prod(x.shape[axis:]), 1
     out = ctx.new_tensor(x.shape)
     ctx.builder.emit(opcodes.OP_SOFTMAX, [x.offset, out.offset, outer, n, inner, int(node.op_type == "LogSoftmax")])
     return [out]

@@ -26,8 +26,7 @@ def lower_recurrent(ctx, node, inputs):
     x, w, r, b, seq_lens, initial_h = inputs[:6]
     initial_c, p = (inputs[6], inputs[7]) if op == "LSTM" else (None, None)
 
-    direction = attribute(node, "direction", b"forward")
-    direction = direction.decode() if isinstance(direction, bytes) else direction
+    direction = _text(attribute(node, "direction", b"forward"))
     if direction != "forward":
         ctx.fail(node, f"direction='{direction}' needs the whole sequence before the first output, "
                        f"so it cannot stream; export a forward (unidirectional) model")
@@ -112,6 +111,12 @@ def lower_recurrent(ctx, node, inputs):
     return outputs
 
 
+def _text(value) -> str:
+    """A string attribute as text; bytes that are not UTF-8 show as replacement characters
+    (and then match no known name, so the error names them)."""
+    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
+
+
 def _first(weight):
     """weight[0]: drop the num_directions axis, keeping int8 weights int8."""
     return weight.first() if isinstance(weight, QuantizedWeight) else np.asarray(weight, np.float32)[0]
@@ -121,7 +126,7 @@ def _activations(ctx, node, op):
     """[(kind, parameter offset)] for f, g(, h): names from ``activations``, alpha and beta
     from ``activation_alpha`` / ``activation_beta``, consumed in order by the activations that
     take them (as ONNX Runtime does), the operators' defaults otherwise."""
-    names = [n.decode() if isinstance(n, bytes) else n for n in attribute(node, "activations", [])]
+    names = [_text(n) for n in attribute(node, "activations", [])]
     names = names or DEFAULT_ACTIVATIONS[op]
     if len(names) != len(DEFAULT_ACTIVATIONS[op]):
         ctx.fail(node, f"{op} takes {len(DEFAULT_ACTIVATIONS[op])} activations for one direction, got {names}")
