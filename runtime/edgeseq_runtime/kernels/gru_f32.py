@@ -58,17 +58,18 @@ def gru_f32(code, p, w, q, a):
             clip(zr, w[clip_off])
         apply_encoded(code, p + 13, w, zr)
         if linear_before_reset:
+            gh_h = gh[b][2 * n_h:]
             for j in range(n_h):
-                hc[j] += r[j] * gh[b, 2 * n_h + j]
+                hc[j] += r[j] * gh_h[j]
         else:
             for j in range(n_h):
                 rh[b, j] = r[j] * hs[b, j]
     if not linear_before_reset:
         project(code, p + 8, w, q, g3, 2 * n_h, rh, gh, 2 * n_h, n_h)
         for b in range(batch):
-            hc = gx[b][2 * n_h:]
+            hc, gh_h = gx[b][2 * n_h:], gh[b][2 * n_h:]
             for j in range(n_h):
-                hc[j] += gh[b, 2 * n_h + j]
+                hc[j] += gh_h[j]
     for b in range(batch):
         z, hc, h = gx[b][:n_h], gx[b][2 * n_h:], hs[b]
         if clip_off >= 0:

@@ -50,8 +50,7 @@ def execute(code, w, q, a, x, y, steps):
         return status
     start, end = code[HEADER_START], code[HEADER_END]
     for t in range(steps):
-        for i in range(x_size):
-            a[x_off + i] = x[t * x_size + i]
+        a[x_off:x_off + x_size] = x[t * x_size:(t + 1) * x_size]
         pc = start
         while pc < end:
             op = code[pc]
@@ -75,6 +74,5 @@ def execute(code, w, q, a, x, y, steps):
             elif op == OP_EMBEDDING:
                 embedding(code, p, w, q, a)
             pc += code[pc + 1]
-        for i in range(y_size):
-            y[t * y_size + i] = a[y_off + i]
+        y[t * y_size:(t + 1) * y_size] = a[y_off:y_off + y_size]
     return STATUS_OK

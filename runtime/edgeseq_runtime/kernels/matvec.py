@@ -49,62 +49,64 @@ def _project(x, m, col, out, out_col, n, scale):
 
 @njit(**JIT_OPTIONS)
 def _four_streams(x, b, m, col, out, out_col, n, scale):
-    """Rows b..b+3 at once, two inputs per pass: each weight is loaded once for four streams."""
-    o0, o1, o2, o3 = out[b], out[b + 1], out[b + 2], out[b + 3]
+    """Rows b..b+3 at once, two inputs per pass: each weight is loaded once for four streams.
+    (Every array is indexed by a ``range`` index over a view, so numba drops its negative-index
+    check and LLVM vectorises the loops.)"""
+    o0, o1 = out[b, out_col:out_col + n], out[b + 1, out_col:out_col + n]
+    o2, o3 = out[b + 2, out_col:out_col + n], out[b + 3, out_col:out_col + n]
     n_in = x.shape[1]
     for k in range(0, n_in - 1, 2):
         a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
         c0, c1, c2, c3 = x[b, k + 1], x[b + 1, k + 1], x[b + 2, k + 1], x[b + 3, k + 1]
+        wu, wv = m[k, col:col + n], m[k + 1, col:col + n]
         for j in range(n):
-            u = np.float32(m[k, col + j])
-            v = np.float32(m[k + 1, col + j])
-            if scale is None:
-                o0[out_col + j] += a0 * u + c0 * v
-                o1[out_col + j] += a1 * u + c1 * v
-                o2[out_col + j] += a2 * u + c2 * v
-                o3[out_col + j] += a3 * u + c3 * v
-            else:
-                s = scale[j]
-                o0[out_col + j] += s * (a0 * u + c0 * v)
-                o1[out_col + j] += s * (a1 * u + c1 * v)
-                o2[out_col + j] += s * (a2 * u + c2 * v)
-                o3[out_col + j] += s * (a3 * u + c3 * v)
+            u = np.float32(wu[j])
+            v = np.float32(wv[j])
+            if scale is not None:
+                u *= scale[j]
+                v *= scale[j]
+            o0[j] += a0 * u + c0 * v
+            o1[j] += a1 * u + c1 * v
+            o2[j] += a2 * u + c2 * v
+            o3[j] += a3 * u + c3 * v
     if n_in % 2:
         k = n_in - 1
         a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
+        wu = m[k, col:col + n]
         for j in range(n):
-            u = np.float32(m[k, col + j])
+            u = np.float32(wu[j])
             if scale is not None:
                 u *= scale[j]
-            o0[out_col + j] += a0 * u
-            o1[out_col + j] += a1 * u
-            o2[out_col + j] += a2 * u
-            o3[out_col + j] += a3 * u
+            o0[j] += a0 * u
+            o1[j] += a1 * u
+            o2[j] += a2 * u
+            o3[j] += a3 * u
 
 
 @njit(**JIT_OPTIONS)
 def _one_stream(vec, m, col, out, out_col, n, scale):
     """One row, four inputs per pass over the outputs."""
+    o = out[out_col:out_col + n]
     n_in = vec.size
     k = 0
     while k + 4 <= n_in:
         v0, v1, v2, v3 = vec[k], vec[k + 1], vec[k + 2], vec[k + 3]
+        w0, w1, w2, w3 = m[k, col:col + n], m[k + 1, col:col + n], m[k + 2, col:col + n], m[k + 3, col:col + n]
         for j in range(n):
-            c = col + j
-            t = (v0 * np.float32(m[k, c]) + v1 * np.float32(m[k + 1, c])
-                 + v2 * np.float32(m[k + 2, c]) + v3 * np.float32(m[k + 3, c]))
+            t = (v0 * np.float32(w0[j]) + v1 * np.float32(w1[j])
+                 + v2 * np.float32(w2[j]) + v3 * np.float32(w3[j]))
             if scale is None:
-                out[out_col + j] += t
+                o[j] += t
             else:
-                out[out_col + j] += scale[j] * t
+                o[j] += scale[j] * t
         k += 4
     while k < n_in:
-        vk = vec[k]
+        vk, w0 = vec[k], m[k, col:col + n]
         for j in range(n):
-            u = np.float32(m[k, col + j])
+            u = np.float32(w0[j])
             if scale is not None:
                 u *= scale[j]
-            out[out_col + j] += vk * u
+            o[j] += vk * u
         k += 1
 
 

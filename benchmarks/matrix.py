@@ -1,0 +1,160 @@
+"""The benchmark matrix: edgeseq against ONNX Runtime and PyTorch on this machine, in one run.
+
+    python benchmarks/matrix.py [--quick] [--out benchmarks/results.md]
+
+LSTM, GRU and RNN x (input/hidden/layers) 1/32/1, 16/64/1, 40/128/2, 64/256/1 x batch 1, 16,
+256 x fp32, int8. Per configuration: the median time of one ``step`` from Python for edgeseq,
+ONNX Runtime (``InferenceSession.run`` with the state fed back) and PyTorch eager (fp32; PyTorch
+has no int8 recurrent layers), one thread each, the engines taking turns; and edgeseq's ``run``
+throughput. Then the issue's targets as ratios measured in this same run. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import edgeseq_runtime  # noqa: E402
+from edgeseq_export.bench import OnnxRuntimeStepper, cold_start_seconds, step_latencies  # noqa: E402
+from edgeseq_export.quantize import quantize  # noqa: E402
+from torch_models import StepSpec, build, export_step  # noqa: E402
+
+CELLS = ("LSTM", "GRU", "RNN")
+SIZES = ((1, 32, 1), (16, 64, 1), (40, 128, 2), (64, 256, 1))
+BATCHES = (1, 16, 256)
+OUTPUT_SIZE = 1
+
+
+def torch_stepper(model, spec: StepSpec, batch: int):
+    """One step of the PyTorch module with its state fed back (call under inference_mode)."""
+    state = [torch.from_numpy(s) for s in spec.initial_state(batch).values()]
+
+    def step(x):
+        y, *state[:] = model(torch.from_numpy(x).reshape(1, batch, spec.input_size), *state)
+        return y
+    return step
+
+
+def measure(spec: StepSpec, folder: Path, batch: int, calls: int) -> dict:
+    model = build(spec)
+    fp32 = export_step(model, folder / f"{spec.name}.onnx", "torchscript")
+    int8 = folder / f"{spec.name}.int8.onnx"
+    if not int8.exists():
+        quantize(fp32, int8, "int8", steps=20)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((batch, spec.input_size) if batch > 1 else (spec.input_size,)).astype(np.float32)
+    result = {}
+    for precision, path in (("fp32", fp32), ("int8", int8)):
+        stream = edgeseq_runtime.load(path, batch=batch)
+        steppers = {"edgeseq": stream.step, "onnxruntime": OnnxRuntimeStepper(path, batch).step}
+        if precision == "fp32":
+            steppers["torch"] = torch_stepper(model, spec, batch)
+        with torch.inference_mode():
+            latency = step_latencies(steppers, x, calls=calls, warmup=max(20, calls // 5))
+        steps = max(200, 20_000 // batch)
+        xs = rng.standard_normal((steps, *x.shape)).astype(np.float32)
+        stream.run(xs[:10])
+        start = time.perf_counter()
+        stream.run(xs)
+        result[precision] = {name: value.median_us for name, value in latency.items()}
+        result[precision]["run_steps_per_s"] = steps / (time.perf_counter() - start)
+    return result
+
+
+def linear_growth(folder: Path) -> tuple[float, float, float]:
+    """(seconds for 10,000 steps, for 1,000,000 steps, their ratio) of a GRU 16/64 ``run``."""
+    spec = StepSpec("GRU", 16, 64, 1, output_size=OUTPUT_SIZE)
+    stream = edgeseq_runtime.load(export_step(build(spec), folder / "growth.onnx", "torchscript"))
+    xs = np.random.default_rng(1).standard_normal((1_000_000, 16)).astype(np.float32)
+    out = np.empty((1_000_000, OUTPUT_SIZE), np.float32)
+    stream.run(xs[:1000], out=out[:1000])
+    start = time.perf_counter()
+    stream.run(xs[:10_000], out=out[:10_000])
+    short = time.perf_counter() - start
+    start = time.perf_counter()
+    stream.run(xs, out=out)
+    long = time.perf_counter() - start
+    return short, long, long / short
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer calls per figure")
+    parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    lines = ["# Benchmark results", "",
+             f"`python benchmarks/matrix.py{' --quick' if args.quick else ''}` on {cpu}, {os.cpu_count()} cores "
+             f"(shared), {platform.platform()}; Python {platform.python_version()}, numpy {np.__version__}, "
+             f"onnxruntime {onnxruntime.__version__}, torch {torch.__version__}, edgeseq {edgeseq_runtime.__version__}. "
+             "One thread per engine; medians of single `step` calls from Python, in µs; ORT = ONNX Runtime "
+             "with the state fed back. Figures from a shared machine move between runs: read the ratios.", "",
+             "| cell | in/hidden/layers | batch | edgeseq fp32 | ORT fp32 | torch fp32 | edgeseq int8 | ORT int8 "
+             "| ORT/edgeseq | torch/edgeseq | int8/fp32 | µs per stream-step | run steps/s |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    figures = {}
+    with tempfile.TemporaryDirectory() as directory:
+        folder = Path(directory)
+        for cell in CELLS:
+            for size in SIZES:
+                for batch in BATCHES:
+                    spec = StepSpec(cell, *size, output_size=OUTPUT_SIZE)
+                    calls = (200 if args.quick else 1000) // (1 if batch < 256 else 10)
+                    r = measure(spec, folder, batch, calls)
+                    figures[cell, size, batch] = r
+                    f, q = r["fp32"], r["int8"]
+                    row = (f"| {cell} | {'/'.join(map(str, size))} | {batch} | {f['edgeseq']:.2f} | "
+                           f"{f['onnxruntime']:.2f} | {f['torch']:.2f} | {q['edgeseq']:.2f} | {q['onnxruntime']:.2f} | "
+                           f"{f['onnxruntime'] / f['edgeseq']:.1f}x | {f['torch'] / f['edgeseq']:.1f}x | "
+                           f"{q['edgeseq'] / f['edgeseq']:.2f} | {f['edgeseq'] / batch:.3f} | "
+                           f"{f['run_steps_per_s'] * batch:,.0f} |")
+                    lines.append(row)
+                    print(row, flush=True)
+        short, long, ratio = linear_growth(folder)
+    numba_import = min(_seconds([sys.executable, "-c", "import numba"]) for _ in range(3))
+    lines += ["", "## Targets", ""]
+    for cell in ("GRU", "LSTM"):
+        f = figures[cell, (16, 64, 1), 1]["fp32"]
+        lines.append(f"- {cell} 16/64/1 `step`, batch 1: {f['onnxruntime'] / f['edgeseq']:.1f}x faster than ONNX "
+                     f"Runtime (target 10x), {f['torch'] / f['edgeseq']:.1f}x faster than PyTorch (target 20x).")
+        many = figures[cell, (16, 64, 1), 256]["fp32"]["edgeseq"] / 256
+        lines.append(f"- {cell} 16/64/1 with batch=256: {many:.3f} µs per stream-step, "
+                     f"{100 * many / f['edgeseq']:.0f}% of the batch-1 step (target <= 10%).")
+        for size, target in (((16, 64, 1), 1.2), ((64, 256, 1), 1.0)):
+            r = figures[cell, size, 1]
+            lines.append(f"- {cell} {'/'.join(map(str, size))} int8 `step`: {r['int8']['edgeseq'] / r['fp32']['edgeseq']:.2f}x "
+                         f"the fp32 time (target <= {target}x).")
+    lines.append(f"- `run` of a GRU 16/64/1: 10,000 steps {short:.3f} s, 1,000,000 steps {long:.2f} s: "
+                 f"{ratio:.0f}x (target 100x +-15%).")
+    with tempfile.TemporaryDirectory() as directory:
+        spec = StepSpec("GRU", 16, 64, 1, output_size=OUTPUT_SIZE)
+        path = export_step(build(spec), Path(directory) / "cold.onnx", "torchscript")
+        warm = min(cold_start_seconds(path, cold_cache=False) for _ in range(3))
+    lines.append(f"- Cold start, warm cache: {warm:.2f} s from a fresh process to the first output, "
+                 f"{warm / numba_import:.1f}x `python -c \"import numba\"` ({numba_import:.2f} s) (target <= 2.5x).")
+    args.out.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines[-9:]))
+
+
+def _seconds(command) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+if __name__ == "__main__":
+    main()
