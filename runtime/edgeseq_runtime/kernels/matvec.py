@@ -103,10 +103,10 @@ def _one_stream(vec, m, col, out, out_col, n, scale):
     while k < n_in:
         vk, w0 = vec[k], m[k, col:col + n]
         for j in range(n):
-            u = np.float32(w0[j])
-            if scale is not None:
-                u *= scale[j]
-            o[j] += vk * u
+            if scale is None:
+                o[j] += vk * np.float32(w0[j])
+            else:
+                o[j] += scale[j] * (vk * np.float32(w0[j]))
         k += 1
 
 
