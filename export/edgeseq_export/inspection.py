@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import edgeseq_runtime
 import onnx
 
-from .errors import SourceError
+from .metadata import read_structure
 from .metadata import PREFIX
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
@@ -63,12 +63,7 @@ class Inspection:
 
 def inspect_model(path: str | os.PathLike) -> Inspection:
     path = os.fspath(path)
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except OSError:
-        raise
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise SourceError(f"{path}: not a readable ONNX model ({type(e).__name__})") from None
+    model = read_structure(path, path)
     graph = model.graph
     weights = {t.name: list(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
     layers, claimed = [], set()

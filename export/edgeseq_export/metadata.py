@@ -88,3 +88,14 @@ def describe(model: onnx.ModelProto, where: str) -> Description:
                            normalisation, parsed("read_options", {}), props.get(PREFIX + "source_sha256"))
     except (ValueError, TypeError, KeyError, AttributeError) as e:
         raise SourceError(f"{where}: damaged edgeseq metadata ({type(e).__name__}: {e})") from None
+
+
+def read_structure(path: str, label: str) -> onnx.ModelProto:
+    """The ONNX file at ``path`` without its external weights (enough to describe it);
+    SourceError when it is not ONNX."""
+    try:
+        return onnx.load(path, load_external_data=False)
+    except OSError:
+        raise
+    except Exception as e:  # protobuf's DecodeError and friends
+        raise SourceError(f"{label}: not a readable ONNX model ({type(e).__name__})") from None

@@ -38,9 +38,9 @@ def _read_csv(path) -> np.ndarray:
         lines = [row for row in csv.reader(f) if row]
     if not lines:
         raise DataError(f"{path}: no rows")
-    body = lines[1:] if not _numeric(lines[0][-1]) else lines
+    body = lines[1:] if not is_number(lines[0][-1]) else lines
     labels = 0
-    while body and labels < len(body[0]) and not _numeric(body[0][labels]):
+    while body and labels < len(body[0]) and not is_number(body[0][labels]):
         labels += 1
     values = []
     for number, row in enumerate(body, start=len(lines) - len(body) + 1):
@@ -53,7 +53,8 @@ def _read_csv(path) -> np.ndarray:
     return np.asarray(values, np.float64)
 
 
-def _numeric(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a CSV field holds a number."""
     try:
         float(text)
         return True

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import numpy as np
 from edgeseq_runtime import EdgeseqError
 
+from .rows import is_number
+
 
 class SeriesError(EdgeseqError):
     """A CSV that cannot be used as a series: the message names the file and the reason."""
@@ -43,7 +45,7 @@ def read_series(path, column: str | None = None) -> Series:
         raise SeriesError(f"{path}: needs a header line and at least one row")
     header, body = rows[0], rows[1:]
     if column is None:
-        numeric = [i for i in range(len(header)) if _is_number(body[0][i] if i < len(body[0]) else "")]
+        numeric = [i for i in range(len(header)) if is_number(body[0][i] if i < len(body[0]) else "")]
         if not numeric:
             raise SeriesError(f"{path}: no numeric column")
         index = numeric[-1]
@@ -54,18 +56,10 @@ def read_series(path, column: str | None = None) -> Series:
     values = []
     for line, row in enumerate(body, start=2):
         cell = row[index] if index < len(row) else ""
-        if not _is_number(cell) or not math.isfinite(float(cell)):
+        if not is_number(cell) or not math.isfinite(float(cell)):
             raise SeriesError(f"{path}: line {line}, column {header[index]!r}: {cell!r} is not a finite number")
         values.append(float(cell))
     return Series(header[index], np.asarray(values, np.float64), path)
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def seasonal_period(values: np.ndarray, longest: int) -> int:

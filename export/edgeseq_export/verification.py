@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 
 import edgeseq_runtime
 import numpy as np
-import onnx
 import onnxruntime as ort
 
 from . import metadata
@@ -100,13 +99,7 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
 
 def describe_file(path: str, label: str) -> metadata.Description:
     """The edgeseq metadata of the ONNX file at ``path``; SourceError when there is none."""
-    try:
-        model = onnx.load(path, load_external_data=False)
-    except OSError:
-        raise
-    except Exception as e:  # protobuf's DecodeError and friends
-        raise SourceError(f"{label}: not a readable ONNX model ({type(e).__name__})") from None
-    return metadata.describe(model, label)
+    return metadata.describe(metadata.read_structure(path, label), label)
 
 
 def random_sequence(architecture: Architecture, normalisation: dict, steps: int, batch: int,
