@@ -24,13 +24,14 @@ from .quantized import QuantizedWeight
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
-MAX_CONSTANT_ELEMENTS = 1 << 26  # 256 MB of float32: no streaming model folds a larger constant
+MAX_CONSTANT_ELEMENTS = 1 << 22  # 16 MB of float32: no streaming model folds a larger constant
 # Ops whose output size comes from the values of their inputs: checked before they run.
 _SIZE_FROM_VALUES = {
     "ConstantOfShape": lambda v: math.prod(int(d) for d in np.ravel(v[0])),
     "Expand": lambda v: math.prod(np.broadcast_shapes(np.shape(v[0]), tuple(int(d) for d in np.ravel(v[1])))),
     "Tile": lambda v: np.size(v[0]) * math.prod(int(r) for r in np.ravel(v[1])),
     "Range": lambda v: math.ceil(abs((float(v[1]) - float(v[0])) / float(v[2]))) if float(v[2]) else 0,
+    "Concat": lambda v: sum(np.size(part) for part in v if part is not None),
 }
 
 

@@ -16,7 +16,7 @@ from .kernels.matvec import FLOAT32, INT8
 from .quantized import QuantizedWeight
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
-MAX_ELEMENTS = 1 << 30  # arena and weights are addressed with int32 offsets
+MAX_ELEMENTS = 1 << 24  # per array: 64 MB of float32, beyond any model an edge device streams
 
 
 def _aligned(n: int) -> int:

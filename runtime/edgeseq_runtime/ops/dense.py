@@ -45,8 +45,9 @@ def lower_matmul(ctx, node, inputs):
     a, b = inputs
     if not isinstance(a, Tensor) or isinstance(b, Tensor):
         ctx.fail(node, "only the first operand may depend on the input: the second must be constant")
-    if len(b.shape) not in (1, 2):
-        ctx.fail(node, f"the constant operand must be a vector or a matrix; got shape {list(b.shape)}")
+    if len(b.shape) not in (1, 2) or not a.shape:
+        ctx.fail(node, f"MatMul needs a vector or a matrix on the right and at least a vector on the left; "
+                       f"got shapes {list(a.shape)} and {list(b.shape)}")
     if a.shape[-1] != b.shape[0]:
         ctx.fail(node, f"shapes {list(a.shape)} and {list(b.shape)} do not multiply")
     if len(b.shape) == 1:
