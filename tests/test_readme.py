@@ -29,7 +29,8 @@ def test_the_tour_runs_as_written(tmp_path):
     (tmp_path / "edgeseq").mkdir()
     os.symlink(ROOT / "edgeseq" / "data", tmp_path / "edgeseq" / "data")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    shell, python = _blocks("## A tour")[0], _blocks("## A tour", "python")[0]
+    shell = _blocks("## A tour")[0]
+    python = "\n".join(_blocks("## A tour", "python"))  # the tour's and every later section's
     for line in shell.strip().splitlines():
         command = line.split("  #")[0].strip()
         result = subprocess.run(["bash", "-o", "pipefail", "-c", command], cwd=tmp_path, env=env,
