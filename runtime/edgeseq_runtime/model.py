@@ -10,6 +10,8 @@ from .kernels.opcodes import STATUS_NOT_FINITE, STATUS_SCALE
 from .lowering import LoweredModel
 from .state_file import read_state, write_state
 
+_FLOAT32 = np.dtype(np.float32)
+
 
 class StreamingModel:
     """A model with its recurrent state kept inside.
@@ -45,10 +47,21 @@ class StreamingModel:
     def step(self, x, out=None) -> np.ndarray:
         """One time step: x is (input_size,) for batch 1, else (batch, input_size); token
         models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
-        x = self._input(x, self._x_step, "x")
-        y = self._output(out, self._y_step)
-        self._execute(x, y, 1)
-        return y
+        # The common case (a float32 array of the right shape) is checked inline: this method is
+        # the hot path from Python, and every attribute lookup here costs as much as a gate.
+        if type(x) is not np.ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_step \
+                or not x.flags.c_contiguous:
+            x = self._input(x, self._x_step, "x")
+        if out is None:
+            out = np.empty(self._y_step, _FLOAT32)
+        else:
+            out = self._output(out, self._y_step)
+        status = execute(self._code, self._weights, self._qweights, self._arena,
+                         x if x.ndim == 1 else x.reshape(-1), out if out.ndim == 1 else out.reshape(-1), 1)
+        if status:
+            self._refuse(status, x, 1)
+        self.steps += 1
+        return out
 
     def run(self, xs, out=None) -> np.ndarray:
         """T time steps at once, state carried: exactly the numbers of T calls of ``step``."""
@@ -63,15 +76,18 @@ class StreamingModel:
     def _execute(self, x, y, steps):
         status = execute(self._code, self._weights, self._qweights, self._arena,
                          x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps)
-        if not status:
-            self.steps += steps
-        else:
-            kind, index = divmod(status, STATUS_SCALE)
-            per_step = self.batch * (1 if self.is_token_model else self.input_size)
-            where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
-            bad = x.reshape(-1)[index]
-            reason = "is not finite" if kind == STATUS_NOT_FINITE else "is not a token id of this model"
-            raise ValueError(f"input {where} ({bad}) {reason}; the state is unchanged")
+        if status:
+            self._refuse(status, x, steps)
+        self.steps += steps
+
+    def _refuse(self, status, x, steps):
+        """The ValueError for a step the kernel refused (it changed nothing)."""
+        kind, index = divmod(status, STATUS_SCALE)
+        per_step = self.batch * (1 if self.is_token_model else self.input_size)
+        where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
+        bad = x.reshape(-1)[index]
+        reason = "is not finite" if kind == STATUS_NOT_FINITE else "is not a token id of this model"
+        raise ValueError(f"input {where} ({bad}) {reason}; the state is unchanged")
 
     def _input(self, x, shape, label) -> np.ndarray:
         if type(x) is not np.ndarray or x.dtype != np.float32:
