@@ -66,6 +66,17 @@ ACTIVATION_PARAMS = {
 }
 
 
+# (op, activations, activation_alpha, activation_beta): lists shorter than the activations,
+# consumed only by the activations that take alpha / beta (as onnxruntime does).
+ALPHA_BETA_CASES = [
+    ("GRU", ["Tanh", "LeakyRelu"], [0.3], []),
+    ("GRU", ["Sigmoid", "HardSigmoid"], [0.3], [0.45]),
+    ("LSTM", ["Sigmoid", "LeakyRelu", "Affine"], [0.1, 0.6], [0.2]),
+    ("LSTM", ["HardSigmoid", "Tanh", "Affine"], [0.3, 0.7], [0.4, 0.2]),
+    ("LSTM", ["Sigmoid", "ScaledTanh", "ThresholdedRelu"], [0.9, 0.05], [1.3]),
+]
+
+
 def activation_cases(name):
     """(op, attrs) cases with activation `name` as RNN f, GRU g, LSTM g and LSTM h (where even an
     unbounded one does not diverge). The gate activation f is a HardSigmoid with its own

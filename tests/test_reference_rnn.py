@@ -11,7 +11,7 @@ import pytest
 from onnx import numpy_helper
 
 import reference_rnn
-from onnx_builders import ACTIVATION_PARAMS, activation_cases, build_model, conv_model
+from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -85,13 +85,7 @@ def _positional_to_consumed(activations, alpha, beta, defaults):
     return out_a, out_b
 
 
-@pytest.mark.parametrize("op, activations, alpha, beta", [
-    ("GRU", ["Tanh", "LeakyRelu"], [0.3], []),
-    ("GRU", ["Sigmoid", "HardSigmoid"], [0.3], [0.45]),
-    ("LSTM", ["Sigmoid", "LeakyRelu", "Affine"], [0.1, 0.6], [0.2]),
-    ("LSTM", ["HardSigmoid", "Tanh", "Affine"], [0.3, 0.7], [0.4, 0.2]),
-    ("LSTM", ["Sigmoid", "ScaledTanh", "ThresholdedRelu"], [0.9, 0.05], [1.3]),
-])
+@pytest.mark.parametrize("op, activations, alpha, beta", ALPHA_BETA_CASES)
 def test_alpha_beta_are_consumed_only_by_activations_that_take_them(tmp_path, op, activations,
                                                                     alpha, beta):
     attrs = {"activations": activations, "activation_alpha": alpha}

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import reference_rnn
-from onnx_builders import ACTIVATION_PARAMS, activation_cases, build_model, conv_model
+from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 edgeseq_runtime = pytest.importorskip("edgeseq_runtime")
 
@@ -155,13 +155,7 @@ def test_activation(tmp_path, op, attrs):
     check_streaming(tmp_path, op, scale=0.3, **attrs)
 
 
-@pytest.mark.parametrize("op, activations, alpha, beta", [
-    ("GRU", ["Tanh", "LeakyRelu"], [0.3], []),
-    ("GRU", ["Sigmoid", "HardSigmoid"], [0.3], [0.45]),
-    ("LSTM", ["Sigmoid", "LeakyRelu", "Affine"], [0.1, 0.6], [0.2]),
-    ("LSTM", ["HardSigmoid", "Tanh", "Affine"], [0.3, 0.7], [0.4, 0.2]),
-    ("LSTM", ["Sigmoid", "ScaledTanh", "ThresholdedRelu"], [0.9, 0.05], [1.3]),
-])
+@pytest.mark.parametrize("op, activations, alpha, beta", ALPHA_BETA_CASES)
 def test_activation_alpha_beta_consumption(tmp_path, op, activations, alpha, beta):
     """Lists are consumed in activation order, skipping the activations without alpha (beta):
     GRU [Tanh, LeakyRelu] alpha [0.3] means LeakyRelu alpha 0.3, not Tanh 0.3 + LeakyRelu 0.01."""
