@@ -117,18 +117,22 @@ def torch_stepper(network, batch: int = 1):
     return step
 
 
-def step_latencies(steppers: dict, x, calls: int = 5000, warmup: int = 500) -> dict[str, Latency]:
-    """{name: Latency} of ``stepper(x)`` for each, single calls, the engines taking turns."""
-    samples = {name: np.empty(calls, np.int64) for name in steppers}
-    for name, step in steppers.items():
+def step_latencies(steppers: dict, x, calls: int = 5000, warmup: int = 500, run_length: int = 100) -> dict[str, Latency]:
+    """{name: Latency} of ``stepper(x)`` for each: every call timed alone, in runs of
+    ``run_length`` consecutive calls of one engine (as a stream calls it, caches warm), the
+    engines taking turns run by run so that a slow spell of the machine hits them all."""
+    samples = {name: [] for name in steppers}
+    for step in steppers.values():
         for _ in range(warmup):
             step(x)
     clock = time.perf_counter_ns
-    for i in range(calls):
+    for _ in range(max(1, calls // run_length)):
         for name, step in steppers.items():
-            start = clock()
-            step(x)
-            samples[name][i] = clock() - start
+            times = samples[name]
+            for _ in range(run_length):
+                start = clock()
+                step(x)
+                times.append(clock() - start)
     return {name: Latency(float(np.median(s)) / 1e3, float(np.percentile(s, 99)) / 1e3)
             for name, s in samples.items()}
 
