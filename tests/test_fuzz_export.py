@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from edgeseq_export.models import SequenceModel, save_checkpoint
 
-CASES = 60
+CASES = 100
 
 
 class Net(torch.nn.Module):

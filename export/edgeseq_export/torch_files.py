@@ -57,10 +57,13 @@ def read(path: str | os.PathLike, trust_pickle: bool = False):
 
 def is_torchscript(path: str) -> bool:
     """True for a ``torch.jit.save`` archive: a zip holding compiled code and constants."""
-    if not zipfile.is_zipfile(path):
-        return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(name.endswith("/constants.pkl") or "/code/" in name for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, NotImplementedError) as e:  # e.g. a damaged directory
+        raise SourceError(f"{path}: a damaged PyTorch archive ({short_reason(e)})") from None
 
 
 def short_reason(error: BaseException) -> str:
