@@ -17,6 +17,7 @@ from numba import njit
 
 from .activations import apply
 from .config import JIT_OPTIONS
+from .matvec import copy
 
 ADD = 0
 SUB = 1
@@ -50,7 +51,7 @@ def activation_f32(code, p, w, a):
     kind, params, src, dst, n = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4]
     out = a[dst:dst + n]
     if src != dst:
-        out[:] = a[src:src + n]
+        copy(out, a[src:src + n])
     apply(kind, w[params], w[params + 1], out)
 
 

@@ -12,6 +12,7 @@ from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .lstm_f32 import lstm_f32
+from .matvec import copy
 from .movement import copy_indexed, embedding
 from .opcodes import (
     HEADER_END, HEADER_START, HEADER_VOCAB, HEADER_X_OFFSET, HEADER_X_SIZE, HEADER_Y_OFFSET,
@@ -50,7 +51,7 @@ def execute(code, w, q, a, x, y, steps):
         return status
     start, end = code[HEADER_START], code[HEADER_END]
     for t in range(steps):
-        a[x_off:x_off + x_size] = x[t * x_size:(t + 1) * x_size]
+        copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
         pc = start
         while pc < end:
             op = code[pc]
@@ -74,5 +75,5 @@ def execute(code, w, q, a, x, y, steps):
             elif op == OP_EMBEDDING:
                 embedding(code, p, w, q, a)
             pc += code[pc + 1]
-        y[t * y_size:(t + 1) * y_size] = a[y_off:y_off + y_size]
+        copy(y[t * y_size:(t + 1) * y_size], a[y_off:y_off + y_size])
     return STATUS_OK

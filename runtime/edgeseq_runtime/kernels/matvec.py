@@ -114,8 +114,15 @@ def _one_stream(vec, m, col, out, out_col, n, scale):
 def fill(dst, w, w_off):
     """dst = w[w_off:w_off+dst.size], or zeros when w_off < 0 (an absent bias)."""
     if w_off < 0:
-        dst[:] = 0.0
-    else:
-        src = w[w_off:w_off + dst.size]
         for j in range(dst.size):
-            dst[j] = src[j]
+            dst[j] = 0.0
+    else:
+        copy(dst, w[w_off:w_off + dst.size])
+
+
+@njit(**JIT_OPTIONS)
+def copy(dst, src):
+    """dst[:] = src, as a loop: the kernels run without numba's runtime (no allocation, no
+    reference counting), and a slice assignment may want a temporary."""
+    for j in range(dst.size):
+        dst[j] = src[j]

@@ -12,7 +12,7 @@ operand (see matvec), whose int8 form has one scale per row.
 from numba import njit
 
 from .config import JIT_OPTIONS
-from .matvec import INT8
+from .matvec import INT8, copy
 from .opcodes import HEADER_TABLES
 
 
@@ -38,4 +38,4 @@ def embedding(code, p, w, q, a):
             for j in range(dim):
                 dst[j] = src8[j] * scale
         else:
-            dst[:] = w[table + row * dim:table + (row + 1) * dim]
+            copy(dst, w[table + row * dim:table + (row + 1) * dim])

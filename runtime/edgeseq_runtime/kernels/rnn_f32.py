@@ -21,7 +21,7 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import fill, project
+from .matvec import copy, fill, project
 
 
 @njit(**JIT_OPTIONS)
@@ -40,4 +40,4 @@ def rnn_f32(code, p, w, q, a):
         if clip_off >= 0:
             clip(pre[b], w[clip_off])
         apply_encoded(code, p + 12, w, pre[b])
-        hs[b][:] = pre[b]
+        copy(hs[b], pre[b])
