@@ -27,6 +27,22 @@ def verification_table(report) -> Table:
     return table
 
 
+def print_checked(console, call):
+    """Run ``call`` (an export or a verify) and print its verification table, also when the
+    check fails (then re-raise, so that the command exits 1). Returns the call's report."""
+    from edgeseq_export.errors import VerificationFailed
+
+    try:
+        report = call()
+    except VerificationFailed as e:
+        console.print(verification_table(e.report))
+        raise
+    verification = getattr(report, "verification", report)
+    if verification is not None:
+        console.print(verification_table(verification))
+    return report
+
+
 def inspection_tables(inspection) -> list[Table]:
     """Summary, layers, state layout and metadata of an ``Inspection``."""
     summary = Table(title=escape(inspection.path), show_header=False)

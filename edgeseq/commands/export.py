@@ -24,18 +24,11 @@ def command(model, output, quantize_mode, calibration, **options):
     --trust-pickle, a pickled nn.Module) to a streaming ONNX model, and check that PyTorch,
     ONNX Runtime and edgeseq agree on it. Nothing is written when they do not."""
     from edgeseq_export.api import export
-    from edgeseq_export.errors import VerificationFailed
 
-    from ..reports import verification_table
+    from ..reports import print_checked
 
     console = Console()
-    try:
-        report = export(model, output, **options)
-    except VerificationFailed as e:
-        console.print(verification_table(e.report))
-        raise
-    if report.verification is not None:
-        console.print(verification_table(report.verification))
+    report = print_checked(console, lambda: export(model, output, **options))
     checked = "" if report.verification is not None else ", not verified"
     console.print(f"wrote {report.path} ({report.file_size:,} bytes) from {report.source} "
                   f"({report.form}) in {report.seconds:.1f} s{checked}", markup=False, highlight=False,

@@ -1,5 +1,7 @@
 """``edgeseq train DATA.csv --cell lstm -o MODEL.pt``: a one-step-ahead forecaster from a CSV column."""
 
+from contextlib import contextmanager
+
 import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -39,21 +41,13 @@ def command(data, cell, output, column, window, hidden, layers, dropout, epochs,
     Console().print(f"wrote {output}")
 
 
+@contextmanager
 def training_progress():
-    """A rich progress display; yields a factory of ``on_epoch`` callbacks, one per model."""
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
-                        TimeElapsedColumn(), transient=False)
-
-    class Display:
-        def __enter__(self):
-            progress.start()
-            return self.callback
-
-        def __exit__(self, *exc):
-            progress.stop()
-
-        @staticmethod
-        def callback(label):
+    """A rich progress display; yields ``for_model(label)``, which adds a line for one model
+    and returns the ``on_epoch`` callback that advances it."""
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                  TimeElapsedColumn()) as progress:
+        def for_model(label):
             task = progress.add_task(label, total=None, status="")
 
             def on_epoch(epoch, epochs, loss, val_rmse):
@@ -61,7 +55,7 @@ def training_progress():
                                 status=f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}")
             return on_epoch
 
-    return Display()
+        yield for_model
 
 
 def print_scores(column: str, metrics_by_model: dict) -> None:

@@ -18,14 +18,7 @@ def command(model, reference, **options):
     given --reference) and print the largest differences; exit 1 when they exceed the tolerance.
     Options for reading the reference default to those MODEL.onnx was exported with."""
     from edgeseq_export.api import verify
-    from edgeseq_export.errors import VerificationFailed
 
-    from ..reports import verification_table
+    from ..reports import print_checked
 
-    console = Console()
-    try:
-        report = verify(model, reference, **options)
-    except VerificationFailed as e:
-        console.print(verification_table(e.report))
-        raise
-    console.print(verification_table(report))
+    print_checked(Console(), lambda: verify(model, reference, **options))

@@ -169,8 +169,7 @@ def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
     stream = load(path, batch=batch)
     xs = sample_input(stream, run_steps)
     x = xs[0]
-    ours = EngineFigures(memory_bytes=sum(a.nbytes for a in (stream._code, stream._weights, stream._qweights,
-                                                            stream._arena)))
+    ours = EngineFigures(memory_bytes=stream.nbytes)
     engines = {"edgeseq": ours}
     steppers = {"edgeseq": stream.step}
     try:

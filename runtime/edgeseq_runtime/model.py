@@ -166,6 +166,12 @@ class StreamingModel:
         self.steps = steps
 
     @property
+    def nbytes(self) -> int:
+        """Memory the loaded model holds: code, float and int8 weights, and this stream's arena
+        (each clone adds one arena)."""
+        return sum(a.nbytes for a in (self._code, self._weights, self._qweights, self._arena))
+
+    @property
     def fingerprint(self) -> str:
         """sha256 of everything that defines the computation: plan, weights, batch."""
         if self._fingerprint is None:
