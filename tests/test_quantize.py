@@ -23,6 +23,8 @@ CASES = {
     "lstm_peepholes_batch": dict(op="LSTM", peepholes=True, batch=3, head="matmul"),
     "rnn": dict(op="RNN", head="matmul", head_activation="Softmax"),
     "gru_tokens": dict(op="GRU", vocab=13, head="matmul", head_activation="LogSoftmax"),
+    # groups of four streams and a lone one; tiles with outputs left over; a head of 9 outputs
+    "gru_batch_5_hidden_21": dict(op="GRU", batch=5, hidden_size=21, head="matmul", output_size=9),
 }
 
 
@@ -61,7 +63,7 @@ def stream(m, X):
 
 @pytest.mark.parametrize("case", CASES.values(), ids=CASES.keys())
 def test_int8_runtime_matches_onnxruntime_and_numpy(tmp_path, case):
-    built = build_model(tmp_path, input_size=5, hidden_size=16, **case)
+    built = build_model(tmp_path, **{"input_size": 5, "hidden_size": 16, **case})
     qpath = tmp_path / "model.int8.onnx"
     report = quantize(built.path, qpath, mode="int8")
     m = edgeseq_runtime.load(qpath, batch=built.batch)

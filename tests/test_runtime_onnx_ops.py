@@ -101,6 +101,15 @@ def test_hidden_32_input_1(tmp_path):
     check_streaming(tmp_path, "LSTM", hidden_size=32, input_size=1, scale=0.3)
 
 
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("batch, hidden_size, output_size", [(5, 21, 9), (9, 70, 2), (4, 24, 8)])
+def test_every_tile_and_remainder(tmp_path, op, batch, hidden_size, output_size):
+    """Sizes that take the matrix products through all their paths: groups of four streams and
+    lone ones, tiles of 64 down to 8 outputs with a few left over, narrow and wide heads."""
+    check_streaming(tmp_path, op, batch=batch, hidden_size=hidden_size, input_size=11, T=12,
+                    head="gemm", output_size=output_size, scale=0.3)
+
+
 @pytest.mark.parametrize("bias", [True, False])
 @pytest.mark.parametrize("linear_before_reset", [0, 1])
 def test_gru_linear_before_reset(tmp_path, linear_before_reset, bias):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .kernels import opcodes
-from .kernels.matvec import FLOAT32, INT8
+from .kernels.matvec import FLOAT32, FLOAT32_BY_OUTPUT, INT8, INT8_BY_OUTPUT, NARROW
 from .quantized import QuantizedWeight
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
@@ -76,14 +76,19 @@ class PlanBuilder:
         """Store a 2-D weight matrix for the matvec kernels and return its operand
         ``[kind, offset, scale offset]``. ``out_axis`` is the axis of ``value`` that indexes
         the outputs; ``factor`` scales every value (Gemm's alpha). A ``QuantizedWeight`` with
-        one scale per output stays int8; anything else is stored as float32."""
+        one scale per output stays int8; anything else is stored as float32. Matrices with
+        fewer than NARROW outputs are stored output-major (see kernels.matvec)."""
+        by_output = value.shape[out_axis] < NARROW
+        # input-major is (n_in, n_out): the transpose when the outputs are axis 0
+        transpose = (out_axis == 0) != by_output
         if isinstance(value, QuantizedWeight):
             scales = value.scales_along(out_axis)
             if scales is not None:
-                q = value.q if out_axis == 1 else value.q.T
-                return [INT8, self.constant_int8(q), self.constant(scales * np.float32(factor))]
+                q = value.q.T if transpose else value.q
+                return [INT8_BY_OUTPUT if by_output else INT8, self.constant_int8(q),
+                        self.constant(scales * np.float32(factor))]
         m = np.asarray(value, np.float32) * np.float32(factor)
-        return [FLOAT32, self.constant(m if out_axis == 1 else m.T), -1]
+        return [FLOAT32_BY_OUTPUT if by_output else FLOAT32, self.constant(m.T if transpose else m), -1]
 
     def table(self, indices) -> int:
         """Store an int index table; return its offset relative to the table base."""

@@ -25,7 +25,7 @@ enum opcode {
     OP_RNN = 1, OP_GRU = 2, OP_LSTM = 3, OP_DENSE = 4, OP_BINARY = 5, OP_ACTIVATION = 6,
     OP_SOFTMAX = 7, OP_COPY = 8, OP_EMBEDDING = 9
 };
-enum matrix_kind { FLOAT32 = 0, INT8 = 1 };
+enum matrix_kind { FLOAT32 = 0, INT8 = 1, FLOAT32_BY_OUTPUT = 2, INT8_BY_OUTPUT = 3 };
 enum activation_kind {
     RELU = 0, TANH = 1, SIGMOID = 2, AFFINE = 3, LEAKY_RELU = 4, THRESHOLDED_RELU = 5,
     SCALED_TANH = 6, HARD_SIGMOID = 7, ELU = 8, SOFTSIGN = 9, SOFTPLUS = 10
@@ -187,7 +187,7 @@ static void clip(float *v, int32_t n, float limit)
     }
 }
 
-/* ---- matvec.py: out += vec @ M[:, col:col+n_out], M stored input-major (n_in, ld) ------------ */
+/* ---- matvec.py: out += vec @ M[:, col:col+n_out], M input-major (n_in, ld) or output-major --- */
 
 static void accumulate_f32(const float *restrict vec, int32_t n_in, const float *restrict m,
                            int32_t ld, int32_t col, float *restrict out, int32_t n_out)
@@ -233,15 +233,56 @@ static void accumulate_i8(const float *restrict vec, int32_t n_in, const int8_t 
     }
 }
 
+/* As accumulate_f32 with M stored output-major (ld, n_in), for matrices with few outputs: a dot
+ * product with each row. */
+static void dot_outputs_f32(const float *restrict vec, int32_t n_in, const float *restrict m,
+                            int32_t col, float *restrict out, int32_t n_out)
+{
+    int32_t k, j;
+    for (j = 0; j < n_out; j++) {
+        const float *row = m + (size_t)(col + j) * (size_t)n_in;
+        float s = 0.0f;
+        for (k = 0; k < n_in; k++) {
+            s += vec[k] * row[k];
+        }
+        out[j] += s;
+    }
+}
+
+/* As dot_outputs_f32 with int8 M and one float scale per output (scale[j] for out[j]). */
+static void dot_outputs_i8(const float *restrict vec, int32_t n_in, const int8_t *restrict m,
+                           int32_t col, const float *restrict scale, float *restrict out, int32_t n_out)
+{
+    int32_t k, j;
+    for (j = 0; j < n_out; j++) {
+        const int8_t *row = m + (size_t)(col + j) * (size_t)n_in;
+        float s = 0.0f;
+        for (k = 0; k < n_in; k++) {
+            s += vec[k] * row[k];
+        }
+        out[j] += scale[j] * s;
+    }
+}
+
 /* out += vec @ columns [col, col + n_out) of the matrix operand [kind, offset, scale offset]. */
 static void accumulate(const int32_t *operand, const edgeseq_rt_model_t *model, int32_t ld,
                        int32_t col, const float *vec, int32_t n_in, float *out, int32_t n_out)
 {
-    if (operand[0] == INT8) {
+    switch (operand[0]) {
+    case INT8:
         accumulate_i8(vec, n_in, model->qweights + operand[1], ld, col,
                       model->weights + operand[2] + col, out, n_out);
-    } else {
+        break;
+    case FLOAT32_BY_OUTPUT:
+        dot_outputs_f32(vec, n_in, model->weights + operand[1], col, out, n_out);
+        break;
+    case INT8_BY_OUTPUT:
+        dot_outputs_i8(vec, n_in, model->qweights + operand[1], col,
+                       model->weights + operand[2] + col, out, n_out);
+        break;
+    default:
         accumulate_f32(vec, n_in, model->weights + operand[1], ld, col, out, n_out);
+        break;
     }
 }
 

@@ -1,24 +1,38 @@
 """The one matrix product every layer uses: rows of inputs times a constant weight matrix.
 
 ``project`` computes OUT[b, out_col:out_col+n] += X[b] @ M[:, col:col+n] for every stream b.
-Weights are stored input-major ("W transposed", shape (n_in, ld)), so the inner loop runs over
-contiguous outputs and vectorises across them. Streams are taken four at a time, each weight
-row loaded once for all four (what makes ``batch=256`` cheap per stream); a lone stream folds
-four inputs into each pass instead, so its accumulator is loaded and stored a quarter as often.
-The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay bit-identical.
 
-A matrix operand is three ints in the code: ``[kind, offset, scale offset]``. FLOAT32 matrices
-live in the float weights ``w``; INT8 ones in the int8 weights ``q``, with one float scale per
-output column in ``w`` (symmetric per-channel quantization: value = q * scale).
+A matrix operand is three ints in the code: ``[kind, offset, scale offset]``. The kind says
+how the matrix is stored:
+
+* FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
+  outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 or 64 of them at
+  once, for 1 or 4 streams (each weight loaded once for the four);
+* FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
+  outputs than a vector holds (a regression or classifier head): one dot product per output,
+  vectorised over the inputs.
+
+FLOAT32 matrices live in the float weights ``w``; INT8 ones in the int8 weights ``q``, with one
+float scale per output column in ``w`` (symmetric per-channel quantization: value = q * scale).
+The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay bit-identical.
 """
 
 import numpy as np
 from numba import njit
 
+from .blocked import LANES, block
 from .config import JIT_OPTIONS
 
 FLOAT32 = 0
 INT8 = 1
+FLOAT32_BY_OUTPUT = 2
+INT8_BY_OUTPUT = 3
+NARROW = LANES  # matrices with fewer outputs than this are stored output-major
+CACHED_ELEMENTS = 1 << 15  # a matrix up to 128 KB (fp32) stays in L2 from one step to the next
+K_BLOCK = 8  # inputs per sweep over a larger matrix
+
+_tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
+_tile_4x16, _tile_4x8 = block(4, 2), block(4, 1)
 
 
 @njit(**JIT_OPTIONS)
@@ -27,87 +41,101 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     encoded at code[mp:mp+3] with ``ld`` columns."""
     kind, off, scale_off = code[mp], code[mp + 1], code[mp + 2]
     n_in = x.shape[1]
-    if kind == INT8:
-        _project(x, q[off:off + n_in * ld].reshape((n_in, ld)), col, out, out_col, n,
+    size = n_in * ld
+    if kind == FLOAT32:
+        _project(x, w[off:off + size].reshape((n_in, ld)), col, out, out_col, n, None)
+    elif kind == INT8:
+        _project(x, q[off:off + size].reshape((n_in, ld)), col, out, out_col, n,
                  w[scale_off + col:scale_off + col + n])
+    elif kind == FLOAT32_BY_OUTPUT:
+        _dot_outputs(x, w[off:off + size].reshape((ld, n_in)), col, out, out_col, n, None)
     else:
-        _project(x, w[off:off + n_in * ld].reshape((n_in, ld)), col, out, out_col, n, None)
+        _dot_outputs(x, q[off:off + size].reshape((ld, n_in)), col, out, out_col, n,
+                     w[scale_off + col:scale_off + col + n])
 
 
 @njit(**JIT_OPTIONS)
 def _project(x, m, col, out, out_col, n, scale):
-    """``project`` for one storage type; ``scale`` is None for float32 weights (numba compiles
-    the two cases separately, so the float path has no multiply by one)."""
-    b = 0
-    while b + 4 <= x.shape[0]:
-        _four_streams(x, b, m, col, out, out_col, n, scale)
-        b += 4
-    while b < x.shape[0]:
-        _one_stream(x[b], m, col, out[b], out_col, n, scale)
-        b += 1
+    """``project`` for an input-major matrix; ``scale`` is None for float32 weights (numba
+    compiles the two cases separately)."""
+    grouped = x.shape[0] // 4 * 4
+    if grouped:
+        _row_groups(x, grouped, m, col, out, out_col, n, scale)
+    for b in range(grouped, x.shape[0]):
+        _one_row(x, b, m, col, out, out_col, n, scale)
 
 
 @njit(**JIT_OPTIONS)
-def _four_streams(x, b, m, col, out, out_col, n, scale):
-    """Rows b..b+3 at once, two inputs per pass: each weight is loaded once for four streams.
-    (Every array is indexed by a ``range`` index over a view, so numba drops its negative-index
-    check and LLVM vectorises the loops.)"""
-    o0, o1 = out[b, out_col:out_col + n], out[b + 1, out_col:out_col + n]
-    o2, o3 = out[b + 2, out_col:out_col + n], out[b + 3, out_col:out_col + n]
-    n_in = x.shape[1]
-    for k in range(0, n_in - 1, 2):
-        a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
-        c0, c1, c2, c3 = x[b, k + 1], x[b + 1, k + 1], x[b + 2, k + 1], x[b + 3, k + 1]
-        wu, wv = m[k, col:col + n], m[k + 1, col:col + n]
-        for j in range(n):
-            u = np.float32(wu[j])
-            v = np.float32(wv[j])
-            if scale is not None:
-                u *= scale[j]
-                v *= scale[j]
-            o0[j] += a0 * u + c0 * v
-            o1[j] += a1 * u + c1 * v
-            o2[j] += a2 * u + c2 * v
-            o3[j] += a3 * u + c3 * v
-    if n_in % 2:
-        k = n_in - 1
-        a0, a1, a2, a3 = x[b, k], x[b + 1, k], x[b + 2, k], x[b + 3, k]
-        wu = m[k, col:col + n]
-        for j in range(n):
-            u = np.float32(wu[j])
-            if scale is not None:
-                u *= scale[j]
-            o0[j] += a0 * u
-            o1[j] += a1 * u
-            o2[j] += a2 * u
-            o3[j] += a3 * u
+def _row_groups(x, rows, m, col, out, out_col, n, scale):
+    """Rows 0..rows-1 (a multiple of 4): tiles of 4 x 16 outputs, then 4 x 8, then the last
+    n % 8 one by one. The column block is the outer loop, so its slice of the weights stays
+    in L1 while every group of rows passes over it."""
+    n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
+    j = 0
+    while j + 2 * LANES <= n:
+        for b in range(0, rows, 4):
+            _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+        j += 2 * LANES
+    if j + LANES <= n:
+        for b in range(0, rows, 4):
+            _tile_4x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+        j += LANES
+    for b in range(rows):
+        _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
 
 
 @njit(**JIT_OPTIONS)
-def _one_stream(vec, m, col, out, out_col, n, scale):
-    """One row, four inputs per pass over the outputs."""
-    o = out[out_col:out_col + n]
-    n_in = vec.size
-    k = 0
-    while k + 4 <= n_in:
-        v0, v1, v2, v3 = vec[k], vec[k + 1], vec[k + 2], vec[k + 3]
-        w0, w1, w2, w3 = m[k, col:col + n], m[k + 1, col:col + n], m[k + 2, col:col + n], m[k + 3, col:col + n]
+def _one_row(x, b, m, col, out, out_col, n, scale):
+    """Row b alone: tiles of 64 outputs, then 32, 16 and 8, then the last n % 8 one by one.
+    A matrix too large to stay in cache is swept K_BLOCK inputs at a time, so that its rows
+    are read as a few sequential streams (what hardware prefetchers follow)."""
+    n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
+    step = n_in if n_in * n <= CACHED_ELEMENTS else K_BLOCK
+    for k0 in range(0, n_in, step):
+        kn = min(step, n_in - k0)
+        xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col
+        j = 0
+        while j + 8 * LANES <= n:
+            _tile_1x64(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            j += 8 * LANES
+        if j + 4 * LANES <= n:
+            _tile_1x32(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            j += 4 * LANES
+        if j + 2 * LANES <= n:
+            _tile_1x16(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            j += 2 * LANES
+        if j + LANES <= n:
+            _tile_1x8(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            j += LANES
+    j = n // LANES * LANES
+    _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
+
+
+@njit(**JIT_OPTIONS)
+def _remainder(vec, m, col, out, out_col, n, scale, scale_col):
+    """The last n (< 8) outputs of one row: a dot product with each column."""
+    for j in range(n):
+        s = _dot(vec, m[:, col + j])
+        out[out_col + j] += s if scale is None else scale[scale_col + j] * s
+
+
+@njit(**JIT_OPTIONS)
+def _dot_outputs(x, m, col, out, out_col, n, scale):
+    """``project`` for an output-major matrix: a dot product with each row of m."""
+    for b in range(x.shape[0]):
+        vec, o = x[b], out[b, out_col:out_col + n]
         for j in range(n):
-            t = (v0 * np.float32(w0[j]) + v1 * np.float32(w1[j])
-                 + v2 * np.float32(w2[j]) + v3 * np.float32(w3[j]))
-            if scale is None:
-                o[j] += t
-            else:
-                o[j] += scale[j] * t
-        k += 4
-    while k < n_in:
-        vk, w0 = vec[k], m[k, col:col + n]
-        for j in range(n):
-            if scale is None:
-                o[j] += vk * np.float32(w0[j])
-            else:
-                o[j] += scale[j] * (vk * np.float32(w0[j]))
-        k += 1
+            s = _dot(vec, m[col + j])
+            o[j] += s if scale is None else scale[j] * s
+
+
+@njit(**JIT_OPTIONS)
+def _dot(vec, weights):
+    """sum of vec[k] * weights[k] (float32 or int8 weights)."""
+    s = np.float32(0.0)
+    for k in range(vec.size):
+        s += vec[k] * np.float32(weights[k])
+    return s
 
 
 @njit(**JIT_OPTIONS)
