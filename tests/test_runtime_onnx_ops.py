@@ -14,9 +14,12 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import onnx
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper
+from onnx.reference import ReferenceEvaluator
 
 import reference_rnn
 from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
@@ -287,6 +290,38 @@ def test_head(tmp_path, head, activation, batch):
 
 def test_head_softmax(tmp_path):
     check_streaming(tmp_path, "GRU", head="matmul", head_activation="Softmax", output_size=7)
+
+
+@pytest.mark.parametrize("nodes, bias_shape", [
+    ([("MatMul", ["x", "W"], "mm"), ("Add", ["mm", "b"], "y")], [3]),
+    ([("MatMul", ["x", "W"], "mm"), ("Add", ["b", "mm"], "y")], [1, 3]),
+    # the product is also read by a second node
+    ([("MatMul", ["x", "W"], "mm"), ("Add", ["mm", "b"], "a"), ("Add", ["a", "mm"], "y")], [3]),
+    # the constant widens the result
+    ([("MatMul", ["x", "W"], "mm"), ("Add", ["mm", "b"], "y")], [2, 3]),
+    # the Add's other operand depends on the input
+    ([("MatMul", ["x", "W"], "mm"), ("Relu", ["x"], "r"), ("MatMul", ["r", "W"], "m2"),
+      ("Add", ["mm", "m2"], "y")], None),
+])
+def test_matmul_then_add(tmp_path, nodes, bias_shape):
+    """A MatMul followed by an Add of a constant runs as one dense instruction with a bias; every
+    other shape of the pattern keeps its meaning. Compared with ONNX's reference evaluator."""
+    rng = np.random.default_rng(0)
+    weights = [numpy_helper.from_array(rng.standard_normal((5, 3)).astype(np.float32), "W")]
+    if bias_shape:
+        weights.append(numpy_helper.from_array(rng.standard_normal(bias_shape).astype(np.float32), "b"))
+    out_shape = [2, 3] if bias_shape == [2, 3] else [1, 3]
+    graph = helper.make_graph(
+        [helper.make_node(op, inputs, [out]) for op, inputs, out in nodes], "head",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, out_shape)], weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(model, tmp_path / "head.onnx")
+    m = edgeseq_runtime.load(tmp_path / "head.onnx")
+    reference = ReferenceEvaluator(model)
+    for x in rng.standard_normal((5, 5)).astype(np.float32):
+        expected = reference.run(None, {"x": x[None]})[0]
+        np.testing.assert_allclose(m.step(x).reshape(expected.shape), expected, rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("op", OPS)

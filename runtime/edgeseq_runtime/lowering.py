@@ -62,6 +62,8 @@ class Lowering:
         self.vocab = 0  # set by the embedding that the token ids index
         self.input_time_axis = None
         self._claimed: list[tuple[int, int, str]] = []
+        self._absorbed: set[str] = set()  # outputs of nodes another handler computed already
+        self._exposed: set[str] = set()   # values read from outside the graph walk
 
     # -- helpers for op handlers ------------------------------------------------------------
 
@@ -81,6 +83,18 @@ class Lowering:
         out = self.new_tensor(addresses.shape)
         self.builder.emit(OP_COPY, [out.offset, flat.size, self.builder.table(flat)])
         return out
+
+    def absorb(self, node, value) -> None:
+        """Record that ``node``'s one output is ``value``, computed by the handler of an
+        earlier node (fusion); the walk then skips ``node``."""
+        self.values[node.output[0]] = value
+        self._absorbed.add(node.output[0])
+
+    def only_use(self, name: str):
+        """The single node that reads ``name``, or None if several do, or it is also read
+        from outside (the model output or a state fed back)."""
+        users = self.graph.consumers.get(name, [])
+        return users[0] if len(users) == 1 and name not in self._exposed else None
 
     def resident(self, value) -> Tensor:
         """A tensor for ``value``: itself if it is one, else a constant copied into the arena."""
@@ -128,7 +142,10 @@ class Lowering:
         graph = self.graph
         x_name, x_shape, feedback = self._bind_inputs()
         output = graph.model_output()
+        self._exposed = {output, *feedback.values()}
         for node in graph.needed_nodes([output, *feedback.values()]):
+            if node.output and node.output[0] in self._absorbed:
+                continue
             inputs = [self._value(node, name) if name else None for name in node.input]
             if node.op_type not in CONSTANT_HANDLERS and not any(isinstance(v, Tensor) for v in inputs):
                 outputs = self.evaluate(node, {n: v for n, v in zip(node.input, inputs) if n})

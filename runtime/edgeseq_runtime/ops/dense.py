@@ -9,9 +9,13 @@ from ..tensor import Tensor
 
 def _emit_dense(ctx, node, a: Tensor, matrix: list[int], n_in: int, n_out: int, bias, out_shape) -> Tensor:
     """out = a (rows, n_in) @ matrix (n_in, n_out) + bias, bias broadcast to (rows, n_out);
-    ``matrix`` is an operand from ``PlanBuilder.matrix``."""
+    ``matrix`` is an operand from ``PlanBuilder.matrix``. Without a bias of its own, a constant
+    that an Add adds to the result next is taken as the bias (see ``_following_bias``)."""
     rows = a.size // n_in
     bias_off = -1
+    add = None
+    if bias is None:
+        add, bias = _following_bias(ctx, node, out_shape, n_out)
     if bias is not None:
         try:
             bias = np.broadcast_to(np.asarray(bias, np.float32), (rows, n_out))
@@ -20,7 +24,28 @@ def _emit_dense(ctx, node, a: Tensor, matrix: list[int], n_in: int, n_out: int, 
         bias_off = ctx.builder.constant(bias)
     out = ctx.new_tensor(out_shape)
     ctx.builder.emit(opcodes.OP_DENSE, [a.offset, out.offset, rows, n_in, n_out, *matrix, bias_off])
+    if add is not None:
+        ctx.absorb(add, out)
     return out
+
+
+def _following_bias(ctx, node, out_shape, n_out: int):
+    """(the Add node, its constant) when the product's only use is an Add of a constant that
+    keeps its shape: MatMul + Add is how exporters write a Linear layer on 3-D input, and one
+    dense instruction does both in one pass. Otherwise (None, None)."""
+    add = ctx.only_use(node.output[0])
+    if add is None or add.op_type != "Add":
+        return None, None
+    other = add.input[1] if add.input[0] == node.output[0] else add.input[0]
+    constant = ctx.values.get(other)
+    if constant is None or isinstance(constant, Tensor):
+        return None, None
+    try:
+        if np.broadcast_shapes(tuple(out_shape), np.shape(constant)) != tuple(out_shape):
+            return None, None
+    except ValueError:
+        return None, None
+    return add, np.broadcast_to(np.asarray(constant, np.float32), out_shape).reshape(-1, n_out)
 
 
 def lower_gemm(ctx, node, inputs):
