@@ -22,6 +22,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import reference_rnn
+from edgeseq_export.quantize import quantize
 from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 edgeseq_runtime = pytest.importorskip("edgeseq_runtime")
@@ -418,6 +419,26 @@ def test_run_equals_steps_exactly(api_model):
     m = load(built)
     parts = [m.run(X[:17]), m.run(X[17:30]), m.step(X[30])[None], m.run(X[31:])]
     assert np.array_equal(np.concatenate(parts), Y_steps)
+
+
+@pytest.mark.parametrize("op", OPS)
+@pytest.mark.parametrize("int8", [False, True])
+def test_run_with_input_projections_made_ahead_equals_steps_exactly(tmp_path, op, int8):
+    """run computes the first layer's input projections for chunks of steps in one product (here
+    12 steps a chunk, so 50 steps cross chunk boundaries); the numbers stay those of step."""
+    built = build_model(tmp_path, op, batch=5, hidden_size=64, input_size=7, num_layers=2, head="matmul",
+                        scale=0.3)
+    path = built.path
+    if int8:
+        path = tmp_path / "model.int8.onnx"
+        quantize(built.path, path, mode="int8")
+    m = edgeseq_runtime.load(path, batch=5)
+    assert m._projection == 5 * 64 * {"GRU": 3, "LSTM": 4, "RNN": 1}[op]
+    X = built.random_steps(np.random.default_rng(3), 50)
+    Y_steps = stream(edgeseq_runtime.load(path, batch=5), X)
+    assert np.array_equal(m.run(X), Y_steps)
+    if not int8:
+        assert_close_to_references(built, Y_steps, X)
 
 
 def test_step_out_buffer(api_model):

@@ -7,11 +7,14 @@ import numpy as np
 
 from .kernels.interpreter import execute
 from .kernels.opcodes import STATUS_NOT_FINITE, STATUS_SCALE
+from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
 from .state_file import read_state, write_state
 
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
+_NO_SCRATCH = np.empty(0, np.float32)
+PROJECTION_FLOATS = 1 << 14  # run's scratch for precomputed input projections: 64 KB, stays in L2
 
 
 class StreamingModel:
@@ -42,6 +45,7 @@ class StreamingModel:
         # the shape step's fast path takes as is; anything else is checked and flattened first
         self._x_vector = self._x_step if batch == 1 and not self.is_token_model else None
         self._states = {s.name: s for s in lowered.states}
+        self._projection = int(projection_floats(self._code))  # per step, 0 if run makes none
         self.steps = 0  # time steps taken since load or reset (saved with the state)
         self._fingerprint = None
 
@@ -57,7 +61,7 @@ class StreamingModel:
             x = self._input(x, self._x_step, "x").reshape(-1)
         y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
         status = execute(self._code, self._weights, self._qweights, self._arena, x,
-                         y if self.batch == 1 else y.reshape(-1), 1)
+                         y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH)
         if status:
             self._refuse(status, x, 1)
         self.steps += 1
@@ -74,8 +78,11 @@ class StreamingModel:
         return y
 
     def _execute(self, x, y, steps):
+        scratch = _NO_SCRATCH
+        if steps > 1 and self._projection:
+            scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
         status = execute(self._code, self._weights, self._qweights, self._arena,
-                         x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps)
+                         x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps, scratch)
         if status:
             self._refuse(status, x, steps)
         self.steps += steps

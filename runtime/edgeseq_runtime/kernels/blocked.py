@@ -3,14 +3,18 @@
 ``block(rows, vectors)`` builds a kernel that computes, for a tile of ``rows`` input rows and
 ``vectors * LANES`` consecutive output columns::
 
-    out[r, j] += sum_k x[r, k] * M[k, j]          (times scale[j] for int8 M)
+    for k in 0 .. n_in-1:  out[r, j] = fma(x[r, k], M[k, j], out[r, j])    (M[k, j] * scale[j] for int8 M)
 
-with all ``rows * vectors`` accumulators held in vector registers for the whole k loop: each
-weight vector is loaded once per k and used for every row, each input once per k and used for
-every column. This is the structure of BLAS micro-kernels (MLAS, BLIS). Written in plain numba,
-the same loops keep the accumulators in memory (LLVM cannot prove the output does not alias the
-weights, so it neither vectorises across the tile nor keeps it in registers); so the tile is
-emitted directly as LLVM vector IR. LLVM still picks the instructions for the machine (FMA on
+with the ``rows * vectors`` vectors of out held in registers for the whole k loop: each weight
+vector is loaded once per k and used for every row, each input once per k and used for every
+column: the structure of BLAS micro-kernels (MLAS, BLIS). Every output is the same chain of
+fused multiply-adds, in the same order, whatever the tile and however the k range is split
+between calls: a product for many rows at once, or in sweeps over part of the inputs, gives
+exactly the numbers of one row at a time.
+
+Written in plain numba, the same loops keep the accumulators in memory (LLVM cannot prove that
+the output does not alias the weights, so it neither vectorises across the tile nor keeps it in
+registers); so the tile is emitted directly as LLVM vector IR. LLVM still picks the instructions for the machine (FMA on
 x86-64 with AVX2, NEON on Arm), and a vector wider than the machine's is split.
 
 Arguments of a built kernel (offsets and strides count elements, from each array's first)::
@@ -62,9 +66,18 @@ def block(rows: int, vectors: int):
                 builder.module, ir.FunctionType(_VECTOR, [_VECTOR] * 3), f"llvm.fmuladd.v{LANES}f32")
             splat_mask = ir.Constant(ir.VectorType(_I32, LANES), [0] * LANES)
             undefined = ir.Constant(_VECTOR, ir.Undefined)
-            # One stack slot per accumulator; mem2reg turns them into registers (constant indexes).
-            accumulators = [[cgutils.alloca_once_value(builder, ir.Constant(_VECTOR, None))
-                             for _ in range(vectors)] for _ in range(rows)]
+            targets = [[at(out_data, builder.add(builder.add(out_off, builder.mul(ir.Constant(_I64, r), out_stride)),
+                                                 ir.Constant(_I64, v * LANES)), _VECTOR)
+                        for v in range(vectors)] for r in range(rows)]
+            # The tile of out is the accumulator: one stack slot per vector, which mem2reg turns
+            # into a register (constant indexes).
+            accumulators = [[cgutils.alloca_once_value(builder, builder.load(target, align=4)) for target in row]
+                            for row in targets]
+            scales = []
+            if int8:
+                scale_data = data(10, scale_arr)
+                scales = [builder.load(at(scale_data, builder.add(scale_off, ir.Constant(_I64, v * LANES)), _VECTOR),
+                                       align=4) for v in range(vectors)]
             x_rows = [builder.add(x_off, builder.mul(ir.Constant(_I64, r), x_stride)) for r in range(rows)]
             with cgutils.for_range(builder, n_in) as loop:
                 k = loop.index
@@ -74,7 +87,7 @@ def block(rows: int, vectors: int):
                     offset = builder.add(row_start, ir.Constant(_I64, v * LANES))
                     if int8:
                         packed = builder.load(at(m_data, offset, _BYTES), align=1)
-                        weights.append(builder.sitofp(packed, _VECTOR))
+                        weights.append(builder.fmul(builder.sitofp(packed, _VECTOR), scales[v]))
                     else:
                         weights.append(builder.load(at(m_data, offset, _VECTOR), align=4))
                 for r in range(rows):
@@ -84,19 +97,9 @@ def block(rows: int, vectors: int):
                     for v in range(vectors):
                         slot = accumulators[r][v]
                         builder.store(builder.call(fma, [splat, weights[v], builder.load(slot)]), slot)
-            scales = []
-            if int8:
-                scale_data = data(10, scale_arr)
-                scales = [builder.load(at(scale_data, builder.add(scale_off, ir.Constant(_I64, v * LANES)), _VECTOR),
-                                       align=4) for v in range(vectors)]
             for r in range(rows):
-                out_row = builder.add(out_off, builder.mul(ir.Constant(_I64, r), out_stride))
                 for v in range(vectors):
-                    target = at(out_data, builder.add(out_row, ir.Constant(_I64, v * LANES)), _VECTOR)
-                    total = builder.load(accumulators[r][v])
-                    if int8:
-                        total = builder.fmul(total, scales[v])
-                    builder.store(builder.fadd(builder.load(target, align=4), total), target, align=4)
+                    builder.store(builder.load(accumulators[r][v]), targets[r][v], align=4)
             return context.get_dummy_value()
 
         return signature, codegen

@@ -14,6 +14,9 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     18 linear_before_reset
     19 scratch arena, 7*hidden floats per stream
 
+``pre`` is empty, or holds this step's X*(W^T) + Bx for every stream, computed by ``run`` for
+many steps at once (see sequence).
+
 Equations (ONNX spec names; (.) is the elementwise product)::
 
     zt = f(Xt*(Wz^T) + Ht-1*(Rz^T) + Wbz + Rbz)
@@ -29,10 +32,11 @@ from numba import njit
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import fill, project
+from .sequence import project_inputs
 
 
 @njit(**JIT_OPTIONS)
-def gru_f32(code, p, w, q, a):
+def gru_f32(code, p, w, q, a, pre):
     x_off, h_off = code[p], code[p + 1]
     n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
     bx, bh = code[p + 11], code[p + 12]
@@ -40,15 +44,17 @@ def gru_f32(code, p, w, q, a):
     g3 = 3 * n_h
     x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
     hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
-    gx = a[s:s + batch * g3].reshape((batch, g3))                      # input parts of z, r, h
     gh = a[s + batch * g3:s + 2 * batch * g3].reshape((batch, g3))     # recurrent parts
     rh = a[s + 2 * batch * g3:s + 2 * batch * g3 + batch * n_h].reshape((batch, n_h))
+    if pre.size:
+        gx = pre.reshape((batch, g3))                                  # input parts of z, r, h
+    else:
+        gx = a[s:s + batch * g3].reshape((batch, g3))
+        project_inputs(code, p + 5, bx, w, q, x, gx)
     for b in range(batch):
-        fill(gx[b], w, bx)
         fill(gh[b], w, -1)
         if linear_before_reset:
             fill(gh[b][2 * n_h:], w, bh)
-    project(code, p + 5, w, q, g3, 0, x, gx, 0, g3)
     project(code, p + 8, w, q, g3, 0, hs, gh, 0, g3 if linear_before_reset else 2 * n_h)
     for b in range(batch):
         zr, r, hc = gx[b][:2 * n_h], gx[b][n_h:2 * n_h], gx[b][2 * n_h:]

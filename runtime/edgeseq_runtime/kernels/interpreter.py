@@ -20,6 +20,7 @@ from .opcodes import (
     OP_RNN, OP_SOFTMAX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_OK, STATUS_SCALE,
 )
 from .rnn_f32 import rnn_f32
+from .sequence import layer_inputs, project_inputs, projected_layer
 
 
 @njit(**JIT_OPTIONS)
@@ -36,10 +37,12 @@ def check_inputs(code, x, n):
 
 
 @njit(**JIT_OPTIONS)
-def execute(code, w, q, a, x, y, steps):
+def execute(code, w, q, a, x, y, steps, pre):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
-    ``w`` and ``q`` are the model's float32 and int8 weights, ``a`` the stream's arena.
+    ``w`` and ``q`` are the model's float32 and int8 weights, ``a`` the stream's arena. ``pre``
+    is empty, or scratch for the first layer's input projections, made for as many steps at
+    once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see opcodes).
@@ -49,19 +52,33 @@ def execute(code, w, q, a, x, y, steps):
     status = check_inputs(code, x, steps * x_size)
     if status != STATUS_OK:
         return status
+    layer = projected_layer(code) if pre.size else -1
+    n_in, rows, width, mp, bias = 0, 0, 0, 0, -1
+    if layer >= 0:
+        n_in, rows, width, mp, bias = layer_inputs(code, layer)
+    chunk = pre.size // max(rows * width, 1)
+    none = pre[:0]
     start, end = code[HEADER_START], code[HEADER_END]
     for t in range(steps):
+        row = none
+        if layer >= 0:
+            i = t % chunk
+            if i == 0:
+                n = min(chunk, steps - t)
+                project_inputs(code, mp, bias, w, q, x[t * x_size:(t + n) * x_size].reshape((n * rows, n_in)),
+                               pre[:n * rows * width].reshape((n * rows, width)))
+            row = pre[i * rows * width:(i + 1) * rows * width]
         copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
         pc = start
         while pc < end:
             op = code[pc]
             p = pc + 2
             if op == OP_GRU:
-                gru_f32(code, p, w, q, a)
+                gru_f32(code, p, w, q, a, row if pc == layer else none)
             elif op == OP_LSTM:
-                lstm_f32(code, p, w, q, a)
+                lstm_f32(code, p, w, q, a, row if pc == layer else none)
             elif op == OP_RNN:
-                rnn_f32(code, p, w, q, a)
+                rnn_f32(code, p, w, q, a, row if pc == layer else none)
             elif op == OP_DENSE:
                 dense_f32(code, p, w, q, a)
             elif op == OP_BINARY:

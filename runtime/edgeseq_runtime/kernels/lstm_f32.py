@@ -15,6 +15,9 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     21 input_forget
     22 scratch arena, 4*hidden floats per stream
 
+``pre`` is empty, or holds this step's X*(W^T) + Wb + Rb for every stream, computed by ``run``
+for many steps at once (see sequence).
+
 Equations (ONNX spec names; (.) is the elementwise product)::
 
     it = f(Xt*(Wi^T) + Ht-1*(Ri^T) + Pi (.) Ct-1 + Wbi + Rbi)
@@ -32,11 +35,12 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import fill, project
+from .matvec import project
+from .sequence import project_inputs
 
 
 @njit(**JIT_OPTIONS)
-def lstm_f32(code, p, w, q, a):
+def lstm_f32(code, p, w, q, a, pre):
     x_off, h_off, c_off = code[p], code[p + 1], code[p + 2]
     n_in, n_h, batch = code[p + 3], code[p + 4], code[p + 5]
     bias, peep = code[p + 12], code[p + 13]
@@ -45,10 +49,11 @@ def lstm_f32(code, p, w, q, a):
     x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
     hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
     cs = a[c_off:c_off + batch * n_h].reshape((batch, n_h))
-    gates = a[s:s + batch * g4].reshape((batch, g4))
-    for b in range(batch):
-        fill(gates[b], w, bias)
-    project(code, p + 6, w, q, g4, 0, x, gates, 0, g4)
+    if pre.size:
+        gates = pre.reshape((batch, g4))
+    else:
+        gates = a[s:s + batch * g4].reshape((batch, g4))
+        project_inputs(code, p + 6, bias, w, q, x, gates)
     project(code, p + 9, w, q, g4, 0, hs, gates, 0, g4)
     for b in range(batch):
         g, h, c = gates[b], hs[b], cs[b]

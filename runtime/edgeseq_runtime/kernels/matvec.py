@@ -28,7 +28,7 @@ INT8 = 1
 FLOAT32_BY_OUTPUT = 2
 INT8_BY_OUTPUT = 3
 NARROW = LANES  # matrices with fewer outputs than this are stored output-major
-CACHED_ELEMENTS = 1 << 15  # a matrix up to 128 KB (fp32) stays in L2 from one step to the next
+L1_ELEMENTS = 1 << 13  # a matrix up to 32 KB (fp32) stays in L1 from one step to the next
 K_BLOCK = 8  # inputs per sweep over a larger matrix
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
@@ -52,6 +52,14 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     else:
         _dot_outputs(x, q[off:off + size].reshape((ld, n_in)), col, out, out_col, n,
                      w[scale_off + col:scale_off + col + n])
+
+
+@njit(**JIT_OPTIONS)
+def rows_independent(n):
+    """Whether ``project`` computes every output of a product with n outputs the same way (the same
+    operations in the same order) whatever the number of rows: when all n outputs are in tiles
+    (see blocked). Then a product for many rows at once equals the rows done one by one."""
+    return n % LANES == 0
 
 
 @njit(**JIT_OPTIONS)
@@ -87,10 +95,10 @@ def _row_groups(x, rows, m, col, out, out_col, n, scale):
 @njit(**JIT_OPTIONS)
 def _one_row(x, b, m, col, out, out_col, n, scale):
     """Row b alone: tiles of 64 outputs, then 32, 16 and 8, then the last n % 8 one by one.
-    A matrix too large to stay in cache is swept K_BLOCK inputs at a time, so that its rows
-    are read as a few sequential streams (what hardware prefetchers follow)."""
+    A matrix larger than L1 is swept K_BLOCK inputs at a time, so that its rows are read as a
+    few sequential streams (what hardware prefetchers follow)."""
     n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
-    step = n_in if n_in * n <= CACHED_ELEMENTS else K_BLOCK
+    step = n_in if n_in * n <= L1_ELEMENTS else K_BLOCK
     for k0 in range(0, n_in, step):
         kn = min(step, n_in - k0)
         xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col

@@ -12,6 +12,9 @@ Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
     14 clip    weights offset of the clip threshold, or -1
     15 scratch arena, hidden floats per stream
 
+``pre`` is empty, or holds this step's X*(Wi^T) + Wbi + Rbi for every stream, computed by
+``run`` for many steps at once (see sequence).
+
 Equation (ONNX spec names)::
 
     Ht = f(Xt*(Wi^T) + Ht-1*(Ri^T) + Wbi + Rbi)
@@ -21,23 +24,25 @@ from numba import njit
 
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
-from .matvec import copy, fill, project
+from .matvec import copy, project
+from .sequence import project_inputs
 
 
 @njit(**JIT_OPTIONS)
-def rnn_f32(code, p, w, q, a):
+def rnn_f32(code, p, w, q, a, pre):
     x_off, h_off = code[p], code[p + 1]
     n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
     bias, clip_off, s = code[p + 11], code[p + 14], code[p + 15]
     x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
     hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
-    pre = a[s:s + batch * n_h].reshape((batch, n_h))
-    for b in range(batch):
-        fill(pre[b], w, bias)
-    project(code, p + 5, w, q, n_h, 0, x, pre, 0, n_h)
-    project(code, p + 8, w, q, n_h, 0, hs, pre, 0, n_h)
+    if pre.size:
+        total = pre.reshape((batch, n_h))
+    else:
+        total = a[s:s + batch * n_h].reshape((batch, n_h))
+        project_inputs(code, p + 5, bias, w, q, x, total)
+    project(code, p + 8, w, q, n_h, 0, hs, total, 0, n_h)
     for b in range(batch):
         if clip_off >= 0:
-            clip(pre[b], w[clip_off])
-        apply_encoded(code, p + 12, w, pre[b])
-        copy(hs[b], pre[b])
+            clip(total[b], w[clip_off])
+        apply_encoded(code, p + 12, w, total[b])
+        copy(hs[b], total[b])

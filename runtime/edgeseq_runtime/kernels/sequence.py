@@ -1,0 +1,63 @@
+"""Input projections of many time steps at once, for ``run``.
+
+A recurrent layer's gates are X_t @ W + bias (no state involved) plus H_t-1 @ R. When the
+first recurrent layer reads the model input as it is, ``run`` computes the first part for a
+chunk of steps in one matrix product (each weight loaded once for the whole chunk, and the
+per-step work left with R alone), and the layer's kernel takes its row of the result instead
+of computing it. Used only where the product is ``matvec.rows_independent``, so that the
+numbers are exactly those of one step at a time.
+"""
+
+from numba import njit
+
+from .config import JIT_OPTIONS
+from .matvec import fill, project, rows_independent
+from .opcodes import HEADER_END, HEADER_START, HEADER_X_OFFSET, HEADER_X_SIZE, OP_GRU, OP_LSTM, OP_RNN
+
+
+@njit(**JIT_OPTIONS)
+def project_inputs(code, mp, bias, w, q, x, out):
+    """out[r] = bias + x[r] @ W for every row r; W is the matrix operand at code[mp:mp+3] and
+    ``bias`` a weights offset (or -1). Every recurrent kernel computes its input part with it."""
+    for r in range(x.shape[0]):
+        fill(out[r], w, bias)
+    project(code, mp, w, q, out.shape[1], 0, x, out, 0, out.shape[1])
+
+
+@njit(**JIT_OPTIONS)
+def layer_inputs(code, pc):
+    """(input_size, batch, gate width G, W operand position, bias offset) of the recurrent
+    instruction at pc (argument layouts in gru_f32, lstm_f32, rnn_f32); input_size 0 if pc
+    holds another instruction."""
+    op, p = code[pc], pc + 2
+    if op == OP_GRU:
+        return code[p + 2], code[p + 4], 3 * code[p + 3], p + 5, code[p + 11]
+    if op == OP_LSTM:
+        return code[p + 3], code[p + 5], 4 * code[p + 4], p + 6, code[p + 12]
+    if op == OP_RNN:
+        return code[p + 2], code[p + 4], code[p + 3], p + 5, code[p + 11]
+    return 0, 0, 0, 0, -1
+
+
+@njit(**JIT_OPTIONS)
+def projected_layer(code):
+    """The pc of the recurrent instruction whose input projections ``run`` precomputes, or -1:
+    the first one, if it reads the model input as is and its product is rows_independent."""
+    pc = code[HEADER_START]
+    while pc < code[HEADER_END]:
+        n_in, batch, width, _, _ = layer_inputs(code, pc)
+        if n_in:
+            reads_input = code[pc + 2] == code[HEADER_X_OFFSET] and n_in * batch == code[HEADER_X_SIZE]
+            return pc if reads_input and rows_independent(width) else -1
+        pc += code[pc + 1]
+    return -1
+
+
+@njit(**JIT_OPTIONS)
+def projection_floats(code):
+    """Floats of precomputed projection per time step (all streams): 0 if none is made."""
+    pc = projected_layer(code)
+    if pc < 0:
+        return 0
+    _, batch, width, _, _ = layer_inputs(code, pc)
+    return batch * width
