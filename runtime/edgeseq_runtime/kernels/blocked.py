@@ -3,14 +3,16 @@
 ``block(rows, vectors)`` builds a kernel that computes, for a tile of ``rows`` input rows and
 ``vectors * LANES`` consecutive output columns::
 
-    for k in 0 .. n_in-1:  out[r, j] = fma(x[r, k], M[k, j], out[r, j])    (M[k, j] * scale[j] for int8 M)
+    float32 M:  for k in 0 .. n_in-1:  out[r, j] = fma(x[r, k], M[k, j], out[r, j])
+    int8 M:     acc = 0;  for k in 0 .. n_in-1:  acc = fma(x[r, k], M[k, j], acc)
+                out[r, j] = fma(acc, scale[j], out[r, j])
 
-with the ``rows * vectors`` vectors of out held in registers for the whole k loop: each weight
+with the ``rows * vectors`` accumulators held in registers for the whole k loop: each weight
 vector is loaded once per k and used for every row, each input once per k and used for every
 column: the structure of BLAS micro-kernels (MLAS, BLIS). Every output is the same chain of
-fused multiply-adds, in the same order, whatever the tile and however the k range is split
-between calls: a product for many rows at once, or in sweeps over part of the inputs, gives
-exactly the numbers of one row at a time.
+fused multiply-adds, in the same order, whatever the tile: a product for many rows at once
+gives exactly the numbers of one row at a time; for float32 M also however the k range is
+split between calls (the accumulator is the output itself).
 
 Written in plain numba, the same loops keep the accumulators in memory (LLVM cannot prove that
 the output does not alias the weights, so it neither vectorises across the tile nor keeps it in
@@ -69,15 +71,11 @@ def block(rows: int, vectors: int):
             targets = [[at(out_data, builder.add(builder.add(out_off, builder.mul(ir.Constant(_I64, r), out_stride)),
                                                  ir.Constant(_I64, v * LANES)), _VECTOR)
                         for v in range(vectors)] for r in range(rows)]
-            # The tile of out is the accumulator: one stack slot per vector, which mem2reg turns
-            # into a register (constant indexes).
-            accumulators = [[cgutils.alloca_once_value(builder, builder.load(target, align=4)) for target in row]
-                            for row in targets]
-            scales = []
-            if int8:
-                scale_data = data(10, scale_arr)
-                scales = [builder.load(at(scale_data, builder.add(scale_off, ir.Constant(_I64, v * LANES)), _VECTOR),
-                                       align=4) for v in range(vectors)]
+            # One stack slot per accumulator, which mem2reg turns into a register (constant
+            # indexes): the tile of out itself for float32 M, zeros for int8 M.
+            zero = ir.Constant(_VECTOR, None)
+            accumulators = [[cgutils.alloca_once_value(builder, zero if int8 else builder.load(target, align=4))
+                             for target in row] for row in targets]
             x_rows = [builder.add(x_off, builder.mul(ir.Constant(_I64, r), x_stride)) for r in range(rows)]
             with cgutils.for_range(builder, n_in) as loop:
                 k = loop.index
@@ -86,8 +84,7 @@ def block(rows: int, vectors: int):
                 for v in range(vectors):
                     offset = builder.add(row_start, ir.Constant(_I64, v * LANES))
                     if int8:
-                        packed = builder.load(at(m_data, offset, _BYTES), align=1)
-                        weights.append(builder.fmul(builder.sitofp(packed, _VECTOR), scales[v]))
+                        weights.append(builder.sitofp(builder.load(at(m_data, offset, _BYTES), align=1), _VECTOR))
                     else:
                         weights.append(builder.load(at(m_data, offset, _VECTOR), align=4))
                 for r in range(rows):
@@ -97,9 +94,16 @@ def block(rows: int, vectors: int):
                     for v in range(vectors):
                         slot = accumulators[r][v]
                         builder.store(builder.call(fma, [splat, weights[v], builder.load(slot)]), slot)
+            if int8:
+                scale_data = data(10, scale_arr)
+                scales = [builder.load(at(scale_data, builder.add(scale_off, ir.Constant(_I64, v * LANES)), _VECTOR),
+                                       align=4) for v in range(vectors)]
             for r in range(rows):
                 for v in range(vectors):
-                    builder.store(builder.load(accumulators[r][v]), targets[r][v], align=4)
+                    total = builder.load(accumulators[r][v])
+                    if int8:
+                        total = builder.call(fma, [total, scales[v], builder.load(targets[r][v], align=4)])
+                    builder.store(total, targets[r][v], align=4)
             return context.get_dummy_value()
 
         return signature, codegen
