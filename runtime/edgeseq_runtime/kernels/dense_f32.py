@@ -13,14 +13,15 @@ from numba import njit
 
 from .config import JIT_OPTIONS
 from .matvec import fill, project
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
 def dense_f32(code, p, w, q, a):
     src, dst, rows, n_in, n_out = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4]
     bias = code[p + 8]
-    x = a[src:src + rows * n_in].reshape((rows, n_in))
-    out = a[dst:dst + rows * n_out].reshape((rows, n_out))
+    x = matrix(a, src, rows, n_in)
+    out = matrix(a, dst, rows, n_out)
     for r in range(rows):
         fill(out[r], w, bias + r * n_out if bias >= 0 else -1)
     project(code, p + 5, w, q, n_out, 0, x, out, 0, n_out)

@@ -33,6 +33,7 @@ from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import fill, project
 from .sequence import project_inputs
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
@@ -42,14 +43,14 @@ def gru_f32(code, p, w, q, a, pre):
     bx, bh = code[p + 11], code[p + 12]
     clip_off, linear_before_reset, s = code[p + 17], code[p + 18], code[p + 19]
     g3 = 3 * n_h
-    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
-    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
-    gh = a[s + batch * g3:s + 2 * batch * g3].reshape((batch, g3))     # recurrent parts
-    rh = a[s + 2 * batch * g3:s + 2 * batch * g3 + batch * n_h].reshape((batch, n_h))
+    x = matrix(a, x_off, batch, n_in)
+    hs = matrix(a, h_off, batch, n_h)
+    gh = matrix(a, s + batch * g3, batch, g3)     # recurrent parts
+    rh = matrix(a, s + 2 * batch * g3, batch, n_h)
     if pre.size:
-        gx = pre.reshape((batch, g3))                                  # input parts of z, r, h
+        gx = matrix(pre, 0, batch, g3)                                  # input parts of z, r, h
     else:
-        gx = a[s:s + batch * g3].reshape((batch, g3))
+        gx = matrix(a, s, batch, g3)
         project_inputs(code, p + 5, bx, w, q, x, gx)
     for b in range(batch):
         fill(gh[b], w, -1)

@@ -21,6 +21,7 @@ from .opcodes import (
 )
 from .rnn_f32 import rnn_f32
 from .sequence import layer_inputs, project_inputs, projected_layer
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
@@ -65,8 +66,8 @@ def execute(code, w, q, a, x, y, steps, pre):
             i = t % chunk
             if i == 0:
                 n = min(chunk, steps - t)
-                project_inputs(code, mp, bias, w, q, x[t * x_size:(t + n) * x_size].reshape((n * rows, n_in)),
-                               pre[:n * rows * width].reshape((n * rows, width)))
+                project_inputs(code, mp, bias, w, q, matrix(x, t * x_size, n * rows, n_in),
+                               matrix(pre, 0, n * rows, width))
             row = pre[i * rows * width:(i + 1) * rows * width]
         copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
         pc = start

@@ -37,6 +37,7 @@ from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import project
 from .sequence import project_inputs
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
@@ -46,13 +47,13 @@ def lstm_f32(code, p, w, q, a, pre):
     bias, peep = code[p + 12], code[p + 13]
     clip_off, input_forget, s = code[p + 20], code[p + 21], code[p + 22]
     g4 = 4 * n_h
-    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
-    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
-    cs = a[c_off:c_off + batch * n_h].reshape((batch, n_h))
+    x = matrix(a, x_off, batch, n_in)
+    hs = matrix(a, h_off, batch, n_h)
+    cs = matrix(a, c_off, batch, n_h)
     if pre.size:
-        gates = pre.reshape((batch, g4))
+        gates = matrix(pre, 0, batch, g4)
     else:
-        gates = a[s:s + batch * g4].reshape((batch, g4))
+        gates = matrix(a, s, batch, g4)
         project_inputs(code, p + 6, bias, w, q, x, gates)
     project(code, p + 9, w, q, g4, 0, hs, gates, 0, g4)
     for b in range(batch):

@@ -22,6 +22,7 @@ from numba import njit
 
 from .blocked import LANES, block
 from .config import JIT_OPTIONS
+from .views import matrix
 
 FLOAT32 = 0
 INT8 = 1
@@ -41,16 +42,15 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     encoded at code[mp:mp+3] with ``ld`` columns."""
     kind, off, scale_off = code[mp], code[mp + 1], code[mp + 2]
     n_in = x.shape[1]
-    size = n_in * ld
     if kind == FLOAT32:
-        _project(x, w[off:off + size].reshape((n_in, ld)), col, out, out_col, n, None)
+        _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
     elif kind == INT8:
-        _project(x, q[off:off + size].reshape((n_in, ld)), col, out, out_col, n,
+        _project(x, matrix(q, off, n_in, ld), col, out, out_col, n,
                  w[scale_off + col:scale_off + col + n])
     elif kind == FLOAT32_BY_OUTPUT:
-        _dot_outputs(x, w[off:off + size].reshape((ld, n_in)), col, out, out_col, n, None)
+        _dot_outputs(x, matrix(w, off, ld, n_in), col, out, out_col, n, None)
     else:
-        _dot_outputs(x, q[off:off + size].reshape((ld, n_in)), col, out, out_col, n,
+        _dot_outputs(x, matrix(q, off, ld, n_in), col, out, out_col, n,
                      w[scale_off + col:scale_off + col + n])
 
 

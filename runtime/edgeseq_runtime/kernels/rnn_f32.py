@@ -26,6 +26,7 @@ from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import copy, project
 from .sequence import project_inputs
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
@@ -33,12 +34,12 @@ def rnn_f32(code, p, w, q, a, pre):
     x_off, h_off = code[p], code[p + 1]
     n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
     bias, clip_off, s = code[p + 11], code[p + 14], code[p + 15]
-    x = a[x_off:x_off + batch * n_in].reshape((batch, n_in))
-    hs = a[h_off:h_off + batch * n_h].reshape((batch, n_h))
+    x = matrix(a, x_off, batch, n_in)
+    hs = matrix(a, h_off, batch, n_h)
     if pre.size:
-        total = pre.reshape((batch, n_h))
+        total = matrix(pre, 0, batch, n_h)
     else:
-        total = a[s:s + batch * n_h].reshape((batch, n_h))
+        total = matrix(a, s, batch, n_h)
         project_inputs(code, p + 5, bias, w, q, x, total)
     project(code, p + 8, w, q, n_h, 0, hs, total, 0, n_h)
     for b in range(batch):
