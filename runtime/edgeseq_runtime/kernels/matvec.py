@@ -31,6 +31,7 @@ INT8_BY_OUTPUT = 3
 NARROW = LANES  # matrices with fewer outputs than this are stored output-major
 L1_ELEMENTS = 1 << 13  # a matrix up to 32 KB (fp32) stays in L1 from one step to the next
 K_BLOCK = 8  # inputs per sweep over a larger matrix
+ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_4x16, _tile_4x8 = block(4, 2), block(4, 1)
@@ -76,20 +77,22 @@ def _project(x, m, col, out, out_col, n, scale):
 @njit(**JIT_OPTIONS)
 def _row_groups(x, rows, m, col, out, out_col, n, scale):
     """Rows 0..rows-1 (a multiple of 4): tiles of 4 x 16 outputs, then 4 x 8, then the last
-    n % 8 one by one. The column block is the outer loop, so its slice of the weights stays
-    in L1 while every group of rows passes over it."""
+    n % 8 one by one. Rows are taken ROW_BLOCK at a time and, within a block, the column block
+    is the outer loop: the block's inputs stay in L1 while the weights pass over them once."""
     n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
-    j = 0
-    while j + 2 * LANES <= n:
-        for b in range(0, rows, 4):
-            _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-        j += 2 * LANES
-    if j + LANES <= n:
-        for b in range(0, rows, 4):
-            _tile_4x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-        j += LANES
-    for b in range(rows):
-        _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
+    for r0 in range(0, rows, ROW_BLOCK):
+        r1 = min(rows, r0 + ROW_BLOCK)
+        j = 0
+        while j + 2 * LANES <= n:
+            for b in range(r0, r1, 4):
+                _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+            j += 2 * LANES
+        if j + LANES <= n:
+            for b in range(r0, r1, 4):
+                _tile_4x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+            j += LANES
+        for b in range(r0, r1):
+            _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
 
 
 @njit(**JIT_OPTIONS)
