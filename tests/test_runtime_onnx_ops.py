@@ -106,10 +106,11 @@ def test_hidden_32_input_1(tmp_path):
 
 
 @pytest.mark.parametrize("op", OPS)
-@pytest.mark.parametrize("batch, hidden_size, output_size", [(5, 21, 9), (9, 70, 2), (4, 24, 8)])
+@pytest.mark.parametrize("batch, hidden_size, output_size", [(5, 21, 9), (9, 70, 2), (4, 24, 8), (37, 16, 3)])
 def test_every_tile_and_remainder(tmp_path, op, batch, hidden_size, output_size):
-    """Sizes that take the matrix products through all their paths: groups of four streams and
-    lone ones, tiles of 64 down to 8 outputs with a few left over, narrow and wide heads."""
+    """Sizes that take the matrix products through all their paths: groups of four streams (in
+    blocks of 32) and lone ones, tiles of 64 down to 8 outputs with a few left over, narrow and
+    wide heads."""
     check_streaming(tmp_path, op, batch=batch, hidden_size=hidden_size, input_size=11, T=12,
                     head="gemm", output_size=output_size, scale=0.3)
 
