@@ -2,11 +2,11 @@
 
     python benchmarks/c_vs_numba.py [--steps 10000] [--repeats 7]
 
-For a GRU and an LSTM step model (tests/torch_models.py: 16 inputs, 64 hidden, a Linear head to
-3 outputs; exported with the TorchScript exporter), in fp32 and in int8 (QDQ weights from
-edgeseq_export.quantize.quantize_int8), it reports:
+For GRU and LSTM step models (tests/torch_models.py: 16 inputs and 64 hidden, or 64 and 256,
+a Linear head to 3 outputs; exported with the TorchScript exporter), in fp32 and in int8 (QDQ
+weights from edgeseq_export.quantize.quantize_int8), it reports:
 
-* Cortex-M4 (firmware_examples/cortex-m, arm-none-eabi-gcc -O2, QEMU mps2-an386): flash (vectors,
+* for 16/64 (64/256 needs more memory than the board has), Cortex-M4 (firmware_examples/cortex-m, arm-none-eabi-gcc -O2, QEMU mps2-an386): flash (vectors,
   text, rodata and the .data image, from `make size`), of which the model's constant data
   (NAME_FLASH_BYTES) and the runtime's code (edgeseq_rt.o); RAM: .data + .bss + the stack's peak
   (painted at reset and measured by `make run`);
@@ -43,10 +43,13 @@ import edgeseq_runtime  # noqa: E402
 from edgeseq_export.codegen import generate  # noqa: E402
 from edgeseq_export.quantize import quantize_int8  # noqa: E402
 from edgeseq_runtime.kernels.interpreter import execute  # noqa: E402
+from edgeseq_runtime.kernels.opcodes import HEADER_X_SIZE  # noqa: E402
 from torch_models import StepSpec, build, export_step  # noqa: E402
 
 CELLS = ("GRU", "LSTM")
-INPUT_SIZE, HIDDEN_SIZE, OUTPUT_SIZE = 16, 64, 3
+SIZES = [(16, 64), (64, 256)]  # (inputs, hidden)
+BOARD_SIZE = (16, 64)  # the size also built for the Cortex-M4
+OUTPUT_SIZE = 3
 HOST_CFLAGS = "-O3 -march=native"
 CHECK_STEPS = 200
 NO_SCRATCH = np.empty(0, np.float32)  # no input projections made ahead: one step at a time, as the C runs
@@ -57,15 +60,17 @@ def make(directory: Path, *arguments: str, target: str | None = None) -> str:
     return subprocess.run(command, capture_output=True, text=True, check=True).stdout
 
 
-def export_models(directory: Path) -> list[tuple[str, str, Path]]:
-    """(cell, "fp32" or "int8", ONNX path) for every model measured."""
+def export_models(directory: Path) -> list[tuple[str, tuple[int, int], str, Path]]:
+    """(cell, (inputs, hidden), "fp32" or "int8", ONNX path) for every model measured."""
     models = []
-    for cell in CELLS:
-        spec = StepSpec(cell, INPUT_SIZE, HIDDEN_SIZE, output_size=OUTPUT_SIZE)
-        fp32 = export_step(build(spec), directory / f"{cell.lower()}_fp32.onnx", "torchscript")
-        int8 = directory / f"{cell.lower()}_int8.onnx"
-        onnx.save(quantize_int8(onnx.load(fp32))[0], int8)
-        models += [(cell, "fp32", fp32), (cell, "int8", int8)]
+    for size in SIZES:
+        for cell in CELLS:
+            spec = StepSpec(cell, *size, output_size=OUTPUT_SIZE)
+            stem = f"{cell.lower()}_{size[0]}_{size[1]}"
+            fp32 = export_step(build(spec), directory / f"{stem}_fp32.onnx", "torchscript")
+            int8 = directory / f"{stem}_int8.onnx"
+            onnx.save(quantize_int8(onnx.load(fp32))[0], int8)
+            models += [(cell, size, "fp32", fp32), (cell, size, "int8", int8)]
     return models
 
 
@@ -83,7 +88,7 @@ def host_us_per_step(c_dir: Path, name: str, build_dir: Path, steps: int, repeat
 
 def numba_us_per_step(path: Path, steps: int, repeats: int) -> float:
     plan = edgeseq_runtime.lower_model(path).plan
-    x = np.random.default_rng(0).uniform(-1, 1, steps * INPUT_SIZE).astype(np.float32)
+    x = np.random.default_rng(0).uniform(-1, 1, steps * (plan.code[HEADER_X_SIZE])).astype(np.float32)
     y = np.empty(steps * OUTPUT_SIZE, np.float32)
     arena = plan.arena.copy()
     execute(plan.code, plan.weights, plan.qweights, arena, x, y, 1, NO_SCRATCH)  # compile / load the cache
@@ -97,11 +102,12 @@ def numba_us_per_step(path: Path, steps: int, repeats: int) -> float:
 
 
 def c_vs_runtime_difference(path: Path, program: Path) -> float:
-    X = np.random.default_rng(1).uniform(-1, 1, (CHECK_STEPS, INPUT_SIZE)).astype(np.float32)
+    model = edgeseq_runtime.load(path)
+    X = np.random.default_rng(1).uniform(-1, 1, (CHECK_STEPS, model.input_size)).astype(np.float32)
     text = "".join(",".join(repr(float(v)) for v in row) + "\n" for row in X)
     out = subprocess.run([str(program)], input=text, capture_output=True, text=True, check=True).stdout
     got = np.array([[float(v) for v in line.split(",")] for line in out.splitlines()])
-    return float(np.abs(got - edgeseq_runtime.load(path).run(X)).max())
+    return float(np.abs(got - model.run(X)).max())
 
 
 def cortex_m_figures(c_dir: Path, name: str, build_dir: Path) -> dict[str, int]:
@@ -126,7 +132,7 @@ def main(argv=None) -> None:
 
     gcc = subprocess.run(["gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
     arm = subprocess.run(["arm-none-eabi-gcc", "--version"], capture_output=True, text=True).stdout.splitlines()[0]
-    print(f"# Generated C vs the Numba runtime: {INPUT_SIZE} inputs, {HIDDEN_SIZE} hidden, "
+    print(f"# Generated C vs the Numba runtime: inputs/hidden {', '.join(f'{i}/{h}' for i, h in SIZES)}, "
           f"Linear head to {OUTPUT_SIZE}, batch 1\n")
     print(f"- host: {platform.platform()}, {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}")
     print(f"- host C: {gcc}, {HOST_CFLAGS}; Numba: `execute` over {args.steps} steps in one call")
@@ -138,17 +144,19 @@ def main(argv=None) -> None:
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     with tempfile.TemporaryDirectory() as directory:
         directory = Path(directory)
-        for cell, weights, path in export_models(directory):
-            name = f"{cell.lower()}_{weights}"
+        for cell, size, weights, path in export_models(directory):
+            name = path.stem
             c_dir = directory / "generated"
             generate(path, c_dir, name)
-            m4 = cortex_m_figures(c_dir, name, directory / f"m4_{name}")
+            board = cortex_m_figures(c_dir, name, directory / f"m4_{name}") if size == BOARD_SIZE else None
+            m4 = {k: f"{v:,}" for k, v in board.items()} if board else dict.fromkeys(
+                ("flash", "model_flash", "runtime_text", "ram", "state", "stack"), "-")
             c_us = host_us_per_step(c_dir, name, directory / "host", args.steps, args.repeats)
             numba_us = numba_us_per_step(path, args.steps, args.repeats)
             diff = c_vs_runtime_difference(path, directory / "host" / name / "stream")
-            print(f"| {cell} {INPUT_SIZE}/{HIDDEN_SIZE} + Linear | {weights} | {m4['flash']:,} "
-                  f"| {m4['model_flash']:,} | {m4['runtime_text']:,} | {m4['ram']:,} | {m4['state']:,} "
-                  f"| {m4['stack']:,} | {c_us:.2f} | {numba_us:.2f} | {numba_us / c_us:.2f}x "
+            print(f"| {cell} {size[0]}/{size[1]} + Linear | {weights} | {m4['flash']} "
+                  f"| {m4['model_flash']} | {m4['runtime_text']} | {m4['ram']} | {m4['state']} "
+                  f"| {m4['stack']} | {c_us:.2f} | {numba_us:.2f} | {numba_us / c_us:.2f}x "
                   f"| {diff:.1e} |", flush=True)
 
 
