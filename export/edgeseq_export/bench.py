@@ -191,7 +191,7 @@ def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
     stream.run(xs)
     ours.run_steps_per_s = run_steps / (time.perf_counter() - start)
     if theirs is not None:
-        engines["ONNX Runtime"].run_steps_per_s = _onnxruntime_sequence_rate(path, theirs, xs)
+        engines["ONNX Runtime"].run_steps_per_s = onnxruntime_sequence_rate(theirs, xs)
     if cold_start:
         ours.cold_start_s = {"warm cache": min(cold_start_seconds(path, False) for _ in range(2)),
                              "cold cache": cold_start_seconds(path, True)}
@@ -215,7 +215,7 @@ class _one_torch_thread:
             self.torch.set_num_threads(self.threads)
 
 
-def _onnxruntime_sequence_rate(path, stepper: OnnxRuntimeStepper, xs) -> float | None:
+def onnxruntime_sequence_rate(stepper: OnnxRuntimeStepper, xs) -> float | None:
     """Steps per second of ONNX Runtime running the whole sequence in one call (its native
     LSTM/GRU loop), when the graph's time axis is dynamic; else None."""
     axis = stepper.time_axis
