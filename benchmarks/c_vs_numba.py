@@ -44,6 +44,7 @@ from edgeseq_export.codegen import generate  # noqa: E402
 from edgeseq_export.quantize import quantize_int8  # noqa: E402
 from edgeseq_runtime.kernels.interpreter import execute  # noqa: E402
 from edgeseq_runtime.kernels.opcodes import HEADER_X_SIZE  # noqa: E402
+from edgeseq_runtime.kernels.packing import pack  # noqa: E402
 from torch_models import StepSpec, build, export_step  # noqa: E402
 
 CELLS = ("GRU", "LSTM")
@@ -91,12 +92,13 @@ def numba_us_per_step(path: Path, steps: int, repeats: int) -> float:
     x = np.random.default_rng(0).uniform(-1, 1, steps * (plan.code[HEADER_X_SIZE])).astype(np.float32)
     y = np.empty(steps * OUTPUT_SIZE, np.float32)
     arena = plan.arena.copy()
-    execute(plan.code, plan.weights, plan.qweights, arena, x, y, 1, NO_SCRATCH)  # compile / load the cache
+    model = pack(plan.code, plan.weights, plan.qweights)[0]
+    execute(model, arena, x, y, 1, NO_SCRATCH)  # compile / load the cache
     times = []
     for _ in range(repeats):
         arena[:] = plan.arena
         start = time.perf_counter()
-        execute(plan.code, plan.weights, plan.qweights, arena, x, y, steps, NO_SCRATCH)
+        execute(model, arena, x, y, steps, NO_SCRATCH)
         times.append((time.perf_counter() - start) / steps * 1e6)
     return statistics.median(times)
 

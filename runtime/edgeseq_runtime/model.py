@@ -7,6 +7,7 @@ import numpy as np
 
 from .kernels.interpreter import execute
 from .kernels.opcodes import STATUS_NOT_FINITE, STATUS_SCALE
+from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
 from .state_file import read_state, write_state
@@ -31,7 +32,9 @@ class StreamingModel:
         self._path = path
         self.batch = batch
         plan = lowered.plan
-        self._code, self._weights, self._qweights, self._initial = plan.code, plan.weights, plan.qweights, plan.arena
+        # code and weights live in one packed array (one argument per step); views name its parts
+        self._model, self._code, self._weights, self._qweights = pack(plan.code, plan.weights, plan.qweights)
+        self._initial = plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
         self.vocab_size = lowered.vocab  # token models: ids in [-vocab_size, vocab_size); else 0
@@ -60,8 +63,7 @@ class StreamingModel:
                 or not x.flags.c_contiguous:
             x = self._input(x, self._x_step, "x").reshape(-1)
         y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
-        status = execute(self._code, self._weights, self._qweights, self._arena, x,
-                         y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH)
+        status = execute(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH)
         if status:
             self._refuse(status, x, 1)
         self.steps += 1
@@ -81,8 +83,8 @@ class StreamingModel:
         scratch = _NO_SCRATCH
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
-        status = execute(self._code, self._weights, self._qweights, self._arena,
-                         x if x.ndim == 1 else x.reshape(-1), y if y.ndim == 1 else y.reshape(-1), steps, scratch)
+        status = execute(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
+                         y if y.ndim == 1 else y.reshape(-1), steps, scratch)
         if status:
             self._refuse(status, x, steps)
         self.steps += steps
@@ -176,7 +178,7 @@ class StreamingModel:
     def nbytes(self) -> int:
         """Memory the loaded model holds: code, float and int8 weights, and this stream's arena
         (each clone adds one arena)."""
-        return sum(a.nbytes for a in (self._code, self._weights, self._qweights, self._arena))
+        return self._model.nbytes + self._arena.nbytes
 
     @property
     def fingerprint(self) -> str:

@@ -19,6 +19,7 @@ from .opcodes import (
     HEADER_Y_SIZE, OP_ACTIVATION, OP_BINARY, OP_COPY, OP_DENSE, OP_EMBEDDING, OP_GRU, OP_LSTM,
     OP_RNN, OP_SOFTMAX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_OK, STATUS_SCALE,
 )
+from .packing import unpack
 from .rnn_f32 import rnn_f32
 from .sequence import layer_inputs, project_inputs, projected_layer
 from .views import matrix
@@ -38,16 +39,18 @@ def check_inputs(code, x, n):
 
 
 @njit(**JIT_OPTIONS)
-def execute(code, w, q, a, x, y, steps, pre):
+def execute(model, a, x, y, steps, pre):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
-    ``w`` and ``q`` are the model's float32 and int8 weights, ``a`` the stream's arena. ``pre``
+    ``model`` is the plan's code and weights as ``packing.pack`` lays them out, ``a`` the
+    stream's arena. ``pre``
     is empty, or scratch for the first layer's input projections, made for as many steps at
     once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see opcodes).
     """
+    code, w, q = unpack(model)
     x_off, x_size = code[HEADER_X_OFFSET], code[HEADER_X_SIZE]
     y_off, y_size = code[HEADER_Y_OFFSET], code[HEADER_Y_SIZE]
     status = check_inputs(code, x, steps * x_size)

@@ -1,0 +1,44 @@
+"""A plan's code, float weights and int8 weights in one byte array.
+
+A step hands the compiled interpreter one array for the model instead of three: numba checks
+and unpacks every array argument of every call (about 30 ns each), which at a few microseconds
+a step is worth saving. ``pack`` lays the three out at 64-byte boundaries behind a header of
+their offsets and lengths; ``unpack`` takes views of them again inside the kernel.
+"""
+
+import numpy as np
+from numba import njit
+
+from .config import JIT_OPTIONS
+
+_HEADER = 64  # bytes: (offset, length) of each of the three arrays, as int64
+_ALIGN = 64
+
+
+def pack(code: np.ndarray, weights: np.ndarray, qweights: np.ndarray):
+    """(model bytes, code, weights, qweights): the packed array and views of its three parts."""
+    parts = (np.ascontiguousarray(code, np.int64), np.ascontiguousarray(weights, np.float32),
+             np.ascontiguousarray(qweights, np.int8))
+    offsets, position = [], _HEADER
+    for part in parts:
+        offsets.append(position)
+        position = (position + part.nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
+    model = np.zeros(position, np.uint8)
+    header = model[:_HEADER].view(np.int64)
+    views = []
+    for i, (part, offset) in enumerate(zip(parts, offsets)):
+        header[2 * i], header[2 * i + 1] = offset, part.size
+        view = model[offset:offset + part.nbytes].view(part.dtype)
+        view[:] = part
+        views.append(view)
+    return model, *views
+
+
+@njit(**JIT_OPTIONS)
+def unpack(model):
+    """(code, weights, qweights) views of an array made by ``pack``."""
+    header = model[:48].view(np.int64)
+    code = model[header[0]:header[0] + 8 * header[1]].view(np.int64)
+    weights = model[header[2]:header[2] + 4 * header[3]].view(np.float32)
+    qweights = model[header[4]:header[4] + header[5]].view(np.int8)
+    return code, weights, qweights
