@@ -19,6 +19,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 from edgeseq_runtime import StreamingModel, load, lower_model
+from edgeseq_runtime.errors import first_line
 
 from .errors import SourceError
 
@@ -147,18 +148,25 @@ def sample_input(stream: StreamingModel, steps: int, seed: int = 0) -> np.ndarra
 
 
 def cold_start_seconds(path, cold_cache: bool) -> float:
-    """A fresh Python process, from start to the first output of ``load(path).step``. With
-    ``cold_cache`` numba's on-disk cache points at an empty folder, so everything compiles."""
+    """A fresh Python process, from its start to the first output of ``load(path).step`` (the
+    process reports it on stdout; its exit afterwards is not counted). With ``cold_cache``
+    numba's on-disk cache points at an empty folder, so everything compiles."""
     script = ("import numpy as np, sys, edgeseq_runtime as e; m = e.load(sys.argv[1]); "
-              "m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_size, np.float32))")
+              "m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_size, np.float32)); "
+              "print('first output', flush=True)")
     env = dict(os.environ)
     with tempfile.TemporaryDirectory() as cache:
         if cold_cache:
             env["NUMBA_CACHE_DIR"] = cache
         start = time.perf_counter()
-        subprocess.run([sys.executable, "-c", script, os.fspath(path)], env=env, check=True,
-                       capture_output=True)
-        return time.perf_counter() - start
+        with subprocess.Popen([sys.executable, "-c", script, os.fspath(path)], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
+            line = process.stdout.readline()
+            seconds = time.perf_counter() - start
+            _, errors = process.communicate()
+        if process.returncode or line.strip() != "first output":
+            raise RuntimeError(f"the cold-start process failed: {first_line(errors)}")
+        return seconds
 
 
 def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
