@@ -32,7 +32,7 @@ from numba import njit
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import fill, project
-from .sequence import project_inputs
+from .sequence import input_part
 from .views import matrix
 
 
@@ -47,11 +47,7 @@ def gru_f32(code, p, w, q, a, pre):
     hs = matrix(a, h_off, batch, n_h)
     gh = matrix(a, s + batch * g3, batch, g3)     # recurrent parts
     rh = matrix(a, s + 2 * batch * g3, batch, n_h)
-    if pre.size:
-        gx = matrix(pre, 0, batch, g3)                                  # input parts of z, r, h
-    else:
-        gx = matrix(a, s, batch, g3)
-        project_inputs(code, p + 5, bx, w, q, x, gx)
+    gx = input_part(code, p + 5, bx, w, q, a, x, s, g3, pre)       # input parts of z, r, h
     for b in range(batch):
         fill(gh[b], w, -1)
         if linear_before_reset:

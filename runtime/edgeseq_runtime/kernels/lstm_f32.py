@@ -36,7 +36,7 @@ from numba import njit
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import project
-from .sequence import project_inputs
+from .sequence import input_part
 from .views import matrix
 
 
@@ -50,11 +50,7 @@ def lstm_f32(code, p, w, q, a, pre):
     x = matrix(a, x_off, batch, n_in)
     hs = matrix(a, h_off, batch, n_h)
     cs = matrix(a, c_off, batch, n_h)
-    if pre.size:
-        gates = matrix(pre, 0, batch, g4)
-    else:
-        gates = matrix(a, s, batch, g4)
-        project_inputs(code, p + 6, bias, w, q, x, gates)
+    gates = input_part(code, p + 6, bias, w, q, a, x, s, g4, pre)
     project(code, p + 9, w, q, g4, 0, hs, gates, 0, g4)
     for b in range(batch):
         g, h, c = gates[b], hs[b], cs[b]

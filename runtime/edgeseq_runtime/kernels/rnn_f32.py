@@ -25,7 +25,7 @@ from numba import njit
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import copy, project
-from .sequence import project_inputs
+from .sequence import input_part
 from .views import matrix
 
 
@@ -36,11 +36,7 @@ def rnn_f32(code, p, w, q, a, pre):
     bias, clip_off, s = code[p + 11], code[p + 14], code[p + 15]
     x = matrix(a, x_off, batch, n_in)
     hs = matrix(a, h_off, batch, n_h)
-    if pre.size:
-        total = matrix(pre, 0, batch, n_h)
-    else:
-        total = matrix(a, s, batch, n_h)
-        project_inputs(code, p + 5, bias, w, q, x, total)
+    total = input_part(code, p + 5, bias, w, q, a, x, s, n_h, pre)
     project(code, p + 8, w, q, n_h, 0, hs, total, 0, n_h)
     for b in range(batch):
         if clip_off >= 0:

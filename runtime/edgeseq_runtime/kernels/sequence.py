@@ -13,6 +13,7 @@ from numba import njit
 from .config import JIT_OPTIONS
 from .matvec import fill, project, rows_independent
 from .opcodes import HEADER_END, HEADER_START, HEADER_X_OFFSET, HEADER_X_SIZE, OP_GRU, OP_LSTM, OP_RNN
+from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
@@ -22,6 +23,18 @@ def project_inputs(code, mp, bias, w, q, x, out):
     for r in range(x.shape[0]):
         fill(out[r], w, bias)
     project(code, mp, w, q, out.shape[1], 0, x, out, 0, out.shape[1])
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def input_part(code, mp, bias, w, q, a, x, scratch, width, pre):
+    """A recurrent kernel's X @ W + bias for every stream, (batch, width): ``pre`` when ``run``
+    made it ahead, else computed into the arena at offset ``scratch``. (Inlined into its
+    callers: without numba's runtime a compiled function cannot return a new view.)"""
+    if pre.size:
+        return matrix(pre, 0, x.shape[0], width)
+    out = matrix(a, scratch, x.shape[0], width)
+    project_inputs(code, mp, bias, w, q, x, out)
+    return out
 
 
 @njit(**JIT_OPTIONS)
