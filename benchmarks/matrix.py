@@ -31,6 +31,7 @@ from edgeseq_export.bench import (  # noqa: E402
     OnnxRuntimeStepper,
     cold_start_seconds,
     onnxruntime_sequence_rate,
+    seconds_of,
     step_latencies,
 )
 from edgeseq_export.quantize import quantize  # noqa: E402
@@ -76,7 +77,7 @@ def measure(spec: StepSpec, folder: Path, batch: int, calls: int) -> dict:
     xs = rng.standard_normal((steps, *x.shape)).astype(np.float32)
     for precision, stream in streams.items():
         stream.run(xs[:10])
-        result[precision]["run_steps_per_s"] = max(steps / _seconds_of(stream.run, xs) for _ in range(3))
+        result[precision]["run_steps_per_s"] = max(steps / seconds_of(stream.run, xs) for _ in range(3))
         result[precision]["ort_run_steps_per_s"] = max(
             onnxruntime_sequence_rate(steppers[precision, "onnxruntime"], xs) for _ in range(3))
     return result
@@ -103,8 +104,8 @@ def linear_growth(folder: Path) -> tuple[float, float, float]:
     xs = np.random.default_rng(1).standard_normal((1_000_000, 16)).astype(np.float32)
     out = np.empty((1_000_000, OUTPUT_SIZE), np.float32)
     stream.run(xs[:1000], out=out[:1000])
-    short = min(_seconds_of(stream.run, xs[:10_000], out[:10_000]) for _ in range(3))
-    long = _seconds_of(stream.run, xs, out)
+    short = min(seconds_of(stream.run, xs[:10_000], out[:10_000]) for _ in range(3))
+    long = seconds_of(stream.run, xs, out)
     return short, long, long / short
 
 
@@ -173,12 +174,6 @@ def main(argv=None) -> None:
                  f"({numba_import:.2f} s) (target <= 2.5x).")
     args.out.write_text("\n".join(lines) + "\n")
     print("\n".join(lines[-9:]))
-
-
-def _seconds_of(function, *arguments) -> float:
-    start = time.perf_counter()
-    function(*arguments)
-    return time.perf_counter() - start
 
 
 def _seconds(command) -> float:

@@ -4,6 +4,7 @@ Success prints a rich table and exits 0; every failure exits 1 with exactly one 
 stderr, ``edgeseq: error: <file>: <reason>``, and no traceback.
 """
 
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from edgeseq.cli import main
 from edgeseq.commands import options
 from edgeseq_export import architecture, verification
 from export_cases import HiddenActivation, UserSpec, build
+from onnx_builders import build_model
 
 
 def run(*args):
@@ -114,3 +116,18 @@ def test_cli_choices_and_defaults_match_the_toolchain():
     assert options.ACTIVATIONS == architecture.ACTIVATIONS
     assert (options.DEFAULT_STEPS, options.DEFAULT_TOLERANCE) == (verification.DEFAULT_STEPS,
                                                                   verification.DEFAULT_TOLERANCE)
+
+
+def test_bench_json_has_every_engine_figure_and_the_ratios(tmp_path):
+    built = build_model(tmp_path, "GRU", head="matmul")
+    result = run("bench", built.path, "--json", "--calls", 200, "--no-cold-start")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    ours, theirs = report["engines"]["edgeseq"], report["engines"]["ONNX Runtime"]
+    for figures in (ours, theirs):
+        assert 0 < figures["step"]["median_us"] <= figures["step"]["p99_us"]
+        assert figures["run_steps_per_s"] > 0
+    assert ours["memory_bytes"] > 0
+    ratios = report["ratios"]["ONNX Runtime"]
+    assert ratios["step"] == pytest.approx(theirs["step"]["median_us"] / ours["step"]["median_us"])
+    assert ratios["run"] == pytest.approx(ours["run_steps_per_s"] / theirs["run_steps_per_s"])
