@@ -41,6 +41,7 @@ CELLS = ("LSTM", "GRU", "RNN")
 SIZES = ((1, 32, 1), (16, 64, 1), (40, 128, 2), (64, 256, 1))
 BATCHES = (1, 16, 256)
 OUTPUT_SIZE = 1
+MACS_16_64 = {"GRU": 3 * 64 * (16 + 64) + 64, "LSTM": 4 * 64 * (16 + 64) + 64}  # per stream-step, head included
 
 
 def torch_stepper(model, spec: StepSpec, batch: int):
@@ -152,10 +153,15 @@ def main(argv=None) -> None:
     lines += ["", "## Targets", ""]
     for cell in ("GRU", "LSTM"):
         f = figures[cell, (16, 64, 1), 1]["fp32"]
+        inside = 1e6 / f["run_steps_per_s"]
         lines.append(f"- {cell} 16/64/1 `step`, batch 1: {f['onnxruntime'] / f['edgeseq']:.1f}x faster than ONNX "
-                     f"Runtime (target 10x), {f['torch'] / f['edgeseq']:.1f}x faster than PyTorch (target 20x).")
+                     f"Runtime (target 10x), {f['torch'] / f['edgeseq']:.1f}x faster than PyTorch (target 20x). "
+                     f"Of its {f['edgeseq']:.2f} µs, a step inside `run` takes {inside:.2f} µs; the rest is the "
+                     f"call from Python.")
+        macs = MACS_16_64[cell]
         lines.append(f"- {cell} 16/64/1 with batch=256: a stream-step costs {100 * shares[cell]:.0f}% of a batch-1 "
-                     f"step (the two measured in turns; target <= 10%).")
+                     f"step (the two measured in turns; target <= 10%, which for its {macs:,} multiply-adds "
+                     f"would take {macs / (0.1 * f['edgeseq']) / 1000:.0f} GMAC/s).")
         lines.append(f"- {cell} 16/64/1 `run` over 10,000 steps: {f['run_steps_per_s']:,.0f} steps/s, "
                      f"{f['run_steps_per_s'] / f['ort_run_steps_per_s']:.2f}x ONNX Runtime's whole-sequence "
                      f"{cell} ({f['ort_run_steps_per_s']:,.0f} steps/s; target >= 1x).")
