@@ -48,7 +48,7 @@ class StreamingModel:
         # the shape step's fast path takes as is; anything else is checked and flattened first
         self._x_vector = self._x_step if batch == 1 and not self.is_token_model else None
         self._states = {s.name: s for s in lowered.states}
-        self._projection = int(projection_floats(self._code))  # per step, 0 if run makes none
+        self._projection = None  # floats per step of precomputed input projections (0: none); set by run
         self.steps = 0  # time steps taken since load or reset (saved with the state)
         self._fingerprint = None
 
@@ -81,6 +81,8 @@ class StreamingModel:
 
     def _execute(self, x, y, steps):
         scratch = _NO_SCRATCH
+        if self._projection is None:  # on first use: a fresh process that only steps never loads it
+            self._projection = int(projection_floats(self._code))
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
         status = execute(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
