@@ -6,8 +6,9 @@ A matrix operand is three ints in the code: ``[kind, offset, scale offset]``. Th
 how the matrix is stored:
 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
-  outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 or 64 of them at
-  once, for 1 or 4 streams (each weight loaded once for the four);
+  outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
+  once, for 1 or 4 streams (each weight loaded once for the four), with loops blocked so that
+  the data a tile reads again stays in cache;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
   vectorised over the inputs.
@@ -29,8 +30,8 @@ INT8 = 1
 FLOAT32_BY_OUTPUT = 2
 INT8_BY_OUTPUT = 3
 NARROW = LANES  # matrices with fewer outputs than this are stored output-major
-L1_ELEMENTS = 1 << 13  # a matrix up to 32 KB (fp32) stays in L1 from one step to the next
-K_BLOCK = 8  # inputs per sweep over a larger matrix
+L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
+K_BLOCK = 8
 ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
