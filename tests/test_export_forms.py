@@ -1,10 +1,11 @@
 """Every form MODEL.pt may take, and every file edgeseq must refuse, with the reason.
 
-Accepted: a TorchScript archive (scripted, which records its settings, or traced, which does
-not), a pickled ``nn.Module`` with ``trust_pickle``, an ``nn.Module`` handed to
-``edgeseq.export`` directly (state_dicts and edgeseq checkpoints have their own test modules).
-Refused: a pickle without the flag (and its code does not run), damaged files, dicts that are
-not models, and a module whose forward computes more than its layers show.
+Accepted: with ``trust_code``, a TorchScript archive (scripted, which records its settings, or
+traced, which does not) and a pickled ``nn.Module`` (``trust_pickle``, the flag's first name);
+an ``nn.Module`` handed to ``edgeseq.export`` directly (state_dicts and edgeseq checkpoints have
+their own test modules). Refused: a pickle without the flag (and its code does not run), damaged
+files, dicts that are not models, and a module whose forward computes more than its layers show.
+Hostile files (TorchScript whose code writes files, bombs, devices) are tests/test_hostile_export.py's.
 """
 
 import io
@@ -28,7 +29,7 @@ SPEC = UserSpec("LSTM", num_layers=2, batch_first=True, vocab_size=9, head=(6, "
 def test_scripted_torchscript_archive_records_its_settings(tmp_path):
     model = build(SPEC)
     torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
-    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", trust_code=True)
     assert report.form == "TorchScript archive" and report.architecture.batch_first
     assert_streams_like(report.path, model, random_inputs(SPEC), batch_first=True)
 
@@ -36,7 +37,7 @@ def test_scripted_torchscript_archive_records_its_settings(tmp_path):
 def test_traced_torchscript_archive_takes_batch_first_as_an_option(tmp_path):
     model = build(SPEC)
     torch.jit.save(torch.jit.trace(model, torch.zeros(2, 3, dtype=torch.int64)), tmp_path / "model.pt")
-    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", batch_first=True)
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", batch_first=True, trust_code=True)
     assert report.form == "TorchScript archive"
     assert any("own forward" in note for note in report.verification.notes)  # the trace was the reference
     assert_streams_like(report.path, model, random_inputs(SPEC), batch_first=True)
@@ -45,7 +46,7 @@ def test_traced_torchscript_archive_takes_batch_first_as_an_option(tmp_path):
 def test_an_option_that_contradicts_the_file_is_refused(tmp_path):
     torch.jit.save(torch.jit.script(build(SPEC)), tmp_path / "model.pt")
     with pytest.raises(SourceError, match="--batch-first False contradicts module 'rnn'"):
-        edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", batch_first=False)
+        edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", batch_first=False, trust_code=True)
 
 
 def test_pickled_module_with_trust_pickle(tmp_path):
@@ -126,7 +127,7 @@ def test_damaged_files_are_refused_in_one_line(tmp_path, damage):
                 "garbage": np.random.default_rng(0).bytes(500)}[damage]
     (tmp_path / "model.pt").write_bytes(data)
     with pytest.raises(SourceError) as error:
-        edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx")
+        edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", trust_code=True)
     message = str(error.value)
     assert message.startswith(f"{tmp_path / 'model.pt'}: ") and "\n" not in message
     assert "damaged" in message

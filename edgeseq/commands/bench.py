@@ -6,6 +6,8 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .options import trust_code_option
+
 
 @click.command("bench")
 @click.argument("model", type=click.Path(dir_okay=False))
@@ -17,7 +19,8 @@ from rich.table import Table
 @click.option("--cold-start/--no-cold-start", default=True, show_default=True,
               help="Also time fresh processes to the first output (the cold-cache one compiles everything).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
-def command(model, batch, reference, calls, cold_start, as_json):
+@trust_code_option
+def command(model, batch, reference, calls, cold_start, as_json, trust_code):
     """Per-step latency (median, p99) of step() from Python, run() throughput over 10,000 steps,
     cold start and the loaded model's memory: edgeseq, and the same figures for ONNX Runtime
     (and PyTorch with --reference) measured in the same run, one thread each."""
@@ -26,8 +29,9 @@ def command(model, batch, reference, calls, cold_start, as_json):
     source = None
     if reference is not None:
         from edgeseq_export.errors import SourceError
+        from edgeseq_export.layers import ReadOptions
         from edgeseq_export.sources import read_source
-        source = read_source(reference)
+        source = read_source(reference, ReadOptions(trust_code=trust_code))
         architecture, model_io = source.network.architecture, _io(model, batch)
         if (architecture.input_size, architecture.output_size) != model_io:
             raise SourceError(f"{reference}: takes {architecture.input_size} and gives {architecture.output_size} "

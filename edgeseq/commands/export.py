@@ -20,9 +20,9 @@ from .options import checking_options, reading_options
 @reading_options
 @checking_options
 def command(model, output, quantize_mode, calibration, **options):
-    """Export MODEL.pt (an edgeseq checkpoint, a state_dict, a TorchScript archive or, with
-    --trust-pickle, a pickled nn.Module) to a streaming ONNX model, and check that PyTorch,
-    ONNX Runtime and edgeseq agree on it. Nothing is written when they do not."""
+    """Export MODEL.pt (an edgeseq checkpoint, a state_dict or, with --trust-code, a TorchScript
+    archive or a pickled nn.Module) to a streaming ONNX model, and check that PyTorch, ONNX
+    Runtime and edgeseq agree on it. Nothing is written when they do not."""
     from edgeseq_export.api import export
 
     from ..reports import print_checked

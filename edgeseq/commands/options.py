@@ -1,5 +1,7 @@
 """The options that ``export`` and ``verify`` share: how to read MODEL.pt, and how to check.
 
+``bench --reference`` reads MODEL.pt too, and takes ``trust_code_option`` alone.
+
 Command modules are imported to list ``edgeseq --help`` on devices without the toolchain, so
 this module does not import ``edgeseq_export``: its choices and defaults are written out here,
 and tests/test_export_cli.py checks that they match the toolchain's.
@@ -21,6 +23,11 @@ def _stack(*options):
     return decorate
 
 
+trust_code_option = click.option(
+    "--trust-code", "--trust-pickle", "trust_code", is_flag=True,
+    help="Allow a TorchScript archive or a pickled nn.Module. Loading either runs code from the file: "
+         "only for files you trust.")
+
 reading_options = _stack(
     click.option("--batch-first/--time-first", "batch_first", default=None,
                  help="The recurrent layers take (batch, time, features). For a plain state_dict or a "
@@ -32,9 +39,7 @@ reading_options = _stack(
     click.option("--linear-order", metavar="NAME,NAME,...",
                  callback=lambda ctx, param, value: tuple(value.split(",")) if value else None,
                  help="The Linear modules of the head in forward order, when they are stored out of order."),
-    click.option("--trust-pickle", is_flag=True,
-                 help="Allow a pickled nn.Module. Loading a pickle runs code from the file: only for "
-                      "files you trust."),
+    trust_code_option,
 )
 
 checking_options = _stack(

@@ -41,11 +41,13 @@ class ExportReport:
 def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool = True,
            steps: int = DEFAULT_STEPS, batch: int = 1, tolerance: float = DEFAULT_TOLERANCE,
            seed: int = 0, batch_first: bool | None = None, nonlinearity: str | None = None,
-           activation: str | None = None, linear_order=None, trust_pickle: bool = False) -> ExportReport:
+           activation: str | None = None, linear_order=None, trust_code: bool = False,
+           trust_pickle: bool = False) -> ExportReport:
     """Export MODEL.pt or an ``nn.Module`` to a streaming ONNX file at ``path``, checked.
 
     ``batch_first``, ``nonlinearity``, ``activation`` and ``linear_order`` say what a plain
-    state_dict cannot (see ``layers.ReadOptions``); ``trust_pickle`` allows a pickled module.
+    state_dict cannot (see ``layers.ReadOptions``); ``trust_code`` (or its first name,
+    ``trust_pickle``) allows a TorchScript archive or a pickled module, whose code runs as it loads.
     Raises ``SourceError`` when the model cannot be read, ``ExportError`` when the exporter
     fails, ``VerificationFailed`` (its ``report`` holds the differences) when PyTorch, ONNX
     Runtime and edgeseq disagree by more than ``tolerance``: then nothing is written.
@@ -55,7 +57,8 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
     if not os.path.isdir(folder):  # say so now, not after exporting and verifying
         raise FileNotFoundError(errno.ENOENT, "no such directory", folder)
     options = ReadOptions(batch_first, nonlinearity, activation,
-                          tuple(linear_order) if linear_order is not None else None, trust_pickle)
+                          tuple(linear_order) if linear_order is not None else None,
+                          trust_code=trust_code or trust_pickle)
     source = read_source(model_or_path, options)
     model = export_step_graph(source.network, exporter, source.label)
     metadata.attach(model, metadata.properties(source, exporter))
@@ -79,11 +82,11 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
 def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, batch_first: bool | None = None,
            nonlinearity: str | None = None, activation: str | None = None, linear_order=None,
-           trust_pickle: bool = False) -> VerificationReport:
+           trust_code: bool = False, trust_pickle: bool = False) -> VerificationReport:
     """Check an exported model: ONNX Runtime against edgeseq, and PyTorch when ``reference``
     (MODEL.pt or an ``nn.Module``) is given. The options for reading the reference default to
-    those the model was exported with (its metadata). Raises ``VerificationFailed`` when they
-    disagree by more than ``tolerance``."""
+    those the model was exported with (its metadata); ``trust_code`` (or ``trust_pickle``) as in
+    ``export``. Raises ``VerificationFailed`` when they disagree by more than ``tolerance``."""
     source, notes = None, []
     if reference is not None:
         recorded = describe_file(os.fspath(path), os.fspath(path))
@@ -92,7 +95,7 @@ def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
         options = {**recorded.read_options, **{k: v for k, v in given.items() if v is not None}}
         if options.get("linear_order") is not None:
             options["linear_order"] = tuple(options["linear_order"])
-        source = read_source(reference, ReadOptions(**options, trust_pickle=trust_pickle))
+        source = read_source(reference, ReadOptions(**options, trust_code=trust_code or trust_pickle))
         if source.sha256 and recorded.source_sha256 and source.sha256 != recorded.source_sha256:
             notes.append(f"{source.label} is not the file the model was exported from (sha256 differs)")
     report = compare(path, source, steps=steps, batch=batch, tolerance=tolerance, seed=seed)

@@ -41,7 +41,7 @@ class ReadOptions:
     activation: str | None = None          # between a state_dict's Linear layers: "none" (default),
                                            # or one of ACTIVATIONS
     linear_order: tuple[str, ...] | None = None  # a state_dict's Linear modules, in forward order
-    trust_pickle: bool = False             # allow unpickling a whole nn.Module (runs code)
+    trust_code: bool = False               # allow a TorchScript archive or a pickled nn.Module (runs code)
 
     def __post_init__(self):
         if self.nonlinearity not in (None, *NONLINEARITIES):
@@ -52,7 +52,7 @@ class ReadOptions:
     def given(self) -> dict:
         """The options the user gave, as plain data (recorded in the exported model)."""
         return {name: list(value) if isinstance(value, tuple) else value
-                for name, value in vars(self).items() if value is not None and name != "trust_pickle"}
+                for name, value in vars(self).items() if value is not None and name != "trust_code"}
 
 
 @dataclass

@@ -2,9 +2,9 @@
 
 The forms a file may take (the contract's list): an edgeseq checkpoint; a plain state_dict of
 ``nn.LSTM`` / ``GRU`` / ``RNN`` layers (optionally after an ``nn.Embedding``) followed by
-``nn.Linear`` layers; a TorchScript archive; a pickled ``nn.Module``, only when trusted
-(``torch_files``). Modules are read through their module tree, state_dicts through their keys
-and shapes (``layers``).
+``nn.Linear`` layers; a TorchScript archive or a pickled ``nn.Module``, only when their code is
+trusted (``torch_files``). Modules are read through their module tree, state_dicts through
+their keys and shapes (``layers``).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ def read_source(model_or_path, options: ReadOptions = ReadOptions()) -> Source:
         label = f"{layers.module_type(model_or_path)} object"
         return _from_module(model_or_path, "module", label, None, options)
     path = os.fspath(model_or_path)
-    data = torch_files.read(path, options.trust_pickle)
+    data = torch_files.read(path, options.trust_code)
     digest = _sha256(path)
     if isinstance(data, torch.jit.ScriptModule):
         return _from_module(data, "TorchScript archive", path, digest, options)

@@ -1,10 +1,13 @@
 """Opening a .pt file without running code from it.
 
-``torch.load(weights_only=True)`` unpickles tensors and plain containers only. A whole pickled
-``nn.Module`` names classes that unpickling imports and calls, so a hostile file runs its code
-as it loads: such a file is refused unless the caller trusts it. TorchScript archives are opened
-with ``torch.jit.load``: their code is TorchScript, compiled by torch, not Python. Every failure
-is a ``SourceError`` naming the file and the reason.
+``torch.load(weights_only=True)`` unpickles tensors and plain containers only. Two forms hold
+code, which runs as they load: a whole pickled ``nn.Module`` names classes that unpickling
+imports and calls, and a TorchScript archive is a program that ``torch.jit.load`` compiles and
+runs (its modules' ``__setstate__``; the export's check then runs its ``forward``), and
+TorchScript can write files (``torch.from_file(..., shared=True)``). PyTorch documents both
+loaders as unsafe for untrusted input, so either form is refused unless the caller trusts the
+file's code (``--trust-code``). Every failure is a ``SourceError`` naming the file and the
+reason.
 """
 
 from __future__ import annotations
@@ -23,12 +26,22 @@ _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 _UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+)")
 
 
-def read(path: str | os.PathLike, trust_pickle: bool = False):
-    """What ``path`` holds: a TorchScript module, or whatever ``torch.save`` was given."""
+TRUST_ADVICE = ("pass --trust-code (or --trust-pickle) if you trust where the file came from, or save "
+                "the model's state_dict instead")
+
+
+def read(path: str | os.PathLike, trust_code: bool = False):
+    """What ``path`` holds: a TorchScript module, or whatever ``torch.save`` was given.
+
+    ``trust_code`` allows the forms that run code from the file as they load.
+    """
     path = os.fspath(path)
     with open(path, "rb"):  # a missing or unreadable file is an OSError naming it
         pass
     if is_torchscript(path):
+        if not trust_code:
+            raise SourceError(f"{path}: a TorchScript archive; loading one runs the code it holds, so "
+                              f"edgeseq refuses it: {TRUST_ADVICE}")
         try:
             with warnings.catch_warnings():  # its deprecation notice is not the user's business
                 warnings.simplefilter("ignore", DeprecationWarning)
@@ -41,11 +54,9 @@ def read(path: str | os.PathLike, trust_pickle: bool = False):
         unsafe = _UNSAFE_GLOBAL.search(str(e))
         if unsafe is None:
             raise SourceError(f"{path}: not a PyTorch file, or a damaged one ({short_reason(e)})") from None
-        if not trust_pickle:
-            raise SourceError(
-                f"{path}: holds a pickled Python object ({unsafe.group(1)}); loading a pickle runs code "
-                f"from the file, so edgeseq refuses it: pass --trust-pickle if you trust where the file "
-                f"came from, or save the model's state_dict instead") from None
+        if not trust_code:
+            raise SourceError(f"{path}: holds a pickled Python object ({unsafe.group(1)}); loading a pickle "
+                              f"runs code from the file, so edgeseq refuses it: {TRUST_ADVICE}") from None
     except Exception as e:  # truncated archives (RuntimeError, or OSError: the file opened fine), empty files
         raise SourceError(f"{path}: not a PyTorch file, or a damaged one ({short_reason(e)})") from None
     try:
