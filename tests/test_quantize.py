@@ -131,6 +131,7 @@ def test_bad_calibration_and_mode_are_refused(tmp_path):
         quantize(built.path, tmp_path / "q.onnx", calibration=bad)
     with pytest.raises(QuantizationError, match="mode"):
         quantize(built.path, tmp_path / "q.onnx", mode="int4")
+    assert not (tmp_path / "q.onnx").exists()  # a failed quantization writes nothing
 
 
 def _tampered(tmp_path, change) -> str:
@@ -178,6 +179,7 @@ def test_cli_prints_the_report_and_fails_above_tolerance(tmp_path):
                              str(tmp_path / "q2.onnx"), "--tolerance", "1e-9"], capture_output=True, text=True)
     assert strict.returncode == 1
     assert strict.stderr.count("\n") == 1 and "tolerance" in strict.stderr
+    assert not (tmp_path / "q2.onnx").exists()
     missing = subprocess.run([sys.executable, "-m", "edgeseq.cli", "quantize", str(tmp_path / "nope.onnx"), "-o",
                               str(tmp_path / "q3.onnx")], capture_output=True, text=True)
     assert missing.returncode == 1 and "nope.onnx" in missing.stderr and "Traceback" not in missing.stderr

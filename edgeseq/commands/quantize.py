@@ -20,7 +20,7 @@ def command(model, output, mode, calibration, tolerance):
     print_report(report)
     if not report.passed:
         raise QuantizationError(f"{output}: largest output error {report.max_abs_error:.3g} exceeds "
-                                f"the tolerance {tolerance:g} (the file is kept for inspection)")
+                                f"the tolerance {tolerance:g}; nothing was written")
 
 
 def print_report(report) -> None:
@@ -36,4 +36,5 @@ def print_report(report) -> None:
     table.add_row(f"output error over {report.steps} steps", "",
                   f"max {report.max_abs_error:.3g}, mean {report.mean_abs_error:.3g}")
     Console().print(table)
-    Console().print(f"wrote {report.output} ({len(report.quantized)} weight tensors converted)")
+    if report.passed:
+        Console().print(f"wrote {report.output} ({len(report.quantized)} weight tensors converted)")

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
-from edgeseq_runtime import EdgeseqError, load
+from edgeseq_runtime import EdgeseqError, StreamingModel, load
+from edgeseq_runtime.lowering import lower
 from edgeseq_runtime.atomic import write_atomic
 
 from .rows import read_rows
@@ -169,25 +170,31 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
 
     The outputs of the fp32 and the quantized model are compared with edgeseq's runtime over
     ``calibration`` rows (CSV or .npy), or ``steps`` random steps, state carried. The report
-    says the file sizes and the errors, and whether they are within ``tolerance``.
+    says the file sizes and the errors, and whether they are within ``tolerance``. ``output``
+    is written (atomically) only when everything succeeded and the errors are within
+    ``tolerance``: a failed quantization leaves no file behind.
     """
     if mode not in MODES:
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     source, output = os.fspath(source), os.fspath(output)
-    reference = load(source)  # validates the model before anything is written
-    bytes_before = _file_bytes(source)  # now: output may be the same file
+    reference = load(source)  # validates the model before any work
+    inputs = _inputs(reference, calibration, steps, seed)
+    bytes_before = _file_bytes(source)
     model = onnx.load(source)
     quantized, names = (quantize_int8 if mode == "int8" else quantize_fp16)(model)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
     onnx.checker.check_model(quantized)
-    write_atomic(output, quantized.SerializeToString())
-    inputs = _inputs(reference, calibration, steps, seed)
-    expected, got = reference.run(inputs), load(output).run(inputs)
+    serialized = quantized.SerializeToString()
+    expected = reference.run(inputs)
+    got = StreamingModel(lower(quantized, output, 1), 1, output).run(inputs)
     error = np.abs(got.astype(np.float64) - expected)
-    return QuantizationReport(mode, source, output, bytes_before, os.path.getsize(output), len(inputs),
-                              float(error.max()), float(error.mean()), names,
-                              _task_metrics(model, inputs, expected, got, calibration is not None), tolerance)
+    report = QuantizationReport(mode, source, output, bytes_before, len(serialized), len(inputs),
+                                float(error.max()), float(error.mean()), names,
+                                _task_metrics(model, inputs, expected, got, calibration is not None), tolerance)
+    if report.passed:
+        write_atomic(output, serialized)
+    return report
 
 
 def _task_metrics(model: onnx.ModelProto, inputs, expected, got, real_data: bool) -> dict:
