@@ -26,6 +26,11 @@ RESERVED_WORDS = frozenset("""
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 VALUES_PER_LINE = 8
+# Of a name or file name shown in a comment: enough to recognise it. Escapes can make it up to
+# 9 times longer, still far inside the 4095 characters a C99 compiler must take in one line.
+COMMENT_CHARACTERS = 120
+_NOT_COMMENT_SAFE = re.compile(r"[^\x20-\x5b\x5d-\x7e]")  # printable ASCII but the backslash
+_COMMENT_PAIR_OR_EDGE = re.compile(r"(?<=\*)(?=/)|(?<=/)(?=\*)|(?<=\?)(?=\?)|\A(?=[*/?])|(?<=[*/?])\Z")
 
 
 class CodegenError(EdgeseqError):
@@ -101,15 +106,33 @@ def c_array(ctype: str, name: str, values, comment: str = "") -> str:
     else:
         items = [str(int(v)) for v in values]
     lines = [", ".join(items[i:i + VALUES_PER_LINE]) + "," for i in range(0, len(items), VALUES_PER_LINE)]
-    head = f"/* {comment} */\n" if comment else ""
+    head = f"/* {comment_text(comment)} */\n" if comment else ""
     body = "\n".join(f"    {line}" for line in lines)
     return f"{head}static const {ctype} {name}[{values.size}] = {{\n{body}\n}};"
 
 
-def comment_text(text: str) -> str:
-    """Text that is safe inside a C block comment.
+def comment_text(text) -> str:
+    r"""Text from a model file (a name, a file name) as data inside a C block comment.
 
-    >>> comment_text("a */ b")
-    'a * / b'
+    The preprocessor reads a comment before the compiler does: a backslash-newline (or the
+    trigraph ``??/`` and a newline) splices the next line on, so ``*\<newline>/`` closes the
+    comment and what follows compiles. So the text keeps only printable ASCII without ``\``;
+    anything else is shown as ``<U+XXXX>``. A space goes between the two characters of every
+    ``*/``, ``/*`` and ``??``, and in front of (or after) a ``*``, ``/`` or ``?`` that starts
+    (or ends) the text, so that it pairs with nothing around it either. At most COMMENT_CHARACTERS
+    of it are kept.
+
+    >>> comment_text("a */ b /* c")
+    'a * / b / * c'
+    >>> comment_text("h*\\\n/ int evil; /*")
+    'h*<U+005C><U+000A>/ int evil; / * '
+    >>> comment_text("a??/ caf\u00e9\x00")
+    'a? ?/ caf<U+00E9><U+0000>'
+    >>> len(comment_text("x" * 1000)), comment_text("x" * 1000)[-4:]
+    (123, 'x...')
     """
-    return str(text).replace("*/", "* /").replace("/*", "/ *")
+    text = str(text)
+    if len(text) > COMMENT_CHARACTERS:
+        text = text[:COMMENT_CHARACTERS] + "..."
+    text = _NOT_COMMENT_SAFE.sub(lambda found: f"<U+{ord(found.group()):04X}>", text)
+    return _COMMENT_PAIR_OR_EDGE.sub(" ", text)
