@@ -49,7 +49,8 @@ def inspection_tables(inspection) -> list[Table]:
     summary.add_column(style="bold")
     summary.add_column()
     summary.add_row("file size", f"{inspection.file_size:,} bytes")
-    summary.add_row("parameters", f"{inspection.parameters:,}")
+    summary.add_row("parameters", f"{inspection.parameters:,} (layer weights and biases, as PyTorch counts them)")
+    summary.add_row("other constants", f"{inspection.constants:,} floats (normalisation, quantization scales, ...)")
     summary.add_row("opset", str(inspection.opset))
     summary.add_row("producer", escape(inspection.producer) or "-")
     for label, values in (("inputs", inspection.inputs), ("outputs", inspection.outputs)):

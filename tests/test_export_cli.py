@@ -68,6 +68,34 @@ def test_export_then_verify_then_inspect(tmp_path, state_dict):
     assert "edgeseq.source_sha256" in text
 
 
+@pytest.mark.parametrize("mode", ["fp32", "int8", "fp16"])
+def test_inspect_counts_parameters_as_pytorch_does(tmp_path, state_dict, mode):
+    """Weights stored as int8 or fp16 count as the parameters they decode to; scales do not."""
+    from edgeseq_export.quantize import quantize
+
+    model, source = state_dict
+    out = tmp_path / "model.onnx"
+    assert run("export", source, "-o", out, "--batch-first", "--activation", "relu", "--no-verify").exit_code == 0
+    if mode != "fp32":
+        quantize(out, tmp_path / f"{mode}.onnx", mode=mode)
+        out = tmp_path / f"{mode}.onnx"
+    inspected = run("inspect", out)
+    assert inspected.exit_code == 0, inspected.output
+    parameters = next(line for line in inspected.stdout.splitlines() if "parameters" in line and "PyTorch" in line)
+    assert f" {sum(p.numel() for p in model.parameters()):,} " in parameters
+
+
+def test_inspect_prints_then_fails_on_a_model_the_runtime_cannot_stream(tmp_path):
+    built = build_model(tmp_path, "LSTM", direction="bidirectional")
+    result = run("inspect", built.path)
+    assert "layers" in result.stdout and "hidden 8" in result.stdout
+    assert_one_line_error(result, str(built.path), "bidirectional")
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    empty = run("inspect", tmp_path / "empty.onnx")
+    assert_one_line_error(empty, "empty.onnx", "no nodes")
+    assert "parameters" not in empty.stdout
+
+
 def test_no_verify_skips_the_check(tmp_path, state_dict):
     _, source = state_dict
     result = run("export", source, "-o", tmp_path / "model.onnx", "--activation", "relu", "--batch-first",

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import edgeseq_runtime
 import onnx
 
-from .metadata import read_structure
-from .metadata import PREFIX
+from .errors import SourceError
+from .metadata import PREFIX, read_structure
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 FLOAT_TYPES = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16, onnx.TensorProto.DOUBLE,
@@ -55,25 +55,39 @@ class Inspection:
     inputs: list[ValueSummary]
     outputs: list[ValueSummary]
     layers: list[LayerSummary]
-    parameters: int           # every float weight in the file
+    parameters: int           # the layers' weights and biases, as PyTorch counts a module's parameters
+    constants: int            # other float constants: normalisation, quantization scales, ...
     states: list[StateSummary]
     not_streamable: str | None  # why edgeseq's runtime cannot stream it, or None
     metadata: dict[str, str]
+
+
+# Ops whose constant operands are a layer's learned weights; an Add of a constant right after
+# one of them is that layer's bias.
+WEIGHTED_OPS = (*RECURRENT_OPS, "MatMul", "Gemm", "Gather", "Conv", "ConvTranspose")
+# Nodes that only decode a stored weight (int8 behind DequantizeLinear, fp16 behind Cast).
+DECODING_OPS = ("DequantizeLinear", "Cast")
 
 
 def inspect_model(path: str | os.PathLike) -> Inspection:
     path = os.fspath(path)
     model = read_structure(path, path)
     graph = model.graph
-    weights = {t.name: list(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
+    if not graph.node:
+        raise SourceError(f"{path}: not an ONNX model with a graph (no nodes found)")
+    stored = _stored_weights(graph)
+    producer = {name: node for node in graph.node for name in node.output}
     layers, claimed = [], set()
     for node in graph.node:
-        mine = [name for name in node.input if name in weights and name not in claimed]
+        if node.op_type not in WEIGHTED_OPS and not _is_bias(node, producer, stored):
+            continue
+        mine = [stored[name] for name in node.input if name in stored and stored[name] not in claimed]
         claimed.update(mine)
         if mine or node.op_type in RECURRENT_OPS:
             layers.append(LayerSummary(node.name or node.output[0], node.op_type, _detail(node),
-                                       " ".join(_shape(weights[name]) for name in mine),
-                                       sum(math.prod(weights[name]) for name in mine)))
+                                       " ".join(_shape(_dims(graph, name)) for name in mine),
+                                       sum(math.prod(_dims(graph, name)) for name in mine)))
+    floats = {t.name: math.prod(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
     metadata = {p.key: p.value for p in model.metadata_props}
     states, not_streamable = _states(path, metadata)
     initializers = {t.name for t in graph.initializer}
@@ -81,7 +95,32 @@ def inspect_model(path: str | os.PathLike) -> Inspection:
     return Inspection(
         path, _file_size(path, graph), opset, f"{model.producer_name} {model.producer_version}".strip(),
         [_value(v) for v in graph.input if v.name not in initializers], [_value(v) for v in graph.output],
-        layers, sum(math.prod(dims) for dims in weights.values()), states, not_streamable, metadata)
+        layers, sum(layer.parameters for layer in layers),
+        sum(size for name, size in floats.items() if name not in claimed),
+        states, not_streamable, metadata)
+
+
+def _stored_weights(graph: onnx.GraphProto) -> dict[str, str]:
+    """Each value that holds a weight, mapped to the initializer that stores it: a float
+    initializer stands for itself, the output of a DequantizeLinear or Cast of an initializer
+    for that initializer (its scales and zero points are not weights)."""
+    initializers = {t.name for t in graph.initializer}
+    stored = {t.name: t.name for t in graph.initializer if t.data_type in FLOAT_TYPES}
+    for node in graph.node:
+        if node.op_type in DECODING_OPS and node.input and node.input[0] in initializers:
+            stored[node.output[0]] = node.input[0]
+    return stored
+
+
+def _is_bias(node: onnx.NodeProto, producer: dict, stored: dict[str, str]) -> bool:
+    """An Add of a stored constant to the output of a weighted op: that op's bias."""
+    if node.op_type != "Add" or not any(name in stored for name in node.input):
+        return False
+    return any(name in producer and producer[name].op_type in WEIGHTED_OPS for name in node.input)
+
+
+def _dims(graph: onnx.GraphProto, initializer: str) -> list[int]:
+    return next(list(t.dims) for t in graph.initializer if t.name == initializer)
 
 
 def _states(path: str, metadata: dict[str, str]) -> tuple[list[StateSummary], str | None]:
