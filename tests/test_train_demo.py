@@ -70,6 +70,33 @@ def test_training_is_reproducible_with_a_seed(taylor_slice):
         assert torch.equal(a, b), name
 
 
+def test_ctrl_c_keeps_the_best_epoch_so_far(taylor_slice):
+    """A KeyboardInterrupt after epoch 3 ends training there with the best of epochs 1-3,
+    the same weights as a run of exactly 3 epochs; without ``interruptible`` it propagates."""
+    options = TrainOptions(cell="rnn", hidden=8, epochs=10, seed=5)
+
+    def interrupt_after_three(epoch, *_):
+        if epoch == 3:
+            raise KeyboardInterrupt
+
+    interrupted = train_forecaster(read_series(taylor_slice), options, on_epoch=interrupt_after_three,
+                                   interruptible=True)
+    assert interrupted.metrics["interrupted"] and interrupted.metrics["epochs"] == 3
+    three = train_forecaster(read_series(taylor_slice), TrainOptions(cell="rnn", hidden=8, epochs=3, seed=5))
+    for (name, a), b in zip(interrupted.model.state_dict().items(), three.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(KeyboardInterrupt):
+        train_forecaster(read_series(taylor_slice), options, on_epoch=interrupt_after_three)
+
+
+def test_an_unwritable_output_is_refused_before_training(taylor_slice, tmp_path):
+    for output, message in ((tmp_path / "missing" / "m.pt", "no such folder"), (tmp_path, "directory")):
+        result = subprocess.run([*EDGESEQ, "train", str(taylor_slice), "-o", str(output)],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2 and result.stdout == "", result.stdout  # no epoch ran
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize("text,option,message", [
     ("month,sales\n2000-01,1\n", ["--column", "price"], "no column 'price'"),
     ("month,sales\n2000-01,1\n2000-02,abc\n", [], "line 3.*'abc' is not a finite number"),

@@ -7,11 +7,14 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from ..paths import output_file
+
 
 @click.command("train")
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True)
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The checkpoint to write.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
+              help="The checkpoint to write.")
 @click.option("--column", help="The column to forecast [default: the last numeric column].")
 @click.option("--window", type=click.IntRange(min=2), help="Training window in steps [default: from the season].")
 @click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True)
@@ -34,10 +37,12 @@ def command(data, cell, output, column, window, hidden, layers, dropout, epochs,
     options = TrainOptions(cell=cell, hidden=hidden, layers=layers, window=window, epochs=epochs, lr=lr,
                            seed=seed, dropout=dropout, season=season)
     with training_progress() as on_epoch:
-        result = train_forecaster(series, options, on_epoch=on_epoch(f"{cell} on {series.name}"))
+        result = train_forecaster(series, options, on_epoch=on_epoch(f"{cell} on {series.name}"), interruptible=True)
     save_checkpoint(result.model, output, metrics=result.metrics,
                     training={"data": data, "column": series.name, **vars(options)})
     print_scores(series.name, {cell: result.metrics})
+    if result.metrics["interrupted"]:
+        Console().print(f"interrupted after {result.metrics['epochs']} epochs: kept the best epoch so far")
     Console().print(f"wrote {output}")
 
 
@@ -50,9 +55,11 @@ def training_progress():
         def for_model(label):
             task = progress.add_task(label, total=None, status="")
 
-            def on_epoch(epoch, epochs, loss, val_rmse):
-                progress.update(task, completed=epoch, total=epochs,
-                                status=f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}")
+            def on_epoch(epoch, epochs, loss, val_rmse, early_stop):
+                status = f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}"
+                if early_stop:  # a full bar: stopping early is success, not a run cut short
+                    epochs, status = epoch, f"{status}  (stopped early: no better validation RMSE)"
+                progress.update(task, completed=epoch, total=epochs, status=status)
             return on_epoch
 
         yield for_model

@@ -46,22 +46,25 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
 
 
-def train_forecaster(series: Series, options: TrainOptions = TrainOptions(), on_epoch=None) -> TrainResult:
+def train_forecaster(series: Series, options: TrainOptions = TrainOptions(), on_epoch=None,
+                     interruptible: bool = False) -> TrainResult:
     """Train, early-stop on validation loss, and score on the test span.
 
-    ``on_epoch(epoch, epochs, train_loss, validation_rmse)`` is called after every epoch (a
-    progress display hooks in there). Runs on one thread: these models are too small to gain
+    ``on_epoch(epoch, epochs, train_loss, validation_rmse, early_stop)`` is called after every
+    epoch (a progress display hooks in there); ``early_stop`` says that this epoch is the last,
+    since the validation loss has not improved for ``patience`` epochs. Ctrl-C (KeyboardInterrupt) after the first epoch stops
+    training early: the best epoch so far is scored and returned, with ``metrics["interrupted"]``. Runs on one thread: these models are too small to gain
     from more, and several threads fighting over a small machine's cores are many times slower.
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        return _train(series, options, on_epoch)
+        return _train(series, options, on_epoch, interruptible)
     finally:
         torch.set_num_threads(threads)
 
 
-def _train(series: Series, options: TrainOptions, on_epoch) -> TrainResult:
+def _train(series: Series, options: TrainOptions, on_epoch, interruptible: bool) -> TrainResult:
     if options.cell not in CELLS:
         raise ValueError(f"cell {options.cell!r}: expected one of {', '.join(CELLS)}")
     values = series.values
@@ -81,30 +84,26 @@ def _train(series: Series, options: TrainOptions, on_epoch) -> TrainResult:
     inputs, targets = _windows(train, window)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     best, best_loss, stale, history = copy.deepcopy(model.state_dict()), math.inf, 0, []
-    for epoch in range(1, options.epochs + 1):
-        model.train()
-        order = torch.randperm(len(inputs), generator=generator)
-        total = 0.0
-        for start in range(0, len(order), options.batch_size):
-            batch = order[start:start + options.batch_size]
-            predicted, _ = model(inputs[batch])
-            loss = torch.mean(((predicted - targets[batch]) / std) ** 2)
-            optimizer.zero_grad()
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            total += loss.item() * len(batch)
-        predictions = one_step_predictions(model, values)
-        val_rmse = rmse(predictions[val_start - 1:test_start - 1], values[val_start:test_start])
-        history.append({"epoch": epoch, "train_loss": total / len(inputs), "validation_rmse": val_rmse})
-        if on_epoch is not None:
-            on_epoch(epoch, options.epochs, total / len(inputs), val_rmse)
-        if val_rmse < best_loss:
-            best, best_loss, stale = copy.deepcopy(model.state_dict()), val_rmse, 0
-        else:
-            stale += 1
-            if stale >= options.patience:
+    interrupted = False
+    try:
+        for epoch in range(1, options.epochs + 1):
+            total = _epoch(model, optimizer, inputs, targets, options.batch_size, std, generator)
+            predictions = one_step_predictions(model, values)
+            val_rmse = rmse(predictions[val_start - 1:test_start - 1], values[val_start:test_start])
+            history.append({"epoch": epoch, "train_loss": total, "validation_rmse": val_rmse})
+            if val_rmse < best_loss:
+                best, best_loss, stale = copy.deepcopy(model.state_dict()), val_rmse, 0
+            else:
+                stale += 1
+            early_stop = stale >= options.patience
+            if on_epoch is not None:
+                on_epoch(epoch, options.epochs, total, val_rmse, early_stop)
+            if early_stop:
                 break
+    except KeyboardInterrupt:  # Ctrl-C stops training early: the best epoch so far is kept
+        if not interruptible or not history:
+            raise
+        interrupted = True
     model.load_state_dict(best)
     model.eval()
     predictions = one_step_predictions(model, values)[test_start - 1:]
@@ -115,9 +114,26 @@ def _train(series: Series, options: TrainOptions, on_epoch) -> TrainResult:
         "naive_rmse": rmse(naive, actual), "naive_mae": mae(naive, actual),
         "validation_rmse": best_loss, "season": season, "window": window, "epochs": len(history),
         "parameters": sum(p.numel() for p in model.parameters()),
-        "test_start": test_start, "validation_start": val_start,
+        "test_start": test_start, "validation_start": val_start, "interrupted": interrupted,
     }
     return TrainResult(model, metrics, predictions, history)
+
+
+def _epoch(model, optimizer, inputs, targets, batch_size: int, std: float, generator) -> float:
+    """One pass over the training windows in a random order; the mean training loss."""
+    model.train()
+    order = torch.randperm(len(inputs), generator=generator)
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        batch = order[start:start + batch_size]
+        predicted, _ = model(inputs[batch])
+        loss = torch.mean(((predicted - targets[batch]) / std) ** 2)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        total += loss.item() * len(batch)
+    return total / len(inputs)
 
 
 def one_step_predictions(model: SequenceModel, values: np.ndarray) -> np.ndarray:
