@@ -21,7 +21,10 @@ def verification_table(report) -> Table:
         table.add_column(column, justify="left" if column == "pair" else "right")
     table.add_column("")
     for d in report.differences:
-        verdict = "[green]ok[/green]" if d.worst <= report.tolerance else "[bold red]FAIL[/bold red]"
+        if not d.judged:
+            verdict = "[dim]not judged[/dim]"
+        else:
+            verdict = "[green]ok[/green]" if d.worst <= report.tolerance else "[bold red]FAIL[/bold red]"
         table.add_row(f"{d.first} vs {d.second}", f"{d.max_abs:.2e}", f"{d.max_rel:.2e}",
                       f"{d.state_max_abs:.2e}", verdict)
     return table

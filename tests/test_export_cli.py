@@ -85,6 +85,25 @@ def test_inspect_counts_parameters_as_pytorch_does(tmp_path, state_dict, mode):
     assert f" {sum(p.numel() for p in model.parameters()):,} " in parameters
 
 
+def test_verify_judges_an_int8_file_by_its_qdq_math(tmp_path, state_dict):
+    """Stock ONNX Runtime quantizes activations too: shown, not judged; the QDQ math is judged."""
+    from edgeseq_export.quantize import quantize
+    from edgeseq_export.verification import verify
+
+    _, source = state_dict
+    out = tmp_path / "model.onnx"
+    assert run("export", source, "-o", out, "--batch-first", "--activation", "relu", "--no-verify").exit_code == 0
+    quantize(out, tmp_path / "int8.onnx")
+    report = verify(tmp_path / "int8.onnx")
+    judged = {(d.first, d.second): d for d in report.differences if d.judged}
+    stock = next(d for d in report.differences if not d.judged)
+    assert set(judged) == {("ONNX Runtime", "edgeseq")} and judged["ONNX Runtime", "edgeseq"].worst <= 1e-5
+    assert stock.first == "stock ONNX Runtime" and stock.worst > report.tolerance  # why it is not judged
+    result = run("verify", tmp_path / "int8.onnx")
+    assert result.exit_code == 0, result.output
+    assert "not judged" in result.stdout and "activations" in result.stdout
+
+
 def test_inspect_prints_then_fails_on_a_model_the_runtime_cannot_stream(tmp_path):
     built = build_model(tmp_path, "LSTM", direction="bidirectional")
     result = run("inspect", built.path)
