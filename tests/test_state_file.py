@@ -1,5 +1,8 @@
 """save_state / load_state: durable, checked, and refusing anything that is not this model's."""
 
+import os
+import stat
+
 import numpy as np
 import pytest
 
@@ -77,3 +80,27 @@ def test_missing_state_file_and_other_batch_are_refused(tmp_path, lstm):
     wide = edgeseq_runtime.load(lstm.path, batch=2)
     with pytest.raises(StateFileError):
         wide.load_state(tmp_path / "good.state")
+
+
+def test_save_leaves_the_process_umask_alone_and_lets_the_kernel_apply_it(tmp_path, lstm, monkeypatch):
+    """Another thread creating a file while a save runs must get the process's umask, so a
+    save never sets it, even for a moment."""
+    previous = os.umask(0o027)
+    try:
+        def umask_changed(mask):
+            raise AssertionError(f"os.umask({mask:#o}) called while saving")
+        monkeypatch.setattr(os, "umask", umask_changed)
+        edgeseq_runtime.load(lstm.path).save_state(tmp_path / "s.state")
+    finally:
+        monkeypatch.undo()
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(tmp_path / "s.state").st_mode) == 0o640
+
+
+def test_save_keeps_the_permissions_of_the_file_it_replaces(tmp_path, lstm):
+    m = edgeseq_runtime.load(lstm.path)
+    m.save_state(tmp_path / "s.state")
+    os.chmod(tmp_path / "s.state", 0o600)  # a user who made the state private
+    m.run(lstm.random_steps(np.random.default_rng(4), 3))
+    m.save_state(tmp_path / "s.state")
+    assert stat.S_IMODE(os.stat(tmp_path / "s.state").st_mode) == 0o600
