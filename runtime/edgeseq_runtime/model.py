@@ -162,19 +162,27 @@ class StreamingModel:
             slot = self._states[name]
             self._arena[slot.offset:slot.offset + slot.size] = value.ravel()
 
-    def save_state(self, path) -> None:
+    def save_state(self, path, *, rows: int | None = None) -> None:
         """Write the state and the step count to ``path`` durably and atomically: after a
-        crash at any moment the file holds either the previous state or this one."""
-        write_state(path, self.fingerprint, self.steps, self.get_state())
+        crash at any moment the file holds either the previous state or this one. ``rows``:
+        the input rows consumed up to this state, for a caller that skips some rows (more rows
+        than steps); ``steps`` when not given. A symlink at ``path`` is followed (see
+        ``atomic.write_atomic``)."""
+        rows = self.steps if rows is None else rows
+        if type(rows) is not int or rows < self.steps:  # noqa: E721 (bool is not a count)
+            raise ValueError(f"rows must be an int >= steps ({self.steps}); got {rows!r}")
+        write_state(path, self.fingerprint, self.steps, rows, self.get_state())
 
-    def load_state(self, path) -> None:
+    def load_state(self, path) -> int:
         """Restore a state written by ``save_state`` of this same model (same weights and
-        structure); a file of another model, a truncated or corrupted one raises
+        structure) and return the rows consumed that it records. A file of another model, a
+        truncated, corrupted or crafted one, or one that is not a regular file raises
         ``StateFileError`` and changes nothing."""
         layout = {name: slot.shape for name, slot in self._states.items()}
-        steps, arrays = read_state(path, self.fingerprint, layout)
-        self.set_state(arrays)
-        self.steps = steps
+        saved = read_state(path, self.fingerprint, layout)
+        self.set_state(saved.arrays)
+        self.steps = saved.steps
+        return saved.rows
 
     @property
     def nbytes(self) -> int:
