@@ -8,6 +8,7 @@ exit status; tracebacks are for bugs only.
 
 import importlib
 import sys
+import warnings
 
 import click
 from edgeseq_runtime import EdgeseqError
@@ -60,6 +61,8 @@ def one_line(error: BaseException) -> str:
 @click.version_option(__version__, prog_name="edgeseq")
 def main():
     """Put LSTM, GRU and RNN models on edge devices: export, quantize, stream, generate C."""
+    if not sys.warnoptions:  # libraries' warnings are noise on a user's terminal, unless asked for (-W)
+        warnings.simplefilter("ignore")
 
 
 if __name__ == "__main__":

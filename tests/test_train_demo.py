@@ -101,8 +101,9 @@ def test_an_unwritable_output_is_refused_before_training(taylor_slice, tmp_path)
     ("month,sales\n2000-01,1\n", ["--column", "price"], "no column 'price'"),
     ("month,sales\n2000-01,1\n2000-02,abc\n", [], "line 3.*'abc' is not a finite number"),
     ("month,sales\n2000-01,1\n2000-02,2\n2000-03,3\n", [], "too few"),
+    ("month,sales\n2000-01,1\n2000-02,2\n", [], "too few"),  # an empty training span: no numpy warnings
     ("", [], "header"),
-], ids=["missing_column", "not_numeric", "too_few_rows", "empty"])
+], ids=["missing_column", "not_numeric", "too_few_rows", "two_rows", "empty"])
 def test_bad_csv_is_one_clear_line(tmp_path, text, option, message):
     data = tmp_path / "bad.csv"
     data.write_text(text)

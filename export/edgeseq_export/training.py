@@ -21,6 +21,7 @@ from .models import ModelConfig, SequenceModel
 from .series import Series, SeriesError, mae, rmse, seasonal_naive, seasonal_period
 
 CELLS = ("lstm", "gru", "rnn")
+MIN_WINDOW = 8  # steps: a shorter training window teaches a recurrent network next to nothing
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,11 @@ def _train(series: Series, options: TrainOptions, on_epoch, interruptible: bool)
         raise ValueError(f"cell {options.cell!r}: expected one of {', '.join(CELLS)}")
     values = series.values
     val_start, test_start = series.split()
+    if val_start < MIN_WINDOW + 1:  # checked first: nothing below is meaningful on fewer values
+        raise SeriesError(f"{series.source}: {len(values)} values are too few to train on (the training "
+                          f"span holds {val_start}; the shortest window takes {MIN_WINDOW + 1})")
     season = options.season or seasonal_period(values[:val_start], longest=max(2, val_start // 3))
-    window = options.window or max(8, min(val_start // 4, max(24, 2 * season), 192))
+    window = options.window or max(MIN_WINDOW, min(val_start // 4, max(24, 2 * season), 192))
     if val_start < window + 1 or test_start - season < 0:
         raise SeriesError(f"{series.source}: {len(values)} values are too few for a window of {window} "
                           f"and a season of {season}")
