@@ -3,7 +3,7 @@
 import click
 
 
-@click.command("codegen")
+@click.command("codegen", short_help="Generate C99 (no malloc) for a microcontroller.")
 # Plain paths: click's own checks would print a multi-line usage error; generate() reports
 # a missing model or an unusable folder in one line.
 @click.argument("model", type=click.Path())

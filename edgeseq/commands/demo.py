@@ -12,7 +12,7 @@ from .train import training_progress
 DATASETS = ("wineind.csv", "taylor.csv")
 
 
-@click.command("demo")
+@click.command("demo", short_help="Train, export, quantize and time forecasters on shipped data.")
 @click.option("--out", default="edgeseq-demo", show_default=True, type=click.Path(file_okay=False),
               help="Where to write checkpoints, ONNX files, the C code and the plots.")
 @click.option("--quick", is_flag=True, help="A few epochs and short timings: a smoke run.")

@@ -4,7 +4,7 @@ import click
 from rich.console import Console
 
 
-@click.command()
+@click.command("inspect", short_help="Show a model's layers, parameters and state layout.")
 @click.argument("model", type=click.Path(dir_okay=False))
 def command(model):
     """Print what MODEL.onnx holds and how edgeseq's runtime would stream it.

@@ -5,7 +5,7 @@ from rich.console import Console
 from rich.table import Table
 
 
-@click.command("quantize")
+@click.command("quantize", short_help="Store a model's weights as int8 or fp16; report the error.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The quantized ONNX file.")
 @click.option("--mode", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True)

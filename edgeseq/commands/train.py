@@ -10,19 +10,23 @@ from rich.table import Table
 from ..paths import output_file
 
 
-@click.command("train")
+@click.command("train", short_help="Train an LSTM, GRU or RNN forecaster on a CSV column.")
 @click.argument("data", type=click.Path(dir_okay=False))
-@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True)
+@click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True,
+              help="The recurrent cell.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The checkpoint to write.")
 @click.option("--column", help="The column to forecast [default: the last numeric column].")
 @click.option("--window", type=click.IntRange(min=2), help="Training window in steps [default: from the season].")
-@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True)
-@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True)
-@click.option("--epochs", type=click.IntRange(min=1), default=80, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True, help="Units per recurrent layer.")
+@click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
+@click.option("--dropout", type=click.FloatRange(0, 1, max_open=True), default=0.0, show_default=True,
+              help="Dropout between stacked layers while training.")
+@click.option("--epochs", type=click.IntRange(min=1), default=80, show_default=True,
+              help="Most epochs; training stops earlier when validation stops improving (Ctrl-C too).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=0.01, show_default=True,
+              help="Adam's learning rate.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights and batch order: same seed, same model.")
 @click.option("--season", type=click.IntRange(min=1),
               help="Season length for the seasonal-naive baseline [default: detected].")
 def command(data, cell, output, column, window, hidden, layers, dropout, epochs, lr, seed, season):
