@@ -165,7 +165,7 @@ class Lowering:
         if self.token_input and not self.vocab:
             graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         x = self._input_regions[x_name]
-        plan = self.builder.build(x.offset, x.size, y.offset, y.size, self.vocab)
+        plan = self.builder.build(x.offset, x.size, y.offset, y.size, self.vocab, self.states)
         return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis)
 
     def _feed_back(self, state_name: str, out_name: str) -> None:

@@ -3,7 +3,8 @@
 The plan is four flat arrays: ``code`` (int64: header, instructions, index tables, see
 ``kernels.opcodes``), ``weights`` (float32: every float constant, packed and aligned),
 ``qweights`` (int8: quantized weight matrices) and the arena's initial image (float32: model
-input, recurrent state, intermediate tensors and scratch, each at a fixed offset). A step
+input, recurrent state and its copy for taking back a refused step, intermediate tensors and
+scratch, each at a fixed offset). A step
 allocates nothing: it runs ``code`` over the weights and an arena.
 """
 
@@ -91,8 +92,17 @@ class PlanBuilder:
         return [FLOAT32_BY_OUTPUT if by_output else FLOAT32, self.constant(m.T if transpose else m), -1]
 
     def table(self, indices) -> int:
-        """Store an int index table; return its offset relative to the table base."""
+        """Store an index table of arena addresses (a copy reads ``a[table[i]]``, unchecked at run
+        time); return its offset relative to the table base."""
         indices = np.asarray(indices, dtype=np.int64).ravel()
+        outside = indices[(indices < 0) | (indices >= self._arena_size)]
+        if outside.size:
+            raise ValueError(f"an index table reaches arena element {int(outside[0])}, outside "
+                             f"the arena of {self._arena_size} elements")
+        return self._store_table(indices)
+
+    def _store_table(self, values) -> int:
+        indices = np.asarray(values, dtype=np.int64).ravel()
         offset = self._tables_size
         self._tables.append(indices)
         self._tables_size += indices.size
@@ -103,8 +113,17 @@ class PlanBuilder:
         args = [int(a) for a in args]
         self._code.extend([opcode, len(args) + 2, *args])
 
-    def build(self, x_offset: int, x_size: int, y_offset: int, y_size: int, vocab: int) -> Plan:
+    def build(self, x_offset: int, x_size: int, y_offset: int, y_size: int, vocab: int,
+              states=()) -> Plan:
+        """The plan; ``states`` are the regions (with ``offset`` and ``size``) that carry
+        recurrent state from one step to the next, which a refused step puts back (see
+        kernels.rollback): their copy takes a region of the arena as large as they are."""
+        regions = [(int(s.offset), int(s.size)) for s in states]
         header = [0] * opcodes.HEADER_SIZE
+        header[opcodes.HEADER_STATES] = self._store_table(np.ravel(regions))
+        header[opcodes.HEADER_N_STATES] = len(regions)
+        header[opcodes.HEADER_SAVED] = self.alloc(sum(size for _, size in regions))
+        header[opcodes.HEADER_FAULT] = self.alloc(2)
         header[opcodes.HEADER_X_OFFSET] = x_offset
         header[opcodes.HEADER_X_SIZE] = x_size
         header[opcodes.HEADER_Y_OFFSET] = y_offset

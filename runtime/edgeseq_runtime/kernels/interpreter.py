@@ -13,14 +13,16 @@ from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .lstm_f32 import lstm_f32
 from .matvec import copy
-from .movement import copy_indexed, embedding
+from .movement import copy_indexed, embedding, is_row_index
 from .opcodes import (
     HEADER_END, HEADER_START, HEADER_VOCAB, HEADER_X_OFFSET, HEADER_X_SIZE, HEADER_Y_OFFSET,
     HEADER_Y_SIZE, OP_ACTIVATION, OP_BINARY, OP_COPY, OP_DENSE, OP_EMBEDDING, OP_GRU, OP_LSTM,
-    OP_RNN, OP_SOFTMAX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_OK, STATUS_SCALE,
+    OP_RNN, OP_SOFTMAX, STATUS_BAD_INDEX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_OK,
+    STATUS_SCALE, STATUS_STATE_NOT_FINITE,
 )
 from .packing import unpack
 from .rnn_f32 import rnn_f32
+from .rollback import restore_state, save_state, state_is_finite
 from .sequence import layer_inputs, project_inputs, projected_layer
 from .views import matrix
 
@@ -33,7 +35,7 @@ def check_inputs(code, x, n):
         v = x[i]
         if not np.isfinite(v):
             return STATUS_NOT_FINITE * STATUS_SCALE + i
-        if vocab > 0 and (v != np.floor(v) or v < -vocab or v >= vocab):
+        if vocab > 0 and not is_row_index(v, vocab):
             return STATUS_BAD_TOKEN * STATUS_SCALE + i
     return STATUS_OK
 
@@ -48,7 +50,10 @@ def execute(model, a, x, y, steps, pre):
     once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
-    state exactly as it was; the status says which value was bad (see opcodes).
+    state exactly as it was; the status says which value was bad (see opcodes). A step that
+    goes wrong while it runs (an embedding index outside its table, a new state that is not
+    finite) stops the call and puts the state back as it was when the call started (see
+    rollback); the status says which step. Outputs of the steps before it are written.
     """
     code, w, q = unpack(model)
     x_off, x_size = code[HEADER_X_OFFSET], code[HEADER_X_SIZE]
@@ -56,6 +61,7 @@ def execute(model, a, x, y, steps, pre):
     status = check_inputs(code, x, steps * x_size)
     if status != STATUS_OK:
         return status
+    save_state(code, a)
     layer = projected_layer(code) if pre.size else -1
     n_in, rows, width, mp, bias = 0, 0, 0, 0, -1
     if layer >= 0:
@@ -94,7 +100,12 @@ def execute(model, a, x, y, steps, pre):
             elif op == OP_COPY:
                 copy_indexed(code, p, w, a)
             elif op == OP_EMBEDDING:
-                embedding(code, p, w, q, a)
+                if not embedding(code, p, w, q, a):
+                    restore_state(code, a)
+                    return STATUS_BAD_INDEX * STATUS_SCALE + t
             pc += code[pc + 1]
+        if not state_is_finite(code, a):
+            restore_state(code, a)
+            return STATUS_STATE_NOT_FINITE * STATUS_SCALE + t
         copy(y[t * y_size:(t + 1) * y_size], a[y_off:y_off + y_size])
     return STATUS_OK

@@ -40,13 +40,14 @@ def lower_gather(ctx, node, inputs):
 
 
 def _embedding(ctx, node, table, ids: Tensor) -> Tensor:
-    """Rows of a constant table picked by run-time ids (token ids, checked at the input)."""
+    """Rows of a constant table picked by run-time ids, each checked against this table's rows
+    by the kernel whatever made it (the model input, or values computed from it)."""
     if isinstance(table, Tensor) or len(table.shape) != 2 or attribute(node, "axis", 0) != 0:
         ctx.fail(node, "run-time indices are supported for an embedding lookup only: "
                        "a constant 2-D table, axis=0")
     vocab, dim = table.shape
     if ctx.token_input and ids.offset == ctx.values[ctx.input_name].offset:
-        ctx.vocab = vocab  # the model's token ids are checked against this table at the input
+        ctx.vocab = min(ctx.vocab or vocab, vocab)  # the ids every table the input indexes takes
     out = ctx.new_tensor(ids.shape + (dim,))
     scales = table.scales_along(0) if isinstance(table, QuantizedWeight) else None
     if scales is not None:  # int8 rows, one scale per row

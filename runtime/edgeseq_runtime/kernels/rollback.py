@@ -1,0 +1,53 @@
+"""Taking back a refused step: the recurrent state as it was when the call started.
+
+A fault can show only once a step has run (an embedding index computed from the input that is
+outside its table, or a finite input that drives the state to Inf or NaN), and by then the
+kernels have updated the state in place. So a call first copies the state regions (the plan's
+state table, see opcodes) to the arena's saved region, once per call however many steps it
+runs, and puts them back when it refuses a step: the stream can always go on from there.
+"""
+
+import numpy as np
+from numba import njit
+
+from .config import JIT_OPTIONS
+from .matvec import copy
+from .opcodes import HEADER_N_STATES, HEADER_SAVED, HEADER_STATES, HEADER_TABLES
+
+_ZERO = np.float32(0.0)  # float32, so that the sum runs at float32's vector width
+
+
+@njit(**JIT_OPTIONS)
+def save_state(code, a):
+    """Copy every state region to the saved region."""
+    table, saved = code[HEADER_TABLES] + code[HEADER_STATES], code[HEADER_SAVED]
+    for k in range(code[HEADER_N_STATES]):
+        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
+        copy(a[saved:saved + size], a[offset:offset + size])
+        saved += size
+
+
+@njit(**JIT_OPTIONS)
+def restore_state(code, a):
+    """Put every state region back as ``save_state`` found it."""
+    table, saved = code[HEADER_TABLES] + code[HEADER_STATES], code[HEADER_SAVED]
+    for k in range(code[HEADER_N_STATES]):
+        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
+        copy(a[offset:offset + size], a[saved:saved + size])
+        saved += size
+
+
+@njit(**JIT_OPTIONS)
+def state_is_finite(code, a):
+    """Whether every state value is finite. v * 0 is 0 for a finite v and NaN for Inf or NaN,
+    so one sum answers for a whole region, in a loop that vectorises (the kernels' fastmath
+    flags keep NaN and Inf semantics, see config, so the product is not folded away)."""
+    table = code[HEADER_TABLES] + code[HEADER_STATES]
+    for k in range(code[HEADER_N_STATES]):
+        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
+        total = _ZERO
+        for i in range(offset, offset + size):
+            total += a[i] * _ZERO
+        if total != _ZERO:
+            return False
+    return True
