@@ -97,13 +97,13 @@ class StreamingModel:
         """The ValueError for a call the kernel refused: a bad input value (found before any
         step ran), or a step that went wrong (after which the kernel put the state back)."""
         kind, index = divmod(status, STATUS_SCALE)
-        unchanged = "the state is unchanged" if steps == 1 else "the state is as it was before the run"
         if kind in (STATUS_NOT_FINITE, STATUS_BAD_TOKEN):
             per_step = self.batch * (1 if self.is_token_model else self.input_size)
             where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
             bad = x.reshape(-1)[index]
             reason = "is not finite" if kind == STATUS_NOT_FINITE else "is not a token id of this model"
-            raise ValueError(f"input {where} ({bad}) {reason}; {unchanged}")
+            raise ValueError(f"input {where} ({bad}) {reason}; the state is unchanged")
+        unchanged = "the state is unchanged" if steps == 1 else "the state is as it was before the run"
         where = f"step {index}: " if steps > 1 else ""
         if kind == STATUS_BAD_INDEX:
             fault = self._code[HEADER_FAULT]
