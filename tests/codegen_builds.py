@@ -157,13 +157,8 @@ class Builds:
 
         def build() -> None:
             make(*host_make)
-            command = [compiler.cc, *C99_WARNINGS, *compiler.cflags.split(), f"-DMODEL_NAME={case.name}",
-                       f"-I{c_dir}", f"-I{FIRMWARE / 'common'}", API_CHECK, programs.model_object,
-                       programs.runtime_object,
-                       "-o", programs.api_check, "-lm"]
-            result = subprocess.run([str(c) for c in command], capture_output=True, text=True)
-            if result.returncode != 0:
-                pytest.fail(f"building the API check of {case.name} failed:\n{result.stderr}")
+            compile_program(compiler, c_dir, case.name, [API_CHECK, programs.model_object, programs.runtime_object],
+                            programs.api_check)
 
         self.once(f"{compiler.name}-{case.name}", build)
         return programs
@@ -175,6 +170,18 @@ class Builds:
                      f"BUILD={self.root / ('cortex_m-' + case.name)}"]
         self.once(f"cortex_m-{case.name}", lambda: make(FIRMWARE / "cortex-m", *arguments))
         return arguments
+
+
+def compile_program(compiler: HostCompiler, c_dir: Path, name: str, sources, output: Path) -> Path:
+    """Build a program from ``sources`` (C files or objects) against the model ``name`` generated
+    into ``c_dir`` (C99 with every warning an error; firmware_examples/common on the include path)."""
+    require(compiler.cc)
+    command = [compiler.cc, *C99_WARNINGS, *compiler.cflags.split(), f"-DMODEL_NAME={name}",
+               f"-I{c_dir}", f"-I{FIRMWARE / 'common'}", *sources, "-o", output, "-lm"]
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True)
+    if result.returncode != 0:
+        pytest.fail(f"building {output.name} of {name} failed:\n{result.stderr}")
+    return output
 
 
 @pytest.fixture(scope="session")

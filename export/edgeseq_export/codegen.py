@@ -63,7 +63,7 @@ class PlanImage:
 
     @property
     def ram_bytes(self) -> int:
-        """One stream's arena: recurrent state, input, intermediates and scratch."""
+        """One stream's arena: recurrent state and its copy, input, intermediates and scratch."""
         return 4 * self.arena_size
 
 
@@ -199,8 +199,10 @@ def render_header(name: str, lowered: LoweredModel, image: PlanImage, source: st
  *
  * Input: {input_doc}.
  * A step returns EDGESEQ_RT_OK (0), or EDGESEQ_RT_NOT_FINITE when x holds a NaN or Inf,
- * EDGESEQ_RT_BAD_TOKEN for a token id out of range, EDGESEQ_RT_NULL_POINTER; a rejected step
- * changes nothing, so a glitching sensor cannot poison the recurrent state.
+ * EDGESEQ_RT_BAD_TOKEN for a token id out of range, EDGESEQ_RT_NULL_POINTER,
+ * EDGESEQ_RT_BAD_INDEX for an embedding index computed from x outside its table,
+ * EDGESEQ_RT_STATE_NOT_FINITE when x would drive the recurrent state to NaN or Inf; a rejected
+ * step leaves the recurrent state as it was, so a glitching sensor cannot poison it.
  * The same numbers as edgeseq_runtime (Python) give for this model, within 1e-5.
  *
  * Build: compile {name}.c and edgeseq_rt.c (C99; only libm's expf, logf and log1pf, used by
@@ -224,7 +226,9 @@ extern "C" {{
 #define {name}_VOCAB {lowered.vocab} /* token models: the number of token ids; 0 otherwise */
 #define {name}_ARENA_FLOATS {image.arena_size}
 
-/* RAM: one stream's state (recurrent state, input, intermediates, scratch), sizeof({name}_state_t). */
+/* RAM: one stream's state (recurrent state, input, intermediates, scratch), sizeof({name}_state_t);
+ * {4 * sum(s.size for s in lowered.states)} bytes of it hold the copy of the recurrent state that a step takes first,
+ * to put it back when the step is refused mid-way (EDGESEQ_RT_BAD_INDEX, _STATE_NOT_FINITE). */
 #define {name}_RAM_BYTES {image.ram_bytes}
 /* Flash: the model's constant data. The runtime's machine code (edgeseq_rt.c) comes on top. */
 #define {name}_WEIGHT_BYTES {image.weight_bytes} /* float32 and int8 weights, scales, biases */

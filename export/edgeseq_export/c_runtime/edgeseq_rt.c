@@ -19,7 +19,8 @@
  */
 enum header_slot {
     HEADER_X_OFFSET = 0, HEADER_X_SIZE = 1, HEADER_Y_OFFSET = 2, HEADER_Y_SIZE = 3,
-    HEADER_VOCAB = 4, HEADER_START = 5, HEADER_END = 6, HEADER_TABLES = 7
+    HEADER_VOCAB = 4, HEADER_START = 5, HEADER_END = 6, HEADER_TABLES = 7, HEADER_STATES = 8,
+    HEADER_N_STATES = 9, HEADER_SAVED = 10, HEADER_FAULT = 11
 };
 enum opcode {
     OP_RNN = 1, OP_GRU = 2, OP_LSTM = 3, OP_DENSE = 4, OP_BINARY = 5, OP_ACTIVATION = 6,
@@ -521,6 +522,20 @@ static void softmax_f32(const int32_t *args, float *a)
 
 /* ---- movement.py ------------------------------------------------------------------------------ */
 
+/* An integer in [-vocab, vocab), a row of a table of vocab rows (negative ids count from the
+ * end), decided exactly (as the Python runtime's float64 test) with no double arithmetic, which
+ * a Cortex-M4 would emulate in software: within the int32 range the truncated value is exact, so
+ * v is an integer if and only if it equals its truncation. NaN fails the range test. */
+static int is_row_index(float v, int32_t vocab)
+{
+    int32_t id;
+    if (!(v >= -2147483648.0f && v < 2147483648.0f)) {
+        return 0;
+    }
+    id = (int32_t)v;
+    return (float)id == v && id >= -vocab && id < vocab;
+}
+
 static void copy_indexed(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t *index = model->code + model->code[HEADER_TABLES] + args[2];
@@ -531,14 +546,24 @@ static void copy_indexed(const int32_t *args, const edgeseq_rt_model_t *model, f
     }
 }
 
-static void embedding(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+/* EDGESEQ_RT_OK, or EDGESEQ_RT_BAD_INDEX for an id outside this table (computed from the
+ * input, so checked here), with the id and the table's rows in the arena's fault slot. */
+static int embedding(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t count = args[2], vocab = args[3], dim = args[4];
     const int32_t kind = args[5], table = args[6], scales = args[7];
     int32_t r, j;
     for (r = 0; r < count; r++) {
-        int32_t row = (int32_t)a[args[0] + r];
+        const float id = a[args[0] + r];
+        int32_t row;
         float *dst = a + args[1] + r * dim;
+        if (!is_row_index(id, vocab)) {
+            float *fault = a + model->code[HEADER_FAULT];
+            fault[0] = id;
+            fault[1] = (float)vocab;
+            return EDGESEQ_RT_BAD_INDEX;
+        }
+        row = (int32_t)id;
         if (row < 0) {
             row += vocab;
         }
@@ -555,6 +580,7 @@ static void embedding(const int32_t *args, const edgeseq_rt_model_t *model, floa
             }
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- interpreter.py --------------------------------------------------------------------------- */
@@ -567,19 +593,6 @@ static int is_finite(float v)
     return (bits & 0x7f800000u) != 0x7f800000u;
 }
 
-/* An integer in [-vocab, vocab), decided exactly (as the Python runtime's float64 test) with no
- * double arithmetic, which a Cortex-M4 would emulate in software: within the int32 range the
- * truncated value is exact, so v is an integer if and only if it equals its truncation. */
-static int is_token(float v, int32_t vocab)
-{
-    int32_t id;
-    if (!(v >= -2147483648.0f && v < 2147483648.0f)) {
-        return 0;
-    }
-    id = (int32_t)v;
-    return (float)id == v && id >= -vocab && id < vocab;
-}
-
 static int check_inputs(const int32_t *code, const float *x)
 {
     const int32_t n = code[HEADER_X_SIZE], vocab = code[HEADER_VOCAB];
@@ -588,18 +601,20 @@ static int check_inputs(const int32_t *code, const float *x)
         if (!is_finite(x[i])) {
             return EDGESEQ_RT_NOT_FINITE;
         }
-        if (vocab > 0 && !is_token(x[i], vocab)) {
+        if (vocab > 0 && !is_row_index(x[i], vocab)) {
             return EDGESEQ_RT_BAD_TOKEN;
         }
     }
     return EDGESEQ_RT_OK;
 }
 
-static void run_instructions(const edgeseq_rt_model_t *model, float *a)
+/* EDGESEQ_RT_OK, or the status of the instruction that refused the step (it stops there). */
+static int run_instructions(const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t *code = model->code;
     int32_t pc = code[HEADER_START];
     while (pc < code[HEADER_END]) {
+        int status = EDGESEQ_RT_OK;
         const int32_t *args = code + pc + 2;
         switch (code[pc]) {
         case OP_GRU: gru_f32(args, model, a); break;
@@ -610,11 +625,55 @@ static void run_instructions(const edgeseq_rt_model_t *model, float *a)
         case OP_ACTIVATION: activation_f32(args, model, a); break;
         case OP_SOFTMAX: softmax_f32(args, a); break;
         case OP_COPY: copy_indexed(args, model, a); break;
-        case OP_EMBEDDING: embedding(args, model, a); break;
+        case OP_EMBEDDING: status = embedding(args, model, a); break;
         default: break; /* edgeseq codegen refuses plans with other opcodes */
+        }
+        if (status != EDGESEQ_RT_OK) {
+            return status;
         }
         pc += code[pc + 1];
     }
+    return EDGESEQ_RT_OK;
+}
+
+/* ---- rollback.py: the state regions copied to the saved region, and back for a refused step */
+
+static void save_state(const int32_t *code, float *a)
+{
+    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
+    float *saved = a + code[HEADER_SAVED];
+    int32_t k;
+    for (k = 0; k < code[HEADER_N_STATES]; k++) {
+        memcpy(saved, a + table[2 * k], (size_t)table[2 * k + 1] * sizeof *saved);
+        saved += table[2 * k + 1];
+    }
+}
+
+static void restore_state(const int32_t *code, float *a)
+{
+    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
+    const float *saved = a + code[HEADER_SAVED];
+    int32_t k;
+    for (k = 0; k < code[HEADER_N_STATES]; k++) {
+        memcpy(a + table[2 * k], saved, (size_t)table[2 * k + 1] * sizeof *saved);
+        saved += table[2 * k + 1];
+    }
+}
+
+/* Whether every state value is finite, in a loop without an early exit, which a compiler
+ * vectorises. */
+static int state_is_finite(const int32_t *code, const float *a)
+{
+    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
+    uint32_t not_finite = 0;
+    int32_t k, i;
+    for (k = 0; k < code[HEADER_N_STATES]; k++) {
+        const float *region = a + table[2 * k];
+        for (i = 0; i < table[2 * k + 1]; i++) {
+            not_finite |= (uint32_t)!is_finite(region[i]);
+        }
+    }
+    return not_finite == 0;
 }
 
 void edgeseq_rt_reset(const edgeseq_rt_model_t *model, float *arena)
@@ -645,10 +704,18 @@ int edgeseq_rt_step(const edgeseq_rt_model_t *model, float *arena, const float *
     if (status != EDGESEQ_RT_OK) {
         return status;
     }
+    save_state(code, arena);
     for (i = 0; i < code[HEADER_X_SIZE]; i++) {
         arena[code[HEADER_X_OFFSET] + i] = x[i];
     }
-    run_instructions(model, arena);
+    status = run_instructions(model, arena);
+    if (status == EDGESEQ_RT_OK && !state_is_finite(code, arena)) {
+        status = EDGESEQ_RT_STATE_NOT_FINITE;
+    }
+    if (status != EDGESEQ_RT_OK) {
+        restore_state(code, arena);
+        return status;
+    }
     for (i = 0; i < code[HEADER_Y_SIZE]; i++) {
         y[i] = arena[code[HEADER_Y_OFFSET] + i];
     }

@@ -10,9 +10,11 @@
  * Use the generated NAME.h (NAME_state_t, NAME_reset, NAME_step) rather than this API directly.
  *
  * Guarantees: C99; no dynamic memory, no global mutable state (the caller owns every buffer), no
- * recursion, a small fixed stack (no arrays on the stack); a step never fails once its input is
- * accepted. Do not build with -ffast-math: the input check and the exp approximation rely on
- * IEEE-754 float32 (the check itself tests exponent bits, so it survives -ffinite-math-only).
+ * recursion, a small fixed stack (no arrays on the stack); no read outside the model's tables or
+ * the arena, whatever the input (every index computed from it is checked against its own table);
+ * a refused step leaves the recurrent state as it was, so a stream can always go on. Do not build
+ * with -ffast-math: the input check and the exp approximation rely on IEEE-754 float32 (the
+ * checks test exponent bits, so they survive -ffinite-math-only).
  */
 #ifndef EDGESEQ_RT_H
 #define EDGESEQ_RT_H
@@ -23,11 +25,15 @@
 extern "C" {
 #endif
 
-/* Status codes of edgeseq_rt_step and NAME_step. Any non-zero status leaves the state untouched. */
+/* Status codes of edgeseq_rt_step and NAME_step. Any non-zero status leaves the recurrent state
+ * untouched. The first three are found before the step runs and leave the whole arena untouched;
+ * the last two are found while it runs, and the step then puts the recurrent state back. */
 #define EDGESEQ_RT_OK 0
 #define EDGESEQ_RT_NOT_FINITE 1   /* an input value is NaN or +-Inf */
 #define EDGESEQ_RT_BAD_TOKEN 2    /* token model: an input is not an integer id in [-vocab, vocab) */
 #define EDGESEQ_RT_NULL_POINTER 3 /* the state, input or output pointer is NULL */
+#define EDGESEQ_RT_BAD_INDEX 4    /* an embedding index computed from the input is not a row of its table */
+#define EDGESEQ_RT_STATE_NOT_FINITE 5 /* the input drives the recurrent state to NaN or +-Inf */
 
 /*
  * A model's plan, as edgeseq_runtime.lower_model(path, batch=1).plan holds it:
@@ -36,7 +42,10 @@ extern "C" {
  *   the initial arena: zeros except n_initial_runs runs, each (offset, count) in initial_runs,
  *   whose values follow one another in initial_values.
  * The arena (arena_size floats, owned by the caller) holds the input, the recurrent state, the
- * intermediate tensors and the scratch of one stream.
+ * intermediate tensors and the scratch of one stream, and a copy of the recurrent state (as many
+ * floats as the state itself) that each step takes before it runs, to put the state back if the
+ * step is refused mid-way (EDGESEQ_RT_BAD_INDEX, EDGESEQ_RT_STATE_NOT_FINITE). Only the
+ * recurrent state carries from one step to the next; the rest is scratch.
  */
 typedef struct {
     const int32_t *code;
@@ -54,7 +63,8 @@ void edgeseq_rt_reset(const edgeseq_rt_model_t *model, float *arena);
 /*
  * One time step: reads the model's input size of floats from x (a token model: one float holding
  * the token id), writes its output size of floats to y and advances the state in the arena.
- * Returns EDGESEQ_RT_OK, or a non-zero status with the arena and y untouched.
+ * Returns EDGESEQ_RT_OK, or a non-zero status with the recurrent state and y untouched (see the
+ * status codes for the rest of the arena).
  */
 int edgeseq_rt_step(const edgeseq_rt_model_t *model, float *arena, const float *x, float *y);
 
