@@ -1,25 +1,45 @@
 """``edgeseq stream``: one CSV row in on stdin, one output row out on stdout, state kept.
 
-With ``--state-file`` the state is restored at start and saved (atomically) every ``--every``
-steps and at exit, SIGTERM and Ctrl-C included. The file records how many steps the state
-has taken: after a crash, the process resumes from that step, and the rows after it are
-the ones to feed again (their outputs are recomputed exactly). ``--every N`` trades that for
-speed: a kill -9 can lose up to N-1 saved steps, which then have to be replayed.
+With ``--state-file F`` the state is restored at start and saved (atomically) every ``--every``
+rows and at exit, SIGTERM and Ctrl-C included. The file records the **rows consumed** (every
+line read, blank and ``--on-error skip``-ped ones included) and the **steps taken**; on resume
+the command says both on stderr::
+
+    edgeseq: resuming from F: 120 rows consumed, 118 steps taken; feed rows from row 121
+
+Resuming is feeding the input again from that row: each row is then stepped exactly once and
+each output line written exactly once, over all the runs. A row counts as consumed only once its
+output line is written, and a SIGTERM or Ctrl-C is acted on only between rows: while stdout is
+blocked (a reader that does not read), the process stops without taking the next step. An
+output line longer than 4096 bytes (PIPE_BUF) cannot be written in one piece; the stop then
+waits until the reader has taken it.
+
+``--every N`` trades exactness for speed: a kill -9 (or a reader that goes away) loses the rows
+consumed since the last save, up to N-1, which are then fed and written again.
+
+A process holds an exclusive lock on ``F.lock`` (beside the file a symlink ``F`` points to)
+while it runs: a second stream on the same state file is refused instead of overwriting the
+first one's saves.
 """
 
+import fcntl
 import os
+import select
 import signal
 import sys
 
 import click
 import numpy as np
 
+PIPE_BUF = select.PIPE_BUF  # a write of at most this many bytes to a pipe is never split
+READ_CHUNK = 1 << 16
+
 
 @click.command("stream")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--state-file", type=click.Path(dir_okay=False), help="Restore from and persist the state to this file.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Persist the state every N steps (and at exit).")
+              help="Persist the state every N rows (and at exit).")
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="On a malformed or non-finite row: stop, or report it and go on.")
 def command(model, state_file, every, on_error):
@@ -27,34 +47,115 @@ def command(model, state_file, every, on_error):
     import edgeseq_runtime
 
     stream = edgeseq_runtime.load(model)
-    if state_file and os.path.exists(state_file):
-        stream.load_state(state_file)
-        click.echo(f"edgeseq: resuming from {state_file} after {stream.steps} steps", err=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwinds through the final save
-    saved = stream.steps
+    if state_file:
+        _hold_lock(state_file)
+    rows = 0  # consumed: read and, for a row that took a step, its output line written
+    if state_file and os.path.lexists(state_file):
+        rows = stream.load_state(state_file)
+        click.echo(f"edgeseq: resuming from {state_file}: {rows} rows consumed, {stream.steps} steps taken; "
+                   f"feed rows from row {rows + 1}", err=True)
+    pipes = _Pipes()
+    saved, written = rows, True
     try:
-        number = 0
-        while line := sys.stdin.readline():
-            number += 1
-            if not line.strip():
-                continue
-            try:
-                y = stream.step(_parse(line, stream))
-            except ValueError as e:
-                click.echo(f"edgeseq: error: <stdin> row {number}: {e}", err=True)
-                if on_error == "stop":
-                    sys.exit(1)
-                continue
-            sys.stdout.write(",".join(f"{v:.9g}" for v in y.ravel()) + "\n")
-            sys.stdout.flush()
-            if state_file and stream.steps - saved >= every:
-                stream.save_state(state_file)
-                saved = stream.steps
-    except KeyboardInterrupt:
-        pass
+        for line in pipes.lines():
+            if line.strip():
+                try:
+                    x = _parse(line, stream)
+                    if not pipes.wait_writable():
+                        break
+                    y = stream.step(x)
+                except ValueError as e:
+                    click.echo(f"edgeseq: error: <stdin> row {rows + 1}: {e}", err=True)
+                    if on_error == "stop":
+                        sys.exit(1)
+                else:
+                    written = False
+                    pipes.write((",".join(f"{v:.9g}" for v in y.ravel()) + "\n").encode())
+                    written = True
+            rows += 1
+            if state_file and rows - saved >= every:
+                stream.save_state(state_file, rows=rows)
+                saved = rows
     finally:
-        if state_file and stream.steps != saved:
-            stream.save_state(state_file)
+        if state_file and written and rows != saved:  # not after a step whose line was lost
+            stream.save_state(state_file, rows=rows)
+
+
+class _Pipes:
+    """stdin's lines and stdout's writes, with SIGTERM and SIGINT acted on only between them.
+
+    A signal sets ``stop`` and wakes the ``poll`` that waits for stdin or stdout; nothing is
+    interrupted halfway (an exception raised from a handler could land between a step and its
+    output line, or between a write and its count).
+    """
+
+    def __init__(self):
+        self.stop = False
+        self._wake, wake_write = os.pipe()
+        for fd in (self._wake, wake_write):
+            os.set_blocking(fd, False)
+        signal.set_wakeup_fd(wake_write)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._request_stop)
+        self._pending = b""
+
+    def _request_stop(self, *_):
+        self.stop = True
+
+    def _wait(self, fd: int, event: int, stoppable: bool = True) -> bool:
+        """Wait until ``fd`` is ready for ``event``; False when a stop came first (if ``stoppable``)."""
+        poller = select.poll()
+        poller.register(fd, event)
+        poller.register(self._wake, select.POLLIN)
+        while not (stoppable and self.stop):
+            ready = {ready_fd for ready_fd, _ in poller.poll()}
+            if self._wake in ready:
+                os.read(self._wake, 512)
+            if fd in ready and not (stoppable and self.stop):
+                return True
+        return False
+
+    def lines(self):
+        """stdin's lines as text, until its end or a stop."""
+        while True:
+            end = self._pending.find(b"\n")
+            if end < 0:
+                chunk = os.read(0, READ_CHUNK) if self._wait(0, select.POLLIN) else None
+                if not chunk:  # the end of stdin, or a stop
+                    if self._pending and chunk is not None:
+                        yield self._pending.decode(errors="replace")
+                    return
+                self._pending += chunk
+                continue
+            line, self._pending = self._pending[:end], self._pending[end + 1:]
+            yield line.decode(errors="replace")
+            if self.stop:
+                return
+
+    def wait_writable(self) -> bool:
+        """Wait until stdout takes a line without blocking (on a pipe: PIPE_BUF bytes free);
+        False when a stop came first."""
+        return self._wait(1, select.POLLOUT)
+
+    def write(self, data: bytes) -> None:
+        """All of ``data`` to stdout, in pieces that a pipe never splits; a line once begun is
+        finished, a stop or not."""
+        while data:
+            data = data[os.write(1, data[:PIPE_BUF]):]
+            if data:
+                self._wait(1, select.POLLOUT, stoppable=False)
+
+
+def _hold_lock(state_file: str) -> None:
+    """Lock ``<state file>.lock`` for the life of the process (the kernel drops the lock when
+    it exits, killed or not); refuse when another process holds it."""
+    lock_path = os.path.realpath(state_file) + ".lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise click.ClickException(f"{state_file}: in use by another edgeseq stream (it holds {lock_path})") from None
 
 
 def _parse(line: str, stream) -> np.ndarray:
