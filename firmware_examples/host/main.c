@@ -10,8 +10,8 @@
  * Input: one step per line, MODEL(INPUT_SIZE) numbers separated by commas or blanks (a token
  * model: the token id); blank lines are skipped. Output: MODEL(OUTPUT_SIZE) numbers per line,
  * with 9 significant digits (enough to tell float32 values apart). A step the model rejects (NaN
- * or Inf, a bad token id) prints nothing on stdout and its line and status on stderr; the state is
- * untouched and streaming goes on. Exit status: 0; 1 for unreadable input; 2 if a step was rejected.
+ * or Inf, a bad token id, an index outside its table, a state it would overflow) prints nothing on
+ * stdout and its line and status on stderr; the state is untouched and streaming goes on. Exit status: 0; 1 for unreadable input; 2 if a step was rejected.
  */
 #include <stdio.h>
 #include <stdlib.h>
