@@ -144,3 +144,24 @@ def test_rows_of_1e4_to_1e6_refused_at_the_reference_overflow_and_the_stream_res
     resumed.reset()
     resumed.load_state(tmp_path / "stream.state")
     assert same_bits(resumed.get_state(), m.get_state()) and resumed.steps == t
+
+
+@pytest.mark.parametrize("indices", [[0, 7], [-9], [4], [2, -1, -4]])
+def test_copy_tables_come_only_from_constant_indices_that_onnx_accepts(tmp_path, indices):
+    """Indices fixed in the file become a copy table at load, where ONNX's own Gather checks them:
+    out of range, the model is refused; in range, the copy reads what numpy's take reads."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Gather", ["x", "i"], ["y"], axis=1)], "constant_gather",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, len(indices)])],
+        [numpy_helper.from_array(np.array(indices, np.int64), "i")])
+    path = tmp_path / "constant_gather.onnx"
+    path.write_bytes(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]).SerializeToString())
+    x = np.arange(4, dtype=np.float32) + 10
+    if all(-4 <= i < 4 for i in indices):
+        np.testing.assert_array_equal(edgeseq_runtime.load(path).step(x), np.take(x, indices))
+    else:
+        with pytest.raises(edgeseq_runtime.ModelError, match="out of bounds"):
+            edgeseq_runtime.load(path)
