@@ -61,3 +61,61 @@ def test_threads_streaming_their_own_clones_match_the_streams_run_one_after_anot
     for k in range(THREADS):
         np.testing.assert_array_equal(together[k], one_after_another[k], err_msg=f"thread {k}")
     assert not np.array_equal(together[0], together[1])  # the streams did differ
+
+
+def _key(state: dict) -> bytes:
+    return b"".join(state[name].tobytes() for name in sorted(state))
+
+
+def test_state_taken_from_a_checkpoint_thread_is_one_the_stream_had_or_refused(tmp_path):
+    """One thread steps a model while another takes its state (get_state, save_state, clone)
+    over and over: each state taken equals, bit for bit, the state after some number of steps
+    in a replay on one thread (with that step count, for a saved file), or the taking raises
+    RuntimeError. Never a state half stepped."""
+    built = build_model(tmp_path, "LSTM", input_size=8, hidden_size=96, num_layers=2, stacked_state=True,
+                        head="matmul")
+    model = edgeseq_runtime.load(built.path)
+    xs = built.random_steps(np.random.default_rng(0), 4000)
+    replay = model.clone()
+    had = [_key(replay.get_state())]
+    for x in xs:
+        replay.step(x)
+        had.append(_key(replay.get_state()))
+    after_steps = {key: k for k, key in enumerate(had)}
+
+    done = threading.Event()
+    taken, saved, refused = [], [], 0
+
+    def checkpoint():
+        nonlocal refused
+        while not done.is_set():
+            try:
+                taken.append(_key(model.get_state()))
+                taken.append(_key(model.clone().get_state()))
+                if len(taken) % 50 == 0:  # a save takes an fsync: one now and then
+                    model.save_state(tmp_path / "s.state")
+                    reader = replay.clone()
+                    reader.load_state(tmp_path / "s.state")
+                    saved.append((reader.steps, _key(reader.get_state())))
+            except RuntimeError as e:
+                assert "another thread" in str(e)
+                refused += 1
+
+    def stepping():
+        try:
+            for start in range(0, len(xs), SYNC_EVERY):
+                if start // SYNC_EVERY % 2:
+                    model.run(xs[start:start + SYNC_EVERY])
+                else:
+                    for x in xs[start:start + SYNC_EVERY]:
+                        model.step(x)
+        finally:
+            done.set()
+
+    with ThreadPoolExecutor(2) as pool:
+        for future in [pool.submit(checkpoint), pool.submit(stepping)]:
+            future.result()
+    assert _key(model.get_state()) == had[-1]
+    assert sum(key not in after_steps for key in taken) == 0
+    assert [steps for steps, key in saved if after_steps.get(key) != steps] == []
+    assert taken and saved and refused  # both outcomes happened
