@@ -9,10 +9,14 @@ Depends on numpy, numba and onnx only: never on torch or onnxruntime.
 
 import os
 
-from .errors import EdgeseqError, ModelError
-from .graph import read_model
-from .lowering import LoweredModel, lower
-from .model import StreamingModel
+from . import numba_cache
+
+numba_cache.choose()  # before any kernel is defined: a read-only install needs a cache elsewhere
+
+from .errors import EdgeseqError, ModelError  # noqa: E402
+from .graph import read_model  # noqa: E402
+from .lowering import LoweredModel, lower  # noqa: E402
+from .model import StreamingModel  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = ["EdgeseqError", "LoweredModel", "ModelError", "StreamingModel", "load", "lower_model", "__version__"]
