@@ -72,7 +72,8 @@ def test_hostile_names_stay_inside_comments(payload, tmp_path):
     assert "evil" not in preprocessed.stdout
 
 
-@pytest.mark.parametrize("payload", [PAYLOADS["splice"], PAYLOADS["nul_and_non_ascii"]], ids=["splice", "non_ascii"])
+@pytest.mark.parametrize("payload", [PAYLOADS["splice"], PAYLOADS["nul_and_non_ascii"]],
+                         ids=["splice", "non_ascii"])
 def test_a_name_made_from_a_hostile_file_name_is_an_identifier(payload, tmp_path):
     require(GCC.cc)
     generated = codegen.generate(hostile_model(tmp_path, payload), tmp_path / "c")

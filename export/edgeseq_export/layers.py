@@ -193,6 +193,9 @@ def _recurrent(layer: Layer, options: ReadOptions, where: str) -> Recurrent:
     if cell == "rnn":
         nonlinearity = _setting([layer], "nonlinearity", options.nonlinearity, "tanh", "--nonlinearity", where)
     num_layers = 1 + max(int(m.group(2)) for m in map(RECURRENT_PARAMETER.fullmatch, params) if m)
+    if num_layers > len(params):  # each layer has weights of its own: refuse before building num_layers
+        raise SourceError(f"{where}: recurrent module '{layer.name}' names layer {num_layers - 1} but holds "
+                          f"{len(params)} weights")
     try:
         spec = Recurrent(cell, int(params["weight_ih_l0"].shape[1]), hidden, num_layers,
                          bias="bias_ih_l0" in params, proj_size=int(hr.shape[0]) if hr is not None else 0,

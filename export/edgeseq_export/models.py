@@ -155,9 +155,38 @@ def checkpoint_from_dict(data: dict, where: str) -> Checkpoint:
         raise SourceError(f"{where}: an edgeseq checkpoint of version {data.get('version')!r}; this "
                           f"edgeseq reads version {CHECKPOINT_VERSION}")
     try:
-        model = SequenceModel(ModelConfig(**data["config"]))
-        model.load_state_dict(data["state_dict"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        reason = " ".join(str(e).split())
+        config, state_dict = ModelConfig(**data["config"]), data["state_dict"]
+        check_config_fits(config, state_dict, where)
+        model = SequenceModel(config)
+        model.load_state_dict(state_dict)
+    except SourceError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, OverflowError) as e:
+        reason = torch_files.short_reason(e)
         raise SourceError(f"{where}: a damaged edgeseq checkpoint ({type(e).__name__}: {reason})") from None
     return Checkpoint(model.eval(), dict(data.get("metrics") or {}), dict(data.get("training") or {}))
+
+
+def check_config_fits(config: ModelConfig, state_dict: dict, where: str) -> None:
+    """SourceError unless ``state_dict`` holds exactly the tensors that ``config``'s model has.
+
+    The config's sizes are numbers from the file: checked against the tensors it actually holds
+    before a model is built, since one built from ``hidden_size=12000`` alone takes gigabytes
+    (and ``num_layers=10**6``, minutes). The model is first built on the meta device (shapes
+    only); a model of N layers has at least N tensors, so a config that claims more is refused
+    before even that.
+    """
+    damaged = f"{where}: a damaged edgeseq checkpoint"
+    if not isinstance(state_dict, dict):
+        raise SourceError(f"{damaged}: its state_dict is a {type(state_dict).__name__}, not a dict")
+    tensors = {key: tuple(value.shape) for key, value in state_dict.items() if isinstance(value, torch.Tensor)}
+    if config.num_layers > len(tensors):
+        raise SourceError(f"{damaged}: its config claims {config.num_layers} layers; its state_dict holds "
+                          f"{len(tensors)} tensors")
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in SequenceModel(config).state_dict().items()}
+    for key in sorted(expected.keys() | state_dict.keys()):
+        if expected.get(key) != tensors.get(key):
+            claimed = list(expected[key]) if key in expected else "no such tensor"
+            held = list(tensors[key]) if key in tensors else "none"
+            raise SourceError(f"{damaged}: its config makes '{key}' {claimed}, but the file holds {held}")

@@ -134,7 +134,7 @@ def _network(architecture, weights: dict, where: str) -> RecurrentNetwork:
 def _sha256(path: str) -> str:
     """The file's SHA-256: the exported model records it to name its source."""
     digest = hashlib.sha256()
-    with open(path, "rb") as f:
+    with torch_files.open_model_file(path) as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
