@@ -212,3 +212,17 @@ def test_a_second_stream_on_the_same_state_file_is_refused(gru, tmp_path):
     assert owner.close()[2] == 0
     m = edgeseq_runtime.load(gru.path)
     assert m.load_state(state) == 1 and m.steps == 1
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev_zero"])
+def test_a_state_file_that_is_not_a_regular_file_is_refused_in_one_line(gru, tmp_path, kind):
+    state = tmp_path / "s.state"
+    if kind == "fifo":
+        os.mkfifo(state)
+    else:
+        state.symlink_to("/dev/zero")
+    result = subprocess.run([*STREAM, str(gru.path), "--state-file", str(state)], input=_line(_rows(1)[0]),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and f"{state}: not a regular file" in result.stderr
+    assert not os.path.exists("/dev/zero.lock")

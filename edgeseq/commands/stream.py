@@ -30,6 +30,7 @@ import sys
 
 import click
 import numpy as np
+from edgeseq_runtime import EdgeseqError
 
 PIPE_BUF = select.PIPE_BUF  # a write of at most this many bytes to a pipe is never split
 READ_CHUNK = 1 << 16
@@ -149,13 +150,16 @@ class _Pipes:
 def _hold_lock(state_file: str) -> None:
     """Lock ``<state file>.lock`` for the life of the process (the kernel drops the lock when
     it exits, killed or not); refuse when another process holds it."""
-    lock_path = os.path.realpath(state_file) + ".lock"
+    target = os.path.realpath(state_file)
+    if os.path.exists(target) and not os.path.isfile(target):  # no lock file beside /dev/zero
+        raise EdgeseqError(f"{state_file}: not a regular file")
+    lock_path = target + ".lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o666)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(fd)
-        raise click.ClickException(f"{state_file}: in use by another edgeseq stream (it holds {lock_path})") from None
+        raise EdgeseqError(f"{state_file}: in use by another edgeseq stream (it holds {lock_path})") from None
 
 
 def _parse(line: str, stream) -> np.ndarray:
