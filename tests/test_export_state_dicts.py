@@ -24,7 +24,7 @@ CASES = [
     (UserSpec("GRU", num_layers=2, batch_first=True), {"batch_first": True}),
     (UserSpec("GRU", bias=False), {}),
     (UserSpec("RNN", nonlinearity="relu", bias=False), {"nonlinearity": "relu"}),
-    (UserSpec("RNN", num_layers=2, batch_first=True), {"batch_first": True}),
+    (UserSpec("RNN", num_layers=2, batch_first=True), {"batch_first": True, "nonlinearity": "tanh"}),
     (UserSpec("LSTM", num_layers=2, proj_size=3, batch_first=True), {"batch_first": True}),
     (UserSpec("GRU", vocab_size=11, head=(11,)), {}),
     (UserSpec("LSTM", head=(6, "relu", 5, "relu", 2)), {"activation": "relu"}),
@@ -66,6 +66,40 @@ def test_evident_activation_needs_the_option(tmp_path):
     assert not (tmp_path / "model.onnx").exists()
 
 
+class FunctionalActivation(nn.Module):
+    """Two Linear attributes with an activation called in forward: no module shows it."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.GRU(4, 8)
+        self.fc1 = nn.Linear(8, 6)
+        self.fc2 = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc2(torch.relu(self.fc1(self.rnn(x)[0])))
+
+
+@pytest.mark.parametrize("module, option, message", [
+    (nn.RNN(4, 8, nonlinearity="relu"), {"nonlinearity": "relu"}, "--nonlinearity tanh|relu"),
+    (nn.RNN(4, 8), {"nonlinearity": "tanh"}, "--nonlinearity tanh|relu"),
+    (FunctionalActivation(), {"activation": "relu"}, "'fc1' and 'fc2'; name it with --activation"),
+], ids=["rnn_relu", "rnn_tanh", "functional_activation"])
+def test_what_a_state_dict_does_not_record_is_never_guessed(tmp_path, module, option, message):
+    """Refused without the option (a guess would change every output); exact with it."""
+    torch.manual_seed(0)
+    torch.save(module.state_dict(), tmp_path / "model.pt")
+    with pytest.raises(SourceError) as error:
+        edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx")
+    assert message in str(error.value) and not (tmp_path / "model.onnx").exists()
+    edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", **option)
+    x = torch.randn(20, 1, 4)
+    with torch.no_grad():
+        expected = module(x)
+    expected = (expected[0] if isinstance(expected, tuple) else expected)[:, 0].numpy()
+    streamed = edgeseq.load(tmp_path / "model.onnx").run(x[:, 0].numpy())
+    assert abs(streamed - expected).max() <= 1e-5
+
+
 class OutOfOrder(nn.Module):
     """Registers its head's Linear layers in the reverse of the order forward calls them."""
 
@@ -85,7 +119,8 @@ def test_linear_layers_out_of_order_need_linear_order(tmp_path):
     torch.save(model.state_dict(), tmp_path / "model.pt")
     with pytest.raises(SourceError, match="--linear-order"):
         edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx")
-    edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", linear_order=["hidden", "out"])
+    edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", linear_order=["hidden", "out"],
+                   activation="none")
     assert_streams_like(tmp_path / "model.onnx", model, random_inputs(UserSpec()), batch_first=False)
 
 

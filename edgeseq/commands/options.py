@@ -33,9 +33,10 @@ reading_options = _stack(
                  help="The recurrent layers take (batch, time, features). For a plain state_dict or a "
                       "traced TorchScript archive, which do not record it [default: time first]."),
     click.option("--nonlinearity", type=click.Choice(NONLINEARITIES),
-                 help="The nonlinearity of an nn.RNN in a plain state_dict [default: tanh]."),
+                 help="The nonlinearity of an nn.RNN in a plain state_dict, which does not record it (required there)."),
     click.option("--activation", type=click.Choice(["none", *ACTIVATIONS]),
-                 help="The activation between the Linear layers of a plain state_dict [default: none]."),
+                 help="The activation between the Linear layers of a plain state_dict, which does not record it "
+                      "(required there; none for no activation)."),
     click.option("--linear-order", metavar="NAME,NAME,...",
                  callback=lambda ctx, param, value: tuple(value.split(",")) if value else None,
                  help="The Linear modules of the head in forward order, when they are stored out of order."),

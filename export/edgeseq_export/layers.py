@@ -37,9 +37,9 @@ class ReadOptions:
     """What a file may not record, as the user gives it (None: not given)."""
 
     batch_first: bool | None = None        # default False, as in PyTorch
-    nonlinearity: str | None = None        # of an nn.RNN: "tanh" (default) or "relu"
-    activation: str | None = None          # between a state_dict's Linear layers: "none" (default),
-                                           # or one of ACTIVATIONS
+    nonlinearity: str | None = None        # of an nn.RNN: "tanh" or "relu"; a state_dict needs it
+    activation: str | None = None          # between a state_dict's Linear layers: "none" or one of
+                                           # ACTIVATIONS; a state_dict with two Linear layers needs it
     linear_order: tuple[str, ...] | None = None  # a state_dict's Linear modules, in forward order
     trust_code: bool = False               # allow a TorchScript archive or a pickled nn.Module (runs code)
 
@@ -66,9 +66,9 @@ class Layer:
 def from_state_dict(state_dict: dict[str, torch.Tensor], where: str) -> list[Layer]:
     """The layers of a plain state_dict, with a ``gap`` between every two Linear layers.
 
-    A gap stands for an activation the state_dict cannot show. It is ``evident`` when the
-    Linear layers are items of an nn.Sequential whose indices skip one (``head.0``, ``head.2``):
-    a module without parameters sits between them.
+    A gap stands for an activation the state_dict cannot show (``--activation`` must name it). It
+    is ``evident`` when the Linear layers are items of an nn.Sequential whose indices skip one
+    (``head.0``, ``head.2``): a module without parameters sits between them.
     """
     modules: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state_dict.items():
@@ -191,7 +191,10 @@ def _recurrent(layer: Layer, options: ReadOptions, where: str) -> Recurrent:
     cell = GATES[gates]
     nonlinearity = "tanh"
     if cell == "rnn":
-        nonlinearity = _setting([layer], "nonlinearity", options.nonlinearity, "tanh", "--nonlinearity", where)
+        nonlinearity = _setting([layer], "nonlinearity", options.nonlinearity, None, "--nonlinearity", where)
+        if nonlinearity is None:  # tanh and relu weights look alike: a guess would change every output
+            raise SourceError(f"{where}: RNN module '{layer.name}': a state_dict does not record its "
+                              f"nonlinearity; name it with --nonlinearity {'|'.join(NONLINEARITIES)}")
     num_layers = 1 + max(int(m.group(2)) for m in map(RECURRENT_PARAMETER.fullmatch, params) if m)
     if num_layers > len(params):  # each layer has weights of its own: refuse before building num_layers
         raise SourceError(f"{where}: recurrent module '{layer.name}' names layer {num_layers - 1} but holds "
@@ -222,11 +225,12 @@ def _head(layers: list[Layer], size: int, options: ReadOptions, where: str) -> l
         if layer.kind == "activation":
             head.append((layer.settings["activation"], layer))
         elif layer.kind == "gap":
-            if options.activation is None and layer.settings.get("evident"):
+            if options.activation is None:  # never guessed: it changes every output
                 first, second = layer.settings["between"]
-                raise SourceError(f"{where}: a module without parameters sits between Linear layers "
-                                  f"'{first}' and '{second}' (an activation?); name it with --activation "
-                                  f"{'|'.join(['none', *ACTIVATIONS])}")
+                what = ("a module without parameters sits between" if layer.settings.get("evident") else
+                        "a state_dict does not record whether forward applies an activation between")
+                raise SourceError(f"{where}: {what} Linear layers '{first}' and '{second}'; name it with "
+                                  f"--activation {'|'.join(['none', *ACTIVATIONS])}")
             if options.activation not in (None, "none"):
                 head.append((options.activation, layer))
         else:
@@ -251,7 +255,7 @@ def _reordered(layers: list[Layer], order: tuple[str, ...], where: str) -> list[
     reordered = []
     for name in order:
         if reordered:
-            reordered.append(Layer("", "gap"))
+            reordered.append(Layer("", "gap", settings={"between": (reordered[-1].name, name)}))
         reordered.append(linears[name])
     return reordered
 
