@@ -1,7 +1,7 @@
 """Every form MODEL.pt may take, and every file edgeseq must refuse, with the reason.
 
 Accepted: with ``trust_code``, a TorchScript archive (scripted, which records its settings, or
-traced, which does not) and a pickled ``nn.Module`` (``trust_pickle``, the flag's first name);
+traced, which records them in its ATen calls) and a pickled ``nn.Module`` (``trust_pickle``, the flag's first name);
 an ``nn.Module`` handed to ``edgeseq.export`` directly (state_dicts and edgeseq checkpoints have
 their own test modules). Refused: a pickle without the flag (and its code does not run), damaged
 files, dicts that are not models, and a module whose forward computes more than its layers show.
@@ -34,13 +34,23 @@ def test_scripted_torchscript_archive_records_its_settings(tmp_path):
     assert_streams_like(report.path, model, random_inputs(SPEC), batch_first=True)
 
 
-def test_traced_torchscript_archive_takes_batch_first_as_an_option(tmp_path):
-    model = build(SPEC)
-    torch.jit.save(torch.jit.trace(model, torch.zeros(2, 3, dtype=torch.int64)), tmp_path / "model.pt")
-    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", batch_first=True, trust_code=True)
-    assert report.form == "TorchScript archive"
+TRACED = [SPEC, UserSpec("LSTM", num_layers=2, batch_first=True, head=(2,)), UserSpec("GRU", batch_first=True),
+          UserSpec("RNN", nonlinearity="relu")]
+
+
+@pytest.mark.parametrize("spec", TRACED, ids=[spec.name for spec in TRACED])
+def test_traced_torchscript_archive_records_its_settings_in_its_aten_calls(tmp_path, spec):
+    """Tracing keeps no batch_first or nonlinearity attribute: they are read from the trace's
+    aten::lstm / gru / rnn_relu call, with no option given."""
+    model = build(spec)
+    example = random_inputs(spec)[:2]
+    torch.jit.save(torch.jit.trace(model, torch.from_numpy(example.swapaxes(0, 1) if spec.batch_first else example)),
+                   tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "model.onnx", trust_code=True)
+    assert report.form == "TorchScript archive" and report.architecture.batch_first == spec.batch_first
+    assert report.architecture.recurrent[0].nonlinearity == spec.nonlinearity
     assert any("own forward" in note for note in report.verification.notes)  # the trace was the reference
-    assert_streams_like(report.path, model, random_inputs(SPEC), batch_first=True)
+    assert_streams_like(report.path, model, random_inputs(spec), batch_first=spec.batch_first)
 
 
 def test_an_option_that_contradicts_the_file_is_refused(tmp_path):

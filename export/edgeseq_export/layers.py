@@ -29,6 +29,8 @@ RECURRENT_TYPES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
 ACTIVATION_TYPES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu"}
 PASSIVE_TYPES = {"Dropout", "Dropout1d", "AlphaDropout", "Identity"}  # nothing to export in eval
 RNN_MODES = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
+# The ATen calls a traced recurrent module makes; an RNN's nonlinearity is in the call's name.
+TRACED_CALLS = {"aten::lstm": None, "aten::gru": None, "aten::rnn_tanh": "tanh", "aten::rnn_relu": "relu"}
 GATES = {4: "lstm", 3: "gru", 1: "rnn"}
 
 
@@ -108,6 +110,8 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
             settings = {"batch_first": getattr(child, "batch_first", None),
                         "bidirectional": getattr(child, "bidirectional", None),
                         "nonlinearity": RNN_MODES.get(mode) if isinstance(mode, str) else None}
+            for key, value in _traced_settings(child).items():
+                settings[key] = value if settings[key] is None else settings[key]
             layers.append(Layer(name, "recurrent", params, settings))
         elif type_name == "Linear":
             layers.append(Layer(name, "linear", params))
@@ -122,6 +126,24 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
         elif type_name not in PASSIVE_TYPES:
             raise SourceError(f"{where}: {label} is not supported; {ACCEPTED}")
     return layers
+
+
+def _traced_settings(module: nn.Module) -> dict:
+    """batch_first, bidirectional and an RNN's nonlinearity as a traced TorchScript module records
+    them: not as attributes (tracing keeps none) but as constant arguments of its ATen call."""
+    try:
+        nodes = list(module.graph.nodes())
+    except (AttributeError, RuntimeError):  # a plain module, or a script module without forward
+        return {}
+    for node in nodes:
+        if node.kind() not in TRACED_CALLS:
+            continue
+        names = [argument.name for argument in torch._C.parse_schema(node.schema()).arguments]
+        values = {name: value.toIValue() for name, value in zip(names, node.inputs())
+                  if value.node().kind() == "prim::Constant"}
+        return {"batch_first": values.get("batch_first"), "bidirectional": values.get("bidirectional"),
+                "nonlinearity": TRACED_CALLS[node.kind()]}
+    return {}
 
 
 def module_type(module: nn.Module) -> str:
