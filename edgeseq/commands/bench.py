@@ -9,7 +9,7 @@ from rich.table import Table
 from .options import trust_code_option
 
 
-@click.command("bench")
+@click.command("bench", short_help="Time a model against ONNX Runtime (and PyTorch).")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True, help="Parallel streams.")
 @click.option("--reference", type=click.Path(dir_okay=False),

@@ -3,12 +3,14 @@
 import click
 from rich.console import Console
 
+from ..paths import output_file
 from .options import checking_options, reading_options
 
 
-@click.command()
+@click.command("export", short_help="Export MODEL.pt to a checked ONNX model.")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The ONNX file to write.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
+              help="The ONNX file to write.")
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
               help="torch.onnx.export's exporter (see edgeseq_export.step_graph for why TorchScript).")
 @click.option("--verify/--no-verify", default=True, show_default=True,

@@ -4,11 +4,15 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from ..paths import output_file
+
 
 @click.command("quantize", short_help="Store a model's weights as int8 or fp16; report the error.")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="The quantized ONNX file.")
-@click.option("--mode", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
+              help="The quantized ONNX file.")
+@click.option("--mode", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
+              help="int8: per-channel weights behind DequantizeLinear; fp16: half-size weights, float32 math.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="CSV or .npy of input rows to measure the error on (default: random inputs).")
 @click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")

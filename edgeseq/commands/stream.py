@@ -32,13 +32,16 @@ import click
 import numpy as np
 from edgeseq_runtime import EdgeseqError
 
+from ..paths import output_file
+
 PIPE_BUF = select.PIPE_BUF  # a write of at most this many bytes to a pipe is never split
 READ_CHUNK = 1 << 16
 
 
-@click.command("stream")
+@click.command("stream", short_help="Step a model over CSV rows from stdin, state kept.")
 @click.argument("model", type=click.Path(dir_okay=False))
-@click.option("--state-file", type=click.Path(dir_okay=False), help="Restore from and persist the state to this file.")
+@click.option("--state-file", type=click.Path(dir_okay=False), callback=output_file,
+              help="Restore from and persist the state to this file.")
 @click.option("--every", type=click.IntRange(min=1), default=1, show_default=True,
               help="Persist the state every N rows (and at exit).")
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,

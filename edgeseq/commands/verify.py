@@ -6,7 +6,7 @@ from rich.console import Console
 from .options import checking_options, reading_options
 
 
-@click.command()
+@click.command("verify", short_help="Check ONNX Runtime, edgeseq (and PyTorch) agree on a model.")
 @click.argument("model", type=click.Path(dir_okay=False))
 @click.option("--reference", type=click.Path(dir_okay=False),
               help="The PyTorch model to compare with (any form export reads); without it, ONNX "
