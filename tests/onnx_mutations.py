@@ -146,7 +146,7 @@ def _set_attribute(node: onnx.NodeProto, name: str, value) -> None:
     node.attribute.extend([*kept, helper.make_attribute(name, value, attr_type=kind)])
 
 
-def _route_output(graph: onnx.GraphProto, index: int, make_nodes) -> None:
+def route_output(graph: onnx.GraphProto, index: int, make_nodes) -> None:
     """Put new nodes between graph output ``index`` and its producer: ``make_nodes(pre, out)``
     returns them (and may add initializers), computing ``out`` from ``pre``."""
     out = graph.output[index].name
@@ -163,7 +163,7 @@ def insert_identity_chain(graph: onnx.GraphProto, index: int, length: int) -> No
         names = [pre, *(f"{out}_chain_{i}" for i in range(length - 1)), out]
         return [helper.make_node("Identity", [a], [b], name=f"{b}_identity") for a, b in zip(names, names[1:])]
 
-    _route_output(graph, index, chain)
+    route_output(graph, index, chain)
 
 
 def insert_concat_diamonds(graph: onnx.GraphProto, index: int, depth: int) -> None:
@@ -173,7 +173,7 @@ def insert_concat_diamonds(graph: onnx.GraphProto, index: int, depth: int) -> No
         names = [pre, *(f"{out}_doubled_{i}" for i in range(depth - 1)), out]
         return [helper.make_node("Concat", [a, a], [b], axis=0) for a, b in zip(names, names[1:])]
 
-    _route_output(graph, index, doubled)
+    route_output(graph, index, doubled)
 
 
 def append_gather_diamonds(graph: onnx.GraphProto, name: str, depth: int) -> None:
@@ -208,7 +208,151 @@ def insert_huge_shape(graph: onnx.GraphProto, index: int, op: str, size: int) ->
                 helper.make_node("Cast", [f"{out}_range"], [f"{out}_float"], to=TensorProto.FLOAT),
                 helper.make_node("Add", [pre, f"{out}_float"], [out])]
 
-    _route_output(graph, index, nodes)
+    route_output(graph, index, nodes)
+
+
+class ConstantNodes:
+    """Nodes that compute a value from constants only (the loader folds them), named after
+    one prefix so that an error can be traced to them."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: list[onnx.TensorProto] = []
+
+    def const(self, values, dtype=np.int64) -> str:
+        name = f"{self.prefix}_c{len(self.initializers)}"
+        self.initializers.append(numpy_helper.from_array(np.asarray(values, dtype), name))
+        return name
+
+    def filled(self, shape) -> str:
+        """A float32 tensor of ones of ``shape``, made by ConstantOfShape (a few bytes in the file)."""
+        return self.node("ConstantOfShape", [self.const(shape)],
+                         value=numpy_helper.from_array(np.ones(1, np.float32)))
+
+    def node(self, op: str, inputs, **attrs) -> str:
+        output = f"{self.prefix}_{op.lower()}{len(self.nodes)}"
+        self.nodes.append(helper.make_node(op, inputs, [output], name=output, **attrs))
+        return output
+
+
+def _body(nodes, inputs, outputs, name="body") -> onnx.GraphProto:
+    """A subgraph of float/bool/int64 scalars and vectors, typed loosely as the spec allows."""
+    def info(spec):
+        name, elem = spec
+        return helper.make_tensor_value_info(name, elem, None)
+
+    return helper.make_graph(nodes, name, [info(i) for i in inputs], [info(o) for o in outputs])
+
+
+def _counting_loop(c: ConstantNodes, trip_count: str, body_nodes=(), step: str | None = None) -> str:
+    """A Loop adding ``step`` (1 by default; computed by ``body_nodes``) to a float each
+    iteration while its condition stays true: with ``trip_count`` "" it loops until the
+    condition turns false, which it never does."""
+    p = c.prefix
+    if step is None:
+        step = f"{p}_one"
+        body_nodes = [helper.make_node("Constant", [], [step], value=numpy_helper.from_array(np.ones(1, np.float32)))]
+    body = [helper.make_node("Identity", [f"{p}_cond_in"], [f"{p}_cond_out"]), *body_nodes,
+            helper.make_node("Add", [f"{p}_v_in", step], [f"{p}_v_out"])]
+    graph = _body(body, [(f"{p}_i", TensorProto.INT64), (f"{p}_cond_in", TensorProto.BOOL),
+                         (f"{p}_v_in", TensorProto.FLOAT)],
+                  [(f"{p}_cond_out", TensorProto.BOOL), (f"{p}_v_out", TensorProto.FLOAT)])
+    return c.node("Loop", [trip_count, c.const(True, np.bool_), c.const([0.0], np.float32)], body=graph)
+
+
+def _constant_branch(name: str, output: str) -> onnx.GraphProto:
+    one = numpy_helper.from_array(np.ones(1, np.float32))
+    return _body([helper.make_node("Constant", [], [output], value=one)], [], [(output, TensorProto.FLOAT)], name)
+
+
+def _nested_ifs(c: ConstantNodes, depth: int) -> str:
+    """``depth`` If nodes, each taking a branch that holds the next (all reading one condition
+    from the outer graph); the output of the outermost."""
+    cond = c.const(True, np.bool_)
+    node = helper.make_node("Constant", [], ["leaf"], value=numpy_helper.from_array(np.ones(1, np.float32)))
+    for level in range(depth):
+        taken = _body([node], [], [(node.output[0], TensorProto.FLOAT)], f"then{level}")
+        node = helper.make_node("If", [cond], [f"{c.prefix}_if{level}"], then_branch=taken,
+                                else_branch=_constant_branch(f"else{level}", f"{c.prefix}_else{level}"))
+    c.nodes.append(node)
+    return node.output[0]
+
+
+def _fold_bomb(c: ConstantNodes, kind: str, size: int) -> str:
+    """The output of a constant computation whose result (or work) is about ``size`` elements
+    (multiply-adds, iterations), from a file of a few hundred bytes."""
+    side = max(math.isqrt(size), 1)
+    if kind == "Pad":
+        return c.node("Pad", [c.const([[1.0]], np.float32), c.const([0, 0, 0, size])])
+    if kind == "OneHot":
+        return c.node("OneHot", [c.const([0]), c.const(size), c.const([0.0, 1.0], np.float32)])
+    if kind == "Resize":
+        return c.node("Resize", [c.const(np.ones((1, 1, 1, 1)), np.float32), "",
+                                 c.const([1, 1, side, side], np.float32)])
+    if kind in ("Mul", "Where"):  # two vectors of `side` elements broadcast against each other
+        column, row = c.filled([side, 1]), c.filled([1, side])
+        if kind == "Mul":
+            return c.node("Mul", [column, row])
+        return c.node("Where", [c.const([[True]], np.bool_), column, row])
+    if kind == "Conv":  # a small output, but each element a sum over a huge kernel
+        kernel = max(round(size ** 0.25), 1)
+        return c.node("Conv", [c.filled([1, 1, 2 * kernel, 2 * kernel]), c.filled([1, 1, kernel, kernel])])
+    if kind == "ConvTranspose":
+        return c.node("ConvTranspose", [c.filled([1, 1, 1, 1]), c.filled([1, 1, 1, 1])],
+                      output_shape=[side, side])
+    if kind == "MatMul":
+        inner = max(round(size ** (1 / 3)), 1)
+        return c.node("MatMul", [c.filled([inner, inner]), c.filled([inner, inner])])
+    if kind == "Einsum":  # every index combination once, unless contracted cleverly
+        n = max(round(size ** 0.25), 1)
+        return c.node("Einsum", [c.filled([n, n]), c.filled([n, n])], equation="ij,kl->ijkl")
+    if kind in ("RandomNormal", "RandomUniform"):  # one value: it broadcasts into any output
+        return c.node(kind, [], shape=[1])
+    if kind in ("RandomNormalLike", "RandomUniformLike", "Bernoulli"):
+        return c.node(kind, [c.const([0.5], np.float32)])
+    if kind == "Multinomial":
+        return c.node("Cast", [c.node("Multinomial", [c.const([[0.5, 0.5]], np.float32)])], to=TensorProto.FLOAT)
+    if kind == "Loop":
+        return _counting_loop(c, c.const(size))
+    if kind == "LoopForever":
+        return _counting_loop(c, "")
+    if kind == "NestedLoop":  # each loop's trip count is small; their product is not
+        count = max(math.isqrt(size), 1)
+        inner = ConstantNodes(f"{c.prefix}_inner")
+        step = _counting_loop(inner, inner.const(count))
+        constants = [helper.make_node("Constant", [], [t.name], value=t) for t in inner.initializers]
+        return _counting_loop(c, c.const(count), body_nodes=[*constants, *inner.nodes], step=step)
+    if kind == "Scan":  # one iteration per row of a constant
+        rows = c.filled([min(size, 1 << 22), 1])
+        body = _body([helper.make_node("Add", ["s_in", "x"], ["s_out"])],
+                     [("s_in", TensorProto.FLOAT), ("x", TensorProto.FLOAT)], [("s_out", TensorProto.FLOAT)])
+        return c.node("Scan", [c.const([0.0], np.float32), rows], body=body, num_scan_inputs=1)
+    if kind == "If":  # the taken branch pads a scalar to `size` elements
+        pad = helper.make_node("Pad", ["one_by_one", "pads"], ["padded"])
+        branch = _body([helper.make_node("Constant", [], ["one_by_one"], value=numpy_helper.from_array(np.ones((1, 1), np.float32))),
+                        helper.make_node("Constant", [], ["pads"], value=numpy_helper.from_array(np.array([0, 0, 0, size]))),
+                        pad], [], [("padded", TensorProto.FLOAT)], "padding")
+        return c.node("If", [c.const(True, np.bool_)], then_branch=branch,
+                      else_branch=_constant_branch("constant", "padded_else"))
+    if kind == "NestedIf":  # `size` levels of If (at most 24), each a few dozen bytes
+        return _nested_ifs(c, min(size, 24))  # protobuf refuses to parse ~30 levels
+    raise ValueError(f"no fold bomb {kind!r}; known: {FOLD_BOMBS}")
+
+
+FOLD_BOMBS = ["Pad", "OneHot", "Resize", "Mul", "Where", "Conv", "ConvTranspose", "MatMul", "Einsum",
+              "RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Bernoulli", "Multinomial"]
+CONTROL_FLOW_BOMBS = ["Loop", "LoopForever", "NestedLoop", "Scan", "If", "NestedIf"]
+
+
+def insert_fold_bomb(graph: onnx.GraphProto, index: int, kind: str, size: int) -> str:
+    """Graph output ``index`` plus a constant computation of ``kind`` (one of FOLD_BOMBS or
+    CONTROL_FLOW_BOMBS) sized by ``size``; the name prefix of its nodes."""
+    c = ConstantNodes(f"bomb_{kind.lower()}")
+    bomb = _fold_bomb(c, kind, size)
+    graph.initializer.extend(c.initializers)
+    route_output(graph, index, lambda pre, out: [*c.nodes, helper.make_node("Add", [pre, bomb], [out])])
+    return c.prefix
 
 
 # -- mutations of the model --------------------------------------------------------------------

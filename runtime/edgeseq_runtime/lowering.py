@@ -2,10 +2,11 @@
 
 Every tensor gets a concrete shape (time axis 1, batch axis ``batch``). Values computable at
 load time (initializers, Constant, shape arithmetic, anything whose inputs are all constant)
-are folded with ONNX's reference evaluator. What depends on the input or the state becomes a
-``Tensor``: a contiguous region of the arena. Ops that only move data (Reshape, Transpose,
-Slice, Concat, ...) are evaluated on the regions' addresses: a contiguous result is a view at
-no run-time cost, anything else one indexed copy. The rest become kernel instructions.
+are folded by ``folding`` (ONNX's reference evaluator, within a size and work budget). What
+depends on the input or the state becomes a ``Tensor``: a contiguous region of the arena. Ops
+that only move data (Reshape, Transpose, Slice, Concat, ...) are evaluated on the regions'
+addresses: a contiguous result is a view at no run-time cost, anything else one indexed copy.
+The rest become kernel instructions.
 """
 
 from dataclasses import dataclass, field
@@ -13,26 +14,16 @@ from dataclasses import dataclass, field
 import math
 import numpy as np
 import onnx
-from onnx.reference import ReferenceEvaluator
 
-from .errors import ModelError, first_line
+from .errors import ModelError
+from .folding import Folder
 from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims, type_name
 from .kernels.opcodes import OP_COPY
 from .ops import CONSTANT_HANDLERS, HANDLERS
 from .plan import Plan, PlanBuilder
-from .quantized import QuantizedWeight
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
-MAX_CONSTANT_ELEMENTS = 1 << 22  # 16 MB of float32: no streaming model folds a larger constant
-# Ops whose output size comes from the values of their inputs: checked before they run.
-_SIZE_FROM_VALUES = {
-    "ConstantOfShape": lambda v: math.prod(int(d) for d in np.ravel(v[0])),
-    "Expand": lambda v: math.prod(np.broadcast_shapes(np.shape(v[0]), tuple(int(d) for d in np.ravel(v[1])))),
-    "Tile": lambda v: np.size(v[0]) * math.prod(int(r) for r in np.ravel(v[1])),
-    "Range": lambda v: math.ceil(abs((float(v[1]) - float(v[0])) / float(v[2]))) if float(v[2]) else 0,
-    "Concat": lambda v: sum(np.size(part) for part in v if part is not None),
-}
 
 
 @dataclass
@@ -55,6 +46,7 @@ class Lowering:
         self.batch = batch
         self.builder = PlanBuilder()
         self.values: dict[str, object] = dict(graph.initializers)
+        self.folder = Folder(graph.opset, graph.fail, graph.describe)
         self.states: list[StateSlot] = []
         self._input_regions: dict[str, Tensor] = {}
         self.input_name = None
@@ -184,24 +176,9 @@ class Lowering:
         return self.values[name]
 
     def evaluate(self, node, feeds: dict):
-        """Run one node on numpy values with ONNX's reference evaluator, refusing results
-        larger than ``MAX_CONSTANT_ELEMENTS`` (checked before running where the inputs' values
-        set the size, so that a hostile shape cannot exhaust memory)."""
-        feeds = {name: np.asarray(v) if isinstance(v, QuantizedWeight) else v for name, v in feeds.items()}
-        try:
-            size = _SIZE_FROM_VALUES.get(node.op_type)
-            if size is not None and size([feeds.get(n) for n in node.input]) > MAX_CONSTANT_ELEMENTS:
-                self.fail(node, f"would make a tensor of more than {MAX_CONSTANT_ELEMENTS} elements")
-            evaluator = ReferenceEvaluator(node, opsets={"": self.graph.opset})
-            with np.errstate(all="ignore"):
-                outputs = evaluator.run(None, feeds)
-        except ModelError:
-            raise
-        except Exception as e:
-            self.fail(node, f"cannot be evaluated on its constant inputs ({first_line(e)})")
-        if any(np.size(out) > MAX_CONSTANT_ELEMENTS for out in outputs):
-            self.fail(node, f"makes a tensor of more than {MAX_CONSTANT_ELEMENTS} elements")
-        return outputs
+        """Run one node on constant values (``feeds``: {input name: value}); every fold of the
+        load goes through its one ``Folder`` and so spends from one budget."""
+        return self.folder.fold(node, feeds, self.values)
 
     def _bind_inputs(self):
         """Give the model input and every state input an arena region of concrete shape.
