@@ -1,7 +1,12 @@
 """The command line as a whole: its help reads as sentences, and a typo in an output path is
 caught before any work starts (nothing computed, nothing written)."""
 
+import os
+import subprocess
+import sys
+
 import click
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -38,3 +43,28 @@ def test_an_output_in_a_missing_folder_is_refused_before_any_work(tmp_path, comm
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and f"{missing}/" in lines[0] and "no such folder" in lines[0], result.stderr
     assert not (tmp_path / "no").exists()
+
+
+def test_kernels_cached_answers_for_the_cache_numba_would_use(tmp_path):
+    """An empty NUMBA_CACHE_DIR holds nothing; this test session's cache, after a step, does."""
+    import edgeseq_runtime
+
+    built = build_model(tmp_path, "GRU", input_size=2, hidden_size=4)
+    edgeseq_runtime.load(built.path).step(np.zeros(2, np.float32))
+    assert edgeseq_runtime.kernels_cached()
+    script = "import edgeseq_runtime; print(edgeseq_runtime.kernels_cached())"
+    empty = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                           env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
+    assert empty.stdout.strip() == "False", empty.stderr
+
+
+def test_a_first_step_that_will_compile_says_so_once(tmp_path):
+    """As on a new install (kernels_cached answering False), stream says it compiles, once."""
+    built = build_model(tmp_path, "GRU", input_size=2, hidden_size=4, head="matmul")
+    script = ("import sys, edgeseq_runtime; edgeseq_runtime.kernels_cached = lambda: False; "
+              f"from edgeseq.cli import main; sys.argv = ['edgeseq', 'stream', {str(built.path)!r}]; main()")
+    result = subprocess.run([sys.executable, "-c", script], input="1,2\n3,4\n", capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.count("compiling the runtime's kernels") == 1 and len(result.stderr.splitlines()) == 1
+    assert len(result.stdout.splitlines()) == 2

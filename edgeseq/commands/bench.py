@@ -36,6 +36,9 @@ def command(model, batch, reference, calls, cold_start, as_json, trust_code):
         if (architecture.input_size, architecture.output_size) != model_io:
             raise SourceError(f"{reference}: takes {architecture.input_size} and gives {architecture.output_size} "
                               f"values per step; {model} takes {model_io[0]} and gives {model_io[1]}")
+    from ..compiling import announce
+
+    announce()
     report = measure(model, batch=batch, calls=calls, cold_start=cold_start, reference=source)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))

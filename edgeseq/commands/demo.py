@@ -24,16 +24,19 @@ def command(out, quick):
     from edgeseq_export.demo import plot, run_study
     from edgeseq_export.series import read_series
 
+    from ..compiling import announce
+
     console = Console()
+    announce()  # the first export's check compiles the runtime's kernels on a new install
     epochs, calls = (3, 200) if quick else (60, 2000)
     tables, best = [], None
     for name in DATASETS:
         with resources.as_file(resources.files("edgeseq") / "data" / name) as data:
             series = read_series(data)
         folder = os.path.join(out, name.removesuffix(".csv"))
-        with training_progress() as on_epoch:
+        with training_progress() as for_model:
             rows = run_study(series, folder, epochs, calls,
-                             on_epoch=lambda cell: on_epoch(f"{cell.upper()} on {name}"))
+                             progress=lambda cell: for_model(f"{cell.upper()} on {name}"))
         tables.append(_table(name, rows))
         if plot(series, rows, os.path.join(folder, "forecast.png")):
             console.print(f"plot: {os.path.join(folder, 'forecast.png')}")

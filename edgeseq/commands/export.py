@@ -27,8 +27,11 @@ def command(model, output, quantize_mode, calibration, **options):
     Runtime and edgeseq agree on it. Nothing is written when they do not."""
     from edgeseq_export.api import export
 
+    from ..compiling import announce
     from ..reports import print_checked
 
+    if options["verify"] or quantize_mode:
+        announce()
     console = Console()
     report = print_checked(console, lambda: export(model, output, **options))
     checked = "" if report.verification is not None else ", not verified"

@@ -20,6 +20,9 @@ def command(model, output, mode, calibration, tolerance):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
     from edgeseq_export.quantize import QuantizationError, quantize
 
+    from ..compiling import announce
+
+    announce()
     report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance)
     print_report(report)
     if not report.passed:

@@ -50,7 +50,10 @@ def command(model, state_file, every, on_error):
     """Stream MODEL over CSV rows read from stdin, writing one output row per step."""
     import edgeseq_runtime
 
+    from ..compiling import announce
+
     stream = edgeseq_runtime.load(model)
+    announce()
     if state_file:
         _hold_lock(state_file)
     rows = 0  # consumed: read and, for a row that took a step, its output line written

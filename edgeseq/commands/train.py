@@ -40,8 +40,8 @@ def command(data, cell, output, column, window, hidden, layers, dropout, epochs,
     series = read_series(data, column)
     options = TrainOptions(cell=cell, hidden=hidden, layers=layers, window=window, epochs=epochs, lr=lr,
                            seed=seed, dropout=dropout, season=season)
-    with training_progress() as on_epoch:
-        result = train_forecaster(series, options, on_epoch=on_epoch(f"{cell} on {series.name}"), interruptible=True)
+    with training_progress() as for_model:
+        result = train_forecaster(series, options, on_epoch=for_model(f"{cell} on {series.name}"), interruptible=True)
     save_checkpoint(result.model, output, metrics=result.metrics,
                     training={"data": data, "column": series.name, **vars(options)})
     print_scores(series.name, {cell: result.metrics})
@@ -50,23 +50,32 @@ def command(data, cell, output, column, window, hidden, layers, dropout, epochs,
     Console().print(f"wrote {output}")
 
 
+class ModelProgress:
+    """One model's line in a progress display: called after every epoch (the ``on_epoch``
+    callback of ``train_forecaster``), and told each later phase of work on the model."""
+
+    def __init__(self, progress: Progress, label: str):
+        self._progress = progress
+        self._task = progress.add_task(label, total=None, status="")
+
+    def __call__(self, epoch, epochs, loss, val_rmse, early_stop):
+        status = f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}"
+        if early_stop:  # a full bar: stopping early is success, not a run cut short
+            epochs, status = epoch, f"{status}  (stopped early: no better validation RMSE)"
+        self._progress.update(self._task, completed=epoch, total=epochs, status=status)
+
+    def phase(self, text: str) -> None:
+        task = self._progress.tasks[self._task]
+        self._progress.update(self._task, total=task.completed or 1, completed=task.completed or 1, status=text)
+
+
 @contextmanager
 def training_progress():
     """A rich progress display; yields ``for_model(label)``, which adds a line for one model
-    and returns the ``on_epoch`` callback that advances it."""
+    and returns its ``ModelProgress``."""
     with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
                   TimeElapsedColumn()) as progress:
-        def for_model(label):
-            task = progress.add_task(label, total=None, status="")
-
-            def on_epoch(epoch, epochs, loss, val_rmse, early_stop):
-                status = f"epoch {epoch}/{epochs}  loss {loss:.4f}  val RMSE {val_rmse:.4g}"
-                if early_stop:  # a full bar: stopping early is success, not a run cut short
-                    epochs, status = epoch, f"{status}  (stopped early: no better validation RMSE)"
-                progress.update(task, completed=epoch, total=epochs, status=status)
-            return on_epoch
-
-        yield for_model
+        yield lambda label: ModelProgress(progress, label)
 
 
 def print_scores(column: str, metrics_by_model: dict) -> None:

@@ -19,6 +19,8 @@ def command(model, reference, **options):
     Options for reading the reference default to those MODEL.onnx was exported with."""
     from edgeseq_export.api import verify
 
+    from ..compiling import announce
     from ..reports import print_checked
 
+    announce()
     print_checked(Console(), lambda: verify(model, reference, **options))

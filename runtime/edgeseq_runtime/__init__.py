@@ -17,9 +17,11 @@ from .errors import EdgeseqError, ModelError  # noqa: E402
 from .graph import read_model  # noqa: E402
 from .lowering import LoweredModel, lower  # noqa: E402
 from .model import StreamingModel  # noqa: E402
+from .numba_cache import kernels_cached  # noqa: E402
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "LoweredModel", "ModelError", "StreamingModel", "load", "lower_model", "__version__"]
+__all__ = ["EdgeseqError", "LoweredModel", "ModelError", "StreamingModel", "kernels_cached", "load", "lower_model",
+           "__version__"]
 
 
 def load(path, batch: int = 1) -> StreamingModel:

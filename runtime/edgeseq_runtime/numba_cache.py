@@ -8,6 +8,9 @@ import. ``choose`` runs before any kernel is defined and, only in that case, poi
 ``~/.cache/edgeseq/numba``) and ``<temp dir>/edgeseq-numba-<uid>``. A ``NUMBA_CACHE_DIR`` the
 user set is never overridden.
 
+``kernels_cached`` tells whether the compiled kernels are in that cache already: a command
+line says so when the first step will compile them (about a minute, once per install).
+
 numba's cache index is a pickle, loaded when a kernel is first called: a cache folder that
 another user could write would run that user's code. So a folder is used only if it is a real
 directory owned by this user and writable by no one else.
@@ -61,3 +64,15 @@ def _private_folder(folder: Path) -> bool:
         return False
     return (stat.S_ISDIR(info.st_mode) and info.st_uid == os.getuid()
             and not info.st_mode & 0o022 and os.access(folder, os.W_OK))
+
+
+def kernels_cached() -> bool:
+    """Whether numba's on-disk cache holds the runtime's compiled entry point for these sources,
+    so that the first step runs at once instead of compiling. numba has no public question for
+    this: its cache index is read as numba itself does, and any failure answers "not cached"."""
+    from .kernels.interpreter import execute
+
+    try:
+        return bool(execute._cache._cache_file._load_index())
+    except Exception:  # a numba whose internals differ: claim nothing
+        return False
