@@ -290,6 +290,32 @@ def test_head(tmp_path, head, activation, batch):
         np.testing.assert_allclose(Y.sum(axis=-1), 1.0, rtol=0, atol=1e-5)
 
 
+def test_log_softmax_of_large_logits_keeps_its_precision(tmp_path):
+    """LogSoftmax(x + 1e4) against float64: (x - max) - log(sum) is exact to float32 rounding
+    of the result, where x - (max + log(sum)) rounds at 1e4's spacing (~1e-3). The logits are
+    the input plus a constant, so every engine rounds them alike; an RNN carries the state."""
+    nodes = [helper.make_node("RNN", ["x", "W", "R", "", "", "h0"], ["", "h_n"], hidden_size=3),
+             helper.make_node("Add", ["x", "offset"], ["logits"]),
+             helper.make_node("LogSoftmax", ["logits"], ["y"], axis=-1)]
+    rng = np.random.default_rng(0)
+    initializers = [numpy_helper.from_array(rng.standard_normal((1, 3, 5)).astype(np.float32), "W"),
+                    numpy_helper.from_array(rng.standard_normal((1, 3, 3)).astype(np.float32), "R"),
+                    numpy_helper.from_array(np.full(5, 1e4, np.float32), "offset")]
+    graph = helper.make_graph(nodes, "log_softmax", [
+        helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 5]),
+        helper.make_tensor_value_info("h0", TensorProto.FLOAT, [1, 1, 3])], [
+        helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 5]),
+        helper.make_tensor_value_info("h_n", TensorProto.FLOAT, [1, 1, 3])], initializers)
+    path = tmp_path / "log_softmax.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    X = (rng.standard_normal((20, 5)) * 3).astype(np.float32)
+    Y = edgeseq_runtime.load(path).run(X)
+    logits = (X + np.float32(1e4)).astype(np.float64)  # as float32 rounds them, in every engine
+    expected = logits - logits.max(-1, keepdims=True)
+    expected -= np.log(np.exp(expected).sum(-1, keepdims=True))
+    assert np.abs(Y - expected).max() <= 2e-6
+
+
 def test_head_softmax(tmp_path):
     check_streaming(tmp_path, "GRU", head="matmul", head_activation="Softmax", output_size=7)
 

@@ -506,10 +506,10 @@ static void softmax_f32(const int32_t *args, float *a)
             for (i = 0; i < n; i++) {
                 total += expf(x[i * inner + k] - top);
             }
-            if (log_softmax) {
-                const float shift = top + logf(total);
+            if (log_softmax) { /* (x - max) - log(sum): top + log(sum) would round away low bits */
+                const float log_total = logf(total);
                 for (i = 0; i < n; i++) {
-                    y[i * inner + k] = x[i * inner + k] - shift;
+                    y[i * inner + k] = (x[i * inner + k] - top) - log_total;
                 }
             } else {
                 for (i = 0; i < n; i++) {

@@ -68,10 +68,13 @@ def softmax_f32(code, p, w, a):
             total = np.float32(0.0)
             for i in range(n):
                 total += np.exp(x[i * inner + k] - top)
-            if log:
-                shift = top + np.log(total)
+            if log:  # (x - max) - log(sum): top + log(sum) would round away a large top's low bits;
+                # two passes, so that fastmath's reassociation cannot fold the two subtractions
                 for i in range(n):
-                    y[i * inner + k] = x[i * inner + k] - shift
+                    y[i * inner + k] = x[i * inner + k] - top
+                log_total = np.log(total)
+                for i in range(n):
+                    y[i * inner + k] -= log_total
             else:
                 for i in range(n):
                     y[i * inner + k] = np.exp(x[i * inner + k] - top) / total
