@@ -17,9 +17,10 @@ memory by more than ``MEMORY_BOUND``.
 
     with LoadSandbox() as sandbox:
         outcome = sandbox.load(model_bytes)      # an Outcome
+        outcome = sandbox.load_file(path)        # a file beside its external data
 
 Run as a script, this file is the worker: it reads cases from stdin (a JSON header line, then
-the file's bytes) and answers each with one JSON line on its original stdout. Its
+the file's bytes, or a path in the header) and answers each with one JSON line on its original stdout. Its
 ``load_and_step`` also serves in-process fuzzers (benchmarks/fuzz_load_atheris.py).
 """
 
@@ -78,14 +79,20 @@ class LoadSandbox:
 
     def load(self, data: bytes, batch: int = 1) -> Outcome:
         """Load ``data`` as a model file for ``batch`` streams and step it; the outcome."""
+        return self._ask({"size": len(data), "batch": batch}, data)
+
+    def load_file(self, path, batch: int = 1) -> Outcome:
+        """Load the model file at ``path`` (beside its external data) and step it; the outcome."""
+        return self._ask({"path": os.fspath(path), "batch": batch}, b"")
+
+    def _ask(self, case: dict, data: bytes) -> Outcome:
         fresh = self._process is None
         if fresh:
             self._start()
         stderr_start = self._stderr.seek(0, os.SEEK_END)
         timeout = WARM_UP_SECONDS if fresh else self.seconds_per_case
         try:
-            header = json.dumps({"size": len(data), "batch": batch}).encode() + b"\n"
-            self._process.stdin.write(header + data)
+            self._process.stdin.write(json.dumps(case).encode() + b"\n" + data)
             self._process.stdin.flush()
         except BrokenPipeError:
             pass  # the worker died; reading its answer below reports the crash
@@ -225,9 +232,10 @@ def _serve() -> None:
         path = os.path.join(folder, "model.onnx")
         while header := cases.readline():
             case = json.loads(header)
-            with open(path, "wb") as f:
-                f.write(cases.read(case["size"]))
-            answers.write(json.dumps(load_and_step(path, case["batch"])) + "\n")
+            if "path" not in case:
+                with open(path, "wb") as f:
+                    f.write(cases.read(case["size"]))
+            answers.write(json.dumps(load_and_step(case.get("path", path), case["batch"])) + "\n")
             answers.flush()
 
 

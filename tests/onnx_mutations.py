@@ -674,7 +674,28 @@ def flipped_bytes(data: bytes, choose: Choices) -> bytes:
     return bytes(damaged)
 
 
-BYTE_MUTATIONS: dict[str, Callable[[bytes, Choices], bytes]] = {f.__name__: f for f in (truncated, flipped_bytes)}
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    return bytes(out + bytes([value]))
+
+
+def protobuf_field_bomb(data: bytes, size: int) -> bytes:
+    """``data`` followed by a second ``graph`` field holding ``size`` bytes of empty ``node``
+    entries (protobuf merges it into the first): 2 bytes each in the file, hundreds parsed."""
+    empty_nodes = b"\x0a\x00" * (size // 2)  # field 1 (GraphProto.node), length 0
+    return data + b"\x3a" + _varint(len(empty_nodes)) + empty_nodes  # field 7 (ModelProto.graph)
+
+
+def empty_entries(data: bytes, choose: Choices) -> bytes:
+    """Up to megabytes of empty repeated entries appended to the graph."""
+    return protobuf_field_bomb(data, choose.pick([2, 1000, 1 << 20, 10 << 20]))
+
+
+BYTE_MUTATIONS: dict[str, Callable[[bytes, Choices], bytes]] = {
+    f.__name__: f for f in (truncated, flipped_bytes, empty_entries)}
 MUTATIONS = sorted([*MODEL_MUTATIONS, *BYTE_MUTATIONS])
 
 

@@ -3,11 +3,13 @@
 Everything here works on names and node structure only; values are the lowering's business.
 """
 
+import math
 import os
+import stat
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
+from onnx import external_data_helper, numpy_helper
 
 from .errors import ModelError, first_line
 
@@ -30,15 +32,34 @@ FLOAT_TYPES = frozenset({
 })
 
 
+MAX_MODEL_BYTES = 1 << 29  # the file and its external data: a streaming model holds a few MB of
+                           # weights, and a load keeps them in memory twice (bytes, then arrays)
+MAX_PROTO_FIELDS = 1 << 18  # fields of all messages in the file, counted before parsing: an empty
+                            # repeated entry takes 2 bytes on disk but hundreds in memory once parsed
+                            # (10 MB of them took 2 GB); a graph of 10^4 nodes has ~10^5 fields
+MAX_PROTO_DEPTH = 100  # messages nested deeper are refused (protobuf's own default limit)
+# Element types stored two to a byte.
+PACKED_4BIT = frozenset(getattr(onnx.TensorProto, name) for name in ("INT4", "UINT4", "FLOAT4E2M1")
+                        if hasattr(onnx.TensorProto, name))
+
+
 def read_model(path) -> onnx.ModelProto:
-    """Load and check an ONNX file (external data included); ModelError on anything malformed."""
+    """Load and check an ONNX file (external data included); ModelError on anything malformed.
+
+    Every size is checked before the memory it implies is taken: the file's, the number of
+    protobuf fields it holds, and each external tensor's bytes against its dims."""
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise ModelError(f"{path}: no such file")
+    data = _read_bounded(path)
     try:
-        model = onnx.load(path)
-    except Exception as e:  # protobuf raises its own DecodeError, external data OSError/ValueError
+        if _count_fields(memoryview(data), onnx.ModelProto.DESCRIPTOR, MAX_PROTO_FIELDS, 0) < 0:
+            raise ModelError(f"{path}: holds more than {MAX_PROTO_FIELDS} protobuf fields; "
+                             f"not a streaming model")
+        model = onnx.load_model_from_string(data)
+    except ModelError:
+        raise
+    except Exception as e:  # protobuf raises its own DecodeError, the field walk IndexError/ValueError
         raise ModelError(f"{path}: not a readable ONNX model ({first_line(e)})") from None
+    _load_external_data(model, path, len(data))
     if not model.graph.node:
         raise ModelError(f"{path}: not an ONNX model with a graph (no nodes found)")
     try:
@@ -46,6 +67,133 @@ def read_model(path) -> onnx.ModelProto:
     except Exception as e:  # ValidationError, or a C++ failure surfaced as another exception
         raise ModelError(f"{path}: invalid ONNX model: {first_line(e)}") from None
     return model
+
+
+def _read_bounded(path: str) -> bytes:
+    """The bytes of a regular file of at most MAX_MODEL_BYTES; a FIFO or a device is refused
+    without waiting for it (opened non-blocking, then looked at)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except OSError as e:
+        raise ModelError(f"{path}: cannot be opened ({e.strerror})") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ModelError(f"{path}: not a regular file")
+        if info.st_size > MAX_MODEL_BYTES:
+            raise ModelError(f"{path}: {info.st_size} bytes; a model file is at most {MAX_MODEL_BYTES}")
+        with os.fdopen(os.dup(fd), "rb") as f:
+            return f.read(MAX_MODEL_BYTES)
+    finally:
+        os.close(fd)
+
+
+def _count_fields(data: memoryview, descriptor, budget: int, depth: int) -> int:
+    """Walk one message's wire format, descending into its message fields, counting every field
+    against ``budget``; what is left of it (negative once exceeded: the walk stops there)."""
+    if depth > MAX_PROTO_DEPTH:
+        raise ValueError(f"messages nested more than {MAX_PROTO_DEPTH} deep")
+    pos, end = 0, len(data)
+    while pos < end:
+        tag, pos = _varint(data, pos)
+        budget -= 1
+        if budget < 0:
+            return budget
+        wire = tag & 7
+        if wire == 0:
+            pos = _varint(data, pos)[1]
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 2:
+            length, pos = _varint(data, pos)
+            field = descriptor.fields_by_number.get(tag >> 3)
+            if field is not None and field.message_type is not None:
+                budget = _count_fields(data[pos:pos + length], field.message_type, budget, depth + 1)
+                if budget < 0:
+                    return budget
+            pos += length
+        else:
+            raise ValueError(f"protobuf wire type {wire} at byte {pos}")
+    if pos > end:
+        raise ValueError("a field runs past the end of its message")
+    return budget
+
+
+def _varint(data: memoryview, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = data[pos]  # IndexError past the end: a truncated file
+        value |= (byte & 0x7F) << shift
+        pos += 1
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise ValueError(f"a varint longer than 10 bytes at byte {pos}")
+
+
+def _load_external_data(model: onnx.ModelProto, path: str, size: int) -> None:
+    """Read each external tensor's bytes, after checking that they are exactly dims x itemsize
+    and that all of them fit in MAX_MODEL_BYTES. onnx (>= 1.21) keeps the reads inside the
+    model's folder (no absolute paths, ``..``, links or non-regular files) and within the file."""
+    folder = os.path.dirname(os.path.abspath(path))
+    total = size
+    for tensor in _tensors(model.graph):
+        if not external_data_helper.uses_external_data(tensor):
+            continue
+        where = f"{path}: initializer '{tensor.name}'"
+        expected = _tensor_bytes(tensor, where)
+        try:
+            info = external_data_helper.ExternalDataInfo(tensor)
+        except ValueError as e:
+            raise ModelError(f"{where}: bad external data entry ({first_line(e)})") from None
+        if info.length is not None and info.length != expected:
+            raise ModelError(f"{where}: external data of {info.length} bytes, but its dims "
+                             f"{list(tensor.dims)} take {expected}")
+        total += expected
+        if total > MAX_MODEL_BYTES:
+            raise ModelError(f"{where}: the model's tensors take more than {MAX_MODEL_BYTES} bytes")
+        if info.length is None:  # else onnx reads to the end of the file, however large
+            tensor.external_data.add(key="length", value=str(expected))
+        try:
+            external_data_helper.load_external_data_for_tensor(tensor, folder)
+        except Exception as e:  # ValidationError (path), OSError, ValueError (offset/length)
+            raise ModelError(f"{where}: external data cannot be read ({first_line(e)})") from None
+
+
+def _tensor_bytes(tensor: onnx.TensorProto, where: str) -> int:
+    if any(d < 0 for d in tensor.dims):
+        raise ModelError(f"{where}: negative dims {list(tensor.dims)}")
+    count = math.prod(tensor.dims)
+    if tensor.data_type in PACKED_4BIT:
+        return (count + 1) // 2
+    try:
+        dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.data_type)
+    except Exception:  # KeyError or ValueError on a number ONNX has no type for
+        raise ModelError(f"{where}: {type_name(tensor.data_type)} cannot be stored as external data") from None
+    if dtype.kind in "OSU":
+        raise ModelError(f"{where}: strings cannot be stored as external data")
+    return count * dtype.itemsize
+
+
+def _tensors(graph: onnx.GraphProto):
+    """Every tensor of a graph: initializers, and those in node attributes and subgraphs."""
+    yield from graph.initializer
+    for sparse in graph.sparse_initializer:
+        yield from (sparse.values, sparse.indices)
+    for node in graph.node:
+        for attr in node.attribute:
+            if attr.HasField("t"):
+                yield attr.t
+            yield from attr.tensors
+            for sparse in [*([attr.sparse_tensor] if attr.HasField("sparse_tensor") else []), *attr.sparse_tensors]:
+                yield from (sparse.values, sparse.indices)
+            for subgraph in [*([attr.g] if attr.HasField("g") else []), *attr.graphs]:
+                yield from _tensors(subgraph)
 
 
 class Graph:
