@@ -2,10 +2,12 @@
 
 Every mutation takes its decisions from a ``Choices`` object, so that the same mutations serve
 hypothesis (whose report of a failure lists every decision) and atheris (which steers the
-decisions by coverage). ``MODEL_MUTATIONS`` change the ``ModelProto`` (types, shapes, attributes, the
-graph's structure); ``BYTE_MUTATIONS`` change the serialized file. ``seed_models`` writes the
-valid models they start from: each cell, heads, token models, layouts, stacked state and
-quantized weights, built with ``onnx_builders``.
+decisions by coverage). ``MODEL_MUTATIONS`` change the ``ModelProto`` (types, shapes,
+attributes, the graph's structure, external data, and constant computations that folding must
+refuse: ``FOLD_BOMBS``, ``CONTROL_FLOW_BOMBS``); ``BYTE_MUTATIONS`` change the serialized file
+(damage, millions of empty entries). ``seed_models`` writes the valid models they start from:
+each cell, heads, token models, layouts, stacked state and quantized weights, built with
+``onnx_builders``.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ OTHER_OPS = ["LSTM", "GRU", "RNN", "Gemm", "MatMul", "Add", "Div", "Softmax", "S
 DOMAINS = ["com.microsoft", "ai.onnx.ml", "edgeseq.custom", "ai.onnx", "\x00"]
 OPSETS = [1, 5, 6, 7, 9, 11, 12, 13, 14, 21, 22, 23, 99, 10**6]
 IR_VERSIONS = [0, 1, 3, 4, 7, 11, 12, 100]
-EXTERNAL_LOCATIONS = ["missing.bin", "../outside.bin", "/dev/zero", "/etc/hostname", "model.onnx", "", "."]
+EXTERNAL_LOCATIONS = ["missing.bin", "../outside.bin", "/dev/zero", "/etc/hostname", "model.onnx", "", ".",
+                      "warm_up.onnx", "/proc/self/mem"]
 FILL_VALUES = [math.nan, math.inf, -math.inf, 3.0e38, 0.0]
 CHAIN_LENGTHS = [2, 50, 1200, 5000]
 DIAMOND_DEPTHS = [3, 12, 40]
@@ -452,8 +455,8 @@ def initializer_external(model, choose):
     tensor.ClearField("raw_data")
     tensor.data_location = TensorProto.EXTERNAL
     entries = {"location": choose.pick(EXTERNAL_LOCATIONS),
-               "offset": str(choose.pick([0, 16, -1, 10**12])),
-               "length": str(choose.pick([0, 16, 10**10, -4]))}
+               "offset": str(choose.pick([0, 16, -1, 10**12, "x"])),
+               "length": str(choose.pick([0, 16, 10**10, -4, 2**31, 2**63]))}
     del tensor.external_data[:]
     for key in choose.pick([["location"], ["location", "offset"], ["location", "length"],
                             ["location", "offset", "length"], []]):
@@ -648,13 +651,25 @@ def huge_shape(model, choose):
         insert_huge_shape(model.graph, k, choose.pick(HUGE_SHAPE_OPS), choose.pick(HUGE))
 
 
+BOMB_SIZES = [0, 1, 4, 7, 4096, 2**31, 10**12]  # small ones fold (and may load); the rest must be refused
+
+
+def fold_bomb(model, choose):
+    """A graph output plus a constant computation: a folding bomb (Pad, OneHot, Resize, broadcast
+    Mul, Conv, ... of up to 10**12 elements or multiply-adds), a random op, or control flow
+    (Loop, Scan, If, nested) of up to 10**12 iterations, or within the budget."""
+    k = _pick_index(choose, model.graph.output)
+    if k is not None:
+        insert_fold_bomb(model.graph, k, choose.pick(FOLD_BOMBS + CONTROL_FLOW_BOMBS), choose.pick(BOMB_SIZES))
+
+
 MODEL_MUTATIONS: dict[str, Callable[[onnx.ModelProto, Choices], None]] = {
     f.__name__: f for f in (
         initializer_relabelled, initializer_converted, initializer_dims_disagree_with_data,
         initializer_resized, initializer_filled, initializer_removed, initializer_external,
         graph_input_changed, graph_output_changed, attribute_value, attribute_wrong_type,
         op_replaced, domain_changed, node_removed, nodes_reordered, cycle, input_rewired,
-        name_duplicated, opset_changed, identity_chain, diamonds, huge_shape,
+        name_duplicated, opset_changed, identity_chain, diamonds, huge_shape, fold_bomb,
     )
 }
 
