@@ -733,3 +733,68 @@ def test_non_onnx_file_is_refused(tmp_path, content):
     with pytest.raises(edgeseq_runtime.ModelError) as info:
         edgeseq_runtime.load(path)
     assert "not_a_model.onnx" in str(info.value), str(info.value)
+
+
+def _lstm_file(tmp_path, *, steps, sequence_lens=None, weights_as_inputs=False, dropout=None):
+    """An LSTM over X [steps, 1, 2] (hidden 3), as ONNX's own node tests write one: optionally a
+    constant sequence_lens, W and R as graph inputs, or a Dropout (ratio, training_mode) on Y_h."""
+    rng = np.random.default_rng(4)
+    weights = {"W": rng.standard_normal((1, 12, 2)).astype(np.float32),
+               "R": rng.standard_normal((1, 12, 3)).astype(np.float32)}
+    initializers = [] if weights_as_inputs else [numpy_helper.from_array(v, k) for k, v in weights.items()]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, [steps, 1, 2])]
+    if weights_as_inputs:
+        inputs += [helper.make_tensor_value_info(k, TensorProto.FLOAT, list(v.shape)) for k, v in weights.items()]
+    lens = ""
+    if sequence_lens is not None:
+        initializers.append(numpy_helper.from_array(np.array([sequence_lens], np.int32), "lens"))
+        lens = "lens"
+    nodes = [helper.make_node("LSTM", ["X", "W", "R", "", lens], ["", "Y_h"], hidden_size=3, name="lstm")]
+    output = "Y_h"
+    if dropout is not None:
+        ratio, training = dropout
+        initializers += [numpy_helper.from_array(np.array(ratio, np.float32), "ratio"),
+                         numpy_helper.from_array(np.array(training), "training")]
+        nodes.append(helper.make_node("Dropout", ["Y_h", "ratio", "training"], ["dropped"], name="dropout"))
+        output = "dropped"
+    graph = helper.make_graph(nodes, "lstm", inputs, [helper.make_tensor_value_info(output, TensorProto.FLOAT,
+                                                                                    [1, 1, 3])], initializers)
+    path = tmp_path / "lstm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    return path
+
+
+def test_sequence_lens_covering_the_sequence_streams_like_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    path = _lstm_file(tmp_path, steps=5, sequence_lens=5)
+    X = np.random.default_rng(5).standard_normal((5, 1, 2)).astype(np.float32)
+    expected = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"X": X})[0]
+    got = edgeseq_runtime.load(path).run(X[:, 0])[-1]  # the state after the whole sequence
+    np.testing.assert_allclose(got, expected.reshape(-1), atol=TOL)
+
+
+@pytest.mark.parametrize("steps, lengths", [(5, 3), (5, 0), (None, 3)], ids=["shorter", "zero", "undeclared"])
+def test_sequence_lens_that_ends_a_sequence_early_is_refused(tmp_path, steps, lengths):
+    path = _lstm_file(tmp_path, steps=steps or "T", sequence_lens=lengths)
+    with pytest.raises(edgeseq_runtime.ModelError, match=r"'lstm' \(LSTM\): sequence_lens \[\d\] does not cover"):
+        edgeseq_runtime.load(path)
+
+
+def test_weights_that_are_graph_inputs_are_named(tmp_path):
+    path = _lstm_file(tmp_path, steps=1, weights_as_inputs=True)
+    with pytest.raises(edgeseq_runtime.ModelError,
+                       match=r"'lstm' \(LSTM\): W \('W'\), R \('R'\) are graph inputs; .* initializers"):
+        edgeseq_runtime.load(path)
+
+
+@pytest.mark.parametrize("ratio, training, refused", [(0.5, True, True), (0.0, True, False), (0.5, False, False)])
+def test_dropout_in_training_mode_is_refused_not_ignored(tmp_path, ratio, training, refused):
+    path = _lstm_file(tmp_path, steps=1, dropout=(ratio, training))
+    if refused:
+        with pytest.raises(edgeseq_runtime.ModelError, match="'dropout' \\(Dropout\\): training_mode is true"):
+            edgeseq_runtime.load(path)
+        return
+    X = np.random.default_rng(6).standard_normal((1, 1, 2)).astype(np.float32)
+    expected = ReferenceEvaluator(str(path)).run(None, {"X": X})[0]
+    np.testing.assert_allclose(edgeseq_runtime.load(path).step(X[0, 0]), expected.reshape(-1), atol=TOL)

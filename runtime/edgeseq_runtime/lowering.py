@@ -24,6 +24,7 @@ from .plan import Plan, PlanBuilder
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
+_WEIGHT_SLOTS = {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"}  # a recurrent node's constant inputs
 
 
 @dataclass
@@ -198,6 +199,12 @@ class Lowering:
         self.input_name = x_name
         output = graph.model_output()
         feedback_outputs = [o for o in graph.outputs if o != output and not graph.is_state_output(o)]
+        for node in graph.recurrent_nodes():  # weights fed at run time: say which, and what is needed
+            weights = [f"{slot} ('{node.input[index]}')" for index, slot in _WEIGHT_SLOTS.items()
+                       if index < len(node.input) and node.input[index] in feedback_inputs]
+            if weights:
+                graph.fail(node, f"{', '.join(weights)} {'is a graph input' if len(weights) == 1 else 'are graph inputs'}; "
+                                 f"the runtime needs the weights in the file, as initializers")
         if len(feedback_outputs) < len(feedback_inputs):
             graph.fail(None, f"inputs {feedback_inputs} are neither the model input nor the state of an "
                              f"LSTM/GRU/RNN node, and no graph outputs carry their next values")

@@ -62,6 +62,18 @@ def lower_identity(ctx, node, inputs):
     return [inputs[0]]
 
 
+def lower_dropout(ctx, node, inputs):
+    """Dropout is the identity at inference. A graph that asks for training mode (the third
+    input, opset 12 on) with a ratio above 0 drops values at random: refused, not ignored."""
+    ratio, training = (list(inputs[1:3]) + [None, None])[:2]
+    if isinstance(ratio, Tensor) or isinstance(training, Tensor):
+        ctx.fail(node, "its ratio or training_mode is computed at run time; export the model in eval mode")
+    if training is not None and bool(np.asarray(training).ravel()[0]) and \
+            (ratio is None or float(np.asarray(ratio).ravel()[0]) > 0):
+        ctx.fail(node, "training_mode is true: it would drop values at random; export the model in eval mode")
+    return [inputs[0]]
+
+
 def lower_cast(ctx, node, inputs):
     if attribute(node, "to", onnx.TensorProto.FLOAT) not in FLOAT_TYPES:
         ctx.fail(node, "casting a computed tensor to a non-float type is not supported")
@@ -77,7 +89,7 @@ HANDLERS = {
     **{op: lower_movement for op in MOVEMENT},
     "Gather": lower_gather,
     "Identity": lower_identity,
-    "Dropout": lower_identity,
+    "Dropout": lower_dropout,
     "Cast": lower_cast,
     "Shape": lower_shape,
     "Size": lower_shape,

@@ -8,7 +8,7 @@ exporters already reorder to ONNX's.
 
 import numpy as np
 
-from ..graph import attribute
+from ..graph import attribute, input_dims
 from ..kernels import opcodes
 from ..kernels.activations import ACTIVATIONS
 from ..quantized import QuantizedWeight
@@ -37,6 +37,8 @@ def lower_recurrent(ctx, node, inputs):
         ctx.fail(node, "W and R are required")
     if isinstance(seq_lens, Tensor):
         ctx.fail(node, "sequence_lens is computed at run time; a stream has no sequence length")
+    if seq_lens is not None:
+        _check_sequence_lens(ctx, node, np.asarray(seq_lens))
     if not isinstance(x, Tensor):
         ctx.fail(node, "X does not depend on the model input")
 
@@ -109,6 +111,21 @@ def lower_recurrent(ctx, node, inputs):
                                        clip_off, input_forget, scratch])
         outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset), Tensor(state_shape, c.offset)]
     return outputs
+
+
+def _check_sequence_lens(ctx, node, lengths):
+    """A constant sequence_lens is honoured when it covers the whole declared sequence (it then
+    changes nothing). A shorter one ends some sequences early, leaving the state alone for the
+    steps after: a stream has no end to count from, so such a graph is refused, as is one whose
+    sequence length is not declared (nothing to check the lengths against)."""
+    declared = None
+    if ctx.input_time_axis is not None:
+        declared = input_dims(ctx.graph.inputs[ctx.input_name])[ctx.input_time_axis]
+    values = sorted({int(v) for v in lengths.ravel()})
+    if declared is None or values != [declared]:
+        length = f"the {declared}-step sequence X declares" if declared else "a sequence of undeclared length"
+        ctx.fail(node, f"sequence_lens {values} does not cover {length}: the steps after it would leave the "
+                       f"state unchanged, which a stream cannot mirror; export without sequence_lens")
 
 
 def _text(value) -> str:
