@@ -183,3 +183,39 @@ def test_cli_prints_the_report_and_fails_above_tolerance(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "edgeseq.cli", "quantize", str(tmp_path / "nope.onnx"), "-o",
                               str(tmp_path / "q3.onnx")], capture_output=True, text=True)
     assert missing.returncode == 1 and "nope.onnx" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_calibration_reads_the_column_the_model_was_trained_on(tmp_path):
+    """A CSV that train accepted (several numeric columns, no --column) calibrates the model
+    trained on it: the checkpoint records the column, export carries it, quantize reads it."""
+    from click.testing import CliRunner
+
+    from edgeseq.cli import main
+
+    rng = np.random.default_rng(2)
+    data = tmp_path / "sales.csv"
+    data.write_text("month,temperature,sales\n" + "".join(
+        f"m{i},{rng.normal(15, 5):.2f},{1000 + 100 * np.sin(i / 2) + rng.normal(0, 10):.1f}\n" for i in range(80)))
+    runner = CliRunner()
+    for args in (["train", data, "-o", tmp_path / "m.pt", "--epochs", "1", "--hidden", "4"],
+                 ["export", tmp_path / "m.pt", "-o", tmp_path / "m.onnx", "--no-verify"]):
+        result = runner.invoke(main, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+    report = quantize(tmp_path / "m.onnx", tmp_path / "q.onnx", calibration=data)
+    assert report.steps == 80 and (tmp_path / "q.onnx").exists()
+    sales = np.array([float(line.split(",")[2]) for line in data.read_text().splitlines()[1:]], np.float32)
+    expected = edgeseq_runtime.load(tmp_path / "m.onnx").run(sales.reshape(-1, 1))
+    got = edgeseq_runtime.load(tmp_path / "q.onnx").run(sales.reshape(-1, 1))
+    assert report.max_abs_error == pytest.approx(float(np.abs(got.astype(np.float64) - expected).max()), rel=1e-6)
+
+
+def test_calibration_of_several_columns_asks_for_column_when_the_model_does_not_say(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=1, hidden_size=8, head="matmul")
+    data = tmp_path / "two.csv"
+    data.write_text("t,a,b\n" + "".join(f"t{i},{i % 7},{i % 5}\n" for i in range(30)))
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match="two.csv: 2 numeric columns .* --column"):
+        quantize(built.path, tmp_path / "q.onnx", calibration=data)
+    assert not (tmp_path / "q.onnx").exists()
+    assert quantize(built.path, tmp_path / "q.onnx", calibration=data, columns=["b"]).steps == 30
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match="no column 'c'"):
+        quantize(built.path, tmp_path / "q2.onnx", calibration=data, columns=["c"])

@@ -15,15 +15,19 @@ from ..paths import output_file
               help="int8: per-channel weights behind DequantizeLinear; fp16: half-size weights, float32 math.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
               help="CSV or .npy of input rows to measure the error on (default: random inputs).")
+@click.option("--column", "columns", metavar="NAME[,NAME...]",
+              callback=lambda ctx, param, value: value.split(",") if value else None,
+              help="The CSV columns to read from --calibration [default: those the model was trained on, "
+                   "else every numeric column].")
 @click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")
-def command(model, output, mode, calibration, tolerance):
+def command(model, output, mode, calibration, columns, tolerance):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
     from edgeseq_export.quantize import QuantizationError, quantize
 
     from ..compiling import announce
 
     announce()
-    report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance)
+    report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance, columns=columns)
     print_report(report)
     if not report.passed:
         raise QuantizationError(f"{output}: largest output error {report.max_abs_error:.3g} exceeds "

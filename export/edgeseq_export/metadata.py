@@ -4,8 +4,10 @@ Every key starts with ``edgeseq.``. Plain strings are for people (Netron lists t
 ``version``, ``exporter``, ``source_file``, ``source_form``, ``source_sha256``, ``cells``.
 JSON values serve people and tools alike: ``input``, ``output`` and ``states`` (names, shapes,
 dtype), ``task``, ``normalisation`` (present when the model carries one; it is applied inside
-the graph, the values are recorded for reference), ``read_options`` (how MODEL.pt was read) and
-the whole ``architecture``, from which ``verify`` drives the graph.
+the graph, the values are recorded for reference), ``read_options`` (how MODEL.pt was read),
+``input_columns`` (the CSV columns an edgeseq checkpoint was trained on: ``quantize
+--calibration`` reads the same ones) and the whole ``architecture``, from which ``verify``
+drives the graph.
 """
 
 from __future__ import annotations
@@ -49,6 +51,8 @@ def properties(source, exporter: str) -> dict[str, str]:
         values["normalisation"] = {"applied_in_graph": True, **normalisation}
     if source.options.given():
         values["read_options"] = source.options.given()
+    if source.columns:
+        values["input_columns"] = source.columns
     return {PREFIX + key: value if isinstance(value, str) else json.dumps(value)
             for key, value in values.items()}
 

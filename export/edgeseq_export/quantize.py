@@ -165,11 +165,12 @@ def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
 
 
 def quantize(source, output, mode: str = "int8", calibration=None, tolerance: float | None = None,
-             steps: int = 200, seed: int = 0) -> QuantizationReport:
+             steps: int = 200, seed: int = 0, columns: list[str] | None = None) -> QuantizationReport:
     """Quantize the ONNX file ``source`` into ``output`` and measure what it costs.
 
     The outputs of the fp32 and the quantized model are compared with edgeseq's runtime over
-    ``calibration`` rows (CSV or .npy), or ``steps`` random steps, state carried. The report
+    ``calibration`` rows (CSV or .npy; of a CSV, the ``columns`` named, by default those the model
+    was trained on when its metadata records them), or ``steps`` random steps, state carried. The report
     says the file sizes and the errors, and whether they are within ``tolerance``. ``output``
     is written (atomically) only when everything succeeded and the errors are within
     ``tolerance``: a failed quantization leaves no file behind.
@@ -178,9 +179,9 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     source, output = os.fspath(source), os.fspath(output)
     reference = load(source)  # validates the model before any work
-    inputs = _inputs(reference, calibration, steps, seed)
-    bytes_before = _file_bytes(source)
     model = onnx.load(source)
+    inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
+    bytes_before = _file_bytes(source)
     quantized, names = (quantize_int8 if mode == "int8" else quantize_fp16)(model)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
@@ -213,11 +214,21 @@ def _task_metrics(model: onnx.ModelProto, inputs, expected, got, real_data: bool
     return {}
 
 
-def _inputs(model, calibration, steps: int, seed: int) -> np.ndarray:
+def _trained_columns(model: onnx.ModelProto) -> list[str] | None:
+    """The CSV columns the model was trained on, as its edgeseq metadata records them."""
+    recorded = {p.key: p.value for p in model.metadata_props}.get("edgeseq.input_columns")
+    try:
+        columns = json.loads(recorded) if recorded else None
+    except ValueError:
+        return None
+    return columns if isinstance(columns, list) and all(isinstance(c, str) for c in columns) else None
+
+
+def _inputs(model, calibration, columns, steps: int, seed: int) -> np.ndarray:
     if calibration is not None:
         if model.is_token_model:
-            return read_rows(calibration, 1)[:, 0].astype(np.int64)
-        return read_rows(calibration, model.input_size)
+            return read_rows(calibration, 1, columns)[:, 0].astype(np.int64)
+        return read_rows(calibration, model.input_size, columns)
     rng = np.random.default_rng(seed)
     if model.is_token_model:
         return rng.integers(0, model.vocab_size, steps)

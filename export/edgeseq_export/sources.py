@@ -46,6 +46,7 @@ class Source:
     task: dict = field(default_factory=lambda: dict(UNKNOWN_TASK))
     options: ReadOptions = ReadOptions()
     module: nn.Module | None = None  # the user's own module, when its forward can be the reference
+    columns: list[str] | None = None  # the data columns it takes, when the file records them (edgeseq checkpoints)
 
     def run(self, x: np.ndarray) -> TorchRun:
         """Run the whole (time, batch, ...) sequence ``x`` in one call, from a zero state.
@@ -102,7 +103,9 @@ def read_source(model_or_path, options: ReadOptions = ReadOptions()) -> Source:
     if models.is_checkpoint(data):
         checkpoint = models.checkpoint_from_dict(data, path)
         config = checkpoint.model.config
-        return Source(checkpoint.model, "edgeseq checkpoint", path, digest, config.task_description(), options)
+        column = checkpoint.training.get("column")
+        return Source(checkpoint.model, "edgeseq checkpoint", path, digest, config.task_description(), options,
+                      columns=[column] if isinstance(column, str) else None)
     if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         architecture, weights = layers.assemble(layers.from_state_dict(data, path), options, path)
         return Source(_network(architecture, weights, path), "state_dict", path, digest, options=options)
