@@ -12,26 +12,12 @@ import sys
 import onnx
 import pytest
 import torch
-from click.testing import CliRunner
 
-from edgeseq.cli import main
+from cli_results import assert_one_line_error, run
 from edgeseq.commands import options
 from edgeseq_export import architecture, verification
 from export_cases import HiddenActivation, UserSpec, build
 from onnx_builders import build_model
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgeseq: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 @pytest.fixture

@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from click.testing import CliRunner
 from torch import nn
 
 import edgeseq
-from edgeseq.cli import main
+from cli_results import assert_one_line_error, run
 from edgeseq_export import torch_files
 from edgeseq_export.errors import SourceError
 from edgeseq_export.models import SequenceModel, save_checkpoint
@@ -62,18 +61,6 @@ class GruWithMarker(nn.Module):
 
     def forward(self, x):
         return self.head(self.gate(self.rnn(x)[0]))
-
-
-def run(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("edgeseq: error: "), result.stderr
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture

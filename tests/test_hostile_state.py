@@ -116,7 +116,7 @@ def test_a_directory_is_refused(model, tmp_path):
 def test_a_file_larger_than_this_models_state_is_refused_before_reading(model, tmp_path):
     header, payload, _ = valid_parts(model)
     (tmp_path / "s.state").write_bytes(sign(header, payload + bytes(1 << 20)))
-    refused_unchanged(model, tmp_path / "s.state", "more than a state file of this model can hold")
+    refused_unchanged(model, tmp_path / "s.state", "bytes a state file of this model can hold")
 
 
 # -- links and leftovers on save -----------------------------------------------------------

@@ -21,12 +21,13 @@ from __future__ import annotations
 import os
 import pickle
 import re
-import stat
 import warnings
 import zipfile
 import zlib
 
 import torch
+
+from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 
 from .errors import SourceError
 
@@ -44,8 +45,6 @@ _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, Valu
                NotImplementedError, zlib.error)
 _UNSAFE_GLOBAL = re.compile(r"GLOBAL (\S+) was not an allowed global")
 _UNPICKLER_REASON = re.compile(r"WeightsUnpickler error:\s*(.+)")
-_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
 
 TRUST_ADVICE = ("pass --trust-code (or --trust-pickle) if you trust where the file came from, or save "
                 "the model's state_dict instead")
@@ -67,22 +66,11 @@ def read(path: str | os.PathLike, trust_code: bool = False):
 
 def open_model_file(path: str):
     """``path`` open for reading, once the open file is known to be a regular file of at most
-    MAX_FILE_BYTES. It is opened without blocking (opening a FIFO waits for a writer) and checked
-    as opened, so what is checked is what is read. A missing file is an OSError naming it."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    MAX_FILE_BYTES (see ``edgeseq_runtime.untrusted_file``). A missing file is an OSError naming it."""
     try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            kind = next((name for test, name in _FILE_KINDS if test(info.st_mode)), "a special file")
-            raise SourceError(f"{path}: {kind}, not a regular file; edgeseq reads a model from a regular file")
-        if info.st_size > MAX_FILE_BYTES:
-            raise SourceError(f"{path}: {info.st_size:,} bytes, more than the {MAX_FILE_BYTES:,} a model "
-                              f"file may have")
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
+        return open_regular(path, MAX_FILE_BYTES, "a model file may have")
+    except UnreadableFile as e:
+        raise SourceError(f"{path}: {e}") from None
 
 
 def checked_members(file, path: str) -> list[str]:

@@ -5,13 +5,13 @@ Everything here works on names and node structure only; values are the lowering'
 
 import math
 import os
-import stat
 
 import numpy as np
 import onnx
 from onnx import external_data_helper, numpy_helper
 
 from .errors import ModelError, first_line
+from .untrusted_file import UnreadableFile, read_regular
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 # Ops that only move or relabel data: state and outputs are traced through them.
@@ -49,7 +49,12 @@ def read_model(path) -> onnx.ModelProto:
     Every size is checked before the memory it implies is taken: the file's, the number of
     protobuf fields it holds, and each external tensor's bytes against its dims."""
     path = os.fspath(path)
-    data = _read_bounded(path)
+    try:
+        data = read_regular(path, MAX_MODEL_BYTES, "a model file may have")
+    except FileNotFoundError:
+        raise ModelError(f"{path}: no such file") from None
+    except UnreadableFile as e:
+        raise ModelError(f"{path}: {e}") from None
     try:
         if _count_fields(memoryview(data), onnx.ModelProto.DESCRIPTOR, MAX_PROTO_FIELDS, 0) < 0:
             raise ModelError(f"{path}: holds more than {MAX_PROTO_FIELDS} protobuf fields; "
@@ -67,27 +72,6 @@ def read_model(path) -> onnx.ModelProto:
     except Exception as e:  # ValidationError, or a C++ failure surfaced as another exception
         raise ModelError(f"{path}: invalid ONNX model: {first_line(e)}") from None
     return model
-
-
-def _read_bounded(path: str) -> bytes:
-    """The bytes of a regular file of at most MAX_MODEL_BYTES; a FIFO or a device is refused
-    without waiting for it (opened non-blocking, then looked at)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise ModelError(f"{path}: no such file") from None
-    except OSError as e:
-        raise ModelError(f"{path}: cannot be opened ({e.strerror})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise ModelError(f"{path}: not a regular file")
-        if info.st_size > MAX_MODEL_BYTES:
-            raise ModelError(f"{path}: {info.st_size} bytes; a model file is at most {MAX_MODEL_BYTES}")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            return f.read(MAX_MODEL_BYTES)
-    finally:
-        os.close(fd)
 
 
 def _count_fields(data: memoryview, descriptor, budget: int, depth: int) -> int:

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import stat
 import struct
 from dataclasses import dataclass
 
@@ -37,6 +36,7 @@ import numpy as np
 
 from .atomic import write_atomic
 from .errors import EdgeseqError, first_line
+from .untrusted_file import UnreadableFile, read_regular
 
 MAGIC = b"EDGESEQ\x00"
 VERSION = 2
@@ -73,7 +73,13 @@ def read_state(path, fingerprint: str, layout: dict[str, tuple]) -> SavedState:
     path = os.fspath(path)
     payload_size = 4 * sum(math.prod(shape) for shape in layout.values())
     header_bound = len(_header(fingerprint, MAX_COUNT, MAX_COUNT, layout)) + HEADER_SLACK
-    data = _read_regular_file(path, _PREFIX.size + header_bound + payload_size + _DIGEST)
+    try:
+        data = read_regular(path, _PREFIX.size + header_bound + payload_size + _DIGEST,
+                            "a state file of this model can hold")
+    except FileNotFoundError:
+        raise StateFileError(f"{path}: no such state file") from None
+    except UnreadableFile as e:
+        raise StateFileError(f"{path}: {e}") from None
     if len(data) < _PREFIX.size + _DIGEST or data[:len(MAGIC)] != MAGIC:
         raise StateFileError(f"{path}: not an edgeseq state file")
     body, digest = data[:-_DIGEST], data[-_DIGEST:]
@@ -108,40 +114,6 @@ def read_state(path, fingerprint: str, layout: dict[str, tuple]) -> SavedState:
 def _header(fingerprint: str, steps: int, rows: int, layout: dict[str, tuple]) -> bytes:
     return json.dumps({"fingerprint": fingerprint, "steps": steps, "rows": rows,
                        "states": [[name, list(shape)] for name, shape in layout.items()]}).encode()
-
-
-def _read_regular_file(path: str, limit: int) -> bytes:
-    """The bytes of ``path``, at most ``limit`` of them. The file is opened without blocking
-    (a FIFO with no writer would wait forever) and checked to be a regular file before
-    anything is read (``/dev/zero`` never ends)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise StateFileError(f"{path}: no such state file") from None
-    except OSError as e:
-        raise StateFileError(f"{path}: cannot open ({e.strerror})") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise StateFileError(f"{path}: not a regular file ({_file_kind(info.st_mode)})")
-        if info.st_size > limit:
-            raise StateFileError(f"{path}: {info.st_size} bytes, more than a state file of this model "
-                                 f"can hold ({limit})")
-        with os.fdopen(os.dup(fd), "rb") as f:
-            data = f.read(limit + 1)
-    except OSError as e:
-        raise StateFileError(f"{path}: cannot read ({e.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > limit:  # it grew after fstat
-        raise StateFileError(f"{path}: more than {limit} bytes, more than a state file of this model can hold")
-    return data
-
-
-def _file_kind(mode: int) -> str:
-    kinds = {stat.S_ISDIR: "a directory", stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device",
-             stat.S_ISBLK: "a block device", stat.S_ISSOCK: "a socket"}
-    return next((kind for test, kind in kinds.items() if test(mode)), "not a file")
 
 
 def _parse_header(path: str, raw: bytes, version: int) -> dict:

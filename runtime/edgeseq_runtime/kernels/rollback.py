@@ -18,23 +18,28 @@ _ZERO = np.float32(0.0)  # float32, so that the sum runs at float32's vector wid
 
 
 @njit(**JIT_OPTIONS)
-def save_state(code, a):
-    """Copy every state region to the saved region."""
+def _exchange(code, a, saving):
+    """Copy every state region to the saved region (``saving``), or back."""
     table, saved = code[HEADER_TABLES] + code[HEADER_STATES], code[HEADER_SAVED]
     for k in range(code[HEADER_N_STATES]):
         offset, size = code[table + 2 * k], code[table + 2 * k + 1]
-        copy(a[saved:saved + size], a[offset:offset + size])
+        if saving:
+            copy(a[saved:saved + size], a[offset:offset + size])
+        else:
+            copy(a[offset:offset + size], a[saved:saved + size])
         saved += size
+
+
+@njit(**JIT_OPTIONS)
+def save_state(code, a):
+    """Copy every state region to the saved region."""
+    _exchange(code, a, True)
 
 
 @njit(**JIT_OPTIONS)
 def restore_state(code, a):
     """Put every state region back as ``save_state`` found it."""
-    table, saved = code[HEADER_TABLES] + code[HEADER_STATES], code[HEADER_SAVED]
-    for k in range(code[HEADER_N_STATES]):
-        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
-        copy(a[offset:offset + size], a[saved:saved + size])
-        saved += size
+    _exchange(code, a, False)
 
 
 @njit(**JIT_OPTIONS)
