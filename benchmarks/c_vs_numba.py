@@ -2,7 +2,7 @@
 
     python benchmarks/c_vs_numba.py [--steps 10000] [--repeats 7]
 
-For GRU and LSTM step models (tests/torch_models.py: 16 inputs and 64 hidden, or 64 and 256,
+For GRU and LSTM step models (tests/support/torch_models.py: 16 inputs and 64 hidden, or 64 and 256,
 a Linear head to 3 outputs; exported with the TorchScript exporter), in fp32 and in int8 (QDQ
 weights from edgeseq_export.quantize.quantize_int8), it reports:
 
@@ -45,7 +45,7 @@ from edgeseq_export.quantize import quantize_int8  # noqa: E402
 from edgeseq_runtime.kernels.interpreter import execute  # noqa: E402
 from edgeseq_runtime.kernels.opcodes import HEADER_X_SIZE  # noqa: E402
 from edgeseq_runtime.kernels.packing import pack  # noqa: E402
-from torch_models import StepSpec, build, export_step  # noqa: E402
+from support.torch_models import StepSpec, build, export_step  # noqa: E402
 
 CELLS = ("GRU", "LSTM")
 SIZES = [(16, 64), (64, 256)]  # (inputs, hidden)

@@ -4,7 +4,7 @@ fixed examples of tests/test_fuzz_load.py.
     pip install atheris
     python benchmarks/fuzz_load_atheris.py --runs 20000 [--exclude identity_chain,huge_shape]
 
-Each input chooses a seed model and one to three mutations of ``tests/onnx_mutations.py``
+Each input chooses a seed model and one to three mutations of ``tests/support/onnx_mutations.py``
 (libFuzzer's bytes drive every choice, and its coverage of ``edgeseq_runtime`` steers them);
 the damaged file is loaded and stepped in this process. Anything but a clean load or a
 ``ModelError`` stops the run with the traceback, and libFuzzer saves the input as
@@ -40,8 +40,8 @@ def kernel_modules() -> list[str]:
 with atheris.instrument_imports(include=["edgeseq_runtime"], exclude=kernel_modules()):
     import edgeseq_runtime  # noqa: F401 - imported here to be instrumented
 
-from load_sandbox import ACCEPTED, LOADED, limit_address_space, load_and_step  # noqa: E402
-from onnx_mutations import MUTATIONS, mutated, seed_models  # noqa: E402
+from support.load_sandbox import ACCEPTED, LOADED, limit_address_space, load_and_step  # noqa: E402
+from support.onnx_mutations import MUTATIONS, mutated, seed_models  # noqa: E402
 
 
 class ProvidedChoices:

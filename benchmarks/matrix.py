@@ -35,7 +35,7 @@ from edgeseq_export.bench import (  # noqa: E402
     step_latencies,
 )
 from edgeseq_export.quantize import quantize  # noqa: E402
-from torch_models import StepSpec, build, export_step  # noqa: E402
+from support.torch_models import StepSpec, build, export_step  # noqa: E402
 
 CELLS = ("LSTM", "GRU", "RNN")
 SIZES = ((1, 32, 1), (16, 64, 1), (40, 128, 2), (64, 256, 1))

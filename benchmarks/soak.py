@@ -6,7 +6,7 @@ A device streams for months: memory must not grow, outputs must stay finite, and
 rounding must not pile up. For each cell (16 inputs, 64 hidden, weights uniform in
 ±1/sqrt(hidden) as PyTorch initialises them, so the state is contractive) the runtime streams
 random inputs in chunks: the first ``--step-calls`` steps of every chunk through ``step``, the
-rest through ``run``. The float64 numpy reference of tests/reference_rnn.py runs each chunk
+rest through ``run``. The float64 numpy reference of tests/support/reference_rnn.py runs each chunk
 from the state it carried out of the previous one. Prints, per cell: the process's resident
 memory after the first chunk and at the end, whether every output was finite, the largest
 difference between runtime and reference (outputs at every step, states at every chunk's end),
@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import edgeseq_runtime  # noqa: E402
 import reference_rnn  # noqa: E402
-from onnx_builders import NUM_GATES, build_model  # noqa: E402
+from support.onnx_builders import NUM_GATES, build_model  # noqa: E402
 
 CELLS = ["GRU", "LSTM"]
 INPUT_SIZE, HIDDEN_SIZE = 16, 64
@@ -132,7 +132,7 @@ def main(argv=None) -> None:
 
     print(f"# Soak: {args.steps:,} steps per cell, input {INPUT_SIZE}, hidden {HIDDEN_SIZE}, batch 1\n")
     print(f"- chunks of {args.chunk} steps: {args.step_calls} through step(out=), the rest through run(out=)")
-    print("- reference: tests/reference_rnn.py in float64, state carried across chunks; "
+    print("- reference: tests/support/reference_rnn.py in float64, state carried across chunks; "
           "drift = max |float32 - float64|\n")
     print("| cell | steps | all finite | max output drift | max state drift | RSS after 1st chunk MiB "
           "| RSS at end MiB | growth KiB | runtime s | µs/step | reference s |")

@@ -2,7 +2,7 @@
 
     python benchmarks/step_latency.py [--quick] [--exporter torchscript|dynamo|dynamo-external]
 
-For GRU and LSTM step models (tests/torch_models.py: recurrent layer(s) + Linear head) at a few
+For GRU and LSTM step models (tests/support/torch_models.py: recurrent layer(s) + Linear head) at a few
 sizes, batch 1, all on one thread of this machine, it measures one step of:
 
 * edgeseq:      ``StreamingModel.step(x)`` from Python (state carried inside the model);
@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import edgeseq_runtime  # noqa: E402
 import onnxruntime  # noqa: E402
 import torch  # noqa: E402
-from torch_models import (  # noqa: E402
+from support.torch_models import (  # noqa: E402
     EXPORTERS,
     OrtStepper,
     StepSpec,

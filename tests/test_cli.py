@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgeseq.cli import COMMANDS, main
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 
 def test_every_command_has_a_whole_sentence_summary():

@@ -10,10 +10,12 @@ import shutil
 
 import pytest
 
-from codegen_builds import (
+from support.codegen_builds import (
     FIRMWARE, MODELS, STEPS, TOL, builds, make, max_error, parse_rows, require,  # noqa: F401
     runtime_outputs, synthetic_sensor_rows, write_model,
 )
+
+pytestmark = pytest.mark.slow  # cross-compiles for a Cortex-M4 and runs it under QEMU
 
 codegen = pytest.importorskip("edgeseq_export.codegen")
 

@@ -4,7 +4,7 @@ fp32 and int8); NaN / Inf rows and bad token ids rejected with the state untouch
 contract (tests/c/check_model_api.c); an AddressSanitizer + UBSan run; and static properties of
 the objects (no allocation, no mutable globals, no VLAs, a bounded stack).
 
-The models are tests/codegen_builds.MODELS; each build compiles the shared runtime once.
+The models are tests/support/codegen_builds.MODELS; each build compiles the shared runtime once.
 """
 
 from __future__ import annotations
@@ -15,10 +15,12 @@ import subprocess
 import numpy as np
 import pytest
 
-from codegen_builds import (
+from support.codegen_builds import (
     C99_WARNINGS, GCC, MODEL_IDS, MODELS, SANITIZED, SIZES, STEPS, TOL, VOCAB, builds,  # noqa: F401
     max_error, parse_rows, require, rows_text, runtime_outputs,
 )
+
+pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
 
 pytest.importorskip("edgeseq_export")
 

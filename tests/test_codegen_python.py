@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from codegen_builds import MODELS, SIZES, write_model
-from onnx_builders import conv_model
+from support.codegen_builds import MODELS, SIZES, write_model
+from support.onnx_builders import conv_model
 
 codegen = pytest.importorskip("edgeseq_export.codegen")
 from edgeseq.cli import main  # noqa: E402

@@ -13,11 +13,11 @@ import onnx
 import pytest
 import torch
 
-from cli_results import assert_one_line_error, run
+from support.cli_results import assert_one_line_error, run
 from edgeseq.commands import options
 from edgeseq_export import architecture, verification
-from export_cases import HiddenActivation, UserSpec, build
-from onnx_builders import build_model
+from support.export_cases import HiddenActivation, UserSpec, build
+from support.onnx_builders import build_model
 
 
 @pytest.fixture

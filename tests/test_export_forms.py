@@ -17,7 +17,7 @@ import torch
 
 import edgeseq
 from edgeseq_export.errors import SourceError, VerificationFailed
-from export_cases import HiddenActivation, UserSpec, assert_streams_like, build, random_inputs
+from support.export_cases import HiddenActivation, UserSpec, assert_streams_like, build, random_inputs
 
 # Making TorchScript archives is deprecated by PyTorch, and tracing warns: users still have them.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit"),

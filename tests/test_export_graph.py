@@ -17,7 +17,7 @@ import torch
 
 import edgeseq
 from edgeseq_export.step_graph import OPSET
-from export_cases import UserSpec, assert_streams_like, build, node_types, random_inputs
+from support.export_cases import UserSpec, assert_streams_like, build, node_types, random_inputs
 
 NATIVE = {"LSTM": UserSpec("LSTM", num_layers=2), "GRU": UserSpec("GRU", batch_first=True),
           "RNN": UserSpec("RNN", nonlinearity="relu")}
@@ -80,6 +80,7 @@ def test_lstm_with_projection_is_a_written_out_cell(tmp_path):
 
 @pytest.mark.parametrize("spec", [UserSpec("LSTM", num_layers=2, proj_size=3, batch_first=True),
                                   UserSpec("RNN", bias=False)], ids=["lstm_proj", "rnn"])
+@pytest.mark.slow  # torch.onnx's dynamo exporter takes seconds a model
 def test_dynamo_exporter_path(tmp_path, spec):
     model, report = _export(tmp_path, spec, exporter="dynamo")
     assert report.verification.ok and report.exporter == "dynamo"

@@ -17,7 +17,7 @@ from torch import nn
 import edgeseq
 from edgeseq.models import ModelConfig, SequenceModel, load_checkpoint, save_checkpoint
 from edgeseq_export.errors import SourceError
-from export_cases import streamed_outputs
+from support.export_cases import streamed_outputs
 
 CONFIGS = {
     "lstm_regression": ModelConfig("lstm", input_size=3, hidden_size=8, outputs=2),

@@ -69,6 +69,7 @@ def reader():
     return read
 
 
+@pytest.mark.slow  # a hundred damaged files through torch's readers
 @settings(max_examples=CASES, deadline=None, derandomize=True, database=None, phases=[Phase.generate],
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data())

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from onnx import helper
 
 import edgeseq_runtime
-from load_sandbox import LOADED, MEMORY, LoadSandbox
-from onnx_builders import build_model
-from onnx_mutations import (
+from support.load_sandbox import LOADED, MEMORY, LoadSandbox
+from support.onnx_builders import build_model
+from support.onnx_mutations import (
     MUTATIONS, append_gather_diamonds, insert_concat_diamonds, insert_huge_shape, insert_identity_chain, mutated,
     seed_models,
 )
@@ -88,6 +88,7 @@ def test_mutated_model_loads_or_raises_model_error(seeds, sandbox, mutation, dat
     assert_loads_or_refuses(sandbox, mutated(seed.data, [mutation], DrawnChoices(data)), seed.batch)
 
 
+@pytest.mark.slow  # the per-mutation tests cover each class; this one combines them
 @settings(FUZZ, max_examples=MIXED_EXAMPLES)
 @given(data=st.data())
 def test_mixed_mutations_load_or_raise_model_error(seeds, sandbox, data):

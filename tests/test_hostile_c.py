@@ -18,12 +18,14 @@ import pytest
 from onnx import numpy_helper
 
 import edgeseq_runtime
-from codegen_builds import GCC, SANITIZED, TOL, compile_program, rows_text
-from hostile_models import (
+from support.codegen_builds import GCC, SANITIZED, TOL, compile_program, rows_text
+from support.hostile_models import (
     GROWING, GROWING_IDS, LARGE_TABLE_ROWS, SMALL_TABLE_ROWS, TABLE_ROWS, first_overflow,
     float_index_rnn, growing, reference_states, two_tables,
 )
-from onnx_builders import build_model
+from support.onnx_builders import build_model
+
+pytestmark = pytest.mark.slow  # compiles generated C
 
 pytest.importorskip("edgeseq_export")
 

@@ -12,8 +12,8 @@ import subprocess
 import onnx
 import pytest
 
-from codegen_builds import C99_WARNINGS, GCC, require
-from onnx_builders import build_model
+from support.codegen_builds import C99_WARNINGS, GCC, require
+from support.onnx_builders import build_model
 
 codegen = pytest.importorskip("edgeseq_export.codegen")
 

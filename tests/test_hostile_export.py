@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 import edgeseq
-from cli_results import assert_one_line_error, run
+from support.cli_results import assert_one_line_error, run
 from edgeseq_export import torch_files
 from edgeseq_export.errors import SourceError
 from edgeseq_export.models import SequenceModel, save_checkpoint

@@ -23,9 +23,9 @@ import pytest
 from onnx import TensorProto
 
 import edgeseq_runtime
-from load_sandbox import MODEL_ERROR, LoadSandbox
-from onnx_builders import build_model
-from onnx_mutations import CONTROL_FLOW_BOMBS, FOLD_BOMBS, insert_fold_bomb, protobuf_field_bomb
+from support.load_sandbox import MODEL_ERROR, LoadSandbox
+from support.onnx_builders import build_model
+from support.onnx_mutations import CONTROL_FLOW_BOMBS, FOLD_BOMBS, insert_fold_bomb, protobuf_field_bomb
 
 SECONDS_PER_CASE = 5  # a refusal takes well under a second; a hang is killed after this
 

@@ -9,7 +9,7 @@
   a NaN input: ``step`` keeps the state bit for bit, ``run`` keeps the state of before the run
   and names the step; the stream then goes on, and its state saves and loads.
 
-Models and references: tests/hostile_models.py.
+Models and references: tests/support/hostile_models.py.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ import pytest
 from onnx import numpy_helper
 
 import edgeseq_runtime
-from hostile_models import (
+from support.hostile_models import (
     GROWING, GROWING_IDS, LARGE_TABLE_ROWS, SMALL_TABLE_ROWS, TABLE_ROWS, first_overflow,
     float_index_rnn, growing, reference_states, two_tables,
 )
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 
 def same_bits(a: dict, b: dict) -> bool:

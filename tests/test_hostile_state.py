@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 
 import edgeseq_runtime
 from edgeseq_runtime.state_file import StateFileError
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 MAGIC = b"EDGESEQ\x00"
 FUZZ = settings(max_examples=300, deadline=None, derandomize=True, database=None,

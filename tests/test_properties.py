@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import edgeseq_runtime
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 PROPERTIES = settings(max_examples=100, deadline=None, derandomize=True, database=None,
                       suppress_health_check=[HealthCheck.too_slow])

@@ -13,7 +13,7 @@ from onnx import numpy_helper
 
 import edgeseq_runtime
 from edgeseq_export.quantize import QuantizationError, quantize
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 TOL = 1e-5
 CASES = {

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).parents[1]
 README = (ROOT / "README.md").read_text()
 
@@ -25,6 +27,7 @@ def test_install_and_test_commands_are_the_ones_ci_runs():
     assert tests.split("&& ")[-1] in ci
 
 
+@pytest.mark.slow  # trains, exports, quantizes, streams, benchmarks and generates C
 def test_the_tour_runs_as_written(tmp_path):
     (tmp_path / "edgeseq").mkdir()
     os.symlink(ROOT / "edgeseq" / "data", tmp_path / "edgeseq" / "data")

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import edgeseq_runtime
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 PROBE = """
 import os, sys

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 
-import reference_rnn
-from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
+from support import reference_rnn
+from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 ort = pytest.importorskip("onnxruntime")
 

@@ -6,7 +6,7 @@ import pytest
 
 import edgeseq_runtime
 from edgeseq_export.quantize import quantize
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 TOL = 1e-5
 

@@ -4,7 +4,7 @@ import subprocess
 import sys
 import textwrap
 
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 
 def test_models_of_every_kind_share_one_compiled_signature(tmp_path):

@@ -1,9 +1,9 @@
 """edgeseq_runtime on the ONNX recurrent operators, streamed one step at a time and compared with
 independent references on the whole sequence.
 
-Every model here is built by tests/onnx_builders.py; each case streams T >= 50 random steps through
+Every model here is built by tests/support/onnx_builders.py; each case streams T >= 50 random steps through
 `StreamingModel.step` (the state carried inside the runtime) and compares with the per-step
-outputs of the float64 numpy reference (tests/reference_rnn.py, always), of onnxruntime and of
+outputs of the float64 numpy reference (tests/support/reference_rnn.py, always), of onnxruntime and of
 onnx.reference.ReferenceEvaluator (where they implement the case; see onnx_builders.ORT_GAPS and
 ONNX_REFERENCE_GAPS). Max abs error <= 1e-5. Then the StreamingModel API: run == steps, clone,
 reset, get_state / set_state, bad input, and the models the runtime must refuse with ModelError.
@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
-import reference_rnn
+from support import reference_rnn
 from edgeseq_export.quantize import quantize
-from onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
+from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 edgeseq_runtime = pytest.importorskip("edgeseq_runtime")
 

@@ -1,7 +1,7 @@
 """edgeseq_runtime streams what torch.onnx.export writes, step by step, like PyTorch does.
 
 Each case builds a seeded ``torch.nn.GRU`` / ``LSTM`` / ``RNN`` + ``Linear`` step model
-(tests/torch_models.py), exports it with the TorchScript exporter, the dynamo exporter, and the
+(tests/support/torch_models.py), exports it with the TorchScript exporter, the dynamo exporter, and the
 dynamo exporter with its weights in an external ``.onnx.data`` file, loads it with
 ``edgeseq_runtime.load(path, batch=B)``, streams 60 random steps through ``m.step``, and compares
 with two independent references: PyTorch running the whole sequence at once, and onnxruntime
@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
 
 import edgeseq_runtime  # noqa: E402
-from torch_models import (  # noqa: E402
+from support.torch_models import (  # noqa: E402
     EXPORTERS,
     OrtStepper,
     StepSpec,
@@ -47,7 +47,8 @@ SPECS = [
 ]
 
 spec_params = pytest.mark.parametrize("spec", SPECS, ids=[s.name for s in SPECS])
-exporter_params = pytest.mark.parametrize("exporter", list(EXPORTERS))
+exporter_params = pytest.mark.parametrize("exporter", [  # torch.onnx's dynamo exporter takes seconds a model
+    pytest.param(e, marks=pytest.mark.slow) if "dynamo" in e else e for e in EXPORTERS])
 
 
 @pytest.fixture(scope="module")

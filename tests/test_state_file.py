@@ -8,7 +8,7 @@ import pytest
 
 import edgeseq_runtime
 from edgeseq_runtime.state_file import StateFileError
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 
 @pytest.fixture

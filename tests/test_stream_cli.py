@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import edgeseq_runtime
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 STREAM = [sys.executable, "-m", "edgeseq.cli", "stream"]
 
@@ -77,6 +77,7 @@ def test_rows_in_rows_out_match_the_runtime(gru):
     np.testing.assert_array_equal(got, expected)
 
 
+@pytest.mark.slow  # a fresh process per kill
 def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_outputs(gru, tmp_path):
     rows = _rows(1000, seed=1)
     reference = Streamer(gru.path)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import edgeseq_runtime
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 THREADS = 4
 STEPS = 400

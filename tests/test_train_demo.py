@@ -15,6 +15,8 @@ from edgeseq_export.models import load_checkpoint
 from edgeseq_export.series import read_series, seasonal_naive, seasonal_period
 from edgeseq_export.training import TrainOptions, one_step_predictions, train_forecaster
 
+pytestmark = pytest.mark.slow  # training, and the CLI in fresh processes
+
 DATA = Path(__file__).parents[1] / "edgeseq" / "data"
 EDGESEQ = [sys.executable, "-m", "edgeseq.cli"]
 

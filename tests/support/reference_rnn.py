@@ -369,7 +369,7 @@ def run_node(node, values):
 
 # ---------------------------------------------------------------------------------------------
 # A whole graph, in float64: the recurrent nodes above plus the few glue and head ops that
-# tests/onnx_builders.py emits. Straight numpy, one line per op, no shape checks.
+# tests/support/onnx_builders.py emits. Straight numpy, one line per op, no shape checks.
 # ---------------------------------------------------------------------------------------------
 
 

@@ -22,8 +22,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-import reference_rnn
-from onnx_builders import Built, build_model
+from support import reference_rnn
+from support.onnx_builders import Built, build_model
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)
 TABLE_ROWS = 10

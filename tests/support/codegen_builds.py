@@ -1,6 +1,6 @@
 """Models for the code generation tests, and the builds and runs of the C generated from them.
 
-`MODELS` names one small ONNX model per case (built by tests/onnx_builders.py; int8 ones through
+`MODELS` names one small ONNX model per case (built by tests/support/onnx_builders.py; int8 ones through
 `edgeseq_export.quantize.quantize_int8`, which puts DequantizeLinear with per-channel scales in
 front of every weight matrix). Together they use every instruction of the C runtime: LSTM, GRU
 and RNN in fp32 and int8, one and two layers, Gemm and MatMul + Add heads, activations, softmax,
@@ -27,11 +27,11 @@ import numpy as np
 import onnx
 import pytest
 
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FIRMWARE = ROOT / "firmware_examples"
-API_CHECK = Path(__file__).resolve().parent / "c" / "check_model_api.c"
+API_CHECK = Path(__file__).resolve().parents[1] / "c" / "check_model_api.c"
 C99_WARNINGS = ["-std=c99", "-Wall", "-Wextra", "-Wpedantic", "-Werror"]
 TOL = 1e-5
 STEPS = 200

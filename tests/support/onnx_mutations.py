@@ -21,7 +21,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from edgeseq_export.quantize import quantize_fp16, quantize_int8
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 
 class Choices(Protocol):

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import edgeseq_runtime
-from onnx_builders import build_model
+from support.onnx_builders import build_model
 
 # Outcome kinds. The first two are what the contract allows; the rest are bugs.
 LOADED = "loaded"            # loaded, and a few steps ran
@@ -125,8 +125,10 @@ class LoadSandbox:
         self.close()
 
     def _start(self) -> None:
-        self._process = subprocess.Popen([sys.executable, "-X", "faulthandler", __file__],
-                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr)
+        tests = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # where ``support`` is found
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))}
+        self._process = subprocess.Popen([sys.executable, "-X", "faulthandler", "-m", "support.load_sandbox"],
+                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, env=env)
 
     def _stop(self) -> int:
         process, self._process = self._process, None

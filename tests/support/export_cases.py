@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 import edgeseq_runtime
-from torch_models import OrtStepper, ort_session
+from support.torch_models import OrtStepper, ort_session
 
 TOLERANCE = 1e-5  # max abs error, fp32, over a short sequence
 ACTIVATION_MODULES = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}

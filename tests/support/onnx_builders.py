@@ -29,7 +29,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-import reference_rnn
+from support import reference_rnn
 
 NUM_GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
 OPSET = 17
