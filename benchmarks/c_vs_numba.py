@@ -4,7 +4,7 @@
 
 For GRU and LSTM step models (tests/support/torch_models.py: 16 inputs and 64 hidden, or 64 and 256,
 a Linear head to 3 outputs; exported with the TorchScript exporter), in fp32 and in int8 (QDQ
-weights from edgeseq_export.quantize.quantize_int8), it reports:
+weights from edgeseq_export.backends.quantize.quantize_int8), it reports:
 
 * for 16/64 (64/256 needs more memory than the board has), Cortex-M4 (firmware_examples/cortex-m, arm-none-eabi-gcc -O2, QEMU mps2-an386): flash (vectors,
   text, rodata and the .data image, from `make size`), of which the model's constant data
@@ -40,8 +40,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
 import edgeseq_runtime  # noqa: E402
-from edgeseq_export.codegen import generate  # noqa: E402
-from edgeseq_export.quantize import quantize_int8  # noqa: E402
+from edgeseq_export.backends.codegen import generate  # noqa: E402
+from edgeseq_export.backends.quantize import quantize_int8  # noqa: E402
 from edgeseq_runtime.kernels.interpreter import execute  # noqa: E402
 from edgeseq_runtime.kernels.opcodes import HEADER_X_SIZE  # noqa: E402
 from edgeseq_runtime.kernels.packing import pack  # noqa: E402

@@ -27,14 +27,14 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 import edgeseq_runtime  # noqa: E402
-from edgeseq_export.bench import (  # noqa: E402
+from edgeseq_export.backends.bench import (  # noqa: E402
     OnnxRuntimeStepper,
     cold_start_seconds,
     onnxruntime_sequence_rate,
     seconds_of,
     step_latencies,
 )
-from edgeseq_export.quantize import quantize  # noqa: E402
+from edgeseq_export.backends.quantize import quantize  # noqa: E402
 from support.torch_models import StepSpec, build, export_step  # noqa: E402
 
 CELLS = ("LSTM", "GRU", "RNN")

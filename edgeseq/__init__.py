@@ -41,8 +41,8 @@ def quantize(path, output, mode="int8", **options):
     """Store the ONNX model's weights as int8 (QDQ, per-channel) or fp16 in ``output``; returns
     the report (file sizes, output errors against the original).
 
-    The options are ``edgeseq_export.quantize.quantize``'s. Needs edgeseq-export.
+    The options are ``edgeseq_export.backends.quantize.quantize``'s. Needs edgeseq-export.
     """
-    from edgeseq_export.quantize import quantize as quantize_model
+    from edgeseq_export.backends.quantize import quantize as quantize_model
 
     return quantize_model(path, output, mode, **options)

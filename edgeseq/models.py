@@ -6,11 +6,11 @@
     ...train: y, state = model(x) with x (batch, time, input_size)...
     save_checkpoint(model, "model.pt", metrics={"val_rmse": 0.12})   # then: edgeseq export model.pt
 
-The code lives in ``edgeseq_export.models``: the exporter rebuilds these models from their
+The code lives in ``edgeseq_export.pytorch.models``: the exporter rebuilds these models from their
 checkpoints, and the toolchain package must not depend on this one.
 """
 
-from edgeseq_export.models import (
+from edgeseq_export.pytorch.models import (
     TASKS,
     Checkpoint,
     ModelConfig,

@@ -9,9 +9,9 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from support.onnx_builders import build_model
 
 from edgeseq.cli import COMMANDS, main
-from support.onnx_builders import build_model
 
 
 def test_every_command_has_a_whole_sentence_summary():

@@ -9,15 +9,24 @@ import re
 import shutil
 
 import pytest
-
 from support.codegen_builds import (
-    FIRMWARE, MODELS, STEPS, TOL, builds, make, max_error, parse_rows, require,  # noqa: F401
-    runtime_outputs, synthetic_sensor_rows, write_model,
+    FIRMWARE,  # noqa: F401
+    MODELS,
+    STEPS,
+    TOL,
+    builds,
+    make,
+    max_error,
+    parse_rows,
+    require,
+    runtime_outputs,
+    synthetic_sensor_rows,
+    write_model,
 )
 
 pytestmark = pytest.mark.slow  # cross-compiles for a Cortex-M4 and runs it under QEMU
 
-codegen = pytest.importorskip("edgeseq_export.codegen")
+codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 
 # One fp32 and one int8 model, two layers each, between them LSTM, GRU, a Gemm and a MatMul head.
 CORTEX_M_MODELS = [case for case in MODELS if case.name in ("lstm_fp32_2layers", "gru_int8_2layers_stacked_state")]

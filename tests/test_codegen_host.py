@@ -14,10 +14,22 @@ import subprocess
 
 import numpy as np
 import pytest
-
 from support.codegen_builds import (
-    C99_WARNINGS, GCC, MODEL_IDS, MODELS, SANITIZED, SIZES, STEPS, TOL, VOCAB, builds,  # noqa: F401
-    max_error, parse_rows, require, rows_text, runtime_outputs,
+    C99_WARNINGS,  # noqa: F401
+    GCC,
+    MODEL_IDS,
+    MODELS,
+    SANITIZED,
+    SIZES,
+    STEPS,
+    TOL,
+    VOCAB,
+    builds,
+    max_error,
+    parse_rows,
+    require,
+    rows_text,
+    runtime_outputs,
 )
 
 pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)

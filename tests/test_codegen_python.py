@@ -12,15 +12,15 @@ import re
 import numpy as np
 import pytest
 from click.testing import CliRunner
-
 from support.codegen_builds import MODELS, SIZES, write_model
 from support.onnx_builders import conv_model
 
-codegen = pytest.importorskip("edgeseq_export.codegen")
-from edgeseq.cli import main  # noqa: E402
-from edgeseq_export import cgen  # noqa: E402
+codegen = pytest.importorskip("edgeseq_export.backends.codegen")
+from edgeseq_export.backends import cgen  # noqa: E402
 from edgeseq_runtime import lower_model  # noqa: E402
 from edgeseq_runtime.kernels import activations, elementwise_f32, matvec, opcodes  # noqa: E402
+
+from edgeseq.cli import main  # noqa: E402
 
 RUNTIME_C = codegen.RUNTIME_SOURCES / "edgeseq_rt.c"
 

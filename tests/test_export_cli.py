@@ -12,12 +12,13 @@ import sys
 import onnx
 import pytest
 import torch
-
+from edgeseq_export.onnx_model import verification
+from edgeseq_export.pytorch import architecture
 from support.cli_results import assert_one_line_error, run
-from edgeseq.commands import options
-from edgeseq_export import architecture, verification
 from support.export_cases import HiddenActivation, UserSpec, build
 from support.onnx_builders import build_model
+
+from edgeseq.commands import options
 
 
 @pytest.fixture
@@ -57,7 +58,7 @@ def test_export_then_verify_then_inspect(tmp_path, state_dict):
 @pytest.mark.parametrize("mode", ["fp32", "int8", "fp16"])
 def test_inspect_counts_parameters_as_pytorch_does(tmp_path, state_dict, mode):
     """Weights stored as int8 or fp16 count as the parameters they decode to; scales do not."""
-    from edgeseq_export.quantize import quantize
+    from edgeseq_export.backends.quantize import quantize
 
     model, source = state_dict
     out = tmp_path / "model.onnx"
@@ -73,8 +74,8 @@ def test_inspect_counts_parameters_as_pytorch_does(tmp_path, state_dict, mode):
 
 def test_verify_judges_an_int8_file_by_its_qdq_math(tmp_path, state_dict):
     """Stock ONNX Runtime quantizes activations too: shown, not judged; the QDQ math is judged."""
-    from edgeseq_export.quantize import quantize
-    from edgeseq_export.verification import verify
+    from edgeseq_export.backends.quantize import quantize
+    from edgeseq_export.onnx_model.verification import verify
 
     _, source = state_dict
     out = tmp_path / "model.onnx"

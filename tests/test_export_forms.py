@@ -14,10 +14,10 @@ import os
 import numpy as np
 import pytest
 import torch
-
-import edgeseq
 from edgeseq_export.errors import SourceError, VerificationFailed
 from support.export_cases import HiddenActivation, UserSpec, assert_streams_like, build, random_inputs
+
+import edgeseq
 
 # Making TorchScript archives is deprecated by PyTorch, and tracing warns: users still have them.
 pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit"),

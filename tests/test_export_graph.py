@@ -14,10 +14,10 @@ import time
 import onnx
 import pytest
 import torch
+from edgeseq_export.onnx_model.step_graph import OPSET
+from support.export_cases import UserSpec, assert_streams_like, build, node_types, random_inputs
 
 import edgeseq
-from edgeseq_export.step_graph import OPSET
-from support.export_cases import UserSpec, assert_streams_like, build, node_types, random_inputs
 
 NATIVE = {"LSTM": UserSpec("LSTM", num_layers=2), "GRU": UserSpec("GRU", batch_first=True),
           "RNN": UserSpec("RNN", nonlinearity="relu")}

@@ -12,12 +12,12 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from edgeseq_export.errors import SourceError
+from support.export_cases import streamed_outputs
 from torch import nn
 
 import edgeseq
 from edgeseq.models import ModelConfig, SequenceModel, load_checkpoint, save_checkpoint
-from edgeseq_export.errors import SourceError
-from support.export_cases import streamed_outputs
 
 CONFIGS = {
     "lstm_regression": ModelConfig("lstm", input_size=3, hidden_size=8, outputs=2),

@@ -11,11 +11,11 @@ refused naming the module.
 import onnx
 import pytest
 import torch
+from edgeseq_export.errors import SourceError
+from support.export_cases import UserSpec, assert_streams_like, build, random_inputs
 from torch import nn
 
 import edgeseq
-from edgeseq_export.errors import SourceError
-from support.export_cases import UserSpec, assert_streams_like, build, random_inputs
 
 # (spec, the options a state_dict needs to be read as the module was written)
 CASES = [

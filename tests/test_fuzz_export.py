@@ -6,10 +6,9 @@ import warnings
 
 import pytest
 import torch
+from edgeseq_export.pytorch.models import SequenceModel, save_checkpoint
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-from edgeseq_export.models import SequenceModel, save_checkpoint
 
 CASES = 100
 
@@ -41,9 +40,9 @@ def seeds(tmp_path_factory):
 def _read(path, queue):
     """In a child process: read the file as export does, trusting its code (so that damaged
     TorchScript reaches torch's reader); report how it ended."""
+    from edgeseq_export.pytorch.layers import ReadOptions
+    from edgeseq_export.pytorch.sources import read_source
     from edgeseq_runtime import EdgeseqError
-    from edgeseq_export.layers import ReadOptions
-    from edgeseq_export.sources import read_source
     try:
         read_source(path, ReadOptions(trust_code=True))
         queue.put("read")

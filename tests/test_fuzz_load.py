@@ -16,17 +16,21 @@ The examples are derandomized so that the suite passes or fails the same way on 
 import signal
 from contextlib import contextmanager
 
+import edgeseq_runtime
 import onnx
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from onnx import helper
-
-import edgeseq_runtime
 from support.load_sandbox import LOADED, MEMORY, LoadSandbox
 from support.onnx_builders import build_model
 from support.onnx_mutations import (
-    MUTATIONS, append_gather_diamonds, insert_concat_diamonds, insert_huge_shape, insert_identity_chain, mutated,
+    MUTATIONS,
+    append_gather_diamonds,
+    insert_concat_diamonds,
+    insert_huge_shape,
+    insert_identity_chain,
+    mutated,
     seed_models,
 )
 

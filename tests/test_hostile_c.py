@@ -13,15 +13,22 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
 import pytest
 from onnx import numpy_helper
-
-import edgeseq_runtime
 from support.codegen_builds import GCC, SANITIZED, TOL, compile_program, rows_text
 from support.hostile_models import (
-    GROWING, GROWING_IDS, LARGE_TABLE_ROWS, SMALL_TABLE_ROWS, TABLE_ROWS, first_overflow,
-    float_index_rnn, growing, reference_states, two_tables,
+    GROWING,
+    GROWING_IDS,
+    LARGE_TABLE_ROWS,
+    SMALL_TABLE_ROWS,
+    TABLE_ROWS,
+    first_overflow,
+    float_index_rnn,
+    growing,
+    reference_states,
+    two_tables,
 )
 from support.onnx_builders import build_model
 
@@ -38,7 +45,7 @@ COMPILER_IDS = [c.name for c in COMPILERS]
 def stream(compiler, model_path: Path, rows: np.ndarray) -> tuple[list[int], list[np.ndarray], np.ndarray]:
     """Generate the model's C, build the harness, step it through rows: (statuses, outputs of
     the accepted steps, the state struct after each step as uint32 bits)."""
-    from edgeseq_export.codegen import generate
+    from edgeseq_export.backends.codegen import generate
 
     c_dir = model_path.parent / "generated"
     generate(model_path, c_dir, "hostile")

@@ -11,11 +11,10 @@ import subprocess
 
 import onnx
 import pytest
-
 from support.codegen_builds import C99_WARNINGS, GCC, require
 from support.onnx_builders import build_model
 
-codegen = pytest.importorskip("edgeseq_export.codegen")
+codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 
 CODE = "int evil = 1;"
 PAYLOADS = {

@@ -19,13 +19,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from edgeseq_export.errors import SourceError
+from edgeseq_export.pytorch import torch_files
+from edgeseq_export.pytorch.models import SequenceModel, save_checkpoint
+from support.cli_results import assert_one_line_error, run
 from torch import nn
 
 import edgeseq
-from support.cli_results import assert_one_line_error, run
-from edgeseq_export import torch_files
-from edgeseq_export.errors import SourceError
-from edgeseq_export.models import SequenceModel, save_checkpoint
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit")
 

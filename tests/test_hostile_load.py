@@ -17,12 +17,11 @@ gigabytes), that escapes the model's folder, or that is a FIFO, a device or a di
 
 import os
 
+import edgeseq_runtime
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto
-
-import edgeseq_runtime
 from support.load_sandbox import MODEL_ERROR, LoadSandbox
 from support.onnx_builders import build_model
 from support.onnx_mutations import CONTROL_FLOW_BOMBS, FOLD_BOMBS, insert_fold_bomb, protobuf_field_bomb

@@ -16,14 +16,21 @@ from __future__ import annotations
 
 import re
 
+import edgeseq_runtime
 import numpy as np
 import pytest
 from onnx import numpy_helper
-
-import edgeseq_runtime
 from support.hostile_models import (
-    GROWING, GROWING_IDS, LARGE_TABLE_ROWS, SMALL_TABLE_ROWS, TABLE_ROWS, first_overflow,
-    float_index_rnn, growing, reference_states, two_tables,
+    GROWING,
+    GROWING_IDS,
+    LARGE_TABLE_ROWS,
+    SMALL_TABLE_ROWS,
+    TABLE_ROWS,
+    first_overflow,
+    float_index_rnn,
+    growing,
+    reference_states,
+    two_tables,
 )
 from support.onnx_builders import build_model
 

@@ -15,13 +15,12 @@ import stat
 import struct
 import threading
 
+import edgeseq_runtime
 import numpy as np
 import pytest
+from edgeseq_runtime.state_file import StateFileError
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-
-import edgeseq_runtime
-from edgeseq_runtime.state_file import StateFileError
 from support.onnx_builders import build_model
 
 MAGIC = b"EDGESEQ\x00"

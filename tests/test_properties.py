@@ -6,12 +6,11 @@ one), gives exactly the uninterrupted outputs; ``reset`` gives exactly the first
 "Exactly" means bit for bit: streaming must not depend on how the steps are grouped.
 """
 
+import edgeseq_runtime
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import edgeseq_runtime
 from support.onnx_builders import build_model
 
 PROPERTIES = settings(max_examples=100, deadline=None, derandomize=True, database=None,

@@ -5,14 +5,13 @@ import dataclasses
 import subprocess
 import sys
 
+import edgeseq_runtime
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from edgeseq_export.backends.quantize import QuantizationError, quantize
 from onnx import numpy_helper
-
-import edgeseq_runtime
-from edgeseq_export.quantize import QuantizationError, quantize
 from support.onnx_builders import build_model
 
 TOL = 1e-5

@@ -11,10 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
 import pytest
-
-import edgeseq_runtime
 from support.onnx_builders import build_model
 
 PROBE = """

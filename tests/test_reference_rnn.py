@@ -9,7 +9,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from onnx import numpy_helper
-
 from support import reference_rnn
 from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 

@@ -1,11 +1,10 @@
 """Many streams in one model: the four-streams-at-a-time kernels against the references,
 for every cell, odd and even sizes, float32 and int8 weights."""
 
+import edgeseq_runtime
 import numpy as np
 import pytest
-
-import edgeseq_runtime
-from edgeseq_export.quantize import quantize
+from edgeseq_export.backends.quantize import quantize
 from support.onnx_builders import build_model
 
 TOL = 1e-5

@@ -16,13 +16,12 @@ import dataclasses
 import numpy as np
 import onnx
 import pytest
+from edgeseq_export.backends.quantize import quantize
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
-
 from support import reference_rnn
-from edgeseq_export.quantize import quantize
 from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
 
 edgeseq_runtime = pytest.importorskip("edgeseq_runtime")

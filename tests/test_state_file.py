@@ -3,10 +3,9 @@
 import os
 import stat
 
+import edgeseq_runtime
 import numpy as np
 import pytest
-
-import edgeseq_runtime
 from edgeseq_runtime.state_file import StateFileError
 from support.onnx_builders import build_model
 

@@ -9,10 +9,9 @@ import sys
 import termios
 import time
 
+import edgeseq_runtime
 import numpy as np
 import pytest
-
-import edgeseq_runtime
 from support.onnx_builders import build_model
 
 STREAM = [sys.executable, "-m", "edgeseq.cli", "stream"]

@@ -9,10 +9,9 @@ whole time; the outputs must equal, bit for bit, the same streams run one after 
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import edgeseq_runtime
 import numpy as np
 import pytest
-
-import edgeseq_runtime
 from support.onnx_builders import build_model
 
 THREADS = 4
@@ -83,16 +82,18 @@ def test_state_taken_from_a_checkpoint_thread_is_one_the_stream_had_or_refused(t
         had.append(_key(replay.get_state()))
     after_steps = {key: k for k, key in enumerate(had)}
 
-    done = threading.Event()
+    done, looked = threading.Event(), threading.Event()
     taken, saved, refused = [], [], 0
 
     def checkpoint():
         nonlocal refused
+        rounds = 0
         while not done.is_set():
+            rounds += 1
             try:
                 taken.append(_key(model.get_state()))
                 taken.append(_key(model.clone().get_state()))
-                if len(taken) % 50 == 0:  # a save takes an fsync: one now and then
+                if rounds % 5 == 0:  # a save takes an fsync: one now and then
                     model.save_state(tmp_path / "s.state")
                     reader = replay.clone()
                     reader.load_state(tmp_path / "s.state")
@@ -100,15 +101,18 @@ def test_state_taken_from_a_checkpoint_thread_is_one_the_stream_had_or_refused(t
             except RuntimeError as e:
                 assert "another thread" in str(e)
                 refused += 1
+            looked.set()
 
     def stepping():
         try:
             for start in range(0, len(xs), SYNC_EVERY):
+                looked.clear()
                 if start // SYNC_EVERY % 2:
                     model.run(xs[start:start + SYNC_EVERY])
                 else:
                     for x in xs[start:start + SYNC_EVERY]:
                         model.step(x)
+                looked.wait(5)  # the checkpoint thread gets a look between every two chunks, however fast they are
         finally:
             done.set()
 

@@ -6,14 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
 import pytest
 import torch
-
-import edgeseq_runtime
-from edgeseq_export.models import load_checkpoint
-from edgeseq_export.series import read_series, seasonal_naive, seasonal_period
-from edgeseq_export.training import TrainOptions, one_step_predictions, train_forecaster
+from edgeseq_export.forecasting.series import read_series, seasonal_naive, seasonal_period
+from edgeseq_export.forecasting.training import TrainOptions, one_step_predictions, train_forecaster
+from edgeseq_export.pytorch.models import load_checkpoint
 
 pytestmark = pytest.mark.slow  # training, and the CLI in fresh processes
 

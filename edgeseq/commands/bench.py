@@ -24,13 +24,13 @@ def command(model, batch, reference, calls, cold_start, as_json, trust_code):
     """Per-step latency (median, p99) of step() from Python, run() throughput over 10,000 steps,
     cold start and the loaded model's memory: edgeseq, and the same figures for ONNX Runtime
     (and PyTorch with --reference) measured in the same run, one thread each."""
-    from edgeseq_export.bench import measure
+    from edgeseq_export.backends.bench import measure
 
     source = None
     if reference is not None:
         from edgeseq_export.errors import SourceError
-        from edgeseq_export.layers import ReadOptions
-        from edgeseq_export.sources import read_source
+        from edgeseq_export.pytorch.layers import ReadOptions
+        from edgeseq_export.pytorch.sources import read_source
         source = read_source(reference, ReadOptions(trust_code=trust_code))
         architecture, model_io = source.network.architecture, _io(model, batch)
         if (architecture.input_size, architecture.output_size) != model_io:

@@ -13,7 +13,7 @@ import click
                              "(default: made from MODEL's file name).")
 def command(model, output, name):
     """Generate C99 code for MODEL (fp32 or int8 ONNX): NAME_reset, NAME_step, no malloc."""
-    from edgeseq_export.codegen import generate
+    from edgeseq_export.backends.codegen import generate
 
     generated = generate(model, output, name)
     click.echo(f"wrote {', '.join(str(f) for f in generated.files)}")

@@ -20,9 +20,9 @@ def command(out, quick):
     """Train RNN, LSTM and GRU forecasters on monthly wine sales and half-hourly electricity
     demand (shipped with edgeseq), export and quantize them, stream them with edgeseq and ONNX
     Runtime, and compare them with a seasonal-naive baseline. Writes its artefacts to --out."""
-    from edgeseq_export.codegen import generate
-    from edgeseq_export.demo import plot, run_study
-    from edgeseq_export.series import read_series
+    from edgeseq_export.backends.codegen import generate
+    from edgeseq_export.forecasting.demo import plot, run_study
+    from edgeseq_export.forecasting.series import read_series
 
     from ..compiling import announce
 

@@ -12,7 +12,7 @@ from .options import checking_options, reading_options
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The ONNX file to write.")
 @click.option("--exporter", type=click.Choice(["torchscript", "dynamo"]), default="torchscript", show_default=True,
-              help="torch.onnx.export's exporter (see edgeseq_export.step_graph for why TorchScript).")
+              help="torch.onnx.export's exporter (see edgeseq_export.onnx_model.step_graph for why TorchScript).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Check the written model against PyTorch and ONNX Runtime.")
 @click.option("--quantize", "quantize_mode", type=click.Choice(["int8", "fp16"]),
@@ -39,7 +39,7 @@ def command(model, output, quantize_mode, calibration, **options):
                   f"({report.form}) in {report.seconds:.1f} s{checked}", markup=False, highlight=False,
                   soft_wrap=True)
     if quantize_mode:
-        from edgeseq_export.quantize import quantize
+        from edgeseq_export.backends.quantize import quantize
 
         from .quantize import print_report
 

@@ -10,7 +10,7 @@ def command(model):
     """Print what MODEL.onnx holds and how edgeseq's runtime would stream it.
 
     Exits non-zero when the runtime cannot stream the model, after printing what it holds."""
-    from edgeseq_export.inspection import inspect_model
+    from edgeseq_export.onnx_model.inspection import inspect_model
     from edgeseq_runtime import ModelError
 
     from ..reports import inspection_tables

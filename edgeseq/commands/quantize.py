@@ -22,7 +22,7 @@ from ..paths import output_file
 @click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")
 def command(model, output, mode, calibration, columns, tolerance):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
-    from edgeseq_export.quantize import QuantizationError, quantize
+    from edgeseq_export.backends.quantize import QuantizationError, quantize
 
     from ..compiling import announce
 

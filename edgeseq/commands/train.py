@@ -33,9 +33,9 @@ def command(data, cell, output, column, window, hidden, layers, dropout, epochs,
     """Train a CELL forecaster on a column of DATA.csv (chronological train / validation / test
     split, early stopping), print its test RMSE and MAE next to a seasonal-naive baseline, and
     write an edgeseq checkpoint that `edgeseq export` takes as is."""
-    from edgeseq_export.models import save_checkpoint
-    from edgeseq_export.series import read_series
-    from edgeseq_export.training import TrainOptions, train_forecaster
+    from edgeseq_export.forecasting.series import read_series
+    from edgeseq_export.forecasting.training import TrainOptions, train_forecaster
+    from edgeseq_export.pytorch.models import save_checkpoint
 
     series = read_series(data, column)
     options = TrainOptions(cell=cell, hidden=hidden, layers=layers, window=window, epochs=epochs, lr=lr,

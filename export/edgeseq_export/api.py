@@ -16,14 +16,14 @@ from dataclasses import dataclass
 import onnx
 from edgeseq_runtime.atomic import write_atomic
 
-from . import metadata
-from .architecture import Architecture
 from .errors import ExportError
-from .layers import ReadOptions
-from .sources import read_source
-from .step_graph import export_step_graph
-from .verification import DEFAULT_STEPS, DEFAULT_TOLERANCE, VerificationReport, describe_file
-from .verification import verify as compare
+from .onnx_model import metadata
+from .onnx_model.step_graph import export_step_graph
+from .onnx_model.verification import DEFAULT_STEPS, DEFAULT_TOLERANCE, VerificationReport, describe_file
+from .onnx_model.verification import verify as compare
+from .pytorch.architecture import Architecture
+from .pytorch.layers import ReadOptions
+from .pytorch.sources import read_source
 
 
 @dataclass

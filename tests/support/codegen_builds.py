@@ -1,7 +1,7 @@
 """Models for the code generation tests, and the builds and runs of the C generated from them.
 
 `MODELS` names one small ONNX model per case (built by tests/support/onnx_builders.py; int8 ones through
-`edgeseq_export.quantize.quantize_int8`, which puts DequantizeLinear with per-channel scales in
+`edgeseq_export.backends.quantize.quantize_int8`, which puts DequantizeLinear with per-channel scales in
 front of every weight matrix). Together they use every instruction of the C runtime: LSTM, GRU
 and RNN in fp32 and int8, one and two layers, Gemm and MatMul + Add heads, activations, softmax,
 log-softmax, the copies that stacked state needs, embeddings of token models, a non-zero
@@ -94,7 +94,7 @@ def write_model(case: ModelCase, directory: Path) -> Path:
     """The case's ONNX file in ``directory``."""
     built = build_model(directory, case.op, seed=3, filename=f"{case.name}.onnx", **SIZES, **case.builder)
     if case.int8:
-        from edgeseq_export.quantize import quantize_int8
+        from edgeseq_export.backends.quantize import quantize_int8
 
         model, _ = quantize_int8(onnx.load(built.path))
         onnx.save(model, built.path)
@@ -141,7 +141,7 @@ class Builds:
         return self.root / "models" / f"{case.name}.onnx"
 
     def _generate_models(self) -> None:
-        from edgeseq_export.codegen import generate
+        from edgeseq_export.backends.codegen import generate
 
         (self.root / "models").mkdir()
         for case in MODELS:

@@ -20,7 +20,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from edgeseq_export.quantize import quantize_fp16, quantize_int8
+from edgeseq_export.backends.quantize import quantize_fp16, quantize_int8
 from support.onnx_builders import build_model
 
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import onnx
 
-from . import __version__
-from .architecture import INPUT_NAME, OUTPUT_NAME, Architecture
-from .errors import SourceError
+from .. import __version__
+from ..errors import SourceError
+from ..pytorch.architecture import INPUT_NAME, OUTPUT_NAME, Architecture
 
 PREFIX = "edgeseq."
 

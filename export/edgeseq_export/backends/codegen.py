@@ -111,7 +111,7 @@ def check_name(name: str, derived: bool = False) -> str:
     >>> check_name("edgeseq_rt")
     Traceback (most recent call last):
     ...
-    edgeseq_export.cgen.CodegenError: name 'edgeseq_rt' is the C runtime's own; choose another
+    edgeseq_export.backends.cgen.CodegenError: name 'edgeseq_rt' is the C runtime's own; choose another
     """
     try:
         check_identifier(name)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import edgeseq_runtime
 import onnx
 
-from .errors import SourceError
+from ..errors import SourceError
 from .metadata import PREFIX, read_structure
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")

@@ -46,11 +46,11 @@ def check_identifier(name: str, what: str = "name") -> str:
     >>> check_identifier("int")
     Traceback (most recent call last):
     ...
-    edgeseq_export.cgen.CodegenError: name 'int' is a C or C++ keyword; choose another
+    edgeseq_export.backends.cgen.CodegenError: name 'int' is a C or C++ keyword; choose another
     >>> check_identifier("2fast")
     Traceback (most recent call last):
     ...
-    edgeseq_export.cgen.CodegenError: name '2fast' is not a C identifier (letters, digits and '_', not starting with a digit)
+    edgeseq_export.backends.cgen.CodegenError: name '2fast' is not a C identifier (letters, digits and '_', not starting with a digit)
     """
     if not isinstance(name, str) or not _IDENTIFIER.match(name):
         raise CodegenError(f"{what} {name!r} is not a C identifier "

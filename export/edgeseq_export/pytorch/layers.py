@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..errors import SourceError
 from .architecture import ACTIVATIONS, NONLINEARITIES, Architecture, Linear, Recurrent
-from .errors import SourceError
 from .network import build_recurrent
 
 ACCEPTED = "edgeseq exports [nn.Embedding] -> nn.LSTM/GRU/RNN -> nn.Linear layers"

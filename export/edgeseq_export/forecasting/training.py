@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .models import ModelConfig, SequenceModel
+from ..pytorch.models import ModelConfig, SequenceModel
 from .series import Series, SeriesError, mae, rmse, seasonal_naive, seasonal_period
 
 CELLS = ("lstm", "gru", "rnn")

@@ -22,9 +22,9 @@ import edgeseq_runtime
 import numpy as np
 import onnxruntime as ort
 
+from ..errors import SourceError, VerificationFailed
+from ..pytorch.architecture import INPUT_NAME, OUTPUT_NAME, Architecture
 from . import metadata
-from .architecture import INPUT_NAME, OUTPUT_NAME, Architecture
-from .errors import SourceError, VerificationFailed
 
 DEFAULT_STEPS = 200
 DEFAULT_TOLERANCE = 1e-4  # absolute, fp32

@@ -21,8 +21,7 @@ import onnxruntime as ort
 from edgeseq_runtime import StreamingModel, load, lower_model
 from edgeseq_runtime.errors import first_line
 
-from .errors import SourceError
-
+from ..errors import SourceError
 
 RUN_REPEATS = 3  # whole-sequence runs per engine; the fastest counts (a shared machine only slows)
 

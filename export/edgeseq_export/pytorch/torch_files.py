@@ -26,10 +26,9 @@ import zipfile
 import zlib
 
 import torch
-
 from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 
-from .errors import SourceError
+from ..errors import SourceError
 
 # A model file edgeseq reads whole. 1 GiB of float32 is 268M weights: a 4-layer LSTM of hidden
 # size 4096, far beyond a model that streams on a device; a file beyond it is refused rather

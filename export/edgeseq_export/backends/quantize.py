@@ -20,12 +20,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
 from edgeseq_runtime import EdgeseqError, StreamingModel, load
-from edgeseq_runtime.lowering import lower
 from edgeseq_runtime.atomic import write_atomic
+from edgeseq_runtime.lowering import lower
+from onnx import helper, numpy_helper
 
-from .rows import read_rows
+from ..rows import read_rows
 
 MODES = ("int8", "fp16")
 INT8_MAX = 127

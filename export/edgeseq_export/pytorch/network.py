@@ -3,7 +3,7 @@
 Every form of MODEL.pt (an edgeseq checkpoint, a plain state_dict, a TorchScript archive, a
 pickled module) is read into an ``Architecture`` plus weights and rebuilt as a
 ``RecurrentNetwork``, so that export and verification deal with one known module whatever the
-user's class looked like. edgeseq's own model family (``edgeseq_export.models``) is one too.
+user's class looked like. edgeseq's own model family (``edgeseq_export.pytorch.models``) is one too.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from edgeseq_runtime import EdgeseqError
 
-from .rows import is_number
+from ..rows import is_number
 
 
 class SeriesError(EdgeseqError):

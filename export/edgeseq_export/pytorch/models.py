@@ -31,12 +31,12 @@ import pickle
 from dataclasses import dataclass, field
 
 import torch
-
 from edgeseq_runtime.atomic import write_atomic
 
-from . import __version__, torch_files
+from .. import __version__
+from ..errors import SourceError
+from . import torch_files
 from .architecture import Architecture, Linear, Recurrent
-from .errors import SourceError
 from .network import RecurrentNetwork
 
 TASKS = ("regression", "classification", "tokens")

@@ -35,10 +35,10 @@ import onnx
 import torch
 from torch import nn
 
-from .cells import ProjectedLSTMStep
-from .errors import ExportError
-from .architecture import INPUT_NAME, OUTPUT_NAME
-from .network import RecurrentNetwork
+from ..errors import ExportError
+from ..pytorch.architecture import INPUT_NAME, OUTPUT_NAME
+from ..pytorch.cells import ProjectedLSTMStep
+from ..pytorch.network import RecurrentNetwork
 
 OPSET = 20  # the newest opset both exporters write for LSTM, GRU and RNN
 EXPORTERS = ("torchscript", "dynamo")

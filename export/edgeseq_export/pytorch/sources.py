@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..errors import SourceError
 from . import layers, models, torch_files
-from .errors import SourceError
 from .layers import ReadOptions
 from .network import RecurrentNetwork
 

@@ -13,10 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 from edgeseq_runtime import load
 
-from .api import export
-from .bench import OnnxRuntimeStepper, step_latencies
-from .models import save_checkpoint
-from .quantize import quantize
+from ..api import export
+from ..backends.bench import OnnxRuntimeStepper, step_latencies
+from ..backends.quantize import quantize
+from ..pytorch.models import save_checkpoint
 from .series import Series, rmse
 from .training import TrainOptions, TrainResult, train_forecaster
 

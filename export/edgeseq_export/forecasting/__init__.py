@@ -1,0 +1,1 @@
+"""Forecasting: series from CSV files, training forecasters, and the demo's case study."""
