@@ -7,6 +7,9 @@ LSTM, GRU and RNN x (input/hidden/layers) 1/32/1, 16/64/1, 40/128/2, 64/256/1 x 
 ONNX Runtime (``InferenceSession.run`` with the state fed back) and PyTorch eager (fp32; PyTorch
 has no int8 recurrent layers), one thread each, the engines taking turns; and edgeseq's ``run``
 throughput. Then the issue's targets as ratios measured in this same run. Asserts nothing.
+
+The models are plain ``torch.nn`` recurrent layers with a Linear head to one output, exported
+and quantized by edgeseq itself (``step_models``).
 """
 
 from __future__ import annotations
@@ -20,54 +23,38 @@ import tempfile
 import time
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
 import onnxruntime
 import torch
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import edgeseq_runtime  # noqa: E402
-from edgeseq_export.backends.bench import (  # noqa: E402
+from edgeseq_export.backends.bench import (
     OnnxRuntimeStepper,
     cold_start_seconds,
     onnxruntime_sequence_rate,
     seconds_of,
     step_latencies,
 )
-from edgeseq_export.backends.quantize import quantize  # noqa: E402
-from support.torch_models import StepSpec, build, export_step  # noqa: E402
+from step_models import CELLS, StepShape, build, export, quantized, torch_stepper
 
-CELLS = ("LSTM", "GRU", "RNN")
 SIZES = ((1, 32, 1), (16, 64, 1), (40, 128, 2), (64, 256, 1))
 BATCHES = (1, 16, 256)
 OUTPUT_SIZE = 1
 MACS_16_64 = {"GRU": 3 * 64 * (16 + 64) + 64, "LSTM": 4 * 64 * (16 + 64) + 64}  # per stream-step, head included
 
 
-def torch_stepper(model, spec: StepSpec, batch: int):
-    """One step of the PyTorch module with its state fed back (call under inference_mode)."""
-    state = [torch.from_numpy(s) for s in spec.initial_state(batch).values()]
-
-    def step(x):
-        y, *state[:] = model(torch.from_numpy(x).reshape(1, batch, spec.input_size), *state)
-        return y
-    return step
-
-
-def measure(spec: StepSpec, folder: Path, batch: int, calls: int) -> dict:
-    model = build(spec)
-    fp32 = export_step(model, folder / f"{spec.name}.onnx", "torchscript")
-    int8 = folder / f"{spec.name}.int8.onnx"
-    if not int8.exists():
-        quantize(fp32, int8, "int8", steps=20)
+def measure(shape: StepShape, folder: Path, batch: int, calls: int) -> dict:
+    model = build(shape)
+    fp32, int8 = folder / f"{shape.name}.onnx", folder / f"{shape.name}.int8.onnx"
+    if not fp32.exists():  # one export and quantization per shape, shared by its batches
+        quantized(export(model, fp32), int8)
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((batch, spec.input_size) if batch > 1 else (spec.input_size,)).astype(np.float32)
+    x = rng.standard_normal((batch, shape.input_size) if batch > 1 else (shape.input_size,)).astype(np.float32)
     streams, steppers = {}, {}
     for precision, path in (("fp32", fp32), ("int8", int8)):
         streams[precision] = edgeseq_runtime.load(path, batch=batch)
         steppers[precision, "edgeseq"] = streams[precision].step
         steppers[precision, "onnxruntime"] = OnnxRuntimeStepper(path, batch)
-    steppers["fp32", "torch"] = torch_stepper(model, spec, batch)
+    steppers["fp32", "torch"] = torch_stepper(model, batch)
     with torch.inference_mode():  # every engine and precision in turns, so that ratios compare like with like
         latency = step_latencies({key: getattr(s, "step", s) for key, s in steppers.items()}, x,
                                  calls=calls, warmup=max(20, calls // 5))
@@ -87,8 +74,7 @@ def measure(spec: StepSpec, folder: Path, batch: int, calls: int) -> dict:
 def stream_share(cell: str, folder: Path, calls: int) -> float:
     """The cost of one stream-step with batch=256, as a fraction of a batch-1 step (16/64/1 fp32),
     the two measured in turns."""
-    path = export_step(build(StepSpec(cell, 16, 64, 1, output_size=OUTPUT_SIZE)), folder / f"{cell}_share.onnx",
-                       "torchscript")
+    path = export(build(StepShape(cell, 16, 64, 1, OUTPUT_SIZE)), folder / f"{cell}_share.onnx")
     rng = np.random.default_rng(2)
     one, many = edgeseq_runtime.load(path), edgeseq_runtime.load(path, batch=256)
     x1, x256 = rng.standard_normal(16).astype(np.float32), rng.standard_normal((256, 16)).astype(np.float32)
@@ -100,8 +86,7 @@ def stream_share(cell: str, folder: Path, calls: int) -> float:
 def linear_growth(folder: Path) -> tuple[float, float, float]:
     """(seconds for 10,000 steps (the best of three), for 1,000,000 steps, their ratio) of a GRU
     16/64 ``run``."""
-    spec = StepSpec("GRU", 16, 64, 1, output_size=OUTPUT_SIZE)
-    stream = edgeseq_runtime.load(export_step(build(spec), folder / "growth.onnx", "torchscript"))
+    stream = edgeseq_runtime.load(export(build(StepShape("GRU", 16, 64, 1, OUTPUT_SIZE)), folder / "growth.onnx"))
     xs = np.random.default_rng(1).standard_normal((1_000_000, 16)).astype(np.float32)
     out = np.empty((1_000_000, OUTPUT_SIZE), np.float32)
     stream.run(xs[:1000], out=out[:1000])
@@ -134,9 +119,8 @@ def main(argv=None) -> None:
         for cell in CELLS:
             for size in SIZES:
                 for batch in BATCHES:
-                    spec = StepSpec(cell, *size, output_size=OUTPUT_SIZE)
                     calls = (200 if args.quick else 1000) // (1 if batch < 256 else 10)
-                    r = measure(spec, folder, batch, calls)
+                    r = measure(StepShape(cell, *size, OUTPUT_SIZE), folder, batch, calls)
                     figures[cell, size, batch] = r
                     f, q = r["fp32"], r["int8"]
                     row = (f"| {cell} | {'/'.join(map(str, size))} | {batch} | {f['edgeseq']:.2f} | "
@@ -172,8 +156,7 @@ def main(argv=None) -> None:
     lines.append(f"- `run` of a GRU 16/64/1: 10,000 steps {short:.3f} s, 1,000,000 steps {long:.2f} s: "
                  f"{ratio:.0f}x (target 100x +-15%).")
     with tempfile.TemporaryDirectory() as directory:
-        spec = StepSpec("GRU", 16, 64, 1, output_size=OUTPUT_SIZE)
-        path = export_step(build(spec), Path(directory) / "cold.onnx", "torchscript")
+        path = export(build(StepShape("GRU", 16, 64, 1, OUTPUT_SIZE)), Path(directory) / "cold.onnx")
         warm = min(cold_start_seconds(path, cold_cache=False) for _ in range(3))
     lines.append(f"- Cold start, warm cache: {warm:.2f} s from a fresh process to the first output (its exit "
                  f"not counted), {warm / numba_import:.1f}x the whole of `python -c \"import numba\"` "
