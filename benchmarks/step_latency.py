@@ -1,13 +1,15 @@
 """Per-step latency of edgeseq, onnxruntime and PyTorch eager on the same step models.
 
-    python benchmarks/step_latency.py [--quick] [--exporter torchscript|dynamo|dynamo-external]
+    python benchmarks/step_latency.py [--quick] [--exporter torchscript|dynamo]
 
-For GRU and LSTM step models (tests/support/torch_models.py: recurrent layer(s) + Linear head) at a few
-sizes, batch 1, all on one thread of this machine, it measures one step of:
+For GRU and LSTM models (a torch.nn recurrent layer or stack + Linear head, exported by edgeseq's
+exporter: ``step_models``) at a few sizes, batch 1, all on one thread of this machine, it
+measures one step of:
 
 * edgeseq:      ``StreamingModel.step(x)`` from Python (state carried inside the model);
-* onnxruntime:  ``InferenceSession.run`` on the exported step graph, ``hn``/``cn`` fed back as
-                ``h0``/``c0`` (intra_op_num_threads=1, inter_op_num_threads=1, sequential);
+* onnxruntime:  ``InferenceSession.run`` on the exported step graph, ``h0_next``/``c0_next``
+                fed back as ``h0``/``c0`` (intra_op_num_threads=1, inter_op_num_threads=1,
+                sequential: ``edgeseq_export.backends.bench.OnnxRuntimeStepper``);
 * PyTorch:      the same module called on one step under ``torch.inference_mode()``, state fed
                 back, ``torch.set_num_threads(1)``.
 
@@ -23,26 +25,17 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import edgeseq_runtime  # noqa: E402
-import onnxruntime  # noqa: E402
-import torch  # noqa: E402
-from support.torch_models import (  # noqa: E402
-    EXPORTERS,
-    OrtStepper,
-    StepSpec,
-    build,
-    export_step,
-    ort_session,
-)
+import onnxruntime
+import torch
+from edgeseq_export.backends.bench import OnnxRuntimeStepper
+from edgeseq_export.onnx_model.step_graph import EXPORTERS
+from step_models import StepShape, build, export, torch_stepper
 
 # (input_size, hidden_size, num_layers)
 SIZES = [(16, 64, 1), (40, 128, 2), (1, 32, 1)]
@@ -73,27 +66,18 @@ def median_step_us(step_fns, warmup: int, batches: int, calls: int) -> dict[str,
     return {name: statistics.median(m) / 1000.0 for name, m in means.items()}
 
 
-def runners(spec: StepSpec, model, path: Path, x: np.ndarray):
-    """``{name: step()}`` closures over the same input ``x`` (input_size,), each carrying state."""
+def runners(shape: StepShape, model, path: Path, x: np.ndarray):
+    """``{name: step()}`` closures over the same input ``x`` (input_size,), each carrying state;
+    the caller holds ``torch.inference_mode()``."""
     m = edgeseq_runtime.load(path, batch=BATCH)
-    out = np.empty(spec.output_size, np.float32)
-    step_shape = (BATCH, 1, spec.input_size) if spec.batch_first else (1, BATCH, spec.input_size)
-    x_step = np.ascontiguousarray(x.reshape(step_shape))
-
-    ort_stepper = OrtStepper(spec, ort_session(path, threads=1), BATCH)
-
-    x_torch = torch.from_numpy(x_step)
-    state = [torch.from_numpy(s) for s in spec.initial_state(BATCH).values()]
-
-    def torch_step():  # the caller holds torch.inference_mode()
-        y, *state[:] = model(x_torch, *state)
-        return y
-
+    out = np.empty(shape.output_size, np.float32)
+    ort_step = OnnxRuntimeStepper(path, BATCH).step
+    torch_step, x_torch = torch_stepper(model, BATCH), torch.from_numpy(x).reshape(1, BATCH, -1)
     return {
         "edgeseq": lambda: m.step(x),
         "edgeseq out=": lambda: m.step(x, out=out),
-        "onnxruntime": lambda: ort_stepper.step(x_step),
-        "torch": torch_step,
+        "onnxruntime": lambda: ort_step(x),
+        "torch": lambda: torch_step(x_torch),
     }
 
 
@@ -107,7 +91,7 @@ def max_diff(step_fns, steps: int = 50) -> float:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer, shorter timing runs")
-    parser.add_argument("--exporter", choices=list(EXPORTERS), default="torchscript",
+    parser.add_argument("--exporter", choices=EXPORTERS, default="torchscript",
                         help="how the step graph is exported (default: torchscript)")
     args = parser.parse_args(argv)
     timing = QUICK if args.quick else FULL
@@ -128,13 +112,12 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as directory:
         for cell in CELLS:
             for input_size, hidden_size, num_layers in SIZES:
-                spec = StepSpec(cell, input_size, hidden_size, num_layers,
-                                output_size=OUTPUT_SIZE)
-                model = build(spec)
-                path = export_step(model, Path(directory) / f"{spec.name}.onnx", args.exporter)
+                shape = StepShape(cell, input_size, hidden_size, num_layers, OUTPUT_SIZE)
+                model = build(shape)
+                path = export(model, Path(directory) / f"{shape.name}.onnx", args.exporter)
                 x = rng.standard_normal(input_size).astype(np.float32)
                 with torch.inference_mode():
-                    step_fns = runners(spec, model, path, x)
+                    step_fns = runners(shape, model, path, x)
                     check = max_diff(step_fns)
                     us = median_step_us(step_fns, **timing)
                 print(f"| {cell} | {input_size} | {hidden_size} | {num_layers} "
