@@ -2,9 +2,10 @@
 
     python benchmarks/c_vs_numba.py [--steps 10000] [--repeats 7]
 
-For GRU and LSTM step models (tests/support/torch_models.py: 16 inputs and 64 hidden, or 64 and 256,
-a Linear head to 3 outputs; exported with the TorchScript exporter), in fp32 and in int8 (QDQ
-weights from edgeseq_export.backends.quantize.quantize_int8), it reports:
+For GRU and LSTM models (a torch.nn layer of 16 inputs and 64 hidden, or 64 and 256, with a
+Linear head to 3 outputs; exported by edgeseq's exporter with the TorchScript exporter:
+``step_models``), in fp32 and in int8 (QDQ weights written by edgeseq's quantizer,
+edgeseq_export.backends.quantize.quantize), it reports:
 
 * for 16/64 (64/256 needs more memory than the board has), Cortex-M4 (firmware_examples/cortex-m, arm-none-eabi-gcc -O2, QEMU mps2-an386): flash (vectors,
   text, rodata and the .data image, from `make size`), of which the model's constant data
@@ -28,25 +29,18 @@ import platform
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
-import onnx
+from edgeseq_export.backends.codegen import generate
+from edgeseq_runtime.kernels.interpreter import execute
+from edgeseq_runtime.kernels.packing import pack
+from step_models import StepShape, build, export, quantized
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-import edgeseq_runtime  # noqa: E402
-from edgeseq_export.backends.codegen import generate  # noqa: E402
-from edgeseq_export.backends.quantize import quantize_int8  # noqa: E402
-from edgeseq_runtime.kernels.interpreter import execute  # noqa: E402
-from edgeseq_runtime.kernels.opcodes import HEADER_X_SIZE  # noqa: E402
-from edgeseq_runtime.kernels.packing import pack  # noqa: E402
-from support.torch_models import StepSpec, build, export_step  # noqa: E402
-
 CELLS = ("GRU", "LSTM")
 SIZES = [(16, 64), (64, 256)]  # (inputs, hidden)
 BOARD_SIZE = (16, 64)  # the size also built for the Cortex-M4
@@ -66,11 +60,9 @@ def export_models(directory: Path) -> list[tuple[str, tuple[int, int], str, Path
     models = []
     for size in SIZES:
         for cell in CELLS:
-            spec = StepSpec(cell, *size, output_size=OUTPUT_SIZE)
             stem = f"{cell.lower()}_{size[0]}_{size[1]}"
-            fp32 = export_step(build(spec), directory / f"{stem}_fp32.onnx", "torchscript")
-            int8 = directory / f"{stem}_int8.onnx"
-            onnx.save(quantize_int8(onnx.load(fp32))[0], int8)
+            fp32 = export(build(StepShape(cell, *size, 1, OUTPUT_SIZE)), directory / f"{stem}_fp32.onnx")
+            int8 = quantized(fp32, directory / f"{stem}_int8.onnx")
             models += [(cell, size, "fp32", fp32), (cell, size, "int8", int8)]
     return models
 
@@ -87,9 +79,9 @@ def host_us_per_step(c_dir: Path, name: str, build_dir: Path, steps: int, repeat
     return statistics.median(times)
 
 
-def numba_us_per_step(path: Path, steps: int, repeats: int) -> float:
+def numba_us_per_step(path: Path, input_size: int, steps: int, repeats: int) -> float:
     plan = edgeseq_runtime.lower_model(path).plan
-    x = np.random.default_rng(0).uniform(-1, 1, steps * (plan.code[HEADER_X_SIZE])).astype(np.float32)
+    x = np.random.default_rng(0).uniform(-1, 1, steps * input_size).astype(np.float32)
     y = np.empty(steps * OUTPUT_SIZE, np.float32)
     arena = plan.arena.copy()
     model = pack(plan.code, plan.weights, plan.qweights)[0]
@@ -154,7 +146,7 @@ def main(argv=None) -> None:
             m4 = {k: f"{v:,}" for k, v in board.items()} if board else dict.fromkeys(
                 ("flash", "model_flash", "runtime_text", "ram", "state", "stack"), "-")
             c_us = host_us_per_step(c_dir, name, directory / "host", args.steps, args.repeats)
-            numba_us = numba_us_per_step(path, args.steps, args.repeats)
+            numba_us = numba_us_per_step(path, size[0], args.steps, args.repeats)
             diff = c_vs_runtime_difference(path, directory / "host" / name / "stream")
             print(f"| {cell} {size[0]}/{size[1]} + Linear | {weights} | {m4['flash']} "
                   f"| {m4['model_flash']} | {m4['runtime_text']} | {m4['ram']} | {m4['state']} "
