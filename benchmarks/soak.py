@@ -3,11 +3,13 @@
     python benchmarks/soak.py [--steps 1000000] [--chunk 1000] [--step-calls 10]
 
 A device streams for months: memory must not grow, outputs must stay finite, and float32
-rounding must not pile up. For each cell (16 inputs, 64 hidden, weights uniform in
-±1/sqrt(hidden) as PyTorch initialises them, so the state is contractive) the runtime streams
-random inputs in chunks: the first ``--step-calls`` steps of every chunk through ``step``, the
-rest through ``run``. The float64 numpy reference of tests/support/reference_rnn.py runs each chunk
-from the state it carried out of the previous one. Prints, per cell: the process's resident
+rounding must not pile up. For each cell a ``torch.nn.GRU`` / ``LSTM`` (16 inputs, 64 hidden,
+PyTorch's own initialisation under seed 0: weights uniform in ±1/sqrt(hidden), so the state is
+contractive; no head, the hidden state is the output) is exported by edgeseq's exporter
+(``step_models``), and the runtime streams random inputs in chunks: the first ``--step-calls``
+steps of every chunk through ``step``, the rest through ``run``. The reference is the same
+PyTorch module in float64 (``.double()``), which runs each chunk from the state it carried out
+of the previous one. Prints, per cell: the process's resident
 memory after the first chunk and at the end, whether every output was finite, the largest
 difference between runtime and reference (outputs at every step, states at every chunk's end),
 how drift and memory evolve over the run, and the time taken. Asserts nothing.
@@ -16,23 +18,18 @@ how drift and memory evolve over the run, and the time taken. Asserts nothing.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import resource
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
-import onnx
-from onnx import numpy_helper
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-import edgeseq_runtime  # noqa: E402
-import reference_rnn  # noqa: E402
-from support.onnx_builders import NUM_GATES, build_model  # noqa: E402
+import torch
+from step_models import StepShape, build, export
 
 CELLS = ["GRU", "LSTM"]
 INPUT_SIZE, HIDDEN_SIZE = 16, 64
@@ -40,26 +37,23 @@ PERIODS = 10  # the drift is reported for each tenth of the run
 
 
 class ReferenceStream:
-    """The float64 reference of a model's one recurrent node, run chunk by chunk with its
-    state carried from each chunk into the next (as initial_h / initial_c)."""
+    """The exported PyTorch module in float64, run chunk by chunk with its state carried from
+    each chunk into the next."""
 
-    def __init__(self, model: onnx.ModelProto):
-        (self.node,) = [n for n in model.graph.node if n.op_type in NUM_GATES]
-        self.values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        self.state_names = [name for name in self.node.input[5:7] if name]  # the graph's state inputs
-        for name in self.state_names:
-            self.values[name] = np.zeros((1, 1, HIDDEN_SIZE))
+    def __init__(self, model: torch.nn.Module):
+        self.model = copy.deepcopy(model).double()
+        self.carried = None  # PyTorch's state: h, or (h, c) for an LSTM
 
     def run(self, xs: np.ndarray) -> np.ndarray:
         """xs (T, input_size) -> the hidden state after each step, (T, hidden_size) float64."""
-        self.values[self.node.input[0]] = xs[:, None, :]  # [seq, batch, input]
-        out = reference_rnn.run_node(self.node, self.values)
-        for name, final in zip(self.state_names, self.node.output[1:]):
-            self.values[name] = out[final]
-        return out[self.node.output[0]][:, 0, 0, :]
+        with torch.inference_mode():
+            ys, self.carried = self.model(torch.from_numpy(xs.astype(np.float64)[:, None, :]), self.carried)
+        return ys[:, 0, :].numpy()
 
-    def state(self) -> dict[str, np.ndarray]:
-        return {name: self.values[name] for name in self.state_names}
+    def state(self) -> list[np.ndarray]:
+        """The carried state in PyTorch's order (h, c), the order of the step graph's state inputs."""
+        carried = self.carried if isinstance(self.carried, tuple) else (self.carried,)
+        return [t.numpy() for t in carried]
 
 
 @dataclass
@@ -83,12 +77,11 @@ def resident_bytes() -> int:
 
 
 def soak(cell: str, folder: str, steps: int, chunk: int, step_calls: int) -> Soak:
-    built = build_model(folder, cell, input_size=INPUT_SIZE, hidden_size=HIDDEN_SIZE,
-                        scale=1.0 / np.sqrt(HIDDEN_SIZE), filename=f"{cell.lower()}.onnx")
-    model = edgeseq_runtime.load(built.path)
+    module = build(StepShape(cell, INPUT_SIZE, HIDDEN_SIZE, output_size=None))
+    model = edgeseq_runtime.load(export(module, Path(folder) / f"{cell.lower()}.onnx"))
     model.step(np.zeros(INPUT_SIZE, np.float32))  # load the compiled kernels before timing
     model.reset()
-    reference = ReferenceStream(built.model)
+    reference = ReferenceStream(module)
     rng = np.random.default_rng(0)
     report = Soak(cell)
     chunk_out = np.empty((chunk, HIDDEN_SIZE), np.float32)
@@ -104,13 +97,13 @@ def soak(cell: str, folder: str, steps: int, chunk: int, step_calls: int) -> Soa
         report.runtime_seconds += time.perf_counter() - start
 
         start = time.perf_counter()
-        expected = reference.run(xs.astype(np.float64))
+        expected = reference.run(xs)
         report.reference_seconds += time.perf_counter() - start
 
         report.all_finite &= bool(np.isfinite(ys).all())
         drift = float(np.abs(ys - expected).max())
-        state = model.get_state()
-        state_drift = max(float(np.abs(state[name] - value).max()) for name, value in reference.state().items())
+        state = model.get_state().values()  # h0[, c0]: the graph's state inputs, in PyTorch's order
+        state_drift = max(float(np.abs(ours - theirs).max()) for ours, theirs in zip(state, reference.state()))
         period = report.steps * PERIODS // steps
         report.drift_by_period[period] = max(report.drift_by_period[period], drift)
         report.max_output_drift = max(report.max_output_drift, drift)
@@ -129,10 +122,11 @@ def main(argv=None) -> None:
     parser.add_argument("--chunk", type=int, default=1000, help="steps per run() call and reference call")
     parser.add_argument("--step-calls", type=int, default=10, help="steps of each chunk taken through step()")
     args = parser.parse_args(argv)
+    torch.set_num_threads(1)  # the reference shares a machine with the runtime it judges
 
     print(f"# Soak: {args.steps:,} steps per cell, input {INPUT_SIZE}, hidden {HIDDEN_SIZE}, batch 1\n")
     print(f"- chunks of {args.chunk} steps: {args.step_calls} through step(out=), the rest through run(out=)")
-    print("- reference: tests/support/reference_rnn.py in float64, state carried across chunks; "
+    print("- reference: the exported PyTorch module in float64, state carried across chunks; "
           "drift = max |float32 - float64|\n")
     print("| cell | steps | all finite | max output drift | max state drift | RSS after 1st chunk MiB "
           "| RSS at end MiB | growth KiB | runtime s | µs/step | reference s |")
