@@ -1,6 +1,6 @@
 """PyTorch step models, their ONNX exports, and the references that stream them.
 
-Shared by ``tests/test_runtime_torch_export.py`` and ``benchmarks/step_latency.py``; imports
+Used by ``tests/test_runtime_torch_export.py`` (and ``support.export_cases``); imports
 torch, onnx and onnxruntime at the top, so callers that must skip without torch import this
 module only after ``pytest.importorskip("torch")``.
 
