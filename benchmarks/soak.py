@@ -9,10 +9,10 @@ contractive; no head, the hidden state is the output) is exported by edgeseq's e
 (``step_models``), and the runtime streams random inputs in chunks: the first ``--step-calls``
 steps of every chunk through ``step``, the rest through ``run``. The reference is the same
 PyTorch module in float64 (``.double()``), which runs each chunk from the state it carried out
-of the previous one. Prints, per cell: the process's resident
-memory after the first chunk and at the end, whether every output was finite, the largest
-difference between runtime and reference (outputs at every step, states at every chunk's end),
-how drift and memory evolve over the run, and the time taken. Asserts nothing.
+of the previous one. Prints, per cell: the process's resident memory after the first chunk
+and at the end, whether every output was finite, the largest difference between runtime and
+reference (outputs at every step, states at every chunk's end), how drift and memory evolve
+over the run, and the time taken. Asserts nothing.
 """
 
 from __future__ import annotations
