@@ -7,19 +7,20 @@ import pathlib
 import edgeseq_runtime
 
 KERNELS = pathlib.Path(edgeseq_runtime.__file__).parent / "kernels"
+ISA = KERNELS.parent / "isa.py"  # its constants are compiled into the kernels
 
 
 def pytest_configure(config):
-    """Drop numba's on-disk cache when any kernel source changed.
+    """Drop numba's on-disk cache when any kernel source or the instruction set changed.
 
     numba keys a cached function on its own file only, so editing a helper kernel (say the
-    matvec) would leave its callers' stale machine code in use. Done once, by the controlling
+    matvec), or an offset in isa.py, would leave stale machine code in use. Done once, by the controlling
     process (not by pytest-xdist workers), before anything compiles.
     """
     if hasattr(config, "workerinput") or not os.access(KERNELS, os.W_OK):
         return
     digest = hashlib.sha256()
-    for source in sorted(KERNELS.glob("*.py")):
+    for source in [*sorted(KERNELS.glob("*.py")), ISA]:
         digest.update(source.read_bytes())
     stamp = KERNELS / "__pycache__" / "kernels.sha256"
     if stamp.exists() and stamp.read_text() == digest.hexdigest():

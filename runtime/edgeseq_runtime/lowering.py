@@ -15,10 +15,10 @@ import math
 import numpy as np
 import onnx
 
+from . import isa
 from .errors import ModelError
 from .folding import Folder
 from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims, type_name
-from .kernels.opcodes import OP_COPY
 from .ops import CONSTANT_HANDLERS, HANDLERS
 from .plan import Plan, PlanBuilder
 from .tensor import StateSlot, Tensor
@@ -74,7 +74,7 @@ class Lowering:
         if flat.size and np.array_equal(flat, flat[0] + np.arange(flat.size)):
             return Tensor(tuple(addresses.shape), int(flat[0]))
         out = self.new_tensor(addresses.shape)
-        self.builder.emit(OP_COPY, [out.offset, flat.size, self.builder.table(flat)])
+        self.builder.emit(isa.COPY, y=out.offset, n=flat.size, table=self.builder.table(flat))
         return out
 
     def absorb(self, node, value) -> None:
@@ -169,7 +169,7 @@ class Lowering:
             shape = list(value.shape) if isinstance(value, Tensor) else "a constant"
             self.graph.fail(None, f"state output '{out_name}' ({shape}) does not match state input "
                                   f"'{state_name}' {list(region.shape)}")
-        self.builder.emit(OP_COPY, [region.offset, region.size, self.builder.table(value.addresses())])
+        self.builder.emit(isa.COPY, y=region.offset, n=region.size, table=self.builder.table(value.addresses()))
 
     def _value(self, node, name):
         if name not in self.values:

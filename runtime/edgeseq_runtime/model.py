@@ -5,10 +5,8 @@ import hashlib
 
 import numpy as np
 
+from .isa import HEADER, STATUS, STATUS_SCALE
 from .kernels.interpreter import execute
-from .kernels.opcodes import (
-    HEADER_FAULT, STATUS_BAD_INDEX, STATUS_BAD_TOKEN, STATUS_NOT_FINITE, STATUS_SCALE, STATUS_STATE_NOT_FINITE,
-)
 from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
@@ -107,20 +105,20 @@ class StreamingModel:
         """The ValueError for a call the kernel refused: a bad input value (found before any
         step ran), or a step that went wrong (after which the kernel put the state back)."""
         kind, index = divmod(status, STATUS_SCALE)
-        if kind in (STATUS_NOT_FINITE, STATUS_BAD_TOKEN):
+        if kind in (STATUS.NOT_FINITE, STATUS.BAD_TOKEN):
             per_step = self.batch * (1 if self.is_token_model else self.input_size)
             where = f"step {index // per_step}, value {index % per_step}" if steps > 1 else f"value {index}"
             bad = x.reshape(-1)[index]
-            reason = "is not finite" if kind == STATUS_NOT_FINITE else "is not a token id of this model"
+            reason = "is not finite" if kind == STATUS.NOT_FINITE else "is not a token id of this model"
             raise ValueError(f"input {where} ({bad}) {reason}; the state is unchanged")
         unchanged = "the state is unchanged" if steps == 1 else "the state is as it was before the run"
         where = f"step {index}: " if steps > 1 else ""
-        if kind == STATUS_BAD_INDEX:
-            fault = self._code[HEADER_FAULT]
+        if kind == STATUS.BAD_INDEX:
+            fault = self._code[HEADER.FAULT]
             bad, rows = self._arena[fault], int(self._arena[fault + 1])
             raise ValueError(f"{where}index {bad} computed from the input is not a row of its "
                              f"embedding table ({rows} rows: integers in [-{rows}, {rows})); {unchanged}")
-        assert kind == STATUS_STATE_NOT_FINITE, status
+        assert kind == STATUS.STATE_NOT_FINITE, status
         raise ValueError(f"{where}the input drives the recurrent state to Inf or NaN (past "
                          f"float32's range); the step is refused and {unchanged}")
 

@@ -1,7 +1,7 @@
 """A plan: what loading a model produces and what every step runs.
 
 The plan is four flat arrays: ``code`` (int64: header, instructions, index tables, see
-``kernels.opcodes``), ``weights`` (float32: every float constant, packed and aligned),
+``isa``), ``weights`` (float32: every float constant, packed and aligned),
 ``qweights`` (int8: quantized weight matrices) and the arena's initial image (float32: model
 input, recurrent state and its copy for taking back a refused step, intermediate tensors and
 scratch, each at a fixed offset). A step
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .kernels import opcodes
-from .kernels.matvec import FLOAT32, FLOAT32_BY_OUTPUT, INT8, INT8_BY_OUTPUT, NARROW
+from . import isa
+from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, RECORD
 from .quantized import QuantizedWeight
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
@@ -74,22 +74,23 @@ class PlanBuilder:
         return offset
 
     def matrix(self, value, out_axis: int, factor: float = 1.0) -> list[int]:
-        """Store a 2-D weight matrix for the matvec kernels and return its operand
-        ``[kind, offset, scale offset]``. ``out_axis`` is the axis of ``value`` that indexes
+        """Store a 2-D weight matrix for the matvec kernels and return its ``isa.MATRIX`` operand
+        (kind, offset, scale offset). ``out_axis`` is the axis of ``value`` that indexes
         the outputs; ``factor`` scales every value (Gemm's alpha). A ``QuantizedWeight`` with
         one scale per output stays int8; anything else is stored as float32. Matrices with
-        fewer than NARROW outputs are stored output-major (see kernels.matvec)."""
-        by_output = value.shape[out_axis] < NARROW
+        fewer than LANES outputs are stored output-major (see kernels.matvec)."""
+        by_output = value.shape[out_axis] < LANES
         # input-major is (n_in, n_out): the transpose when the outputs are axis 0
         transpose = (out_axis == 0) != by_output
         if isinstance(value, QuantizedWeight):
             scales = value.scales_along(out_axis)
             if scales is not None:
                 q = value.q.T if transpose else value.q
-                return [INT8_BY_OUTPUT if by_output else INT8, self.constant_int8(q),
+                return [MATRIX_KIND.INT8_BY_OUTPUT if by_output else MATRIX_KIND.INT8, self.constant_int8(q),
                         self.constant(scales * np.float32(factor))]
         m = np.asarray(value, np.float32) * np.float32(factor)
-        return [FLOAT32_BY_OUTPUT if by_output else FLOAT32, self.constant(m.T if transpose else m), -1]
+        kind = MATRIX_KIND.FLOAT32_BY_OUTPUT if by_output else MATRIX_KIND.FLOAT32
+        return [kind, self.constant(m.T if transpose else m), -1]
 
     def table(self, indices) -> int:
         """Store an index table of arena addresses (a copy reads ``a[table[i]]``, unchecked at run
@@ -109,29 +110,34 @@ class PlanBuilder:
         self._check_size(self._tables_size, "index tables")
         return offset
 
-    def emit(self, opcode: int, args) -> None:
-        args = [int(a) for a in args]
-        self._code.extend([opcode, len(args) + 2, *args])
+    def emit(self, layout, **fields) -> None:
+        """Append an instruction, its fields by name (``emit(isa.COPY, y=..., n=..., table=...)``);
+        its scratch, if it has any, is reserved here from the declared need (see isa)."""
+        instruction = isa.instruction(layout)
+        slots = instruction.encode(fields, reserve=self.alloc)
+        record = [0] * RECORD.FIELDS + slots
+        record[RECORD.OPCODE], record[RECORD.LENGTH] = instruction.opcode, len(record)
+        self._code.extend(record)
 
     def build(self, x_offset: int, x_size: int, y_offset: int, y_size: int, vocab: int,
               states=()) -> Plan:
         """The plan; ``states`` are the regions (with ``offset`` and ``size``) that carry
         recurrent state from one step to the next, which a refused step puts back (see
         kernels.rollback): their copy takes a region of the arena as large as they are."""
-        regions = [(int(s.offset), int(s.size)) for s in states]
-        header = [0] * opcodes.HEADER_SIZE
-        header[opcodes.HEADER_STATES] = self._store_table(np.ravel(regions))
-        header[opcodes.HEADER_N_STATES] = len(regions)
-        header[opcodes.HEADER_SAVED] = self.alloc(sum(size for _, size in regions))
-        header[opcodes.HEADER_FAULT] = self.alloc(2)
-        header[opcodes.HEADER_X_OFFSET] = x_offset
-        header[opcodes.HEADER_X_SIZE] = x_size
-        header[opcodes.HEADER_Y_OFFSET] = y_offset
-        header[opcodes.HEADER_Y_SIZE] = y_size
-        header[opcodes.HEADER_VOCAB] = vocab
-        header[opcodes.HEADER_START] = opcodes.HEADER_SIZE
-        header[opcodes.HEADER_END] = opcodes.HEADER_SIZE + len(self._code)
-        header[opcodes.HEADER_TABLES] = header[opcodes.HEADER_END]
+        regions = [(int(s.offset), int(s.size)) for s in states]  # isa.STATE_ENTRY: offset, size
+        header = [0] * HEADER_SIZE
+        header[HEADER.STATES] = self._store_table(np.ravel(regions))
+        header[HEADER.N_STATES] = len(regions)
+        header[HEADER.SAVED] = self.alloc(sum(size for _, size in regions))
+        header[HEADER.FAULT] = self.alloc(2)
+        header[HEADER.X_OFFSET] = x_offset
+        header[HEADER.X_SIZE] = x_size
+        header[HEADER.Y_OFFSET] = y_offset
+        header[HEADER.Y_SIZE] = y_size
+        header[HEADER.VOCAB] = vocab
+        header[HEADER.START] = HEADER_SIZE
+        header[HEADER.END] = HEADER_SIZE + len(self._code)
+        header[HEADER.TABLES] = header[HEADER.END]
         parts = [np.asarray(header + self._code, np.int64), *self._tables]
         code = np.concatenate(parts)
         self._check_size(code.size, "code")

@@ -1,46 +1,36 @@
 """Elementwise ops over flat float32 ranges: binary arithmetic, activations and softmax.
 
-Binary arguments at code[p:] (each operand is read from the arena (source 0) or the weights
-(source 1) and repeats with its period, which covers broadcasting over leading axes; other
-broadcasts are materialised at load time)::
-
-    0 function (ADD, SUB, MUL, DIV)
-    1,2,3 a: source, offset, period     4,5,6 b: source, offset, period
-    7 out (arena)   8 n
-
-Activation arguments: 0 kind, 1 parameter offset, 2 in, 3 out, 4 n.
-Softmax arguments: 0 in, 1 out, 2 outer, 3 n (the reduced axis), 4 inner, 5 log (LogSoftmax).
+Fields: ``isa.BINARY``, ``isa.ACTIVATION``, ``isa.SOFTMAX``. A binary operand is read from the
+arena or the weights and repeats with its period (``isa.BROADCAST``), which covers broadcasting
+over leading axes; other broadcasts are materialised at load time.
 """
 
 import numpy as np
 from numba import njit
 
-from .activations import apply
+from ..isa import ACTIVATION, BINARY, BINARY_FUNCTION, BROADCAST, SOFTMAX, SOURCE
+from .activations import apply_encoded
 from .config import JIT_OPTIONS
 from .matvec import copy
-
-ADD = 0
-SUB = 1
-MUL = 2
-DIV = 3
 
 
 @njit(**JIT_OPTIONS)
 def binary_f32(code, p, w, a):
-    fn = code[p]
-    va = a if code[p + 1] == 0 else w
-    vb = a if code[p + 4] == 0 else w
-    ao, ap, bo, bp = code[p + 2], code[p + 3], code[p + 5], code[p + 6]
-    n = code[p + 8]
-    xa, xb, out = va[ao:ao + ap], vb[bo:bo + bp], a[code[p + 7]:code[p + 7] + n]
+    fn, n, c_off = code[p + BINARY.FUNCTION], code[p + BINARY.N], code[p + BINARY.C]
+    pa, pb = p + BINARY.A, p + BINARY.B
+    va = a if code[pa + BROADCAST.SOURCE] == SOURCE.ARENA else w
+    vb = a if code[pb + BROADCAST.SOURCE] == SOURCE.ARENA else w
+    ao, ap = code[pa + BROADCAST.OFFSET], code[pa + BROADCAST.PERIOD]
+    bo, bp = code[pb + BROADCAST.OFFSET], code[pb + BROADCAST.PERIOD]
+    xa, xb, out = va[ao:ao + ap], vb[bo:bo + bp], a[c_off:c_off + n]
     for i in range(n):
         x = xa[i % ap]
         y = xb[i % bp]
-        if fn == ADD:
+        if fn == BINARY_FUNCTION.ADD:
             out[i] = x + y
-        elif fn == SUB:
+        elif fn == BINARY_FUNCTION.SUB:
             out[i] = x - y
-        elif fn == MUL:
+        elif fn == BINARY_FUNCTION.MUL:
             out[i] = x * y
         else:
             out[i] = x / y
@@ -48,16 +38,17 @@ def binary_f32(code, p, w, a):
 
 @njit(**JIT_OPTIONS)
 def activation_f32(code, p, w, a):
-    kind, params, src, dst, n = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4]
+    src, dst, n = code[p + ACTIVATION.X], code[p + ACTIVATION.Y], code[p + ACTIVATION.N]
     out = a[dst:dst + n]
     if src != dst:
         copy(out, a[src:src + n])
-    apply(kind, w[params], w[params + 1], out)
+    apply_encoded(code, p + ACTIVATION.ACT, w, out)
 
 
 @njit(**JIT_OPTIONS)
 def softmax_f32(code, p, w, a):
-    src, dst, outer, n, inner, log = code[p], code[p + 1], code[p + 2], code[p + 3], code[p + 4], code[p + 5]
+    src, dst, log = code[p + SOFTMAX.X], code[p + SOFTMAX.Y], code[p + SOFTMAX.LOG]
+    outer, n, inner = code[p + SOFTMAX.OUTER], code[p + SOFTMAX.N], code[p + SOFTMAX.INNER]
     for o in range(outer):
         x = a[src + o * n * inner:src + (o + 1) * n * inner]
         y = a[dst + o * n * inner:dst + (o + 1) * n * inner]

@@ -1,21 +1,8 @@
 """ONNX GRU, forward direction, one time step, float32.
 
-Arguments at code[p:] (offsets into the arena ``a`` or the weights ``w``)::
-
-    0 X        arena, (batch, input_size)
-    1 H        arena, (batch, hidden): initial_h on entry, Y_h on return (updated in place)
-    2 input_size   3 hidden_size   4 batch
-    5-7 W      matrix operand (see matvec), (input_size, 3*hidden): W[zrh] transposed
-    8-10 R     matrix operand, (hidden, 3*hidden): R[zrh] transposed
-    11 Bx      weights, (3*hidden,): Wb[zr] + Rb[zr], then Wb[h] (+ Rb[h] if not linear_before_reset)
-    12 Bh      weights, (hidden,): Rb[h] if linear_before_reset else zeros
-    13,14 f    activation kind, parameter offset   15,16 g   the same
-    17 clip    weights offset of the clip threshold, or -1
-    18 linear_before_reset
-    19 scratch arena, 7*hidden floats per stream
-
-``pre`` is empty, or holds this step's X*(W^T) + Bx for every stream, computed by ``run`` for
-many steps at once (see sequence).
+Fields: ``isa.GRU`` (X and H in the arena, W and R matrix operands, the biases Bx and Bh,
+activations f and g, clip, linear_before_reset, scratch). ``pre`` is empty, or holds this step's
+X*(W^T) + Bx for every stream, computed by ``run`` for many steps at once (see sequence).
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -29,6 +16,7 @@ Equations (ONNX spec names; (.) is the elementwise product)::
 import numpy as np
 from numba import njit
 
+from ..isa import GRU
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .matvec import fill, project
@@ -38,45 +26,44 @@ from .views import matrix
 
 @njit(**JIT_OPTIONS)
 def gru_f32(code, p, w, q, a, pre):
-    x_off, h_off = code[p], code[p + 1]
-    n_in, n_h, batch = code[p + 2], code[p + 3], code[p + 4]
-    bx, bh = code[p + 11], code[p + 12]
-    clip_off, linear_before_reset, s = code[p + 17], code[p + 18], code[p + 19]
-    g3 = 3 * n_h
-    x = matrix(a, x_off, batch, n_in)
-    hs = matrix(a, h_off, batch, n_h)
-    gh = matrix(a, s + batch * g3, batch, g3)     # recurrent parts
-    rh = matrix(a, s + 2 * batch * g3, batch, n_h)
-    gx = input_part(code, p + 5, bx, w, q, a, x, s, g3, pre)       # input parts of z, r, h
+    n_in, n_h, batch = code[p + GRU.INPUT_SIZE], code[p + GRU.HIDDEN_SIZE], code[p + GRU.BATCH]
+    bh, clip_off, s = code[p + GRU.BH], code[p + GRU.CLIP], code[p + GRU.SCRATCH]
+    linear_before_reset = code[p + GRU.LINEAR_BEFORE_RESET]
+    width = 3 * n_h  # z, r, h
+    X = matrix(a, code[p + GRU.X], batch, n_in)
+    H = matrix(a, code[p + GRU.H], batch, n_h)
+    hr = matrix(a, s + batch * width, batch, width)      # Ht-1*(R^T) of z, r, h (h: of rt (.) Ht-1 without lbr)
+    rh = matrix(a, s + 2 * batch * width, batch, n_h)    # rt (.) Ht-1
+    xw = input_part(code, p + GRU.W, code[p + GRU.BX], w, q, a, X, s, width, pre)  # Xt*(W^T) + Bx
     for b in range(batch):
-        fill(gh[b], w, -1)
+        fill(hr[b], w, -1)
         if linear_before_reset:
-            fill(gh[b][2 * n_h:], w, bh)
-    project(code, p + 8, w, q, g3, 0, hs, gh, 0, g3 if linear_before_reset else 2 * n_h)
+            fill(hr[b][2 * n_h:], w, bh)
+    project(code, p + GRU.R, w, q, width, 0, H, hr, 0, width if linear_before_reset else 2 * n_h)
     for b in range(batch):
-        zr, r, hc = gx[b][:2 * n_h], gx[b][n_h:2 * n_h], gx[b][2 * n_h:]
+        zr, rt, ht = xw[b][:2 * n_h], xw[b][n_h:2 * n_h], xw[b][2 * n_h:]
         for j in range(2 * n_h):
-            zr[j] += gh[b, j]
+            zr[j] += hr[b, j]
         if clip_off >= 0:
             clip(zr, w[clip_off])
-        apply_encoded(code, p + 13, w, zr)
+        apply_encoded(code, p + GRU.ACT_F, w, zr)
         if linear_before_reset:
-            gh_h = gh[b][2 * n_h:]
+            hr_h = hr[b][2 * n_h:]
             for j in range(n_h):
-                hc[j] += r[j] * gh_h[j]
+                ht[j] += rt[j] * hr_h[j]
         else:
             for j in range(n_h):
-                rh[b, j] = r[j] * hs[b, j]
+                rh[b, j] = rt[j] * H[b, j]
     if not linear_before_reset:
-        project(code, p + 8, w, q, g3, 2 * n_h, rh, gh, 2 * n_h, n_h)
+        project(code, p + GRU.R, w, q, width, 2 * n_h, rh, hr, 2 * n_h, n_h)
         for b in range(batch):
-            hc, gh_h = gx[b][2 * n_h:], gh[b][2 * n_h:]
+            ht, hr_h = xw[b][2 * n_h:], hr[b][2 * n_h:]
             for j in range(n_h):
-                hc[j] += gh_h[j]
+                ht[j] += hr_h[j]
     for b in range(batch):
-        z, hc, h = gx[b][:n_h], gx[b][2 * n_h:], hs[b]
+        zt, ht, h = xw[b][:n_h], xw[b][2 * n_h:], H[b]
         if clip_off >= 0:
-            clip(hc, w[clip_off])
-        apply_encoded(code, p + 15, w, hc)
+            clip(ht, w[clip_off])
+        apply_encoded(code, p + GRU.ACT_G, w, ht)
         for j in range(n_h):
-            h[j] = (np.float32(1.0) - z[j]) * hc[j] + z[j] * h[j]
+            h[j] = (np.float32(1.0) - zt[j]) * ht[j] + zt[j] * h[j]

@@ -2,8 +2,8 @@
 
 ``project`` computes OUT[b, out_col:out_col+n] += X[b] @ M[:, col:col+n] for every stream b.
 
-A matrix operand is three ints in the code: ``[kind, offset, scale offset]``. The kind says
-how the matrix is stored:
+A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The kind
+(``isa.MATRIX_KIND``) says how the matrix is stored:
 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
@@ -21,15 +21,10 @@ The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay
 import numpy as np
 from numba import njit
 
-from .blocked import LANES, block
+from ..isa import LANES, MATRIX, MATRIX_KIND
+from .blocked import block
 from .config import JIT_OPTIONS
 from .views import matrix
-
-FLOAT32 = 0
-INT8 = 1
-FLOAT32_BY_OUTPUT = 2
-INT8_BY_OUTPUT = 3
-NARROW = LANES  # matrices with fewer outputs than this are stored output-major
 L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
 K_BLOCK = 8
 ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights
@@ -41,15 +36,15 @@ _tile_4x16, _tile_4x8 = block(4, 2), block(4, 1)
 @njit(**JIT_OPTIONS)
 def project(code, mp, w, q, ld, col, x, out, out_col, n):
     """out[b, out_col:out_col+n] += x[b] @ M[:, col:col+n] for each row b, M the matrix operand
-    encoded at code[mp:mp+3] with ``ld`` columns."""
-    kind, off, scale_off = code[mp], code[mp + 1], code[mp + 2]
+    at code[mp:] with ``ld`` columns."""
+    kind, off, scale_off = code[mp + MATRIX.KIND], code[mp + MATRIX.OFFSET], code[mp + MATRIX.SCALES]
     n_in = x.shape[1]
-    if kind == FLOAT32:
+    if kind == MATRIX_KIND.FLOAT32:
         _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
-    elif kind == INT8:
+    elif kind == MATRIX_KIND.INT8:
         _project(x, matrix(q, off, n_in, ld), col, out, out_col, n,
                  w[scale_off + col:scale_off + col + n])
-    elif kind == FLOAT32_BY_OUTPUT:
+    elif kind == MATRIX_KIND.FLOAT32_BY_OUTPUT:
         _dot_outputs(x, matrix(w, off, ld, n_in), col, out, out_col, n, None)
     else:
         _dot_outputs(x, matrix(q, off, ld, n_in), col, out, out_col, n,

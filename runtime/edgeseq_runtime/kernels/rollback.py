@@ -3,26 +3,28 @@
 A fault can show only once a step has run (an embedding index computed from the input that is
 outside its table, or a finite input that drives the state to Inf or NaN), and by then the
 kernels have updated the state in place. So a call first copies the state regions (the plan's
-state table, see opcodes) to the arena's saved region, once per call however many steps it
+state table, see isa.STATE_ENTRY) to the arena's saved region, once per call however many steps it
 runs, and puts them back when it refuses a step: the stream can always go on from there.
 """
 
 import numpy as np
 from numba import njit
 
+from ..isa import HEADER, STATE_ENTRY
 from .config import JIT_OPTIONS
 from .matvec import copy
-from .opcodes import HEADER_N_STATES, HEADER_SAVED, HEADER_STATES, HEADER_TABLES
 
 _ZERO = np.float32(0.0)  # float32, so that the sum runs at float32's vector width
+_ENTRY = len(STATE_ENTRY)  # slots per state table entry
 
 
 @njit(**JIT_OPTIONS)
 def _exchange(code, a, saving):
     """Copy every state region to the saved region (``saving``), or back."""
-    table, saved = code[HEADER_TABLES] + code[HEADER_STATES], code[HEADER_SAVED]
-    for k in range(code[HEADER_N_STATES]):
-        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
+    table, saved = code[HEADER.TABLES] + code[HEADER.STATES], code[HEADER.SAVED]
+    for k in range(code[HEADER.N_STATES]):
+        entry = table + k * _ENTRY
+        offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
         if saving:
             copy(a[saved:saved + size], a[offset:offset + size])
         else:
@@ -47,9 +49,10 @@ def state_is_finite(code, a):
     """Whether every state value is finite. v * 0 is 0 for a finite v and NaN for Inf or NaN,
     so one sum answers for a whole region, in a loop that vectorises (the kernels' fastmath
     flags keep NaN and Inf semantics, see config, so the product is not folded away)."""
-    table = code[HEADER_TABLES] + code[HEADER_STATES]
-    for k in range(code[HEADER_N_STATES]):
-        offset, size = code[table + 2 * k], code[table + 2 * k + 1]
+    table = code[HEADER.TABLES] + code[HEADER.STATES]
+    for k in range(code[HEADER.N_STATES]):
+        entry = table + k * _ENTRY
+        offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
         total = _ZERO
         for i in range(offset, offset + size):
             total += a[i] * _ZERO

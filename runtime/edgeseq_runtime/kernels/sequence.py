@@ -10,15 +10,15 @@ numbers are exactly those of one step at a time.
 
 from numba import njit
 
+from ..isa import GRU, HEADER, LSTM, OPCODE, RECORD, RNN
 from .config import JIT_OPTIONS
 from .matvec import fill, project, rows_independent
-from .opcodes import HEADER_END, HEADER_START, HEADER_X_OFFSET, HEADER_X_SIZE, OP_GRU, OP_LSTM, OP_RNN
 from .views import matrix
 
 
 @njit(**JIT_OPTIONS)
 def project_inputs(code, mp, bias, w, q, x, out):
-    """out[r] = bias + x[r] @ W for every row r; W is the matrix operand at code[mp:mp+3] and
+    """out[r] = bias + x[r] @ W for every row r; W is the matrix operand at code[mp:] and
     ``bias`` a weights offset (or -1). Every recurrent kernel computes its input part with it."""
     for r in range(x.shape[0]):
         fill(out[r], w, bias)
@@ -39,30 +39,33 @@ def input_part(code, mp, bias, w, q, a, x, scratch, width, pre):
 
 @njit(**JIT_OPTIONS)
 def layer_inputs(code, pc):
-    """(input_size, batch, gate width G, W operand position, bias offset) of the recurrent
-    instruction at pc (argument layouts in gru_f32, lstm_f32, rnn_f32); input_size 0 if pc
-    holds another instruction."""
-    op, p = code[pc], pc + 2
-    if op == OP_GRU:
-        return code[p + 2], code[p + 4], 3 * code[p + 3], p + 5, code[p + 11]
-    if op == OP_LSTM:
-        return code[p + 3], code[p + 5], 4 * code[p + 4], p + 6, code[p + 12]
-    if op == OP_RNN:
-        return code[p + 2], code[p + 4], code[p + 3], p + 5, code[p + 11]
-    return 0, 0, 0, 0, -1
+    """(arena offset of X, input_size, batch, gate width, W operand position, bias offset) of the
+    recurrent instruction at pc; input_size 0 if pc holds another instruction. The bias is what
+    its kernel adds to X*(W^T): GRU's Bx, LSTM's and RNN's B."""
+    op, p = code[pc + RECORD.OPCODE], pc + RECORD.FIELDS
+    if op == OPCODE.GRU:
+        return (code[p + GRU.X], code[p + GRU.INPUT_SIZE], code[p + GRU.BATCH], 3 * code[p + GRU.HIDDEN_SIZE],
+                p + GRU.W, code[p + GRU.BX])
+    if op == OPCODE.LSTM:
+        return (code[p + LSTM.X], code[p + LSTM.INPUT_SIZE], code[p + LSTM.BATCH], 4 * code[p + LSTM.HIDDEN_SIZE],
+                p + LSTM.W, code[p + LSTM.B])
+    if op == OPCODE.RNN:
+        return (code[p + RNN.X], code[p + RNN.INPUT_SIZE], code[p + RNN.BATCH], code[p + RNN.HIDDEN_SIZE],
+                p + RNN.W, code[p + RNN.B])
+    return -1, 0, 0, 0, 0, -1
 
 
 @njit(**JIT_OPTIONS)
 def projected_layer(code):
     """The pc of the recurrent instruction whose input projections ``run`` precomputes, or -1:
     the first one, if it reads the model input as is and its product is rows_independent."""
-    pc = code[HEADER_START]
-    while pc < code[HEADER_END]:
-        n_in, batch, width, _, _ = layer_inputs(code, pc)
+    pc = code[HEADER.START]
+    while pc < code[HEADER.END]:
+        x_off, n_in, batch, width, _, _ = layer_inputs(code, pc)
         if n_in:
-            reads_input = code[pc + 2] == code[HEADER_X_OFFSET] and n_in * batch == code[HEADER_X_SIZE]
+            reads_input = x_off == code[HEADER.X_OFFSET] and n_in * batch == code[HEADER.X_SIZE]
             return pc if reads_input and rows_independent(width) else -1
-        pc += code[pc + 1]
+        pc += code[pc + RECORD.LENGTH]
     return -1
 
 
@@ -72,5 +75,5 @@ def projection_floats(code):
     pc = projected_layer(code)
     if pc < 0:
         return 0
-    _, batch, width, _, _ = layer_inputs(code, pc)
+    _, _, batch, width, _, _ = layer_inputs(code, pc)
     return batch * width

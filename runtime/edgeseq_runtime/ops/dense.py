@@ -2,8 +2,8 @@
 
 import numpy as np
 
+from .. import isa
 from ..graph import attribute
-from ..kernels import opcodes
 from ..tensor import Tensor
 
 
@@ -23,7 +23,7 @@ def _emit_dense(ctx, node, a: Tensor, matrix: list[int], n_in: int, n_out: int, 
             ctx.fail(node, f"bias of shape {list(np.shape(bias))} does not broadcast to {[rows, n_out]}")
         bias_off = ctx.builder.constant(bias)
     out = ctx.new_tensor(out_shape)
-    ctx.builder.emit(opcodes.OP_DENSE, [a.offset, out.offset, rows, n_in, n_out, *matrix, bias_off])
+    ctx.builder.emit(isa.DENSE, x=a.offset, y=out.offset, rows=rows, n_in=n_in, n_out=n_out, w=matrix, bias=bias_off)
     if add is not None:
         ctx.absorb(add, out)
     return out

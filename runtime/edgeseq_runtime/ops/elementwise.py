@@ -3,19 +3,19 @@
 import math
 import numpy as np
 
+from .. import isa
 from ..graph import attribute
-from ..kernels import opcodes
-from ..kernels.activations import ACTIVATIONS
-from ..kernels.elementwise_f32 import ADD, DIV, MUL, SUB
+from ..isa import ACTIVATIONS, BINARY_FUNCTION, SOURCE
 from ..tensor import Tensor
 
-BINARY = {"Add": ADD, "Sub": SUB, "Mul": MUL, "Div": DIV}
+BINARY = {"Add": BINARY_FUNCTION.ADD, "Sub": BINARY_FUNCTION.SUB, "Mul": BINARY_FUNCTION.MUL, "Div": BINARY_FUNCTION.DIV}
 # Standalone ONNX activation ops: their attributes map onto the recurrent activations' alpha/beta.
 UNARY = ("Relu", "Tanh", "Sigmoid", "LeakyRelu", "HardSigmoid", "Elu", "Softsign", "Softplus", "ThresholdedRelu")
 
 
 def _operand(ctx, node, value, out_shape):
-    """(source, offset, period) reading ``value`` broadcast to ``out_shape`` as value[i % period]."""
+    """The ``isa.BROADCAST`` operand (source, offset, period) reading ``value`` broadcast to
+    ``out_shape`` as value[i % period]."""
     shape = value.shape if isinstance(value, Tensor) else np.shape(value)
     padded = (1,) * (len(out_shape) - len(shape)) + tuple(shape)
     lead = next((i for i, d in enumerate(padded) if d != 1), len(padded))
@@ -23,11 +23,11 @@ def _operand(ctx, node, value, out_shape):
     if isinstance(value, Tensor):
         if not periodic:
             value = ctx.from_addresses(np.broadcast_to(value.addresses().reshape(padded), out_shape).copy())
-        return 0, value.offset, value.size
+        return SOURCE.ARENA, value.offset, value.size
     array = np.asarray(value, np.float32)
     if not periodic:
         array = np.broadcast_to(array, out_shape)
-    return 1, ctx.builder.constant(array), max(array.size, 1)
+    return SOURCE.WEIGHTS, ctx.builder.constant(array), max(array.size, 1)
 
 
 def lower_binary(ctx, node, inputs):
@@ -38,8 +38,8 @@ def lower_binary(ctx, node, inputs):
     except ValueError:
         ctx.fail(node, f"shapes {list(shapes[0])} and {list(shapes[1])} do not broadcast")
     out = ctx.new_tensor(out_shape)
-    ctx.builder.emit(opcodes.OP_BINARY, [BINARY[node.op_type], *_operand(ctx, node, a, out_shape),
-                                         *_operand(ctx, node, b, out_shape), out.offset, out.size])
+    ctx.builder.emit(isa.BINARY, function=BINARY[node.op_type], a=_operand(ctx, node, a, out_shape),
+                     b=_operand(ctx, node, b, out_shape), c=out.offset, n=out.size)
     return [out]
 
 
@@ -49,7 +49,7 @@ def lower_unary(ctx, node, inputs):
     beta = attribute(node, "beta", default_beta if default_beta is not None else 0.0)
     x = inputs[0]
     out = ctx.new_tensor(x.shape)
-    ctx.builder.emit(opcodes.OP_ACTIVATION, [kind, ctx.builder.constant([alpha, beta]), x.offset, out.offset, x.size])
+    ctx.builder.emit(isa.ACTIVATION, act=[kind, ctx.builder.constant([alpha, beta])], x=x.offset, y=out.offset, n=x.size)
     return [out]
 
 
@@ -67,7 +67,8 @@ def lower_softmax(ctx, node, inputs):
     else:  # opsets before 13 flatten [axis:] into one reduced axis
         n, inner = math.prod(x.shape[axis:]), 1
     out = ctx.new_tensor(x.shape)
-    ctx.builder.emit(opcodes.OP_SOFTMAX, [x.offset, out.offset, outer, n, inner, int(node.op_type == "LogSoftmax")])
+    ctx.builder.emit(isa.SOFTMAX, x=x.offset, y=out.offset, outer=outer, n=n, inner=inner,
+                     log=int(node.op_type == "LogSoftmax"))
     return [out]
 
 

@@ -8,9 +8,9 @@ as ONNX defines it, without re-implementing their index arithmetic here.
 import numpy as np
 import onnx
 
+from .. import isa
 from ..graph import FLOAT_TYPES, attribute
-from ..kernels import opcodes
-from ..kernels.matvec import FLOAT32, INT8
+from ..isa import MATRIX_KIND
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
 
@@ -51,10 +51,10 @@ def _embedding(ctx, node, table, ids: Tensor) -> Tensor:
     out = ctx.new_tensor(ids.shape + (dim,))
     scales = table.scales_along(0) if isinstance(table, QuantizedWeight) else None
     if scales is not None:  # int8 rows, one scale per row
-        rows = [INT8, ctx.builder.constant_int8(table.q), ctx.builder.constant(scales)]
+        rows = [MATRIX_KIND.INT8, ctx.builder.constant_int8(table.q), ctx.builder.constant(scales)]
     else:
-        rows = [FLOAT32, ctx.builder.constant(np.asarray(table, np.float32)), -1]
-    ctx.builder.emit(opcodes.OP_EMBEDDING, [ids.offset, out.offset, ids.size, vocab, dim, *rows])
+        rows = [MATRIX_KIND.FLOAT32, ctx.builder.constant(np.asarray(table, np.float32)), -1]
+    ctx.builder.emit(isa.EMBEDDING, ids=ids.offset, y=out.offset, count=ids.size, vocab=vocab, dim=dim, table=rows)
     return out
 
 

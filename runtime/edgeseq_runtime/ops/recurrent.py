@@ -6,11 +6,13 @@ pre-summed where the equations allow). PyTorch's own gate order never reaches th
 exporters already reorder to ONNX's.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
+from .. import isa
 from ..graph import attribute, input_dims
-from ..kernels import opcodes
-from ..kernels.activations import ACTIVATIONS
+from ..isa import ACTIVATIONS
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
 
@@ -19,7 +21,42 @@ DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Si
 _BY_LOWER_NAME = {name.lower(): name for name in ACTIVATIONS}
 
 
+@dataclass(frozen=True)
+class Recurrent:
+    """A recurrent node, checked, in ONNX's layout: what the emitters need and nothing to re-check."""
+
+    op: str
+    x: Tensor
+    w: object                # W[0] (gates*hidden, input_size): float32 or QuantizedWeight
+    r: object                # R[0] (gates*hidden, hidden)
+    wb: np.ndarray           # (gates*hidden,)
+    rb: np.ndarray           # (gates*hidden,)
+    p: np.ndarray | None     # (3*hidden,): LSTM's peepholes
+    initial_h: object
+    initial_c: object
+    input_size: int
+    hidden: int
+    batch: int
+    layout: int
+    activations: list        # (kind, alpha, beta) for f, g(, h)
+    clip: float | None
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        return (1, self.batch, self.hidden) if self.layout == 0 else (self.batch, 1, self.hidden)
+
+    @property
+    def y_shape(self) -> tuple[int, ...]:
+        return (1, 1, self.batch, self.hidden) if self.layout == 0 else (self.batch, 1, 1, self.hidden)
+
+
 def lower_recurrent(ctx, node, inputs):
+    return _EMITTERS[node.op_type](ctx, node, _checked(ctx, node, inputs))
+
+
+def _checked(ctx, node, inputs) -> Recurrent:
+    """The node's inputs and attributes as a Recurrent; a ModelError for anything the runtime
+    cannot run as ONNX defines it."""
     op = node.op_type
     gates = GATES[op]
     inputs = inputs + [None] * (8 - len(inputs))
@@ -63,54 +100,66 @@ def lower_recurrent(ctx, node, inputs):
     if x.shape != expected:
         ctx.fail(node, f"X has shape {list(x.shape)} for one step, expected {list(expected)} "
                        f"(time axis 1, layout={layout}); a stream runs one step at a time")
-    state_shape = (1, batch, hidden) if layout == 0 else (batch, 1, hidden)
-    y_shape = (1, 1, batch, hidden) if layout == 0 else (batch, 1, 1, hidden)
-
-    builder = ctx.builder
-    acts = _activations(ctx, node, op)
+    activations = _activations(ctx, node, op)
     clip = attribute(node, "clip", None)
     if clip is not None and not clip > 0:
         ctx.fail(node, f"clip={clip} must be positive")
-    clip_off = builder.constant([clip]) if clip is not None else -1
-    # W[0] and R[0] are (gates*hidden, n) with one row per output: store them transposed.
-    wt = builder.matrix(_first(w), out_axis=0)
-    rt = builder.matrix(_first(r), out_axis=0)
-    wb, rb = b[0, :gates * hidden], b[0, gates * hidden:]
-    h = ctx.state_region(node, initial_h, state_shape, "initial_h")
+    if p is not None:
+        p = np.asarray(p, np.float32)
+        if p.shape != (1, 3 * hidden):
+            ctx.fail(node, f"P has shape {list(p.shape)}, expected [1, {3 * hidden}]")
+        p = p[0]
+    return Recurrent(op, x, _first(w), _first(r), b[0, :gates * hidden], b[0, gates * hidden:], p,
+                     initial_h, initial_c, n_in, hidden, batch, layout, activations, clip)
 
-    if op == "RNN":
-        scratch = builder.alloc(batch * hidden)
-        builder.emit(opcodes.OP_RNN, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
-                                      builder.constant(wb + rb), *acts[0], clip_off, scratch])
-        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
-    elif op == "GRU":
-        linear_before_reset = attribute(node, "linear_before_reset", 0)
-        bx = wb.copy()
-        bx[:2 * hidden] += rb[:2 * hidden]
-        bh = np.zeros(hidden, np.float32)
-        if linear_before_reset:
-            bh[:] = rb[2 * hidden:]
-        else:
-            bx[2 * hidden:] += rb[2 * hidden:]
-        scratch = builder.alloc(batch * 7 * hidden)
-        builder.emit(opcodes.OP_GRU, [x.offset, h.offset, n_in, hidden, batch, *wt, *rt,
-                                      builder.constant(bx), builder.constant(bh), *acts[0], *acts[1],
-                                      clip_off, int(bool(linear_before_reset)), scratch])
-        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset)]
+
+def _stored(ctx, node, cell: Recurrent) -> dict:
+    """The fields every recurrent instruction shares, their constants stored: W and R transposed
+    (one row per input), the activations' parameters, the clip threshold, the state H."""
+    builder = ctx.builder
+    acts = [[kind, builder.constant([alpha, beta])] for kind, alpha, beta in cell.activations]
+    clip_off = builder.constant([cell.clip]) if cell.clip is not None else -1
+    # W[0] and R[0] are (gates*hidden, n) with one row per output: store them transposed.
+    wt, rt = builder.matrix(cell.w, out_axis=0), builder.matrix(cell.r, out_axis=0)
+    h = ctx.state_region(node, cell.initial_h, cell.state_shape, "initial_h")
+    return dict(x=cell.x.offset, h=h.offset, input_size=cell.input_size, hidden_size=cell.hidden,
+                batch=cell.batch, w=wt, r=rt, clip=clip_off, **{f"act_{name}": act for name, act in zip("fgh", acts)})
+
+
+def _emit_rnn(ctx, node, cell: Recurrent):
+    fields = _stored(ctx, node, cell)
+    ctx.builder.emit(isa.RNN, **fields, b=ctx.builder.constant(cell.wb + cell.rb))
+    return [Tensor(cell.y_shape, fields["h"]), Tensor(cell.state_shape, fields["h"])]
+
+
+def _emit_gru(ctx, node, cell: Recurrent):
+    """GRU's biases: Rb[zr] joins Wb[zr] (always summed); Rb[h] joins Wb[h] too, except with
+    linear_before_reset, where it is added to H*(Rh^T) before the product with rt (Bh)."""
+    fields = _stored(ctx, node, cell)
+    linear_before_reset = int(bool(attribute(node, "linear_before_reset", 0)))
+    hidden = cell.hidden
+    bx = cell.wb.copy()
+    bx[:2 * hidden] += cell.rb[:2 * hidden]
+    bh = np.zeros(hidden, np.float32)
+    if linear_before_reset:
+        bh[:] = cell.rb[2 * hidden:]
     else:
-        c = ctx.state_region(node, initial_c, state_shape, "initial_c")
-        if p is not None:
-            p = np.asarray(p, np.float32)
-            if p.shape != (1, 3 * hidden):
-                ctx.fail(node, f"P has shape {list(p.shape)}, expected [1, {3 * hidden}]")
-        peep = builder.constant(p[0]) if p is not None else -1
-        input_forget = int(bool(attribute(node, "input_forget", 0)))
-        scratch = builder.alloc(batch * 4 * hidden)
-        builder.emit(opcodes.OP_LSTM, [x.offset, h.offset, c.offset, n_in, hidden, batch, *wt, *rt,
-                                       builder.constant(wb + rb), peep, *acts[0], *acts[1], *acts[2],
-                                       clip_off, input_forget, scratch])
-        outputs = [Tensor(y_shape, h.offset), Tensor(state_shape, h.offset), Tensor(state_shape, c.offset)]
-    return outputs
+        bx[2 * hidden:] += cell.rb[2 * hidden:]
+    ctx.builder.emit(isa.GRU, **fields, bx=ctx.builder.constant(bx), bh=ctx.builder.constant(bh),
+                     linear_before_reset=linear_before_reset)
+    return [Tensor(cell.y_shape, fields["h"]), Tensor(cell.state_shape, fields["h"])]
+
+
+def _emit_lstm(ctx, node, cell: Recurrent):
+    fields = _stored(ctx, node, cell)
+    c = ctx.state_region(node, cell.initial_c, cell.state_shape, "initial_c")
+    peepholes = ctx.builder.constant(cell.p) if cell.p is not None else -1
+    ctx.builder.emit(isa.LSTM, **fields, c=c.offset, p=peepholes, b=ctx.builder.constant(cell.wb + cell.rb),
+                     input_forget=int(bool(attribute(node, "input_forget", 0))))
+    return [Tensor(cell.y_shape, fields["h"]), Tensor(cell.state_shape, fields["h"]), Tensor(cell.state_shape, c.offset)]
+
+
+_EMITTERS = {"RNN": _emit_rnn, "GRU": _emit_gru, "LSTM": _emit_lstm}
 
 
 def _check_sequence_lens(ctx, node, lengths):
@@ -140,7 +189,7 @@ def _first(weight):
 
 
 def _activations(ctx, node, op):
-    """[(kind, parameter offset)] for f, g(, h): names from ``activations``, alpha and beta
+    """[(kind, alpha, beta)] for f, g(, h): names from ``activations``, alpha and beta
     from ``activation_alpha`` / ``activation_beta``, consumed in order by the activations that
     take them (as ONNX Runtime does), the operators' defaults otherwise."""
     names = [_text(n) for n in attribute(node, "activations", [])]
@@ -157,7 +206,7 @@ def _activations(ctx, node, op):
         kind, default_alpha, default_beta = ACTIVATIONS[canonical]
         alpha = alphas.pop(0) if default_alpha is not None and alphas else (default_alpha or 0.0)
         beta = betas.pop(0) if default_beta is not None and betas else (default_beta or 0.0)
-        result.append((kind, ctx.builder.constant([alpha, beta])))
+        result.append((kind, alpha, beta))
     return result
 
 
