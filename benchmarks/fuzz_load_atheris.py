@@ -2,17 +2,22 @@
 fixed examples of tests/test_fuzz_load.py.
 
     pip install atheris
-    python benchmarks/fuzz_load_atheris.py --runs 20000 [--exclude identity_chain,huge_shape]
+    PYTHONPATH=tests python benchmarks/fuzz_load_atheris.py --runs 20000 [--exclude identity_chain,huge_shape]
 
 Each input chooses a seed model and one to three mutations of ``tests/support/onnx_mutations.py``
 (libFuzzer's bytes drive every choice, and its coverage of ``edgeseq_runtime`` steers them);
 the damaged file is loaded and stepped in this process. Anything but a clean load or a
-``ModelError`` stops the run with the traceback, and libFuzzer saves the input as
-``crash-*`` (replay it: ``python benchmarks/fuzz_load_atheris.py crash-...``). libFuzzer itself
+``ModelError`` stops the run with the traceback, and libFuzzer saves the input as ``crash-*``
+(replay it: ``PYTHONPATH=tests python benchmarks/fuzz_load_atheris.py crash-...``). libFuzzer itself
 catches crashes and, with ``-timeout``, hangs; the address space is capped as in the sandbox.
 ``--exclude`` leaves out mutations whose bug is already known, so a run can look past them.
 Not part of the test suite: it asserts nothing about time, and prints libFuzzer's own report
 ("Done N runs in S second(s)").
+
+Unlike the other benchmarks it measures no model that edgeseq exports: what it loads are damaged
+files, and it takes its seeds, its mutations and its judge (``load_sandbox``: what counts as a
+clean refusal) from ``tests/support/``, so that it and tests/test_fuzz_load.py try the same kinds
+of damage and judge the answers alike. Hence ``tests/`` on ``PYTHONPATH``, as pytest puts it.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from pathlib import Path
 
 import atheris
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+if importlib.util.find_spec("support") is None:
+    sys.exit("fuzz_load_atheris: the test suite's helpers are not importable; run it as "
+             "PYTHONPATH=tests python benchmarks/fuzz_load_atheris.py ...")
 
 
 def kernel_modules() -> list[str]:
