@@ -1,6 +1,6 @@
 """`edgeseq codegen` on the Python side (no compiler needed): the command line and its one-line
-errors, names checked against C, the header's figures, deterministic output, the C runtime's
-constants against the Python runtime's, and the refusal of plans the C runtime cannot run.
+errors, names checked against C, the header's figures, deterministic output, and the refusal of
+plans the C runtime cannot run (the plan header against the declaration: tests/test_isa.py).
 """
 
 from __future__ import annotations
@@ -18,11 +18,10 @@ from support.onnx_builders import conv_model
 codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 from edgeseq_export.backends import cgen  # noqa: E402
 from edgeseq_runtime import lower_model  # noqa: E402
-from edgeseq_runtime.kernels import activations, elementwise_f32, matvec, opcodes  # noqa: E402
+from edgeseq_runtime import isa  # noqa: E402
 
 from edgeseq.cli import main  # noqa: E402
 
-RUNTIME_C = codegen.RUNTIME_SOURCES / "edgeseq_rt.c"
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +51,7 @@ def test_cli_writes_a_self_contained_folder(model_path, tmp_path):
     out = tmp_path / "new" / "folder"
     result = invoke("codegen", model_path, "-o", out, "--name", "lstm")
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in out.iterdir()) == ["edgeseq_rt.c", "edgeseq_rt.h", "lstm.c", "lstm.h"]
+    assert sorted(p.name for p in out.iterdir()) == ["edgeseq_plan.h", "edgeseq_rt.c", "edgeseq_rt.h", "lstm.c", "lstm.h"]
     assert "RAM" in result.stdout and "flash" in result.stdout
     for generated in ("lstm.h", "lstm.c"):
         assert (out / generated).read_text().startswith(
@@ -92,7 +91,7 @@ def test_generated_files_declare_only_checked_identifiers(model_path, tmp_path):
 def test_output_is_deterministic(model_path, tmp_path):
     codegen.generate(model_path, tmp_path / "a", "m")
     codegen.generate(model_path, tmp_path / "b", "m")
-    for name in ("m.h", "m.c", "edgeseq_rt.h", "edgeseq_rt.c"):
+    for name in ("m.h", "m.c", "edgeseq_plan.h", "edgeseq_rt.h", "edgeseq_rt.c"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
 
 
@@ -112,6 +111,8 @@ def test_default_name_comes_from_the_file_name(model_path, tmp_path):
     ("my__model", "reserved for the compiler"),
     ("model_", "generated identifier 'model__INPUT_SIZE'"),
     ("EDGESEQ_RT", "is the C runtime's own"),
+    ("Edgeseq_Plan", "is the C runtime's own"),
+    ("EDGESEQ_GRU", "makes EDGESEQ_GRU_INPUT_SIZE, a macro of edgeseq_plan.h"),
 ])
 def test_cli_rejects_names_c_cannot_take(name, reason, model_path, tmp_path):
     line = one_line_error(invoke("codegen", model_path, "-o", tmp_path, "--name", name))
@@ -147,8 +148,8 @@ def test_cli_output_that_is_a_file_is_one_line(model_path, tmp_path):
 def test_refuses_a_plan_with_an_instruction_the_c_runtime_lacks(model_path):
     lowered = lower_model(model_path)
     code = lowered.plan.code.copy()
-    start = int(code[opcodes.HEADER_START])
-    code[start] = 99  # an opcode the C runtime does not implement
+    start = int(code[isa.HEADER.START])
+    code[start + isa.RECORD.OPCODE] = 99  # an opcode the C runtime does not implement
     changed = dataclasses.replace(lowered, plan=dataclasses.replace(lowered.plan, code=code))
     with pytest.raises(codegen.CodegenError, match=r"instruction 99 .* does not implement"):
         codegen.plan_image(changed, model_path)
@@ -167,26 +168,6 @@ def test_initial_arena_runs_rebuild_it_exactly():
             position += count
         assert position == values.size
         assert rebuilt.tobytes() == arena.tobytes()
-
-
-def c_constants() -> dict[str, int]:
-    """The enum constants of edgeseq_rt.c."""
-    enums = re.findall(r"enum \w+ \{(.*?)\};", RUNTIME_C.read_text(), re.S)
-    return {name: int(value) for body in enums for name, value in re.findall(r"(\w+) = (\d+)", body)}
-
-
-def test_c_runtime_constants_match_the_python_runtime():
-    constants = c_constants()
-    modules = [opcodes, matvec, activations, elementwise_f32]
-    for name, value in constants.items():
-        module = next((m for m in modules if hasattr(m, name)), None)
-        assert module is not None, f"{name} of edgeseq_rt.c is unknown to the Python runtime"
-        assert getattr(module, name) == value, f"{name}: C {value}, Python {getattr(module, name)}"
-    python_opcodes = {name for name in dir(opcodes) if name.startswith("OP_")}
-    assert python_opcodes == {name for name in constants if name.startswith("OP_")}
-    assert set(codegen.ARGUMENT_COUNTS) == {getattr(opcodes, name) for name in python_opcodes}
-    c_activations = {value for name, value in constants.items() if hasattr(activations, name)}
-    assert c_activations == {kind for kind, _, _ in activations.ACTIVATIONS.values()}
 
 
 def test_float_literals_round_trip_exactly():

@@ -78,7 +78,6 @@ HEADER = _group("HEADER", "slots of the plan's header, at the start of its code"
     ("SAVED", "arena offset of the state's copy taken when a call starts"),
     ("FAULT", "arena offset of two floats: a refused index and the rows of its table"),
 ])
-HEADER_SIZE = len(HEADER)
 
 RECORD = _group("RECORD", "an instruction record: [opcode, length, fields...]", [
     ("OPCODE", "the instruction (OPCODE)"),
@@ -91,6 +90,12 @@ STATE_ENTRY = _group("STATE_ENTRY", "an entry of the state table: an arena regio
     ("OFFSET", "arena offset of the region"),
     ("SIZE", "floats in it"),
 ])
+
+SLOTS = _group("SLOTS", "slots of the code's fixed-size parts", [
+    ("HEADER", len(HEADER), "the header"),
+    ("STATE_ENTRY", len(STATE_ENTRY), "an entry of the state table"),
+])
+HEADER_SIZE = SLOTS.HEADER
 
 STATUS = _group("STATUS", "what a step returns: OK, or why it was refused (the state is then as it was)", [
     ("OK", 0, "the step ran"),

@@ -10,12 +10,11 @@ runs, and puts them back when it refuses a step: the stream can always go on fro
 import numpy as np
 from numba import njit
 
-from ..isa import HEADER, STATE_ENTRY
+from ..isa import HEADER, SLOTS, STATE_ENTRY
 from .config import JIT_OPTIONS
 from .matvec import copy
 
 _ZERO = np.float32(0.0)  # float32, so that the sum runs at float32's vector width
-_ENTRY = len(STATE_ENTRY)  # slots per state table entry
 
 
 @njit(**JIT_OPTIONS)
@@ -23,7 +22,7 @@ def _exchange(code, a, saving):
     """Copy every state region to the saved region (``saving``), or back."""
     table, saved = code[HEADER.TABLES] + code[HEADER.STATES], code[HEADER.SAVED]
     for k in range(code[HEADER.N_STATES]):
-        entry = table + k * _ENTRY
+        entry = table + k * SLOTS.STATE_ENTRY
         offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
         if saving:
             copy(a[saved:saved + size], a[offset:offset + size])
@@ -51,7 +50,7 @@ def state_is_finite(code, a):
     flags keep NaN and Inf semantics, see config, so the product is not folded away)."""
     table = code[HEADER.TABLES] + code[HEADER.STATES]
     for k in range(code[HEADER.N_STATES]):
-        entry = table + k * _ENTRY
+        entry = table + k * SLOTS.STATE_ENTRY
         offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
         total = _ZERO
         for i in range(offset, offset + size):

@@ -2,36 +2,19 @@
  * edgeseq_rt: the plan interpreter behind every generated model. The API is documented in
  * edgeseq_rt.h.
  *
- * Each kernel below is a line-by-line port of its Python twin in edgeseq_runtime/kernels (same
- * argument layout, same loop order, same approximations), so that a model generated to C gives
- * the numbers the Python runtime gives. The argument layout of each instruction is documented in
- * the docstring of the Python kernel named in the comment above its port.
+ * Each kernel below computes what its Python twin in edgeseq_runtime/kernels computes, with the
+ * same equations, gate order and approximations (exp, tanh, sigmoid), so that a model generated to
+ * C gives the Python runtime's numbers within 1e-5; it is not a line-by-line port: the matrix
+ * products here sum four inputs at a time (Python: fused multiply-add tiles), recurrent cells
+ * work one stream at a time in less scratch, and softmax uses libm's expf. Records are decoded
+ * with the names of edgeseq_plan.h (written from edgeseq_runtime/isa.py, which documents every
+ * field): args[EDGESEQ_GRU_W] is the W operand of a GRU record.
  */
 #include "edgeseq_rt.h"
 
 #include <math.h>   /* expf, logf, log1pf: softmax and softplus only */
 #include <stddef.h> /* NULL */
 #include <string.h> /* memcpy */
-
-/*
- * The plan format, with the names and values of edgeseq_runtime.kernels (opcodes.py, matvec.py,
- * activations.py, elementwise_f32.py); tests/test_codegen_python.py checks that they agree.
- */
-enum header_slot {
-    HEADER_X_OFFSET = 0, HEADER_X_SIZE = 1, HEADER_Y_OFFSET = 2, HEADER_Y_SIZE = 3,
-    HEADER_VOCAB = 4, HEADER_START = 5, HEADER_END = 6, HEADER_TABLES = 7, HEADER_STATES = 8,
-    HEADER_N_STATES = 9, HEADER_SAVED = 10, HEADER_FAULT = 11
-};
-enum opcode {
-    OP_RNN = 1, OP_GRU = 2, OP_LSTM = 3, OP_DENSE = 4, OP_BINARY = 5, OP_ACTIVATION = 6,
-    OP_SOFTMAX = 7, OP_COPY = 8, OP_EMBEDDING = 9
-};
-enum matrix_kind { FLOAT32 = 0, INT8 = 1, FLOAT32_BY_OUTPUT = 2, INT8_BY_OUTPUT = 3 };
-enum activation_kind {
-    RELU = 0, TANH = 1, SIGMOID = 2, AFFINE = 3, LEAKY_RELU = 4, THRESHOLDED_RELU = 5,
-    SCALED_TANH = 6, HARD_SIGMOID = 7, ELU = 8, SOFTSIGN = 9, SOFTPLUS = 10
-};
-enum binary_function { ADD = 0, SUB = 1, MUL = 2, DIV = 3 };
 
 /* ---- fastexp.py: exp and expm1 as range reduction + polynomial (see its docstring) ---------- */
 
@@ -111,58 +94,58 @@ static void activate(int32_t kind, float alpha, float beta, float *v, int32_t n)
 {
     int32_t i;
     switch (kind) {
-    case SIGMOID:
+    case EDGESEQ_ACTIVATION_KIND_SIGMOID:
         for (i = 0; i < n; i++) {
             v[i] = fast_sigmoid(v[i]);
         }
         break;
-    case TANH:
+    case EDGESEQ_ACTIVATION_KIND_TANH:
         for (i = 0; i < n; i++) {
             v[i] = fast_tanh(v[i]);
         }
         break;
-    case RELU:
+    case EDGESEQ_ACTIVATION_KIND_RELU:
         for (i = 0; i < n; i++) {
             v[i] = v[i] > 0.0f ? v[i] : 0.0f;
         }
         break;
-    case AFFINE:
+    case EDGESEQ_ACTIVATION_KIND_AFFINE:
         for (i = 0; i < n; i++) {
             v[i] = alpha * v[i] + beta;
         }
         break;
-    case LEAKY_RELU:
+    case EDGESEQ_ACTIVATION_KIND_LEAKY_RELU:
         for (i = 0; i < n; i++) {
             v[i] = select_float(v[i] >= 0.0f, v[i], alpha * v[i]);
         }
         break;
-    case THRESHOLDED_RELU:
+    case EDGESEQ_ACTIVATION_KIND_THRESHOLDED_RELU:
         for (i = 0; i < n; i++) {
             v[i] = v[i] > alpha ? v[i] : 0.0f;
         }
         break;
-    case SCALED_TANH:
+    case EDGESEQ_ACTIVATION_KIND_SCALED_TANH:
         for (i = 0; i < n; i++) {
             v[i] = alpha * fast_tanh(beta * v[i]);
         }
         break;
-    case HARD_SIGMOID:
+    case EDGESEQ_ACTIVATION_KIND_HARD_SIGMOID:
         for (i = 0; i < n; i++) {
             const float y = alpha * v[i] + beta;
             v[i] = y < 0.0f ? 0.0f : (y > 1.0f ? 1.0f : y);
         }
         break;
-    case ELU:
+    case EDGESEQ_ACTIVATION_KIND_ELU:
         for (i = 0; i < n; i++) {
             v[i] = select_float(v[i] >= 0.0f, v[i], alpha * fast_expm1(v[i]));
         }
         break;
-    case SOFTSIGN:
+    case EDGESEQ_ACTIVATION_KIND_SOFTSIGN:
         for (i = 0; i < n; i++) {
             v[i] = v[i] / (1.0f + fabsf(v[i]));
         }
         break;
-    case SOFTPLUS: /* log(1 + e^x) without overflow for large x */
+    case EDGESEQ_ACTIVATION_KIND_SOFTPLUS: /* log(1 + e^x) without overflow for large x */
         for (i = 0; i < n; i++) {
             v[i] = (v[i] > 0.0f ? v[i] : 0.0f) + log1pf(fast_exp(-fabsf(v[i])));
         }
@@ -172,10 +155,11 @@ static void activate(int32_t kind, float alpha, float beta, float *v, int32_t n)
     }
 }
 
-/* The activation encoded as [kind, parameter offset]; alpha, beta = w[offset], w[offset + 1]. */
-static void activate_encoded(const int32_t *activation, const float *w, float *v, int32_t n)
+/* The activation of a FUNCTION operand; alpha, beta = w[params], w[params + 1]. */
+static void activate_encoded(const int32_t *function, const float *w, float *v, int32_t n)
 {
-    activate(activation[0], w[activation[1]], w[activation[1] + 1], v, n);
+    const int32_t params = function[EDGESEQ_FUNCTION_PARAMS];
+    activate(function[EDGESEQ_FUNCTION_KIND], w[params], w[params + 1], v, n);
 }
 
 /* v = clamp(v, -limit, limit): the ONNX `clip` attribute. */
@@ -265,24 +249,23 @@ static void dot_outputs_i8(const float *restrict vec, int32_t n_in, const int8_t
     }
 }
 
-/* out += vec @ columns [col, col + n_out) of the matrix operand [kind, offset, scale offset]. */
-static void accumulate(const int32_t *operand, const edgeseq_rt_model_t *model, int32_t ld,
+/* out += vec @ columns [col, col + n_out) of a MATRIX operand. */
+static void accumulate(const int32_t *matrix, const edgeseq_rt_model_t *model, int32_t ld,
                        int32_t col, const float *vec, int32_t n_in, float *out, int32_t n_out)
 {
-    switch (operand[0]) {
-    case INT8:
-        accumulate_i8(vec, n_in, model->qweights + operand[1], ld, col,
-                      model->weights + operand[2] + col, out, n_out);
+    const int32_t offset = matrix[EDGESEQ_MATRIX_OFFSET], scales = matrix[EDGESEQ_MATRIX_SCALES];
+    switch (matrix[EDGESEQ_MATRIX_KIND]) {
+    case EDGESEQ_MATRIX_KIND_INT8:
+        accumulate_i8(vec, n_in, model->qweights + offset, ld, col, model->weights + scales + col, out, n_out);
         break;
-    case FLOAT32_BY_OUTPUT:
-        dot_outputs_f32(vec, n_in, model->weights + operand[1], col, out, n_out);
+    case EDGESEQ_MATRIX_KIND_FLOAT32_BY_OUTPUT:
+        dot_outputs_f32(vec, n_in, model->weights + offset, col, out, n_out);
         break;
-    case INT8_BY_OUTPUT:
-        dot_outputs_i8(vec, n_in, model->qweights + operand[1], col,
-                       model->weights + operand[2] + col, out, n_out);
+    case EDGESEQ_MATRIX_KIND_INT8_BY_OUTPUT:
+        dot_outputs_i8(vec, n_in, model->qweights + offset, col, model->weights + scales + col, out, n_out);
         break;
     default:
-        accumulate_f32(vec, n_in, model->weights + operand[1], ld, col, out, n_out);
+        accumulate_f32(vec, n_in, model->weights + offset, ld, col, out, n_out);
         break;
     }
 }
@@ -302,122 +285,123 @@ static void fill(float *dst, int32_t n, const float *w, int32_t offset)
     }
 }
 
-/* ---- gru_f32.py ------------------------------------------------------------------------------- */
+/* ---- gru_f32.py: one stream at a time, in 6*hidden floats of the record's scratch ----------- */
 
 static void gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
-    const int32_t n_in = args[2], n_h = args[3], batch = args[4];
-    const int32_t bx = args[11], bh = args[12], clip_off = args[17];
-    const int32_t linear_before_reset = args[18];
-    const int32_t g3 = 3 * n_h;
-    float *gx = a + args[19];  /* input projections of z, r, h (then the gates themselves) */
-    float *gh = gx + g3;       /* recurrent projections of z, r, h */
-    float *zr = gx, *z = gx, *r = gx + n_h, *hc = gx + 2 * n_h;
-    float *gh_zr = gh, *gh_h = gh + 2 * n_h, *rh = gh;
+    const int32_t n_in = args[EDGESEQ_GRU_INPUT_SIZE], n_h = args[EDGESEQ_GRU_HIDDEN_SIZE];
+    const int32_t batch = args[EDGESEQ_GRU_BATCH], bx = args[EDGESEQ_GRU_BX], bh = args[EDGESEQ_GRU_BH];
+    const int32_t clip_off = args[EDGESEQ_GRU_CLIP], linear_before_reset = args[EDGESEQ_GRU_LINEAR_BEFORE_RESET];
+    const int32_t width = 3 * n_h; /* z, r, h */
+    float *xw = a + args[EDGESEQ_GRU_SCRATCH]; /* Xt*(W^T) + Bx of z, r, h (then zt, rt, ht themselves) */
+    float *hr = xw + width;                     /* Ht-1*(R^T) of z, r, h */
+    float *zr = xw, *zt = xw, *rt = xw + n_h, *ht = xw + 2 * n_h;
+    float *hr_zr = hr, *hr_h = hr + 2 * n_h, *rh = hr; /* rh: rt (.) Ht-1, in hr's z, r part once used */
     int32_t b, j;
     for (b = 0; b < batch; b++) {
-        const float *x = a + args[0] + b * n_in;
-        float *h = a + args[1] + b * n_h;
-        fill(gx, g3, w, bx);
-        accumulate(args + 5, model, g3, 0, x, n_in, gx, g3);
-        fill(gh_zr, 2 * n_h, w, -1);
+        const float *x = a + args[EDGESEQ_GRU_X] + b * n_in;
+        float *h = a + args[EDGESEQ_GRU_H] + b * n_h;
+        fill(xw, width, w, bx);
+        accumulate(args + EDGESEQ_GRU_W, model, width, 0, x, n_in, xw, width);
+        fill(hr_zr, 2 * n_h, w, -1);
         if (linear_before_reset) {
-            fill(gh_h, n_h, w, bh);
-            accumulate(args + 8, model, g3, 0, h, n_h, gh, g3);
+            fill(hr_h, n_h, w, bh);
+            accumulate(args + EDGESEQ_GRU_R, model, width, 0, h, n_h, hr, width);
         } else {
-            accumulate(args + 8, model, g3, 0, h, n_h, gh_zr, 2 * n_h);
+            accumulate(args + EDGESEQ_GRU_R, model, width, 0, h, n_h, hr_zr, 2 * n_h);
         }
         for (j = 0; j < 2 * n_h; j++) {
-            zr[j] += gh_zr[j];
+            zr[j] += hr_zr[j];
         }
         if (clip_off >= 0) {
             clip(zr, 2 * n_h, w[clip_off]);
         }
-        activate_encoded(args + 13, w, zr, 2 * n_h);
+        activate_encoded(args + EDGESEQ_GRU_ACT_F, w, zr, 2 * n_h);
         if (linear_before_reset) {
             for (j = 0; j < n_h; j++) {
-                hc[j] += r[j] * gh_h[j];
+                ht[j] += rt[j] * hr_h[j];
             }
         } else {
             for (j = 0; j < n_h; j++) {
-                rh[j] = r[j] * h[j];
+                rh[j] = rt[j] * h[j];
             }
-            fill(gh_h, n_h, w, -1);
-            accumulate(args + 8, model, g3, 2 * n_h, rh, n_h, gh_h, n_h);
+            fill(hr_h, n_h, w, -1);
+            accumulate(args + EDGESEQ_GRU_R, model, width, 2 * n_h, rh, n_h, hr_h, n_h);
             for (j = 0; j < n_h; j++) {
-                hc[j] += gh_h[j];
+                ht[j] += hr_h[j];
             }
         }
         if (clip_off >= 0) {
-            clip(hc, n_h, w[clip_off]);
+            clip(ht, n_h, w[clip_off]);
         }
-        activate_encoded(args + 15, w, hc, n_h);
+        activate_encoded(args + EDGESEQ_GRU_ACT_G, w, ht, n_h);
         for (j = 0; j < n_h; j++) {
-            h[j] = (1.0f - z[j]) * hc[j] + z[j] * h[j];
+            h[j] = (1.0f - zt[j]) * ht[j] + zt[j] * h[j];
         }
     }
 }
 
-/* ---- lstm_f32.py ------------------------------------------------------------------------------ */
+/* ---- lstm_f32.py: one stream at a time, in 4*hidden floats of the record's scratch ---------- */
 
 static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
-    const int32_t n_in = args[3], n_h = args[4], batch = args[5];
-    const int32_t bias = args[12], peep = args[13], clip_off = args[20];
-    const int32_t input_forget = args[21];
-    const int32_t g4 = 4 * n_h;
-    float *gates = a + args[22];
-    float *i = gates, *o = gates + n_h, *f = gates + 2 * n_h, *cc = gates + 3 * n_h;
-    float *fc = f; /* f and the cell candidate, clipped together */
+    const int32_t n_in = args[EDGESEQ_LSTM_INPUT_SIZE], n_h = args[EDGESEQ_LSTM_HIDDEN_SIZE];
+    const int32_t batch = args[EDGESEQ_LSTM_BATCH], bias = args[EDGESEQ_LSTM_B], p = args[EDGESEQ_LSTM_P];
+    const int32_t clip_off = args[EDGESEQ_LSTM_CLIP], input_forget = args[EDGESEQ_LSTM_INPUT_FORGET];
+    const int32_t width = 4 * n_h; /* i, o, f, c */
+    float *gates = a + args[EDGESEQ_LSTM_SCRATCH];
+    float *it = gates, *ot = gates + n_h, *ft = gates + 2 * n_h, *ct = gates + 3 * n_h;
+    float *ft_ct = ft;  /* f and c are adjacent: clipped in one pass */
+    float *h_of_c = ct; /* the slot of ct, free once Ct is made, takes h(Ct) */
     int32_t b, j;
     for (b = 0; b < batch; b++) {
-        const float *x = a + args[0] + b * n_in;
-        float *h = a + args[1] + b * n_h;
-        float *c = a + args[2] + b * n_h;
-        fill(gates, g4, w, bias);
-        accumulate(args + 6, model, g4, 0, x, n_in, gates, g4);
-        accumulate(args + 9, model, g4, 0, h, n_h, gates, g4);
-        if (peep >= 0) {
-            const float *p_i = w + peep, *p_f = w + peep + 2 * n_h;
+        const float *x = a + args[EDGESEQ_LSTM_X] + b * n_in;
+        float *h = a + args[EDGESEQ_LSTM_H] + b * n_h;
+        float *c = a + args[EDGESEQ_LSTM_C] + b * n_h;
+        fill(gates, width, w, bias);
+        accumulate(args + EDGESEQ_LSTM_W, model, width, 0, x, n_in, gates, width);
+        accumulate(args + EDGESEQ_LSTM_R, model, width, 0, h, n_h, gates, width);
+        if (p >= 0) {
+            const float *p_i = w + p, *p_f = w + p + 2 * n_h;
             for (j = 0; j < n_h; j++) {
-                i[j] += p_i[j] * c[j];
-                f[j] += p_f[j] * c[j];
+                it[j] += p_i[j] * c[j];
+                ft[j] += p_f[j] * c[j];
             }
         }
         if (clip_off >= 0) {
-            clip(i, n_h, w[clip_off]);
-            clip(fc, 2 * n_h, w[clip_off]);
+            clip(it, n_h, w[clip_off]);
+            clip(ft_ct, 2 * n_h, w[clip_off]);
         }
-        activate_encoded(args + 14, w, i, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, it, n_h);
         if (input_forget) {
             for (j = 0; j < n_h; j++) {
-                f[j] = 1.0f - i[j];
+                ft[j] = 1.0f - it[j];
             }
         } else {
-            activate_encoded(args + 14, w, f, n_h);
+            activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, ft, n_h);
         }
-        activate_encoded(args + 16, w, cc, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_G, w, ct, n_h);
         for (j = 0; j < n_h; j++) {
-            c[j] = f[j] * c[j] + i[j] * cc[j];
+            c[j] = ft[j] * c[j] + it[j] * ct[j];
         }
-        if (peep >= 0) {
-            const float *p_o = w + peep + n_h;
+        if (p >= 0) {
+            const float *p_o = w + p + n_h;
             for (j = 0; j < n_h; j++) {
-                o[j] += p_o[j] * c[j];
+                ot[j] += p_o[j] * c[j];
             }
         }
         if (clip_off >= 0) {
-            clip(o, n_h, w[clip_off]);
+            clip(ot, n_h, w[clip_off]);
         }
-        activate_encoded(args + 14, w, o, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, ot, n_h);
         for (j = 0; j < n_h; j++) {
-            cc[j] = c[j];
+            h_of_c[j] = c[j];
         }
-        activate_encoded(args + 18, w, cc, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_H, w, h_of_c, n_h);
         for (j = 0; j < n_h; j++) {
-            h[j] = o[j] * cc[j];
+            h[j] = ot[j] * h_of_c[j];
         }
     }
 }
@@ -427,22 +411,22 @@ static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
 static void rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
-    const int32_t n_in = args[2], n_h = args[3], batch = args[4];
-    const int32_t bias = args[11], clip_off = args[14];
-    float *pre = a + args[15];
+    const int32_t n_in = args[EDGESEQ_RNN_INPUT_SIZE], n_h = args[EDGESEQ_RNN_HIDDEN_SIZE];
+    const int32_t batch = args[EDGESEQ_RNN_BATCH], bias = args[EDGESEQ_RNN_B], clip_off = args[EDGESEQ_RNN_CLIP];
+    float *ht = a + args[EDGESEQ_RNN_SCRATCH];
     int32_t b, j;
     for (b = 0; b < batch; b++) {
-        const float *x = a + args[0] + b * n_in;
-        float *h = a + args[1] + b * n_h;
-        fill(pre, n_h, w, bias);
-        accumulate(args + 5, model, n_h, 0, x, n_in, pre, n_h);
-        accumulate(args + 8, model, n_h, 0, h, n_h, pre, n_h);
+        const float *x = a + args[EDGESEQ_RNN_X] + b * n_in;
+        float *h = a + args[EDGESEQ_RNN_H] + b * n_h;
+        fill(ht, n_h, w, bias);
+        accumulate(args + EDGESEQ_RNN_W, model, n_h, 0, x, n_in, ht, n_h);
+        accumulate(args + EDGESEQ_RNN_R, model, n_h, 0, h, n_h, ht, n_h);
         if (clip_off >= 0) {
-            clip(pre, n_h, w[clip_off]);
+            clip(ht, n_h, w[clip_off]);
         }
-        activate_encoded(args + 12, w, pre, n_h);
+        activate_encoded(args + EDGESEQ_RNN_ACT_F, w, ht, n_h);
         for (j = 0; j < n_h; j++) {
-            h[j] = pre[j];
+            h[j] = ht[j];
         }
     }
 }
@@ -451,30 +435,40 @@ static void rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
 
 static void dense_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
-    const int32_t rows = args[2], n_in = args[3], n_out = args[4], bias = args[8];
+    const int32_t rows = args[EDGESEQ_DENSE_ROWS], n_in = args[EDGESEQ_DENSE_N_IN];
+    const int32_t n_out = args[EDGESEQ_DENSE_N_OUT], bias = args[EDGESEQ_DENSE_BIAS];
     int32_t r;
     for (r = 0; r < rows; r++) {
-        float *out = a + args[1] + r * n_out;
-        fill(out, n_out, model->weights, bias >= 0 ? bias + r * n_out : -1);
-        accumulate(args + 5, model, n_out, 0, a + args[0] + r * n_in, n_in, out, n_out);
+        float *y = a + args[EDGESEQ_DENSE_Y] + r * n_out;
+        fill(y, n_out, model->weights, bias >= 0 ? bias + r * n_out : -1);
+        accumulate(args + EDGESEQ_DENSE_W, model, n_out, 0, a + args[EDGESEQ_DENSE_X] + r * n_in, n_in, y, n_out);
     }
 }
 
 /* ---- elementwise_f32.py ----------------------------------------------------------------------- */
 
+/* The first value of a BROADCAST operand. */
+static const float *broadcast_values(const int32_t *operand, const edgeseq_rt_model_t *model, const float *a)
+{
+    const float *source = operand[EDGESEQ_BROADCAST_SOURCE] == EDGESEQ_SOURCE_ARENA ? a : model->weights;
+    return source + operand[EDGESEQ_BROADCAST_OFFSET];
+}
+
 static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
-    const float *xa = (args[1] == 0 ? a : model->weights) + args[2];
-    const float *xb = (args[4] == 0 ? a : model->weights) + args[5];
-    const int32_t fn = args[0], period_a = args[3], period_b = args[6], n = args[8];
-    float *out = a + args[7];
+    const float *xa = broadcast_values(args + EDGESEQ_BINARY_A, model, a);
+    const float *xb = broadcast_values(args + EDGESEQ_BINARY_B, model, a);
+    const int32_t period_a = args[EDGESEQ_BINARY_A + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t period_b = args[EDGESEQ_BINARY_B + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t fn = args[EDGESEQ_BINARY_FUNCTION], n = args[EDGESEQ_BINARY_N];
+    float *out = a + args[EDGESEQ_BINARY_C];
     int32_t i;
     for (i = 0; i < n; i++) {
         const float x = xa[i % period_a], y = xb[i % period_b];
         switch (fn) {
-        case ADD: out[i] = x + y; break;
-        case SUB: out[i] = x - y; break;
-        case MUL: out[i] = x * y; break;
+        case EDGESEQ_BINARY_FUNCTION_ADD: out[i] = x + y; break;
+        case EDGESEQ_BINARY_FUNCTION_SUB: out[i] = x - y; break;
+        case EDGESEQ_BINARY_FUNCTION_MUL: out[i] = x * y; break;
         default: out[i] = x / y; break;
         }
     }
@@ -482,22 +476,22 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
 
 static void activation_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
-    const float *w = model->weights;
-    const int32_t params = args[1], n = args[4];
-    float *out = a + args[3];
-    if (args[2] != args[3]) {
-        memmove(out, a + args[2], (size_t)n * sizeof *out);
+    const int32_t n = args[EDGESEQ_ACTIVATION_N];
+    float *y = a + args[EDGESEQ_ACTIVATION_Y];
+    if (args[EDGESEQ_ACTIVATION_X] != args[EDGESEQ_ACTIVATION_Y]) {
+        memmove(y, a + args[EDGESEQ_ACTIVATION_X], (size_t)n * sizeof *y);
     }
-    activate(args[0], w[params], w[params + 1], out, n);
+    activate_encoded(args + EDGESEQ_ACTIVATION_ACT, model->weights, y, n);
 }
 
 static void softmax_f32(const int32_t *args, float *a)
 {
-    const int32_t outer = args[2], n = args[3], inner = args[4], log_softmax = args[5];
+    const int32_t outer = args[EDGESEQ_SOFTMAX_OUTER], n = args[EDGESEQ_SOFTMAX_N];
+    const int32_t inner = args[EDGESEQ_SOFTMAX_INNER], log_softmax = args[EDGESEQ_SOFTMAX_LOG];
     int32_t o, k, i;
     for (o = 0; o < outer; o++) {
-        const float *x = a + args[0] + o * n * inner;
-        float *y = a + args[1] + o * n * inner;
+        const float *x = a + args[EDGESEQ_SOFTMAX_X] + o * n * inner;
+        float *y = a + args[EDGESEQ_SOFTMAX_Y] + o * n * inner;
         for (k = 0; k < inner; k++) {
             float top = x[k], total = 0.0f;
             for (i = 1; i < n; i++) {
@@ -538,11 +532,11 @@ static int is_row_index(float v, int32_t vocab)
 
 static void copy_indexed(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
-    const int32_t *index = model->code + model->code[HEADER_TABLES] + args[2];
-    float *dst = a + args[0];
+    const int32_t *index = model->code + model->code[EDGESEQ_HEADER_TABLES] + args[EDGESEQ_COPY_TABLE];
+    float *y = a + args[EDGESEQ_COPY_Y];
     int32_t i;
-    for (i = 0; i < args[1]; i++) {
-        dst[i] = a[index[i]];
+    for (i = 0; i < args[EDGESEQ_COPY_N]; i++) {
+        y[i] = a[index[i]];
     }
 }
 
@@ -550,15 +544,18 @@ static void copy_indexed(const int32_t *args, const edgeseq_rt_model_t *model, f
  * input, so checked here), with the id and the table's rows in the arena's fault slot. */
 static int embedding(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
-    const int32_t count = args[2], vocab = args[3], dim = args[4];
-    const int32_t kind = args[5], table = args[6], scales = args[7];
+    const int32_t count = args[EDGESEQ_EMBEDDING_COUNT], vocab = args[EDGESEQ_EMBEDDING_VOCAB];
+    const int32_t dim = args[EDGESEQ_EMBEDDING_DIM];
+    const int32_t *matrix = args + EDGESEQ_EMBEDDING_TABLE;
+    const int32_t kind = matrix[EDGESEQ_MATRIX_KIND], table = matrix[EDGESEQ_MATRIX_OFFSET];
+    const int32_t scales = matrix[EDGESEQ_MATRIX_SCALES];
     int32_t r, j;
     for (r = 0; r < count; r++) {
-        const float id = a[args[0] + r];
+        const float id = a[args[EDGESEQ_EMBEDDING_IDS] + r];
         int32_t row;
-        float *dst = a + args[1] + r * dim;
+        float *dst = a + args[EDGESEQ_EMBEDDING_Y] + r * dim;
         if (!is_row_index(id, vocab)) {
-            float *fault = a + model->code[HEADER_FAULT];
+            float *fault = a + model->code[EDGESEQ_HEADER_FAULT];
             fault[0] = id;
             fault[1] = (float)vocab;
             return EDGESEQ_RT_BAD_INDEX;
@@ -567,7 +564,7 @@ static int embedding(const int32_t *args, const edgeseq_rt_model_t *model, float
         if (row < 0) {
             row += vocab;
         }
-        if (kind == INT8) {
+        if (kind == EDGESEQ_MATRIX_KIND_INT8) {
             const int8_t *src = model->qweights + table + row * dim;
             const float scale = model->weights[scales + row];
             for (j = 0; j < dim; j++) {
@@ -595,7 +592,7 @@ static int is_finite(float v)
 
 static int check_inputs(const int32_t *code, const float *x)
 {
-    const int32_t n = code[HEADER_X_SIZE], vocab = code[HEADER_VOCAB];
+    const int32_t n = code[EDGESEQ_HEADER_X_SIZE], vocab = code[EDGESEQ_HEADER_VOCAB];
     int32_t i;
     for (i = 0; i < n; i++) {
         if (!is_finite(x[i])) {
@@ -612,26 +609,26 @@ static int check_inputs(const int32_t *code, const float *x)
 static int run_instructions(const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t *code = model->code;
-    int32_t pc = code[HEADER_START];
-    while (pc < code[HEADER_END]) {
+    int32_t pc = code[EDGESEQ_HEADER_START];
+    while (pc < code[EDGESEQ_HEADER_END]) {
         int status = EDGESEQ_RT_OK;
-        const int32_t *args = code + pc + 2;
-        switch (code[pc]) {
-        case OP_GRU: gru_f32(args, model, a); break;
-        case OP_LSTM: lstm_f32(args, model, a); break;
-        case OP_RNN: rnn_f32(args, model, a); break;
-        case OP_DENSE: dense_f32(args, model, a); break;
-        case OP_BINARY: binary_f32(args, model, a); break;
-        case OP_ACTIVATION: activation_f32(args, model, a); break;
-        case OP_SOFTMAX: softmax_f32(args, a); break;
-        case OP_COPY: copy_indexed(args, model, a); break;
-        case OP_EMBEDDING: status = embedding(args, model, a); break;
+        const int32_t *args = code + pc + EDGESEQ_RECORD_FIELDS;
+        switch (code[pc + EDGESEQ_RECORD_OPCODE]) {
+        case EDGESEQ_OPCODE_GRU: gru_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_LSTM: lstm_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_RNN: rnn_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_DENSE: dense_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_BINARY: binary_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_ACTIVATION: activation_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_SOFTMAX: softmax_f32(args, a); break;
+        case EDGESEQ_OPCODE_COPY: copy_indexed(args, model, a); break;
+        case EDGESEQ_OPCODE_EMBEDDING: status = embedding(args, model, a); break;
         default: break; /* edgeseq codegen refuses plans with other opcodes */
         }
         if (status != EDGESEQ_RT_OK) {
             return status;
         }
-        pc += code[pc + 1];
+        pc += code[pc + EDGESEQ_RECORD_LENGTH];
     }
     return EDGESEQ_RT_OK;
 }
@@ -640,23 +637,25 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
 
 static void save_state(const int32_t *code, float *a)
 {
-    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
-    float *saved = a + code[HEADER_SAVED];
+    const int32_t *table = code + code[EDGESEQ_HEADER_TABLES] + code[EDGESEQ_HEADER_STATES];
+    float *saved = a + code[EDGESEQ_HEADER_SAVED];
     int32_t k;
-    for (k = 0; k < code[HEADER_N_STATES]; k++) {
-        memcpy(saved, a + table[2 * k], (size_t)table[2 * k + 1] * sizeof *saved);
-        saved += table[2 * k + 1];
+    for (k = 0; k < code[EDGESEQ_HEADER_N_STATES]; k++) {
+        const int32_t *entry = table + k * EDGESEQ_SLOTS_STATE_ENTRY;
+        memcpy(saved, a + entry[EDGESEQ_STATE_ENTRY_OFFSET], (size_t)entry[EDGESEQ_STATE_ENTRY_SIZE] * sizeof *saved);
+        saved += entry[EDGESEQ_STATE_ENTRY_SIZE];
     }
 }
 
 static void restore_state(const int32_t *code, float *a)
 {
-    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
-    const float *saved = a + code[HEADER_SAVED];
+    const int32_t *table = code + code[EDGESEQ_HEADER_TABLES] + code[EDGESEQ_HEADER_STATES];
+    const float *saved = a + code[EDGESEQ_HEADER_SAVED];
     int32_t k;
-    for (k = 0; k < code[HEADER_N_STATES]; k++) {
-        memcpy(a + table[2 * k], saved, (size_t)table[2 * k + 1] * sizeof *saved);
-        saved += table[2 * k + 1];
+    for (k = 0; k < code[EDGESEQ_HEADER_N_STATES]; k++) {
+        const int32_t *entry = table + k * EDGESEQ_SLOTS_STATE_ENTRY;
+        memcpy(a + entry[EDGESEQ_STATE_ENTRY_OFFSET], saved, (size_t)entry[EDGESEQ_STATE_ENTRY_SIZE] * sizeof *saved);
+        saved += entry[EDGESEQ_STATE_ENTRY_SIZE];
     }
 }
 
@@ -664,12 +663,13 @@ static void restore_state(const int32_t *code, float *a)
  * vectorises. */
 static int state_is_finite(const int32_t *code, const float *a)
 {
-    const int32_t *table = code + code[HEADER_TABLES] + code[HEADER_STATES];
+    const int32_t *table = code + code[EDGESEQ_HEADER_TABLES] + code[EDGESEQ_HEADER_STATES];
     uint32_t not_finite = 0;
     int32_t k, i;
-    for (k = 0; k < code[HEADER_N_STATES]; k++) {
-        const float *region = a + table[2 * k];
-        for (i = 0; i < table[2 * k + 1]; i++) {
+    for (k = 0; k < code[EDGESEQ_HEADER_N_STATES]; k++) {
+        const int32_t *entry = table + k * EDGESEQ_SLOTS_STATE_ENTRY;
+        const float *region = a + entry[EDGESEQ_STATE_ENTRY_OFFSET];
+        for (i = 0; i < entry[EDGESEQ_STATE_ENTRY_SIZE]; i++) {
             not_finite |= (uint32_t)!is_finite(region[i]);
         }
     }
@@ -705,8 +705,8 @@ int edgeseq_rt_step(const edgeseq_rt_model_t *model, float *arena, const float *
         return status;
     }
     save_state(code, arena);
-    for (i = 0; i < code[HEADER_X_SIZE]; i++) {
-        arena[code[HEADER_X_OFFSET] + i] = x[i];
+    for (i = 0; i < code[EDGESEQ_HEADER_X_SIZE]; i++) {
+        arena[code[EDGESEQ_HEADER_X_OFFSET] + i] = x[i];
     }
     status = run_instructions(model, arena);
     if (status == EDGESEQ_RT_OK && !state_is_finite(code, arena)) {
@@ -716,8 +716,8 @@ int edgeseq_rt_step(const edgeseq_rt_model_t *model, float *arena, const float *
         restore_state(code, arena);
         return status;
     }
-    for (i = 0; i < code[HEADER_Y_SIZE]; i++) {
-        y[i] = arena[code[HEADER_Y_OFFSET] + i];
+    for (i = 0; i < code[EDGESEQ_HEADER_Y_SIZE]; i++) {
+        y[i] = arena[code[EDGESEQ_HEADER_Y_OFFSET] + i];
     }
     return EDGESEQ_RT_OK;
 }
