@@ -14,8 +14,8 @@ def pytest_configure(config):
     """Drop numba's on-disk cache when any kernel source or the instruction set changed.
 
     numba keys a cached function on its own file only, so editing a helper kernel (say the
-    matvec), or an offset in isa.py, would leave stale machine code in use. Done once, by the controlling
-    process (not by pytest-xdist workers), before anything compiles.
+    matvec), or an offset in isa.py, would leave stale machine code in use. Done once, by the
+    controlling process (not by pytest-xdist workers), before anything compiles.
     """
     if hasattr(config, "workerinput") or not os.access(KERNELS, os.W_OK):
         return

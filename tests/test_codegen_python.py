@@ -17,11 +17,12 @@ from support.onnx_builders import conv_model
 
 codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 from edgeseq_export.backends import cgen  # noqa: E402
-from edgeseq_runtime import lower_model  # noqa: E402
-from edgeseq_runtime import isa  # noqa: E402
+from edgeseq_runtime import (
+    isa,  # noqa: E402
+    lower_model,  # noqa: E402
+)
 
 from edgeseq.cli import main  # noqa: E402
-
 
 
 @pytest.fixture(scope="module")

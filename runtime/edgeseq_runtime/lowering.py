@@ -9,9 +9,9 @@ addresses: a contiguous result is a view at no run-time cost, anything else one 
 The rest become kernel instructions.
 """
 
+import math
 from dataclasses import dataclass, field
 
-import math
 import numpy as np
 import onnx
 

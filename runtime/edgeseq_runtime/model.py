@@ -1,7 +1,7 @@
 """StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
 
-import math
 import hashlib
+import math
 
 import numpy as np
 

@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from edgeseq_runtime import LoweredModel, lower_model
+from edgeseq_runtime import LoweredModel, isa, lower_model
 from edgeseq_runtime.atomic import write_atomic
-from edgeseq_runtime import isa
 
 from . import plan_header
 from .cgen import CodegenError, c_array, check_identifier, comment_text, identifier_from

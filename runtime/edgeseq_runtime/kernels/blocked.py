@@ -33,7 +33,8 @@ from numba import types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from ..isa import LANES  # floats per vector: one AVX register; LLVM splits it in two on 128-bit machines
+# LANES: floats per vector, one AVX register; LLVM splits it in two on 128-bit machines
+from ..isa import LANES
 
 _F32 = ir.FloatType()
 _I64 = ir.IntType(64)

@@ -25,6 +25,7 @@ from ..isa import LANES, MATRIX, MATRIX_KIND
 from .blocked import block
 from .config import JIT_OPTIONS
 from .views import matrix
+
 L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
 K_BLOCK = 8
 ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights

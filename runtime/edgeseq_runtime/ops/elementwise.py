@@ -1,6 +1,7 @@
 """Elementwise arithmetic, standalone activations and (Log)Softmax."""
 
 import math
+
 import numpy as np
 
 from .. import isa
