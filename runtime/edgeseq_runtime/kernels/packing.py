@@ -6,12 +6,15 @@ a step is worth saving. ``pack`` lays the three out at 64-byte boundaries behind
 their offsets and lengths; ``unpack`` takes views of them again inside the kernel.
 """
 
+from enum import IntEnum
+
 import numpy as np
 from numba import njit
 
 from .config import JIT_OPTIONS
 
-_HEADER = 64  # bytes: (offset, length) of each of the three arrays, as int64
+PART = IntEnum("PART", {"CODE": 0, "WEIGHTS": 1, "QWEIGHTS": 2})  # in this order in the array
+_HEADER = 64  # bytes: (offset in bytes, length in items) of each part, as int64 pairs
 _ALIGN = 64
 
 
@@ -27,7 +30,7 @@ def pack(code: np.ndarray, weights: np.ndarray, qweights: np.ndarray):
     header = model[:_HEADER].view(np.int64)
     views = []
     for i, (part, offset) in enumerate(zip(parts, offsets)):
-        header[2 * i], header[2 * i + 1] = offset, part.size
+        header[2 * i], header[2 * i + 1] = offset, part.size  # i: PART
         view = model[offset:offset + part.nbytes].view(part.dtype)
         view[:] = part
         views.append(view)
@@ -37,8 +40,9 @@ def pack(code: np.ndarray, weights: np.ndarray, qweights: np.ndarray):
 @njit(**JIT_OPTIONS)
 def unpack(model):
     """(code, weights, qweights) views of an array made by ``pack``."""
-    header = model[:48].view(np.int64)
-    code = model[header[0]:header[0] + 8 * header[1]].view(np.int64)
-    weights = model[header[2]:header[2] + 4 * header[3]].view(np.float32)
-    qweights = model[header[4]:header[4] + header[5]].view(np.int8)
+    header = model[:_HEADER].view(np.int64)
+    c, w, q = 2 * PART.CODE, 2 * PART.WEIGHTS, 2 * PART.QWEIGHTS  # where each part's (offset, length) is
+    code = model[header[c]:header[c] + 8 * header[c + 1]].view(np.int64)
+    weights = model[header[w]:header[w] + 4 * header[w + 1]].view(np.float32)
+    qweights = model[header[q]:header[q] + header[q + 1]].view(np.int8)
     return code, weights, qweights
