@@ -1,0 +1,75 @@
+"""Real speech for the voice-activity tests: English sentences spoken by ``espeak-ng``, resampled
+to 16 kHz mono by ``sox``, with gaps of silence between them and pink noise under all of it.
+
+Both are Debian packages (``apt-get install espeak-ng sox``, as ``.ci/run`` does). The recording
+knows where its sentences are, so a test can tell speech chunks from gaps.
+"""
+
+import dataclasses
+import pathlib
+import shutil
+import subprocess
+import wave
+
+import numpy as np
+
+RATE = 16000
+SENTENCES = (
+    "The quick brown fox jumps over the lazy dog.",
+    "Streaming models keep their state from one chunk of audio to the next.",
+    "Please turn off the lights in the kitchen before you leave.",
+    "Seven hundred and twenty three people answered the survey yesterday.",
+)
+GAPS = (1.0, 1.2, 0.8, 1.5, 1.0)  # seconds of silence before each sentence, and after the last
+NOISE = "pinknoise vol 0.02"  # sox synth: a noise floor about 34 dB under full scale
+
+
+@dataclasses.dataclass(frozen=True)
+class Recording:
+    samples: np.ndarray  # float32 in [-1, 1), 16 kHz mono
+    speech: tuple[tuple[int, int], ...]  # [start, end) sample spans of the spoken sentences
+
+    def chunks(self, size: int) -> np.ndarray:
+        """The recording cut into whole chunks of ``size`` samples, one per row."""
+        usable = len(self.samples) // size * size
+        return self.samples[:usable].reshape(-1, size)
+
+
+def tools_missing() -> list[str]:
+    """The programs the recording needs that this machine lacks."""
+    return [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
+
+
+def speech_recording(folder: pathlib.Path) -> Recording:
+    """Speak SENTENCES into ``folder`` and mix them with GAPS of silence and NOISE; read it back."""
+    folder.mkdir(parents=True, exist_ok=True)
+    spoken, speech, at = [], [], 0
+    for index, (sentence, gap) in enumerate(zip(SENTENCES, GAPS)):
+        raw, padded = folder / f"sentence{index}_raw.wav", folder / f"sentence{index}.wav"
+        _run("espeak-ng", "-v", "en-us", "-w", raw, sentence)
+        _run("sox", raw, "-r", RATE, "-c", 1, "-b", 16, padded, "pad", gap, 0)
+        length = len(read_wav(padded))
+        start = at + round(gap * RATE)
+        speech.append((start, at + length))
+        at += length
+        spoken.append(padded)
+    voice, noise, mixed = folder / "speech.wav", folder / "noise.wav", folder / "speech_in_noise.wav"
+    _run("sox", *spoken, voice, "pad", 0, GAPS[-1])
+    duration = len(read_wav(voice)) / RATE
+    _run("sox", "-R", "-n", "-r", RATE, "-c", 1, "-b", 16, noise, "synth", duration, *NOISE.split())
+    _run("sox", "-m", "-v", 0.9, voice, "-v", 1, noise, mixed)
+    return Recording(read_wav(mixed), tuple(speech))
+
+
+def read_wav(path: pathlib.Path) -> np.ndarray:
+    """A 16-bit mono WAV as float32 samples in [-1, 1)."""
+    with wave.open(str(path), "rb") as wav:
+        if wav.getsampwidth() != 2 or wav.getnchannels() != 1:
+            raise ValueError(f"{path}: expected 16-bit mono, got {wav.getsampwidth() * 8}-bit, "
+                             f"{wav.getnchannels()} channels")
+        frames = wav.readframes(wav.getnframes())
+    return (np.frombuffer(frames, dtype="<i2") / 32768.0).astype(np.float32)
+
+
+def _run(*command):
+    subprocess.run([str(part) for part in command], check=True, capture_output=True)
