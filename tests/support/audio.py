@@ -34,6 +34,13 @@ class Recording:
         usable = len(self.samples) // size * size
         return self.samples[:usable].reshape(-1, size)
 
+    def windows(self, size: int, context: int) -> np.ndarray:
+        """Each chunk after the ``context`` samples before it (zeros before the first), one per row:
+        what a model that sees a little of the previous chunk gets per call."""
+        chunks = self.chunks(size)
+        before = np.concatenate([np.zeros((1, context), np.float32), chunks[:-1, -context:]])
+        return np.concatenate([before, chunks], axis=1)
+
 
 def tools_missing() -> list[str]:
     """The programs the recording needs that this machine lacks."""
