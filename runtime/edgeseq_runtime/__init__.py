@@ -13,25 +13,48 @@ from . import numba_cache
 
 numba_cache.choose()  # before any kernel is defined: a read-only install needs a cache elsewhere
 
-from .errors import EdgeseqError, ModelError  # noqa: E402
-from .graph import read_model  # noqa: E402
-from .lowering import LoweredModel, lower  # noqa: E402
-from .model import StreamingModel  # noqa: E402
-from .numba_cache import kernels_cached  # noqa: E402
+from .errors import EdgeseqError, ModelError
+from .graph import read_model
+from .load_options import LoadOptions
+from .lowering import LoweredModel, lower
+from .model import StreamingModel
+from .numba_cache import kernels_cached
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "LoweredModel", "ModelError", "StreamingModel", "kernels_cached", "load", "lower_model",
-           "__version__"]
+__all__ = [
+    "EdgeseqError",
+    "LoadOptions",
+    "LoweredModel",
+    "ModelError",
+    "StreamingModel",
+    "__version__",
+    "kernels_cached",
+    "load",
+    "lower_model",
+]
 
 
-def load(path, batch: int = 1) -> StreamingModel:
-    """Load an ONNX model for ``batch`` parallel streams, ready to ``step``."""
-    return StreamingModel(lower_model(path, batch), batch, os.fspath(path))
+def load(path, batch: int = 1, *, constants=None, state=None, input_shape=None, context: int = 0) -> StreamingModel:
+    """Load an ONNX model for ``batch`` parallel streams, ready to ``step``.
+
+    For a graph edgeseq did not export: ``constants`` fixes graph inputs at load time
+    ({name: value}, e.g. Silero VAD's ``{"sr": 16000}``), ``state`` pairs state inputs with the
+    outputs that carry their next values where names do not tell ({input: output}),
+    ``input_shape`` gives one stream's step input shape where the graph leaves dims symbolic, and
+    ``context=N`` keeps each stream's last N input values in front of the next step's new ones
+    (Silero VAD: 64 samples before each 512)."""
+    options = LoadOptions(constants, state, input_shape, context)
+    return StreamingModel(lower_model(path, batch, options), batch, os.fspath(path))
 
 
-def lower_model(path, batch: int = 1) -> LoweredModel:
-    """Read and lower an ONNX model into the plan that the runtime (and generated C) executes."""
+def lower_model(path, batch: int = 1, options: LoadOptions | None = None, **fields) -> LoweredModel:
+    """Read and lower an ONNX model into the plan that the runtime (and generated C) executes;
+    ``options`` (or its fields by name: constants, state, input_shape, context) as for ``load``."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int; got {batch!r}")
+    if fields:
+        if options is not None:
+            raise TypeError("give lower_model either options or its fields, not both")
+        options = LoadOptions(**fields)
     path = os.fspath(path)
-    return lower(read_model(path), path, batch)
+    return lower(read_model(path), path, batch, options)

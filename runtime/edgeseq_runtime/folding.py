@@ -12,6 +12,7 @@ from one load to the next.
 
 import math
 from collections import ChainMap
+from contextlib import contextmanager
 
 import numpy as np
 import onnx
@@ -208,8 +209,7 @@ class Folder:
                 self.fail(owner, f"initializer '{tensor.name}' of its {attribute_name} cannot be read ({first_line(e)})")
         local.update((value_info.name, value) for value_info, value in zip(graph.input, inputs))
         values = ChainMap(local, scope)
-        self._enclosing.append(f"the {attribute_name} of {self._describe(owner)}")
-        try:
+        with self.inside(owner, attribute_name):
             for node in graph.node:
                 missing = [name for name in node.input if name and name not in values]
                 if missing:
@@ -220,6 +220,14 @@ class Folder:
             if missing:
                 self.fail(owner, f"output '{missing[0]}' of its {attribute_name} is not produced by any node")
             return [self._constant(owner, o.name, values[o.name]) for o in graph.output]
+
+    @contextmanager
+    def inside(self, owner, attribute_name: str):
+        """Refusals while this holds say they are in subgraph ``attribute_name`` of ``owner``
+        (also while the lowering walks an If's branch node by node)."""
+        self._enclosing.append(f"the {attribute_name} of {self._describe(owner)}")
+        try:
+            yield
         finally:
             self._enclosing.pop()
 

@@ -188,7 +188,8 @@ class Graph:
         graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.nodes = list(graph.node)
-        for node in self.nodes:
+        self.all_nodes = list(_nodes_with_branches(graph))  # If branches are lowered in place
+        for node in self.all_nodes:
             if node.domain not in ("", "ai.onnx"):
                 self.fail(node, f"ops of domain '{node.domain}' are not supported")
         self.initializers = {}
@@ -202,13 +203,25 @@ class Graph:
         self.output_infos = {vi.name: vi for vi in graph.output}
         self.producer = {}
         self.consumers: dict[str, list[onnx.NodeProto]] = {}
-        for node in self.nodes:
+        for node in self.all_nodes:
             for name in node.output:
                 if name:
                     self.producer[name] = node
-            for name in node.input:
-                if name:
-                    self.consumers.setdefault(name, []).append(node)
+            for name in self.reads(node):
+                self.consumers.setdefault(name, []).append(node)
+
+    def reads(self, node: onnx.NodeProto) -> list[str]:
+        """The names ``node`` reads: its inputs, and for an If those its branches read from
+        outside (each branch sees the enclosing scopes' values by name)."""
+        names = [name for name in node.input if name]
+        for branch in _branches(node):
+            defined = {t.name for t in branch.initializer} | {vi.name for vi in branch.input}
+            for inner in _nodes_with_branches(branch):
+                defined.update(inner.output)
+            for inner in _nodes_with_branches(branch):
+                names.extend(n for n in inner.input if n and n not in defined)
+            names.extend(o.name for o in branch.output if o.name not in defined)
+        return list(dict.fromkeys(names))
 
     def describe(self, node: onnx.NodeProto) -> str:
         label = node.name or (node.output[0] if node.output else "?")
@@ -221,7 +234,8 @@ class Graph:
     # -- structure ---------------------------------------------------------------------------
 
     def recurrent_nodes(self) -> list[onnx.NodeProto]:
-        return [n for n in self.nodes if n.op_type in RECURRENT_OPS]
+        """Every LSTM / GRU / RNN node, those inside If branches included."""
+        return [n for n in self.all_nodes if n.op_type in RECURRENT_OPS]
 
     def data_inputs(self) -> list[str]:
         """Graph inputs without an initializer: the model input and the state inputs."""
@@ -278,13 +292,14 @@ class Graph:
     def needed_nodes(self, roots: list[str]) -> list[onnx.NodeProto]:
         """Nodes that the values ``roots`` and the recurrent nodes depend on, in order."""
         needed: set[int] = set()
-        stack = [self.producer[r] for r in roots if r in self.producer] + self.recurrent_nodes()
+        stack = [self.producer[r] for r in roots if r in self.producer]
+        stack += [n for n in self.nodes if n.op_type in RECURRENT_OPS]
         while stack:
             node = stack.pop()
             if id(node) in needed:
                 continue
             needed.add(id(node))
-            stack.extend(self.producer[n] for n in node.input if n in self.producer)
+            stack.extend(self.producer[n] for n in self.reads(node) if n in self.producer)
         return [n for n in self.nodes if id(n) in needed]
 
     def const_ints(self, name: str) -> list[int] | None:
@@ -355,6 +370,25 @@ class Graph:
             kept = [i for i in range(rank) if i not in removed]
             return [kept.index(p) if p in kept else None for p in pos], len(kept)
         return None
+
+
+def _branches(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    """The then and else branches of an If (other ops' subgraphs are only ever folded)."""
+    if node.op_type != "If":
+        return []
+    return [a.g for a in node.attribute if a.type == onnx.AttributeProto.GRAPH]
+
+
+def _nodes_with_branches(graph: onnx.GraphProto):
+    """The nodes of ``graph`` and, depth first, of the If branches inside it."""
+    pending = [iter(graph.node)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+            continue
+        yield node
+        pending.extend(iter(b.node) for b in reversed(_branches(node)))
 
 
 def attribute(node, name, default):

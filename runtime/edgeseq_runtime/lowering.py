@@ -6,7 +6,13 @@ are folded by ``folding`` (ONNX's reference evaluator, within a size and work bu
 depends on the input or the state becomes a ``Tensor``: a contiguous region of the arena. Ops
 that only move data (Reshape, Transpose, Slice, Concat, ...) are evaluated on the regions'
 addresses: a contiguous result is a view at no run-time cost, anything else one indexed copy.
-The rest become kernel instructions.
+The rest become kernel instructions. An If whose condition folds to a constant is replaced by
+the branch it takes, whose nodes are lowered like the graph's own.
+
+Graph inputs fall into three kinds: constants (fixed by the caller, folded like initializers),
+state (carried from one step to the next: the initial_h / initial_c of a recurrent node,
+updated in place by it, or an input paired with the graph output that carries its next value,
+copied back at the end of each step) and the one step input left over.
 """
 
 import math
@@ -17,14 +23,18 @@ import onnx
 
 from . import isa
 from .errors import ModelError
-from .folding import Folder
+from .folding import MAX_SUBGRAPH_DEPTH, Folder
 from .graph import FLOAT_TYPES, INTEGER_TYPES, Graph, elem_type, input_dims, type_name
+from .load_options import LoadOptions
 from .ops import CONSTANT_HANDLERS, HANDLERS
 from .plan import Plan, PlanBuilder
 from .tensor import StateSlot, Tensor
 
 MAX_INPUT_ELEMENTS = 1 << 24  # a larger graph input is not a sensor reading: refuse early
 _WEIGHT_SLOTS = {1: "W", 2: "R", 3: "B", 4: "sequence_lens", 7: "P"}  # a recurrent node's constant inputs
+# Output names that carry the next value of state input <in>, as exporters spell them.
+STATE_OUTPUT_NAMES = ("{}_out", "{}n", "{}N", "{}_next", "next_{}")
+STATE_OPTION = "pass state={'INPUT': 'OUTPUT'} (CLI: --state INPUT=OUTPUT)"
 
 
 @dataclass
@@ -37,14 +47,20 @@ class LoweredModel:
     output_shape: tuple[int, ...]
     states: list[StateSlot] = field(default_factory=list)
     input_time_axis: int | None = None  # the axis of the input that a whole sequence runs along
+    context: int = 0  # values of each stream's input kept from the previous step (LoadOptions.context)
+    stream_shape: tuple[int, ...] | None = None  # the shape of one stream's step input that step accepts too
+    state_outputs: dict[str, str] = field(default_factory=dict)  # {state input: output with its next value}
 
 
 class Lowering:
     """Walks the graph once; op handlers (``ops``) call back into it to allocate and emit."""
 
-    def __init__(self, graph: Graph, batch: int):
+    def __init__(self, graph: Graph, batch: int, options: LoadOptions):
         self.graph = graph
         self.batch = batch
+        self.options = options
+        self._depth = 0  # If branches being lowered, nested
+        self._context = None  # with options.context: (its state region, the addresses it keeps)
         self.builder = PlanBuilder()
         self.values: dict[str, object] = dict(graph.initializers)
         self.folder = Folder(graph.opset, graph.fail, graph.describe)
@@ -61,7 +77,7 @@ class Lowering:
     # -- helpers for op handlers ------------------------------------------------------------
 
     def fail(self, node, reason: str):
-        self.graph.fail(node, reason)
+        self.folder.fail(node, reason)  # inside an If's branch, the refusal says which
 
     def new_tensor(self, shape, init=None) -> Tensor:
         shape = tuple(int(d) for d in shape)
@@ -133,14 +149,31 @@ class Lowering:
 
     def lower(self) -> LoweredModel:
         graph = self.graph
-        x_name, x_shape, feedback = self._bind_inputs()
-        output = graph.model_output()
+        x_name, x_shape, output, feedback, step_x = self._bind_inputs()
         self._exposed = {output, *feedback.values()}
-        for node in graph.needed_nodes([output, *feedback.values()]):
+        self._lower_nodes(graph.needed_nodes([output, *feedback.values()]))
+        y = self.values.get(output)
+        if not isinstance(y, Tensor):
+            graph.fail(None, f"output '{output}' does not depend on the input or the state")
+        for state_name, out_name in feedback.items():
+            self._feed_back(state_name, out_name)
+        if self.options.context:
+            self._keep_context()
+        if self.token_input and not self.vocab:
+            graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
+        plan = self.builder.build(step_x.offset, step_x.size, y.offset, y.size, self.vocab, self.states)
+        return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis,
+                            self.options.context, dict(feedback),
+                            None if self.options.context else self.options.input_shape)
+
+    def _lower_nodes(self, nodes) -> None:
+        for node in nodes:
             if node.output and node.output[0] in self._absorbed:
                 continue
             inputs = [self._value(node, name) if name else None for name in node.input]
-            if node.op_type not in CONSTANT_HANDLERS and not any(isinstance(v, Tensor) for v in inputs):
+            if node.op_type == "If":
+                outputs = self._lower_if(node, inputs[0])
+            elif node.op_type not in CONSTANT_HANDLERS and not any(isinstance(v, Tensor) for v in inputs):
                 outputs = self.evaluate(node, {n: v for n, v in zip(node.input, inputs) if n})
             else:
                 handler = HANDLERS.get(node.op_type)
@@ -150,26 +183,50 @@ class Lowering:
             for name, value in zip(node.output, outputs):
                 if name:
                     self.values[name] = value
-        y = self.values.get(output)
-        if not isinstance(y, Tensor):
-            graph.fail(None, f"output '{output}' does not depend on the input or the state")
-        for state_name, out_name in feedback.items():
-            self._feed_back(state_name, out_name)
-        if self.token_input and not self.vocab:
-            graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
-        x = self._input_regions[x_name]
-        plan = self.builder.build(x.offset, x.size, y.offset, y.size, self.vocab, self.states)
-        return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis)
+
+    def _lower_if(self, node, cond) -> list:
+        """The outputs of the branch an If takes: its condition must be known at load time
+        (computed from constants and shapes); the branch's nodes are lowered in place, reading
+        the enclosing graph's values by name."""
+        if isinstance(cond, Tensor):
+            self.fail(node, "its condition depends on the step input or the state, so the branch it takes "
+                            "changes from step to step; fix the inputs the condition depends on with "
+                            "constants={NAME: VALUE} (CLI: --constant NAME=VALUE)")
+        if cond is None or np.size(cond) != 1:
+            self.fail(node, f"cond must be one boolean, not {cond!r}")
+        outer = [name for name in self.graph.reads(node)[1:] if name in self.values]
+        if not any(isinstance(self.values[name], Tensor) for name in outer):
+            return self.evaluate(node, {node.input[0]: cond})  # all constant: folded whole
+        if self._depth >= MAX_SUBGRAPH_DEPTH:
+            self.fail(node, f"If branches nested more than {MAX_SUBGRAPH_DEPTH} deep are not lowered")
+        name = "then_branch" if bool(np.ravel(cond)[0]) else "else_branch"
+        branch = next((a.g for a in node.attribute if a.name == name and a.type == onnx.AttributeProto.GRAPH), None)
+        if branch is None:
+            self.fail(node, f"has no {name}")
+        for tensor in branch.initializer:
+            try:
+                self.values[tensor.name] = onnx.numpy_helper.to_array(tensor)
+            except Exception as e:  # noqa: BLE001 - onnx raises several kinds on a bad tensor
+                self.fail(node, f"initializer '{tensor.name}' of its {name} cannot be read ({e})")
+        self._depth += 1
+        try:
+            with self.folder.inside(node, name):
+                self._lower_nodes(branch.node)
+        finally:
+            self._depth -= 1
+        return [self._value(node, output.name) for output in branch.output]
 
     def _feed_back(self, state_name: str, out_name: str) -> None:
         """End each step by copying a state output into its state input, for graphs whose
-        recurrence is written out with ordinary ops (e.g. an unrolled RNN cell)."""
+        recurrence is written out with ordinary ops (e.g. an unrolled RNN cell). Nothing to copy
+        when the output is the input's own region (a recurrent node updated it in place)."""
         region, value = self._input_regions[state_name], self.values.get(out_name)
         if not isinstance(value, Tensor) or value.size != region.size:
             shape = list(value.shape) if isinstance(value, Tensor) else "a constant"
             self.graph.fail(None, f"state output '{out_name}' ({shape}) does not match state input "
                                   f"'{state_name}' {list(region.shape)}")
-        self.builder.emit(isa.COPY, y=region.offset, n=region.size, table=self.builder.table(value.addresses()))
+        if not np.array_equal(value.addresses().ravel(), region.addresses().ravel()):
+            self.builder.emit(isa.COPY, y=region.offset, n=region.size, table=self.builder.table(value.addresses()))
 
     def _value(self, node, name):
         if name not in self.values:
@@ -182,46 +239,47 @@ class Lowering:
         return self.folder.fold(node, feeds, self.values)
 
     def _bind_inputs(self):
-        """Give the model input and every state input an arena region of concrete shape.
+        """Give the step input and every state input an arena region of concrete shape.
 
-        The model input is the first graph input that is not recurrent state. State inputs
-        are those feeding the initial_h / initial_c of a recurrent node (updated in place by
-        it) and, for graphs that write the recurrence out with ordinary ops, the remaining
-        inputs, each paired in order with a graph output that carries its next value.
-        Returns (input name, its one-step shape, {state input: state output}).
+        Returns (step input name, its one-step shape as in the graph, the model output,
+        {state input: output carrying its next value}, the region a step's values are written to).
         """
         graph = self.graph
         recurrent_states = graph.state_inputs()
-        data = [n for n in graph.data_inputs() if n not in recurrent_states]
-        if not data:
+        pairs = self._pair_states(recurrent_states)
+        free = [n for n in graph.data_inputs() if n not in recurrent_states and n not in pairs]
+        if not free:
             graph.fail(None, "the model has no input besides its recurrent state")
-        x_name, feedback_inputs = data[0], data[1:]
+        x_name, unpaired = free[0], free[1:]
         self.input_name = x_name
-        output = graph.model_output()
-        feedback_outputs = [o for o in graph.outputs if o != output and not graph.is_state_output(o)]
+        output = self._model_output(pairs)
+        pairs.update(self._pair_by_shape(unpaired, [o for o in graph.outputs if o != output and o not in
+                                                    pairs.values() and not graph.is_state_output(o)]))
         for node in graph.recurrent_nodes():  # weights fed at run time: say which, and what is needed
             weights = [f"{slot} ('{node.input[index]}')" for index, slot in _WEIGHT_SLOTS.items()
-                       if index < len(node.input) and node.input[index] in feedback_inputs]
+                       if index < len(node.input) and node.input[index] in unpaired]
             if weights:
                 graph.fail(node, f"{', '.join(weights)} {'is a graph input' if len(weights) == 1 else 'are graph inputs'}; "
                                  f"the runtime needs the weights in the file, as initializers")
-        if len(feedback_outputs) < len(feedback_inputs):
-            graph.fail(None, f"inputs {feedback_inputs} are neither the model input nor the state of an "
-                             f"LSTM/GRU/RNN node, and no graph outputs carry their next values")
-        feedback = dict(zip(feedback_inputs, feedback_outputs))
+        unpaired = [n for n in unpaired if n not in pairs]
+        if unpaired:
+            graph.fail(None, f"cannot tell which graph output carries the next value of input(s) {unpaired} "
+                             f"(the step input is '{x_name}'); {STATE_OPTION}, or fix an input that is no "
+                             f"state with constants={{NAME: VALUE}} (CLI: --constant NAME=VALUE)")
 
         x_info = graph.inputs[x_name]
         kind = elem_type(x_info)
         time_axis, batch_axis = graph.input_axes(x_name)
         self.input_time_axis = time_axis
-        x_shape = self._concrete(x_name, input_dims(x_info), time_axis, batch_axis)
+        x_shape, batch_axis = self._step_shape(x_name, input_dims(x_info), time_axis, batch_axis)
         self.token_input = kind in INTEGER_TYPES
         if not self.token_input and kind not in FLOAT_TYPES:
             graph.fail(None, f"input '{x_name}' has {type_name(kind)}; "
                              f"expected a float type, or integers for token ids")
         self._input_regions[x_name] = self.values[x_name] = self.new_tensor(x_shape)
+        step_x = self._context_input(x_name, x_shape, batch_axis) if self.options.context else self.values[x_name]
 
-        for name in [*recurrent_states, *feedback_inputs]:
+        for name in dict.fromkeys([*recurrent_states, *pairs]):
             dims = input_dims(graph.inputs[name])
             node = recurrent_states.get(name)
             layout = next((a.i for a in node.attribute if a.name == "layout"), 0) if node is not None else 0
@@ -229,17 +287,123 @@ class Lowering:
             batch_axis = 0 if layout or len(dims) < 3 else 1
             if sum(d is None for d in dims) == 1:
                 batch_axis = None  # its one dynamic axis is the batch axis
-            shape = self._concrete(name, dims, None, batch_axis)
+            shape, _ = self._concrete(name, dims, None, batch_axis)
             init = graph.initializers.get(name)
             if init is not None and init.size != math.prod(shape):
                 graph.fail(None, f"state input '{name}' has a default of shape {list(init.shape)}, expected {list(shape)}")
             region = self.new_tensor(shape, init)
             self._input_regions[name] = self.values[name] = region
             self.states.append(StateSlot(name, shape, region.offset))
-        return x_name, x_shape, feedback
+        return x_name, x_shape, output, pairs, step_x
 
-    def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[int, ...]:
-        """Fill an input's dims: batch axis = batch, time axis = 1, other dynamic dims = 1."""
+    def _pair_states(self, recurrent_states) -> dict[str, str]:
+        """{state input: output} from ``state=``, then by name (``<in>_out``, ``<in>n``, ``<in>N``,
+        ``<in>_next``, ``next_<in>``): an input with exactly one such output."""
+        graph, explicit = self.graph, self.options.state
+        inputs, outputs = graph.data_inputs(), set(graph.outputs)
+        for name, out in explicit.items():
+            if name not in inputs:
+                graph.fail(None, f"state={{'{name}': '{out}'}}: '{name}' is not a graph input that takes a value "
+                                 f"at run time (those are {inputs})")
+            if out not in outputs:
+                graph.fail(None, f"state={{'{name}': '{out}'}}: '{out}' is not a graph output "
+                                 f"(those are {graph.outputs})")
+        pairs = dict(explicit)
+        for name in inputs:
+            if name in pairs:
+                continue
+            named = [o for o in (f.format(name) for f in STATE_OUTPUT_NAMES) if o in outputs and o not in pairs.values()]
+            if len(named) == 1:
+                pairs[name] = named[0]
+            elif len(named) > 1:
+                graph.fail(None, f"outputs {named} could each carry the next value of state input '{name}'; "
+                                 f"{STATE_OPTION}")
+        return pairs
+
+    def _model_output(self, pairs) -> str:
+        """The first graph output that carries no state (or the first output)."""
+        graph = self.graph
+        if not graph.outputs:
+            graph.fail(None, "the graph has no outputs")
+        return next((o for o in graph.outputs if o not in pairs.values() and not graph.is_state_output(o)),
+                    graph.outputs[0])
+
+    def _pair_by_shape(self, inputs, outputs) -> dict[str, str]:
+        """Pairs of an input and an output whose declared shapes match each other's and no
+        other's (symbolic dims match anything)."""
+        def matches(a, b):
+            a, b = input_dims(self.graph.inputs[a]), input_dims(self.graph.output_infos[b])
+            return len(a) == len(b) and all(x is None or y is None or x == y for x, y in zip(a, b))
+        pairs = {}
+        for name in inputs:
+            candidates = [o for o in outputs if matches(name, o)]
+            if len(candidates) == 1 and [i for i in inputs if matches(i, candidates[0])] == [name]:
+                pairs[name] = candidates[0]
+        return pairs
+
+    def _step_shape(self, name, dims, time_axis, batch_axis) -> tuple[tuple[int, ...], int | None]:
+        """The step input's one-step shape and its batch axis: from ``input_shape`` (one
+        stream's shape: every axis but the batch axis) where given, else from the graph."""
+        given = self.options.input_shape
+        if given is None:
+            return self._concrete(name, dims, time_axis, batch_axis)
+        if len(given) == len(dims) and self.batch == 1:
+            shape, batch_axis = list(given), None  # a graph without a batch axis
+        elif len(given) == len(dims) - 1:
+            if batch_axis is None:  # the first symbolic axis, else the first axis of extent 1
+                batch_axis = next((a for a, d in enumerate(dims) if d is None),
+                                  next((a for a, d in enumerate(dims) if d == 1), 0))
+            shape = list(given)
+            shape.insert(batch_axis, self.batch)
+        else:
+            self.graph.fail(None, f"input_shape {list(given)} does not fit input '{name}' of rank {len(dims)}: "
+                                  f"give one stream's shape, every axis but the batch axis ({len(dims) - 1} dims)")
+        for axis, (declared, size) in enumerate(zip(dims, shape)):
+            if declared is not None and declared != size:
+                what = "the batch axis" if axis == batch_axis else f"axis {axis}"
+                self.graph.fail(None, f"input_shape {list(given)} gives input '{name}' the shape {shape}, but the "
+                                      f"graph fixes {what} to {declared}")
+        if math.prod(shape) > MAX_INPUT_ELEMENTS:
+            self.graph.fail(None, f"input '{name}' of shape {shape} is too large for a streaming model")
+        return tuple(shape), batch_axis
+
+    def _stream_addresses(self, region: Tensor, batch_axis) -> np.ndarray:
+        """(batch, values of one stream) arena addresses of ``region``, each stream's in order."""
+        addresses = region.addresses()
+        if self.batch > 1:
+            addresses = np.moveaxis(addresses, batch_axis, 0)
+        return addresses.reshape(self.batch, -1)
+
+    def _context_input(self, name, shape, batch_axis) -> Tensor:
+        """With ``context=N``: each step's graph input is the last N values of the previous
+        step's (kept in a state slot, zeros at first) followed by the new values a caller
+        passes. Returns the region the new values are written to."""
+        context, graph_input = self.options.context, self.values[name]
+        per_stream = graph_input.size // self.batch
+        if self.token_input:
+            self.graph.fail(None, f"context={context}: input '{name}' holds token ids, not samples")
+        if context >= per_stream:
+            self.graph.fail(None, f"context={context}: input '{name}' takes {per_stream} values per stream "
+                                  f"and step; the context must leave room for at least one new value")
+        streams = self._stream_addresses(graph_input, batch_axis)
+        kept = self.new_tensor((self.batch, context))
+        new = self.new_tensor((self.batch, per_stream - context))
+        sources = np.empty(graph_input.size, np.int64)
+        sources[streams[:, :context] - graph_input.offset] = kept.addresses()
+        sources[streams[:, context:] - graph_input.offset] = new.addresses()
+        self.builder.emit(isa.COPY, y=graph_input.offset, n=graph_input.size, table=self.builder.table(sources))
+        self.states.append(StateSlot(f"{name}.context", kept.shape, kept.offset))
+        self._context = (kept, streams[:, per_stream - context:])
+        return new
+
+    def _keep_context(self) -> None:
+        """End each step by keeping the last ``context`` values of every stream's input."""
+        kept, last = self._context
+        self.builder.emit(isa.COPY, y=kept.offset, n=kept.size, table=self.builder.table(last))
+
+    def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[tuple[int, ...], int | None]:
+        """Fill an input's dims: batch axis = batch, time axis = 1, other dynamic dims = 1.
+        Returns the shape and the batch axis it took."""
         dynamic = [axis for axis, d in enumerate(dims) if d is None and axis != time_axis]
         if batch_axis is None and len(dynamic) == 1:
             batch_axis = dynamic[0]  # the one dynamic axis besides time must be the batch axis
@@ -255,18 +419,47 @@ class Lowering:
             elif d is None:
                 if self.batch != 1 and batch_axis is None:
                     self.graph.fail(None, f"cannot tell which axis of input '{name}' is the batch axis; "
-                                          f"load it with batch=1")
+                                          f"load it with batch=1, or give input_shape= (CLI: --input-shape)")
                 shape.append(1)
             else:
                 shape.append(d)
+        if self.batch != 1 and batch_axis is None:
+            self.graph.fail(None, f"input '{name}' {list(dims)} has no batch axis; load it with batch=1")
         if math.prod(shape) > MAX_INPUT_ELEMENTS:
             self.graph.fail(None, f"input '{name}' of shape {shape} is too large for a streaming model")
-        return tuple(shape)
+        return tuple(shape), batch_axis
 
 
-def lower(model: onnx.ModelProto, path: str, batch: int) -> LoweredModel:
+def lower(model: onnx.ModelProto, path: str, batch: int, options: LoadOptions | None = None) -> LoweredModel:
+    options = options or LoadOptions()
     graph = Graph(model, path)
+    _fix_constants(graph, options.constants)
     try:
-        return Lowering(graph, batch).lower()
+        return Lowering(graph, batch, options).lower()
     except OverflowError as e:
         raise ModelError(f"{path}: {e}") from None
+
+
+def _fix_constants(graph: Graph, constants: dict) -> None:
+    """Make each fixed input an initializer of the input's element type and declared shape:
+    the lowering then folds it and everything computed from it."""
+    inputs = graph.data_inputs()
+    for name, value in constants.items():
+        if name not in inputs:
+            graph.fail(None, f"constants={{'{name}': ...}}: '{name}' is not a graph input that takes a value "
+                             f"at run time (those are {inputs})")
+        info = graph.inputs[name]
+        try:
+            dtype = onnx.helper.tensor_dtype_to_np_dtype(elem_type(info))
+        except (KeyError, ValueError):  # a type numpy has none for
+            graph.fail(None, f"constants: input '{name}' has {type_name(elem_type(info))}, which cannot be fixed")
+        if dtype.kind in "iub" and not np.array_equal(value, np.round(value)):
+            graph.fail(None, f"constants: input '{name}' takes {dtype} values, given {value.tolist()}")
+        dims = input_dims(info)
+        if None in dims:
+            shape = value.shape
+        elif value.size == math.prod(dims):
+            shape = tuple(dims)
+        else:
+            graph.fail(None, f"constants: input '{name}' has shape {dims}, given {value.size} value(s)")
+        graph.initializers[name] = np.asarray(value, dtype).reshape(shape)

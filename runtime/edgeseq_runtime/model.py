@@ -40,7 +40,7 @@ class StreamingModel:
         self.is_token_model = lowered.vocab > 0
         self.vocab_size = lowered.vocab  # token models: ids in [-vocab_size, vocab_size); else 0
         x_size = math.prod(lowered.input_shape)
-        self.input_size = x_size // batch
+        self.input_size = x_size // batch - lowered.context  # the new values a step takes per stream
         self.output_size = math.prod(lowered.output_shape) // batch
         self._x_step = (self.input_size,) if batch == 1 else (batch, self.input_size)
         self._y_step = (self.output_size,) if batch == 1 else (batch, self.output_size)
@@ -48,6 +48,9 @@ class StreamingModel:
             self._x_step = (batch,) if batch > 1 else ()
         # the shape step's fast path takes as is; anything else is checked and flattened first
         self._x_vector = self._x_step if batch == 1 and not self.is_token_model else None
+        # step and run take one stream's input as input_size values or in the shape the graph gives it
+        self.input_shape = lowered.stream_shape or (self.input_size,)
+        self._x_shaped = (*self._x_step[:-1], *self.input_shape) if lowered.stream_shape else None
         self._states = {s.name: s for s in lowered.states}
         self._projection = None  # floats per step of precomputed input projections (0: none); set by run
         self.steps = 0  # time steps taken since load or reset (saved with the state)
@@ -126,7 +129,7 @@ class StreamingModel:
         if type(x) is not np.ndarray or x.dtype != np.float32:
             x = self._coerce(x, label)
         if x.shape != shape:
-            if x.size == math.prod(shape) and self.is_token_model:
+            if x.size == math.prod(shape) and (self.is_token_model or x.shape[len(shape) - len(self._x_step):] == self._x_shaped):
                 x = x.reshape(shape)
             else:
                 raise ValueError(f"{label} has shape {x.shape}, expected {shape}")
@@ -220,7 +223,7 @@ class StreamingModel:
         ``atomic.write_atomic``)."""
         steps, arena = self._snapshot()
         rows = steps if rows is None else rows
-        if type(rows) is not int or rows < steps:  # noqa: E721 (bool is not a count)
+        if type(rows) is not int or rows < steps:
             raise ValueError(f"rows must be an int >= steps ({steps}); got {rows!r}")
         write_state(path, self.fingerprint, steps, rows, self._state_views(arena))
 

@@ -1,0 +1,159 @@
+"""Loading graphs edgeseq did not export: constants (and the If branches they decide), state
+paired by name, by shape or by ``state=``, state of any shape, ``input_shape``, ``context``.
+
+References: ONNX Runtime stepping the same file with its state outputs fed back."""
+
+import edgeseq_runtime
+import numpy as np
+import pytest
+from edgeseq_runtime import ModelError
+from support import foreign_graphs as fg
+
+RNG = np.random.default_rng(15)
+
+
+def _steps(steps, batch, *shape):
+    return RNG.normal(0, 1, (steps, batch, *shape)).astype(np.float32)
+
+
+@pytest.mark.parametrize("sr, scale", [(16000, 1.0), (8000, 2.0)], ids=["then", "else"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_if_on_a_constant_input_lowers_the_taken_branch_with_its_lstm(tmp_path, sr, scale, batch):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
+    model = edgeseq_runtime.load(path, batch, constants={"sr": sr}, input_shape=(3,))
+    xs = _steps(12, batch, 3)
+    expected = fg.step_with_onnxruntime(path, xs, {"state": np.zeros((2, batch, 5), np.float32)},
+                                        fixed={"sr": np.array(sr, np.int64)}, pairs={"state": "stateN"})
+    got = np.stack([model.step(x if batch > 1 else x[0]) for x in xs])
+    np.testing.assert_allclose(got.reshape(expected.shape), expected, rtol=1e-5, atol=1e-6)
+    assert set(model.get_state()) == {"state"} and model.get_state()["state"].shape == (2, batch, 5)
+    model.reset()
+    np.testing.assert_allclose(model.run(xs if batch > 1 else xs[:, 0]).reshape(expected.shape), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_the_branch_taken_follows_the_constant(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
+    x = np.ones(3, np.float32)
+    fast = edgeseq_runtime.load(path, constants={"sr": 16000}, input_shape=(3,)).step(x)
+    slow = edgeseq_runtime.load(path, constants={"sr": 8000}, input_shape=(3,)).step(x)
+    assert not np.allclose(fast, slow)
+
+
+def test_an_if_on_the_stream_is_refused_naming_it(tmp_path):
+    path = fg.if_on_the_stream(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=r"flag_if.*(If).*condition depends on the step input or the state.*constants="):
+        edgeseq_runtime.load(path)
+
+
+@pytest.mark.parametrize("out_name", ["{}_out", "{}n", "{}N", "{}_next", "next_{}"])
+def test_state_is_paired_by_each_naming_rule(tmp_path, out_name):
+    out = out_name.format("mem")
+    path = fg.written_out_cell(tmp_path / "m.onnx", state_in="mem", state_out=out)
+    model = edgeseq_runtime.load(path)
+    xs = _steps(10, 1, 3)
+    expected = fg.step_with_onnxruntime(path, xs, {"mem": np.zeros((1, 2, 4), np.float32)}, pairs={"mem": out})
+    np.testing.assert_allclose(model.run(xs[:, 0]), expected[:, 0], rtol=1e-5, atol=1e-6)
+    assert list(model.get_state()) == ["mem"]
+
+
+@pytest.mark.parametrize("layout", ["batch_first", "stacked"])
+def test_state_of_any_shape_and_batch_axis_streams_in_batches(tmp_path, layout):
+    path = fg.written_out_cell(tmp_path / "m.onnx", state_in="memory", state_out="carry", layout=layout)
+    model = edgeseq_runtime.load(path, batch=3)  # paired as the only input and output of equal shape
+    state_shape = (3, 2, 4) if layout == "batch_first" else (2, 3, 4)
+    xs = _steps(10, 3, 3)
+    start = RNG.normal(0, 0.5, state_shape).astype(np.float32)
+    model.set_state({"memory": start})
+    expected = fg.step_with_onnxruntime(path, xs, {"memory": start}, pairs={"memory": "carry"})
+    np.testing.assert_allclose(model.run(xs), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_state_survives_save_and_load(tmp_path):
+    path = fg.written_out_cell(tmp_path / "m.onnx", state_in="state", state_out="stateN", layout="stacked")
+    model = edgeseq_runtime.load(path)
+    model.run(_steps(5, 1, 3)[:, 0])
+    model.save_state(tmp_path / "s.state")
+    before = model.get_state()
+    model.reset()
+    model.load_state(tmp_path / "s.state")
+    np.testing.assert_array_equal(model.get_state()["state"], before["state"])
+    assert before["state"].shape == (2, 1, 4) and np.abs(before["state"]).sum() > 0
+
+
+def test_ambiguous_pairs_ask_for_state_and_state_resolves_them(tmp_path):
+    path = fg.two_states(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=r"\['a', 'b'\].*state=\{'INPUT': 'OUTPUT'\}.*--state INPUT=OUTPUT"):
+        edgeseq_runtime.load(path)
+    pairs = {"a": "p", "b": "q"}
+    model = edgeseq_runtime.load(path, state=pairs)
+    xs = _steps(8, 1, 2)
+    expected = fg.step_with_onnxruntime(path, xs, {n: np.zeros((1, 3), np.float32) for n in pairs}, pairs=pairs)
+    np.testing.assert_allclose(model.run(xs[:, 0]), expected[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_two_outputs_named_for_one_input_are_ambiguous(tmp_path):
+    path = fg.two_states(tmp_path / "m.onnx", names=(("h", "hn"), ("g", "h_next")))
+    with pytest.raises(ModelError, match=r"\['hn', 'h_next'\].*'h'.*state="):
+        edgeseq_runtime.load(path)
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"state": {"nope": "p"}}, "'nope' is not a graph input"),
+    ({"state": {"a": "nope", "b": "q"}}, "'nope' is not a graph output"),
+    ({"constants": {"nope": 1}}, "'nope' is not a graph input"),
+], ids=["state_input", "state_output", "constant_name"])
+def test_options_naming_what_the_graph_lacks_are_refused(tmp_path, options, message):
+    path = fg.two_states(tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=message):
+        edgeseq_runtime.load(path, **options)
+
+
+@pytest.mark.parametrize("options", [{"constants": {"sr": "fast"}}, {"state": {"a": 1}}, {"input_shape": (0,)},
+                                     {"input_shape": "576"}, {"context": -1}, {"constants": {"sr": float("nan")}}])
+def test_malformed_options_are_value_errors(tmp_path, options):
+    path = fg.two_states(tmp_path / "m.onnx")
+    with pytest.raises(ValueError, match=next(iter(options))):
+        edgeseq_runtime.load(path, **options)
+
+
+def test_a_state_without_a_batch_axis_says_to_load_with_batch_1(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx")
+    import onnx
+    model = onnx.load(path)
+    model.graph.input[1].type.tensor_type.shape.dim[1].dim_value = 1  # state[2, 1, H]
+    onnx.save(model, path)
+    with pytest.raises(ModelError, match="batch=1"):
+        edgeseq_runtime.load(path, batch=2, constants={"sr": 16000}, input_shape=(3,))
+
+
+def test_input_shape_fills_symbolic_dims_and_step_takes_either_shape(tmp_path):
+    path = fg.scaled_window(tmp_path / "m.onnx", width=6)
+    with pytest.raises(ModelError, match="does not fit input 'input'"):
+        edgeseq_runtime.load(path, input_shape=(2, 3, 1))
+    model = edgeseq_runtime.load(path, batch=2, input_shape=(6,))
+    assert (model.input_size, model.output_size, model.input_shape) == (6, 6, (6,))
+    x = RNG.normal(0, 1, (2, 6)).astype(np.float32)
+    np.testing.assert_allclose(model.step(x), x * np.arange(1, 7), rtol=1e-6)
+
+
+def test_context_keeps_the_last_input_values_as_state(tmp_path):
+    path = fg.scaled_window(tmp_path / "m.onnx", width=6)
+    model = edgeseq_runtime.load(path, batch=2, input_shape=(6,), context=2)
+    assert model.input_size == 4 and "input.context" in model.get_state()
+    stream = RNG.normal(0, 1, (5, 2, 4)).astype(np.float32)
+    history = np.concatenate([np.zeros((2, 2), np.float32), *stream], axis=1)  # per stream: zeros, then samples
+    expected = np.stack([history[:, 4 * t:4 * t + 6] * np.arange(1, 7) for t in range(5)])
+    np.testing.assert_allclose(model.run(stream), expected, rtol=1e-6)
+    saved = model.get_state()
+    np.testing.assert_array_equal(saved["input.context"], stream[-1][:, 2:])
+    model.reset()
+    np.testing.assert_array_equal(model.get_state()["input.context"], 0)
+    model.set_state(saved)
+    np.testing.assert_allclose(model.step(stream[0])[:, :2], stream[-1][:, 2:] * [1, 2], rtol=1e-6)
+
+
+def test_context_must_leave_room_for_new_values(tmp_path):
+    path = fg.scaled_window(tmp_path / "m.onnx", width=6)
+    with pytest.raises(ModelError, match="context=6"):
+        edgeseq_runtime.load(path, input_shape=(6,), context=6)
