@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from support.codegen_builds import MODELS, SIZES, write_model
-from support.onnx_builders import conv_model
+from support.onnx_builders import unsupported_op_model
 
 codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 from edgeseq_export.backends import cgen  # noqa: E402
@@ -134,9 +134,9 @@ def test_cli_missing_model_is_one_line(tmp_path):
 
 
 def test_cli_unsupported_model_names_file_node_and_op(tmp_path):
-    path = conv_model(tmp_path)
+    path = unsupported_op_model(tmp_path)
     line = one_line_error(invoke("codegen", path, "-o", tmp_path / "out"))
-    assert str(path) in line and "conv_head" in line and "Conv" in line
+    assert str(path) in line and "cumsum_head" in line and "CumSum" in line
 
 
 def test_cli_output_that_is_a_file_is_one_line(model_path, tmp_path):

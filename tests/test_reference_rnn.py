@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from onnx import numpy_helper
 from support import reference_rnn
-from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
+from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, unsupported_op_model
 
 ort = pytest.importorskip("onnxruntime")
 
@@ -274,10 +274,10 @@ def test_builders_make_valid_non_forward_models(tmp_path, direction):
     assert y.shape == (4, 2 if direction == "bidirectional" else 1, 1, 8)
 
 
-def test_conv_model_is_valid(tmp_path):
-    path = conv_model(tmp_path)
+def test_unsupported_op_model_is_valid(tmp_path):
+    path = unsupported_op_model(tmp_path)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     zeros = np.zeros((1, 1, 8), np.float32)
     feeds = {"X": np.zeros((3, 1, 4), np.float32), "lstm_0_initial_h": zeros,
              "lstm_0_initial_c": zeros}
-    assert session.run(None, feeds)[0].shape == (3, 2, 6)
+    assert session.run(None, feeds)[0].shape == (3, 1, 8)

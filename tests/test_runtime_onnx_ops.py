@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 from support import reference_rnn
-from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, conv_model
+from support.onnx_builders import ACTIVATION_PARAMS, ALPHA_BETA_CASES, activation_cases, build_model, unsupported_op_model
 
 edgeseq_runtime = pytest.importorskip("edgeseq_runtime")
 
@@ -705,11 +705,11 @@ def test_non_forward_direction_is_refused(tmp_path, op, direction):
 
 
 def test_unsupported_op_is_refused(tmp_path):
-    path = conv_model(tmp_path)
+    path = unsupported_op_model(tmp_path)
     with pytest.raises(edgeseq_runtime.ModelError) as info:
         edgeseq_runtime.load(path)
     message = str(info.value)
-    assert "Conv" in message and "conv_head" in message, message
+    assert "CumSum" in message and "cumsum_head" in message, message
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.9])

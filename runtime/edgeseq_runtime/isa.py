@@ -274,6 +274,7 @@ class Instruction:
     meaning: str
     fields: tuple[Field, ...]
     scratch: Callable[[dict], int] | None = None  # floats of scratch, from the other fields
+    in_c: bool = True  # whether edgeseq_rt.c runs it; codegen refuses a plan that uses one it does not
 
     @property
     def layout(self) -> type[IntEnum]:
@@ -304,8 +305,8 @@ class Instruction:
 INSTRUCTIONS: list[Instruction] = []
 
 
-def _instruction(name: str, opcode: int, meaning: str, fields, scratch=None) -> type[IntEnum]:
-    declared = Instruction(name, opcode, meaning, tuple(Field(*f) for f in fields), scratch)
+def _instruction(name: str, opcode: int, meaning: str, fields, scratch=None, in_c=True) -> type[IntEnum]:
+    declared = Instruction(name, opcode, meaning, tuple(Field(*f) for f in fields), scratch, in_c)
     INSTRUCTIONS.append(declared)
     return _group(name, f"fields of {name}: {meaning}", _offsets(declared.fields))
 
@@ -389,6 +390,89 @@ EMBEDDING = _instruction("EMBEDDING", 9, "y[r] = table[ids[r]], each id checked 
     ("count", COUNT), ("vocab", COUNT), ("dim", COUNT),
     ("table", _MATRIX, "(vocab, dim), FLOAT32 or INT8 with one scale per row"),
 ])
+
+# -- the ops of convolutional front ends: run by the numba kernels, not yet by the C runtime -------
+
+POSITIVE = Slot("count, at least 1", minimum=1)
+
+CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D convs with in_h = 1: "
+                    "each group's input patches gathered, then one matrix product with its filters "
+                    "(kernels.conv_f32)", [
+    ("x", ARENA, "X, (batch, c_in, in_h, in_w)"),
+    ("y", ARENA, "Y, (batch, c_out, out_h, out_w)"),
+    ("batch", COUNT), ("c_in", COUNT), ("in_h", COUNT), ("in_w", COUNT),
+    ("c_out", COUNT), ("out_h", COUNT), ("out_w", COUNT),
+    ("group", POSITIVE), ("k_h", COUNT), ("k_w", COUNT),
+    ("stride_h", POSITIVE), ("stride_w", POSITIVE), ("dilation_h", POSITIVE), ("dilation_w", POSITIVE),
+    ("pad_top", COUNT), ("pad_left", COUNT),
+    ("w", _MATRIX, "(c_in/group * k_h * k_w, c_out): W transposed, group g's filters in columns "
+                   "g*c_out/group onwards"),
+    ("b", WEIGHTS_OR_NONE, "B, (c_out,)"),
+    ("scratch", SCRATCH, "the patches (out_h*out_w, c_in/group*k_h*k_w), then the product (out_h*out_w, c_out)"),
+], scratch=lambda f: f["out_h"] * f["out_w"] * (f["c_in"] // f["group"] * f["k_h"] * f["k_w"] + f["c_out"]),
+   in_c=False)
+
+UNARY_FUNCTION = _group("UNARY_FUNCTION", "the elementwise functions of UNARY (alpha, beta as the ONNX op "
+                        "defines them)", [
+    ("SQRT", "sqrt(x)"), ("SQUARE", "x * x: Pow with exponent 2"), ("POW", "x ^ alpha: Pow with another "
+                                                                    "constant exponent"),
+    ("EXP", "e^x"), ("LOG", "ln(x)"), ("ABS", "|x|"), ("NEG", "-x"), ("RECIPROCAL", "1 / x"),
+    ("CLIP", "min(max(x, alpha), beta)"), ("SELU", "beta * (x if x > 0 else alpha * (e^x - 1))"),
+    ("FLOOR", "floor(x)"), ("CEIL", "ceil(x)"), ("ERF", "erf(x)"), ("NOT", "1 if x == 0 else 0"),
+])
+
+UNARY = _instruction("UNARY", 11, "y = function(x) over n floats (kernels.math_f32)", [
+    ("function", Slot("function", choices=UNARY_FUNCTION)),
+    ("x", ARENA), ("y", ARENA), ("n", COUNT),
+    ("params", WEIGHTS, "alpha, beta"),
+], in_c=False)
+
+ELEMENTWISE_FUNCTION = _group("ELEMENTWISE_FUNCTION", "the two-operand functions of ELEMENTWISE; "
+                              "comparisons give 1.0 or 0.0", [
+    ("POW", "a ^ b"), ("MIN", "min(a, b)"), ("MAX", "max(a, b)"), ("PRELU", "a if a >= 0 else b * a"),
+    ("EQUAL", "a == b"), ("LESS", "a < b"), ("LESS_OR_EQUAL", "a <= b"), ("GREATER", "a > b"),
+    ("GREATER_OR_EQUAL", "a >= b"), ("AND", "a != 0 and b != 0"), ("OR", "a != 0 or b != 0"),
+    ("XOR", "(a != 0) != (b != 0)"),
+])
+
+ELEMENTWISE = _instruction("ELEMENTWISE", 12, "c = function(a, b) over n floats (kernels.math_f32)", [
+    ("function", Slot("function", choices=ELEMENTWISE_FUNCTION)),
+    ("a", _BROADCAST), ("b", _BROADCAST),
+    ("c", ARENA, "n floats"),
+    ("n", COUNT),
+], in_c=False)
+
+WHERE = _instruction("WHERE", 13, "y = a if condition != 0 else b over n floats (kernels.math_f32)", [
+    ("condition", _BROADCAST), ("a", _BROADCAST), ("b", _BROADCAST),
+    ("y", ARENA, "n floats"),
+    ("n", COUNT),
+], in_c=False)
+
+REDUCE_FUNCTION = _group("REDUCE_FUNCTION", "the reductions of REDUCE, as ONNX's Reduce ops", [
+    ("SUM", "sum"), ("MEAN", "sum / n"), ("MAX", "maximum"), ("MIN", "minimum"), ("PROD", "product"),
+    ("L1", "sum of |x|"), ("L2", "sqrt of the sum of x^2"), ("SUM_SQUARE", "sum of x^2"),
+    ("LOG_SUM", "log of the sum"), ("LOG_SUM_EXP", "log of the sum of e^x"),
+])
+
+REDUCE = _instruction("REDUCE", 14, "y[o, i] = reduction of x[o, :, i], x (outer, n, inner) "
+                      "(kernels.reduce_f32)", [
+    ("function", Slot("reduction", choices=REDUCE_FUNCTION)),
+    ("x", ARENA), ("y", ARENA, "(outer, inner)"),
+    ("outer", COUNT), ("n", COUNT, "the reduced axis"), ("inner", COUNT),
+], in_c=False)
+
+NORMALIZE = _instruction("NORMALIZE", 15, "y[r] = (x[r] - mean(x[r])) / sqrt(var(x[r]) + epsilon) for each "
+                         "row of x (rows, n): the core of LayerNormalization and InstanceNormalization "
+                         "(kernels.reduce_f32)", [
+    ("x", ARENA), ("y", ARENA), ("rows", COUNT), ("n", COUNT),
+    ("epsilon", WEIGHTS),
+], in_c=False)
+
+MATMUL = _instruction("MATMUL", 16, "c[i] = a[i] @ b[i] for i < count: MatMul of two run-time tensors "
+                      "(kernels.matmul_f32)", [
+    ("a", ARENA, "(count, m, k)"), ("b", ARENA, "(count, k, n)"), ("c", ARENA, "(count, m, n)"),
+    ("count", COUNT), ("m", COUNT), ("k", COUNT), ("n", COUNT),
+], in_c=False)
 
 OPCODE = _group("OPCODE", "the instructions", [(i.name, i.opcode, i.meaning) for i in INSTRUCTIONS])
 

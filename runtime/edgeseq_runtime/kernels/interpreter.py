@@ -9,13 +9,17 @@ from numba import njit
 
 from ..isa import HEADER, OPCODE, RECORD, STATUS, STATUS_SCALE
 from .config import JIT_OPTIONS
+from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .lstm_f32 import lstm_f32
+from .math_f32 import elementwise_f32, unary_f32, where_f32
+from .matmul_f32 import matmul_f32
 from .matvec import copy
 from .movement import copy_indexed, embedding, is_row_index
 from .packing import unpack
+from .reduce_f32 import normalize_f32, reduce_f32
 from .rnn_f32 import rnn_f32
 from .rollback import restore_state, save_state, state_is_finite
 from .sequence import layer_inputs, project_inputs, projected_layer
@@ -94,6 +98,20 @@ def execute(model, a, x, y, steps, pre):
                 softmax_f32(code, p, w, a)
             elif op == OPCODE.COPY:
                 copy_indexed(code, p, w, a)
+            elif op == OPCODE.CONV:
+                conv_f32(code, p, w, q, a)
+            elif op == OPCODE.UNARY:
+                unary_f32(code, p, w, a)
+            elif op == OPCODE.ELEMENTWISE:
+                elementwise_f32(code, p, w, a)
+            elif op == OPCODE.WHERE:
+                where_f32(code, p, w, a)
+            elif op == OPCODE.REDUCE:
+                reduce_f32(code, p, w, a)
+            elif op == OPCODE.NORMALIZE:
+                normalize_f32(code, p, w, a)
+            elif op == OPCODE.MATMUL:
+                matmul_f32(code, p, w, a)
             elif op == OPCODE.EMBEDDING:
                 if not embedding(code, p, w, q, a):
                     restore_state(code, a)

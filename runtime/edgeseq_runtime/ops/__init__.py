@@ -4,9 +4,10 @@ A handler is ``handler(lowering, node, inputs) -> outputs``: ``inputs`` hold num
 constants, ``Tensor`` for run-time values and None for absent optional inputs.
 """
 
-from . import dense, dequantize, elementwise, movement, recurrent
+from . import conv, dense, dequantize, elementwise, matmul, movement, pointwise, recurrent, reduce
 
 HANDLERS = {**recurrent.HANDLERS, **dense.HANDLERS, **elementwise.HANDLERS, **movement.HANDLERS,
-            **dequantize.HANDLERS}
+            **dequantize.HANDLERS, **conv.HANDLERS, **pointwise.HANDLERS, **reduce.HANDLERS,
+            **matmul.HANDLERS}
 # Ops lowered by their handler even when every input is constant (the rest are folded).
 CONSTANT_HANDLERS = frozenset({*recurrent.HANDLERS, *dequantize.HANDLERS})

@@ -31,17 +31,30 @@ def _operand(ctx, node, value, out_shape):
     return SOURCE.WEIGHTS, ctx.builder.constant(array), max(array.size, 1)
 
 
-def lower_binary(ctx, node, inputs):
-    a, b = inputs
-    shapes = [v.shape if isinstance(v, Tensor) else np.shape(v) for v in (a, b)]
+def broadcast_shape(ctx, node, values) -> tuple[int, ...]:
+    """The shape ``values`` (tensors or constants) broadcast to; ModelError if they do not."""
+    shapes = [v.shape if isinstance(v, Tensor) else np.shape(v) for v in values]
     try:
-        out_shape = np.broadcast_shapes(*shapes)
+        return tuple(np.broadcast_shapes(*shapes))
     except ValueError:
-        ctx.fail(node, f"shapes {list(shapes[0])} and {list(shapes[1])} do not broadcast")
-    out = ctx.new_tensor(out_shape)
-    ctx.builder.emit(isa.BINARY, function=BINARY[node.op_type], a=_operand(ctx, node, a, out_shape),
-                     b=_operand(ctx, node, b, out_shape), c=out.offset, n=out.size)
-    return [out]
+        ctx.fail(node, f"shapes {' and '.join(str(list(s)) for s in shapes)} do not broadcast")
+
+
+def operands(ctx, node, values):
+    """The output tensor of values broadcast together, and each value's ``isa.BROADCAST`` operand."""
+    out_shape = broadcast_shape(ctx, node, values)
+    return ctx.new_tensor(out_shape), [_operand(ctx, node, v, out_shape) for v in values]
+
+
+def emit_binary(ctx, node, function, a, b) -> Tensor:
+    """c = a (function) b, one BINARY instruction, broadcasting as numpy does."""
+    out, (operand_a, operand_b) = operands(ctx, node, (a, b))
+    ctx.builder.emit(isa.BINARY, function=function, a=operand_a, b=operand_b, c=out.offset, n=out.size)
+    return out
+
+
+def lower_binary(ctx, node, inputs):
+    return [emit_binary(ctx, node, BINARY[node.op_type], *inputs)]
 
 
 def lower_unary(ctx, node, inputs):

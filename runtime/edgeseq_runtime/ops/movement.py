@@ -17,8 +17,11 @@ from ..tensor import Tensor
 MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile")
 
 
+DATA_INPUTS = {"Concat": None, "ScatterND": (0, 2), "ScatterElements": (0, 2)}  # None: every input
+
+
 def lower_movement(ctx, node, inputs):
-    data = range(len(inputs)) if node.op_type == "Concat" else (0,)
+    data = DATA_INPUTS.get(node.op_type, (0,)) or range(len(inputs))
     feeds = {}
     for index, (name, value) in enumerate(zip(node.input, inputs)):
         if not name:
@@ -30,6 +33,43 @@ def lower_movement(ctx, node, inputs):
         else:
             feeds[name] = value
     return [ctx.from_addresses(np.asarray(out)) for out in ctx.evaluate(node, feeds)]
+
+
+def lower_pad(ctx, node, inputs):
+    """Pad as movement: the padding value (0, or the constant given) is one arena cell whose
+    address the reference evaluator pads with, so every mode (constant, reflect, edge, wrap)
+    and every axes/pads form is ONNX's own."""
+    inputs = list(inputs) + [None] * (3 - len(inputs))
+    value = inputs[2] if inputs[2] is not None else np.float32(attribute(node, "value", 0.0))
+    if isinstance(value, Tensor):
+        ctx.fail(node, "input 'constant_value' is computed at run time; it must be constant")
+    cell = ctx.resident(np.asarray(value, np.float32).reshape(1))
+    if ctx.graph.opset >= 11:
+        inputs[2] = np.asarray(cell.offset, np.int64)
+        node = _with_inputs(node, [*node.input[:2], node.input[2] if len(node.input) > 2 and node.input[2]
+                                   else "constant_value", *node.input[3:]])
+    else:
+        node = _with_attribute(node, "value", float(cell.offset))
+    return lower_movement(ctx, node, inputs)
+
+
+def _with_inputs(node, names):
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    del copy.input[:]
+    copy.input.extend(names)
+    return copy
+
+
+def _with_attribute(node, name, value):
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    for attr in copy.attribute:
+        if attr.name == name:
+            copy.attribute.remove(attr)
+            break
+    copy.attribute.append(onnx.helper.make_attribute(name, value))
+    return copy
 
 
 def lower_gather(ctx, node, inputs):
@@ -88,6 +128,9 @@ def lower_shape(ctx, node, inputs):
 HANDLERS = {
     **{op: lower_movement for op in MOVEMENT},
     "Gather": lower_gather,
+    "Pad": lower_pad,
+    "ScatterND": lower_movement,
+    "ScatterElements": lower_movement,
     "Identity": lower_identity,
     "Dropout": lower_dropout,
     "Cast": lower_cast,

@@ -1,0 +1,137 @@
+"""Elementwise math beyond the recurrent activations: unary functions, two-operand functions and
+comparisons, and Where, over flat float32 ranges.
+
+Fields: ``isa.UNARY`` (alpha, beta = w[params], w[params + 1]), ``isa.ELEMENTWISE`` and
+``isa.WHERE``, whose operands repeat with their period (``isa.BROADCAST``) as BINARY's do.
+Comparisons and logic give 1.0 or 0.0: the runtime holds every tensor as float32, booleans too.
+The branch on the function sits outside each element loop, so each loop is one LLVM vectorises.
+"""
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..isa import BROADCAST, ELEMENTWISE, ELEMENTWISE_FUNCTION, SOURCE, UNARY, UNARY_FUNCTION, WHERE
+from .config import JIT_OPTIONS
+
+_ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+
+
+@njit(**JIT_OPTIONS)
+def unary_f32(code, p, w, a):
+    fn, n, params = code[p + UNARY.FUNCTION], code[p + UNARY.N], code[p + UNARY.PARAMS]
+    x, y = a[code[p + UNARY.X]:code[p + UNARY.X] + n], a[code[p + UNARY.Y]:code[p + UNARY.Y] + n]
+    alpha, beta = w[params], w[params + 1]
+    if fn == UNARY_FUNCTION.SQRT:
+        for i in range(n):
+            y[i] = np.sqrt(x[i])
+    elif fn == UNARY_FUNCTION.SQUARE:
+        for i in range(n):
+            y[i] = x[i] * x[i]
+    elif fn == UNARY_FUNCTION.POW:
+        for i in range(n):
+            y[i] = x[i] ** alpha
+    elif fn == UNARY_FUNCTION.EXP:
+        for i in range(n):
+            y[i] = np.exp(x[i])
+    elif fn == UNARY_FUNCTION.LOG:
+        for i in range(n):
+            y[i] = np.log(x[i])
+    elif fn == UNARY_FUNCTION.ABS:
+        for i in range(n):
+            y[i] = abs(x[i])
+    elif fn == UNARY_FUNCTION.NEG:
+        for i in range(n):
+            y[i] = -x[i]
+    elif fn == UNARY_FUNCTION.RECIPROCAL:
+        for i in range(n):
+            y[i] = _ONE / x[i]
+    elif fn == UNARY_FUNCTION.CLIP:
+        for i in range(n):
+            y[i] = min(max(x[i], alpha), beta)
+    elif fn == UNARY_FUNCTION.SELU:
+        for i in range(n):
+            v = x[i]
+            y[i] = beta * (v if v > 0 else alpha * np.expm1(v))
+    elif fn == UNARY_FUNCTION.FLOOR:
+        for i in range(n):
+            y[i] = np.floor(x[i])
+    elif fn == UNARY_FUNCTION.CEIL:
+        for i in range(n):
+            y[i] = np.ceil(x[i])
+    elif fn == UNARY_FUNCTION.ERF:
+        for i in range(n):
+            y[i] = math.erf(x[i])
+    else:
+        for i in range(n):
+            y[i] = _ONE if x[i] == 0 else _ZERO
+
+
+@njit(**JIT_OPTIONS)
+def _operand(code, op, w, a):
+    """The values a BROADCAST operand at code[op:] reads, and its period."""
+    source = a if code[op + BROADCAST.SOURCE] == SOURCE.ARENA else w
+    offset, period = code[op + BROADCAST.OFFSET], code[op + BROADCAST.PERIOD]
+    return source[offset:offset + period], period
+
+
+@njit(**JIT_OPTIONS)
+def _truth(v):
+    return _ONE if v else _ZERO
+
+
+@njit(**JIT_OPTIONS)
+def elementwise_f32(code, p, w, a):
+    fn, n, out = code[p + ELEMENTWISE.FUNCTION], code[p + ELEMENTWISE.N], code[p + ELEMENTWISE.C]
+    xa, ap = _operand(code, p + ELEMENTWISE.A, w, a)
+    xb, bp = _operand(code, p + ELEMENTWISE.B, w, a)
+    c = a[out:out + n]
+    if fn == ELEMENTWISE_FUNCTION.POW:
+        for i in range(n):
+            c[i] = xa[i % ap] ** xb[i % bp]
+    elif fn == ELEMENTWISE_FUNCTION.MIN:
+        for i in range(n):
+            c[i] = min(xa[i % ap], xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.MAX:
+        for i in range(n):
+            c[i] = max(xa[i % ap], xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.PRELU:
+        for i in range(n):
+            v = xa[i % ap]
+            c[i] = v if v >= 0 else xb[i % bp] * v
+    elif fn == ELEMENTWISE_FUNCTION.EQUAL:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] == xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.LESS:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] < xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.LESS_OR_EQUAL:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] <= xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.GREATER:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] > xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.GREATER_OR_EQUAL:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] >= xb[i % bp])
+    elif fn == ELEMENTWISE_FUNCTION.AND:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] != 0 and xb[i % bp] != 0)
+    elif fn == ELEMENTWISE_FUNCTION.OR:
+        for i in range(n):
+            c[i] = _truth(xa[i % ap] != 0 or xb[i % bp] != 0)
+    else:
+        for i in range(n):
+            c[i] = _truth((xa[i % ap] != 0) != (xb[i % bp] != 0))
+
+
+@njit(**JIT_OPTIONS)
+def where_f32(code, p, w, a):
+    n, out = code[p + WHERE.N], code[p + WHERE.Y]
+    condition, cp = _operand(code, p + WHERE.CONDITION, w, a)
+    xa, ap = _operand(code, p + WHERE.A, w, a)
+    xb, bp = _operand(code, p + WHERE.B, w, a)
+    y = a[out:out + n]
+    for i in range(n):
+        y[i] = xa[i % ap] if condition[i % cp] != 0 else xb[i % bp]

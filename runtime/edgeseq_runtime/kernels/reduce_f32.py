@@ -1,0 +1,82 @@
+"""Reductions along one axis and the row normalization of the norm layers, float32.
+
+Fields: ``isa.REDUCE`` (x viewed as (outer, n, inner), reduced along n: ONNX's Reduce ops over any
+set of axes, which the planner first makes one contiguous run) and ``isa.NORMALIZE`` (each row of
+(rows, n) to mean 0 and variance 1, the variance biased as LayerNormalization and
+InstanceNormalization define it; their scale and bias follow as BINARY instructions). Sums
+accumulate in float64: a row of a few thousand float32 values then loses nothing to rounding.
+"""
+
+import numpy as np
+from numba import njit
+
+from ..isa import NORMALIZE, REDUCE, REDUCE_FUNCTION
+from .config import JIT_OPTIONS
+
+
+@njit(**JIT_OPTIONS)
+def reduce_f32(code, p, w, a):
+    fn, x, y = code[p + REDUCE.FUNCTION], code[p + REDUCE.X], code[p + REDUCE.Y]
+    outer, n, inner = code[p + REDUCE.OUTER], code[p + REDUCE.N], code[p + REDUCE.INNER]
+    for o in range(outer):
+        for k in range(inner):
+            first = x + o * n * inner + k
+            a[y + o * inner + k] = _reduce(fn, a, first, n, inner)
+
+
+@njit(**JIT_OPTIONS)
+def _reduce(fn, a, first, n, stride):
+    """The reduction of a[first], a[first + stride], ... (n values)."""
+    if fn == REDUCE_FUNCTION.MAX or fn == REDUCE_FUNCTION.MIN:
+        best = a[first]
+        for i in range(1, n):
+            v = a[first + i * stride]
+            best = max(best, v) if fn == REDUCE_FUNCTION.MAX else min(best, v)
+        return best
+    if fn == REDUCE_FUNCTION.PROD:
+        product = 1.0
+        for i in range(n):
+            product *= a[first + i * stride]
+        return product
+    top = 0.0
+    if fn == REDUCE_FUNCTION.LOG_SUM_EXP and n:
+        top = a[first]
+        for i in range(1, n):
+            top = max(top, a[first + i * stride])
+    total = 0.0
+    for i in range(n):
+        v = np.float64(a[first + i * stride])
+        if fn == REDUCE_FUNCTION.L1:
+            v = abs(v)
+        elif fn == REDUCE_FUNCTION.L2 or fn == REDUCE_FUNCTION.SUM_SQUARE:
+            v = v * v
+        elif fn == REDUCE_FUNCTION.LOG_SUM_EXP:
+            v = np.exp(v - top)
+        total += v
+    if fn == REDUCE_FUNCTION.MEAN:
+        return total / n
+    if fn == REDUCE_FUNCTION.L2:
+        return np.sqrt(total)
+    if fn == REDUCE_FUNCTION.LOG_SUM:
+        return np.log(total)
+    if fn == REDUCE_FUNCTION.LOG_SUM_EXP:
+        return top + np.log(total)
+    return total
+
+
+@njit(**JIT_OPTIONS)
+def normalize_f32(code, p, w, a):
+    rows, n, epsilon = code[p + NORMALIZE.ROWS], code[p + NORMALIZE.N], w[code[p + NORMALIZE.EPSILON]]
+    for r in range(rows):
+        x, y = code[p + NORMALIZE.X] + r * n, code[p + NORMALIZE.Y] + r * n
+        total = 0.0
+        for i in range(n):
+            total += a[x + i]
+        mean = total / n
+        spread = 0.0
+        for i in range(n):
+            d = a[x + i] - mean
+            spread += d * d
+        inverse = 1.0 / np.sqrt(spread / n + epsilon)
+        for i in range(n):
+            a[y + i] = (a[x + i] - mean) * inverse

@@ -1,0 +1,113 @@
+"""Pointwise math of the front ends: unary functions (Sqrt, Pow, Exp, Clip, ...), two-operand
+functions and comparisons (Min, Max, PRelu, Equal, Less, ...), Where; every tensor is float32 in
+the arena, so a comparison gives 1.0 or 0.0 (see kernels.math_f32)."""
+
+import numpy as np
+
+from .. import isa
+from ..graph import attribute
+from ..isa import ELEMENTWISE_FUNCTION, UNARY_FUNCTION
+from ..tensor import Tensor
+from .elementwise import emit_binary, operands
+
+UNARY = {"Sqrt": UNARY_FUNCTION.SQRT, "Exp": UNARY_FUNCTION.EXP, "Log": UNARY_FUNCTION.LOG,
+         "Abs": UNARY_FUNCTION.ABS, "Neg": UNARY_FUNCTION.NEG, "Reciprocal": UNARY_FUNCTION.RECIPROCAL,
+         "Floor": UNARY_FUNCTION.FLOOR, "Ceil": UNARY_FUNCTION.CEIL, "Erf": UNARY_FUNCTION.ERF,
+         "Not": UNARY_FUNCTION.NOT}
+TWO_OPERANDS = {"Pow": ELEMENTWISE_FUNCTION.POW, "PRelu": ELEMENTWISE_FUNCTION.PRELU,
+                "Equal": ELEMENTWISE_FUNCTION.EQUAL, "Less": ELEMENTWISE_FUNCTION.LESS,
+                "LessOrEqual": ELEMENTWISE_FUNCTION.LESS_OR_EQUAL, "Greater": ELEMENTWISE_FUNCTION.GREATER,
+                "GreaterOrEqual": ELEMENTWISE_FUNCTION.GREATER_OR_EQUAL, "And": ELEMENTWISE_FUNCTION.AND,
+                "Or": ELEMENTWISE_FUNCTION.OR, "Xor": ELEMENTWISE_FUNCTION.XOR}
+VARIADIC = {"Min": ELEMENTWISE_FUNCTION.MIN, "Max": ELEMENTWISE_FUNCTION.MAX}
+SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875  # ONNX's defaults
+
+
+def emit_unary(ctx, x: Tensor, function, alpha=0.0, beta=0.0) -> Tensor:
+    y = ctx.new_tensor(x.shape)
+    ctx.builder.emit(isa.UNARY, function=function, x=x.offset, y=y.offset, n=x.size,
+                     params=ctx.builder.constant([alpha, beta]))
+    return y
+
+
+def lower_unary(ctx, node, inputs):
+    return [emit_unary(ctx, inputs[0], UNARY[node.op_type])]
+
+
+def lower_selu(ctx, node, inputs):
+    return [emit_unary(ctx, inputs[0], UNARY_FUNCTION.SELU, attribute(node, "alpha", SELU_ALPHA),
+                       attribute(node, "gamma", SELU_GAMMA))]
+
+
+def lower_clip(ctx, node, inputs):
+    """Clip's bounds: attributes min and max before opset 11, optional constant inputs after."""
+    x, low, high = (list(inputs) + [None, None])[:3]
+    if isinstance(low, Tensor) or isinstance(high, Tensor):
+        return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.MIN,
+                          _emit_two(ctx, node, ELEMENTWISE_FUNCTION.MAX, x, -np.inf if low is None else low),
+                          np.inf if high is None else high)]
+    low = attribute(node, "min", -np.inf) if low is None else float(np.asarray(low).reshape(()))
+    high = attribute(node, "max", np.inf) if high is None else float(np.asarray(high).reshape(()))
+    return [emit_unary(ctx, x, UNARY_FUNCTION.CLIP, low, high)]
+
+
+def lower_pow(ctx, node, inputs):
+    """x ^ constant: 2 as a product, 0.5 as sqrt, 1 as x itself; anything else as a power."""
+    x, exponent = inputs
+    if isinstance(x, Tensor) and not isinstance(exponent, Tensor) and np.size(exponent) == 1:
+        e = float(np.asarray(exponent).reshape(()))
+        if np.broadcast_shapes(x.shape, np.shape(exponent)) == x.shape:
+            if e == 1.0:
+                return [x]
+            special = {2.0: UNARY_FUNCTION.SQUARE, 0.5: UNARY_FUNCTION.SQRT}
+            return [emit_unary(ctx, x, special.get(e, UNARY_FUNCTION.POW), e)]
+    return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.POW, x, exponent)]
+
+
+def _emit_two(ctx, node, function, a, b) -> Tensor:
+    out, (operand_a, operand_b) = operands(ctx, node, (a, b))
+    ctx.builder.emit(isa.ELEMENTWISE, function=function, a=operand_a, b=operand_b, c=out.offset, n=out.size)
+    return out
+
+
+def lower_two_operands(ctx, node, inputs):
+    if node.op_type == "PRelu" and not isinstance(inputs[1], Tensor):
+        slope = np.asarray(inputs[1], np.float32)
+        x = inputs[0]
+        if slope.ndim and slope.ndim < len(x.shape) and slope.shape[0] == x.shape[1] and slope.ndim == 1:
+            slope = slope.reshape(-1, *[1] * (len(x.shape) - 2))  # a slope per channel (opset < 9 allowed this)
+        return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.PRELU, x, slope)]
+    return [_emit_two(ctx, node, TWO_OPERANDS[node.op_type], *inputs)]
+
+
+def lower_variadic(ctx, node, inputs):
+    """Min and Max of one or more inputs, pairwise."""
+    result = inputs[0]
+    for other in inputs[1:]:
+        result = _emit_two(ctx, node, VARIADIC[node.op_type], result, other)
+    return [result if isinstance(result, Tensor) else ctx.resident(result)]
+
+
+def lower_where(ctx, node, inputs):
+    out, (condition, a, b) = operands(ctx, node, inputs)
+    ctx.builder.emit(isa.WHERE, condition=condition, a=a, b=b, y=out.offset, n=out.size)
+    return [out]
+
+
+def lower_sum_mean(ctx, node, inputs):
+    """Sum and Mean of one or more inputs: BINARY adds, then a scale for Mean."""
+    result = inputs[0]
+    for other in inputs[1:]:
+        result = emit_binary(ctx, node, isa.BINARY_FUNCTION.ADD, result, other)
+    if node.op_type == "Mean":
+        result = emit_binary(ctx, node, isa.BINARY_FUNCTION.MUL, result, np.float32(1.0 / len(inputs)))
+    return [result if isinstance(result, Tensor) else ctx.resident(result)]
+
+
+HANDLERS = {
+    **{op: lower_unary for op in UNARY},
+    **{op: lower_two_operands for op in TWO_OPERANDS if op != "Pow"},
+    **{op: lower_variadic for op in VARIADIC},
+    "Pow": lower_pow, "Selu": lower_selu, "Clip": lower_clip, "Where": lower_where,
+    "Sum": lower_sum_mean, "Mean": lower_sum_mean,
+}

@@ -1,0 +1,101 @@
+"""Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes, and the norm
+layers that normalize along trailing axes (LayerNormalization, InstanceNormalization).
+
+A reduction over axes that are not one contiguous run first gathers them last (one indexed
+copy), so that the kernel always reduces the middle axis of (outer, n, inner).
+"""
+
+import math
+
+import numpy as np
+
+from .. import isa
+from ..graph import attribute
+from ..isa import REDUCE_FUNCTION
+from ..tensor import Tensor
+from .elementwise import emit_binary
+
+REDUCE = {"ReduceSum": REDUCE_FUNCTION.SUM, "ReduceMean": REDUCE_FUNCTION.MEAN, "ReduceMax": REDUCE_FUNCTION.MAX,
+          "ReduceMin": REDUCE_FUNCTION.MIN, "ReduceProd": REDUCE_FUNCTION.PROD, "ReduceL1": REDUCE_FUNCTION.L1,
+          "ReduceL2": REDUCE_FUNCTION.L2, "ReduceSumSquare": REDUCE_FUNCTION.SUM_SQUARE,
+          "ReduceLogSum": REDUCE_FUNCTION.LOG_SUM, "ReduceLogSumExp": REDUCE_FUNCTION.LOG_SUM_EXP}
+
+
+def _axes(ctx, node, inputs, rank):
+    """The reduced axes, sorted, from the attribute or the constant second input."""
+    axes = inputs[1] if len(inputs) > 1 else None
+    if isinstance(axes, Tensor):
+        ctx.fail(node, "input 'axes' is computed at run time; the reduced axes must be constant")
+    axes = attribute(node, "axes", None) if axes is None else [int(a) for a in np.asarray(axes).ravel()]
+    if not axes:
+        return None if attribute(node, "noop_with_empty_axes", 0) else list(range(rank))
+    if any(not -rank <= a < rank for a in axes) or len({a % rank for a in axes}) != len(axes):
+        ctx.fail(node, f"attribute 'axes'={axes} is not a set of distinct axes of a rank-{rank} tensor")
+    return sorted(a % rank for a in axes)
+
+
+def lower_reduce(ctx, node, inputs):
+    x = inputs[0]
+    keepdims = attribute(node, "keepdims", 1)
+    if keepdims not in (0, 1):
+        ctx.fail(node, f"attribute 'keepdims'={keepdims} is not 0 or 1")
+    axes = _axes(ctx, node, inputs, len(x.shape))
+    if axes is None:
+        return [x]
+    kept = [a for a in range(len(x.shape)) if a not in axes]
+    if axes == list(range(axes[0], axes[-1] + 1)):
+        outer, n = math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:axes[-1] + 1])
+        inner = math.prod(x.shape[axes[-1] + 1:])
+    else:
+        x = ctx.from_addresses(x.addresses().transpose(kept + axes))
+        outer, n, inner = math.prod(x.shape[:len(kept)]), math.prod(x.shape[len(kept):]), 1
+    shape = [1 if a in axes else d for a, d in enumerate(inputs[0].shape)] if keepdims \
+        else [inputs[0].shape[a] for a in kept]
+    y = ctx.new_tensor(shape)
+    ctx.builder.emit(isa.REDUCE, function=REDUCE[node.op_type], x=x.offset, y=y.offset, outer=outer, n=n, inner=inner)
+    return [y]
+
+
+def _normalize(ctx, x: Tensor, rows: int, epsilon: float) -> Tensor:
+    y = ctx.new_tensor(x.shape)
+    ctx.builder.emit(isa.NORMALIZE, x=x.offset, y=y.offset, rows=rows, n=x.size // max(rows, 1),
+                     epsilon=ctx.builder.constant([epsilon]))
+    return y
+
+
+def _scaled(ctx, node, y: Tensor, scale, bias) -> Tensor:
+    if isinstance(scale, Tensor) or isinstance(bias, Tensor):
+        ctx.fail(node, "scale and B must be constant")
+    if scale is not None:
+        y = emit_binary(ctx, node, isa.BINARY_FUNCTION.MUL, y, np.asarray(scale, np.float32))
+    if bias is not None:
+        y = emit_binary(ctx, node, isa.BINARY_FUNCTION.ADD, y, np.asarray(bias, np.float32))
+    return y
+
+
+def lower_layer_norm(ctx, node, inputs):
+    x, scale, bias = (list(inputs) + [None, None])[:3]
+    if any(node.output[1:]):
+        ctx.fail(node, "outputs Mean and InvStdDev are not supported; use output Y only")
+    rank = len(x.shape)
+    axis = attribute(node, "axis", -1)
+    if not -rank <= axis < rank:
+        ctx.fail(node, f"attribute 'axis'={axis} is out of range for X of shape {list(x.shape)}")
+    y = _normalize(ctx, x, math.prod(x.shape[:axis % rank]), attribute(node, "epsilon", 1e-5))
+    return [_scaled(ctx, node, y, scale, bias)]
+
+
+def lower_instance_norm(ctx, node, inputs):
+    x, scale, bias = inputs
+    if isinstance(scale, Tensor) or isinstance(bias, Tensor):
+        ctx.fail(node, "scale and B must be constant")
+    if len(x.shape) < 3:
+        ctx.fail(node, f"X of shape {list(x.shape)} has no spatial axis to normalize over")
+    per_channel = (-1,) + (1,) * (len(x.shape) - 2)
+    y = _normalize(ctx, x, x.shape[0] * x.shape[1], attribute(node, "epsilon", 1e-5))
+    return [_scaled(ctx, node, y, np.asarray(scale, np.float32).reshape(per_channel),
+                    np.asarray(bias, np.float32).reshape(per_channel))]
+
+
+HANDLERS = {**{op: lower_reduce for op in REDUCE}, "LayerNormalization": lower_layer_norm,
+            "InstanceNormalization": lower_instance_norm}
