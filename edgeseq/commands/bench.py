@@ -6,7 +6,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .options import trust_code_option
+from .options import loading_options, trust_code_option
 
 
 @click.command("bench", short_help="Time a model against ONNX Runtime (and PyTorch).")
@@ -20,7 +20,8 @@ from .options import trust_code_option
               help="Also time fresh processes to the first output (the cold-cache one compiles everything).")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @trust_code_option
-def command(model, batch, reference, calls, cold_start, as_json, trust_code):
+@loading_options
+def command(model, batch, reference, calls, cold_start, as_json, trust_code, load_options):
     """Per-step latency (median, p99) of step() from Python, run() throughput over 10,000 steps,
     cold start and the loaded model's memory: edgeseq, and the same figures for ONNX Runtime
     (and PyTorch with --reference) measured in the same run, one thread each."""
@@ -32,14 +33,15 @@ def command(model, batch, reference, calls, cold_start, as_json, trust_code):
         from edgeseq_export.pytorch.layers import ReadOptions
         from edgeseq_export.pytorch.sources import read_source
         source = read_source(reference, ReadOptions(trust_code=trust_code))
-        architecture, model_io = source.network.architecture, _io(model, batch)
+        architecture, model_io = source.network.architecture, _io(model, batch, load_options)
         if (architecture.input_size, architecture.output_size) != model_io:
             raise SourceError(f"{reference}: takes {architecture.input_size} and gives {architecture.output_size} "
                               f"values per step; {model} takes {model_io[0]} and gives {model_io[1]}")
     from ..compiling import announce
 
     announce()
-    report = measure(model, batch=batch, calls=calls, cold_start=cold_start, reference=source)
+    report = measure(model, batch=batch, calls=calls, cold_start=cold_start, reference=source,
+                     load_options=load_options)
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
@@ -69,7 +71,7 @@ def command(model, batch, reference, calls, cold_start, as_json, trust_code):
             console.print(f"{name}: {figures.note}")
 
 
-def _io(model, batch) -> tuple[int, int]:
+def _io(model, batch, load_options) -> tuple[int, int]:
     import edgeseq_runtime
-    stream = edgeseq_runtime.load(model, batch=batch)
+    stream = edgeseq_runtime.load(model, batch=batch, **load_options.fields())
     return stream.input_size, stream.output_size

@@ -2,6 +2,8 @@
 
 import click
 
+from .options import loading_options
+
 
 @click.command("codegen", short_help="Generate C99 (no malloc) for a microcontroller.")
 # Plain paths: click's own checks would print a multi-line usage error; generate() reports
@@ -11,11 +13,12 @@ import click
               help="The folder to write NAME.h, NAME.c and the C runtime into (created if needed).")
 @click.option("--name", help="Prefix of the C identifiers and name of the files "
                              "(default: made from MODEL's file name).")
-def command(model, output, name):
+@loading_options
+def command(model, output, name, load_options):
     """Generate C99 code for MODEL (fp32 or int8 ONNX): NAME_reset, NAME_step, no malloc."""
     from edgeseq_export.backends.codegen import generate
 
-    generated = generate(model, output, name)
+    generated = generate(model, output, name, load_options)
     click.echo(f"wrote {', '.join(str(f) for f in generated.files)}")
     click.echo(f"{generated.name}: {generated.input_size} inputs, {generated.output_size} outputs per "
                f"step; RAM {generated.ram_bytes:,} bytes per stream, flash {generated.flash_bytes:,} "

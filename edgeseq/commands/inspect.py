@@ -3,10 +3,13 @@
 import click
 from rich.console import Console
 
+from .options import loading_options
+
 
 @click.command("inspect", short_help="Show a model's layers, parameters and state layout.")
 @click.argument("model", type=click.Path(dir_okay=False))
-def command(model):
+@loading_options
+def command(model, load_options):
     """Print what MODEL.onnx holds and how edgeseq's runtime would stream it.
 
     Exits non-zero when the runtime cannot stream the model, after printing what it holds."""
@@ -15,7 +18,7 @@ def command(model):
 
     from ..reports import inspection_tables
 
-    inspection = inspect_model(model)
+    inspection = inspect_model(model, load_options)
     console = Console()
     for table in inspection_tables(inspection):
         console.print(table)

@@ -5,6 +5,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..paths import output_file
+from .options import loading_options
 
 
 @click.command("quantize", short_help="Store a model's weights as int8 or fp16; report the error.")
@@ -20,14 +21,16 @@ from ..paths import output_file
               help="The CSV columns to read from --calibration [default: those the model was trained on, "
                    "else every numeric column].")
 @click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")
-def command(model, output, mode, calibration, columns, tolerance):
+@loading_options
+def command(model, output, mode, calibration, columns, tolerance, load_options):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
     from edgeseq_export.backends.quantize import QuantizationError, quantize
 
     from ..compiling import announce
 
     announce()
-    report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance, columns=columns)
+    report = quantize(model, output, mode=mode, calibration=calibration, tolerance=tolerance, columns=columns,
+                      load_options=load_options)
     print_report(report)
     if not report.passed:
         raise QuantizationError(f"{output}: largest output error {report.max_abs_error:.3g} exceeds "

@@ -33,6 +33,7 @@ import numpy as np
 from edgeseq_runtime import EdgeseqError
 
 from ..paths import output_file
+from .options import loading_options
 
 PIPE_BUF = select.PIPE_BUF  # a write of at most this many bytes to a pipe is never split
 READ_CHUNK = 1 << 16
@@ -46,13 +47,14 @@ READ_CHUNK = 1 << 16
               help="Persist the state every N rows (and at exit).")
 @click.option("--on-error", type=click.Choice(["stop", "skip"]), default="stop", show_default=True,
               help="On a malformed or non-finite row: stop, or report it and go on.")
-def command(model, state_file, every, on_error):
+@loading_options
+def command(model, state_file, every, on_error, load_options):
     """Stream MODEL over CSV rows read from stdin, writing one output row per step."""
     import edgeseq_runtime
 
     from ..compiling import announce
 
-    stream = edgeseq_runtime.load(model)
+    stream = edgeseq_runtime.load(model, **load_options.fields())
     announce()
     if state_file:
         _hold_lock(state_file)

@@ -3,7 +3,7 @@
 import click
 from rich.console import Console
 
-from .options import checking_options, reading_options
+from .options import checking_options, loading_options, reading_options
 
 
 @click.command("verify", short_help="Check ONNX Runtime, edgeseq (and PyTorch) agree on a model.")
@@ -13,7 +13,8 @@ from .options import checking_options, reading_options
                    "Runtime and edgeseq are compared with each other.")
 @reading_options
 @checking_options
-def command(model, reference, **options):
+@loading_options
+def command(model, reference, load_options, **options):
     """Stream a random sequence through MODEL.onnx with ONNX Runtime and edgeseq (and PyTorch,
     given --reference) and print the largest differences; exit 1 when they exceed the tolerance.
     Options for reading the reference default to those MODEL.onnx was exported with."""
@@ -23,4 +24,4 @@ def command(model, reference, **options):
     from ..reports import print_checked
 
     announce()
-    print_checked(Console(), lambda: verify(model, reference, **options))
+    print_checked(Console(), lambda: verify(model, reference, load_options=load_options, **options))

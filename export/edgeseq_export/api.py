@@ -82,11 +82,11 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
 def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, batch_first: bool | None = None,
            nonlinearity: str | None = None, activation: str | None = None, linear_order=None,
-           trust_code: bool = False, trust_pickle: bool = False) -> VerificationReport:
+           trust_code: bool = False, trust_pickle: bool = False, load_options=None) -> VerificationReport:
     """Check an exported model: ONNX Runtime against edgeseq, and PyTorch when ``reference``
     (MODEL.pt or an ``nn.Module``) is given. The options for reading the reference default to
     those the model was exported with (its metadata); ``trust_code`` (or ``trust_pickle``) as in
-    ``export``. Raises ``VerificationFailed`` when they disagree by more than ``tolerance``."""
+    ``export``; ``load_options`` (an ``edgeseq_runtime.LoadOptions``) as edgeseq loads the model. Raises ``VerificationFailed`` when they disagree by more than ``tolerance``."""
     source, notes = None, []
     if reference is not None:
         recorded = describe_file(os.fspath(path), os.fspath(path))
@@ -98,6 +98,7 @@ def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
         source = read_source(reference, ReadOptions(**options, trust_code=trust_code or trust_pickle))
         if source.sha256 and recorded.source_sha256 and source.sha256 != recorded.source_sha256:
             notes.append(f"{source.label} is not the file the model was exported from (sha256 differs)")
-    report = compare(path, source, steps=steps, batch=batch, tolerance=tolerance, seed=seed)
+    report = compare(path, source, steps=steps, batch=batch, tolerance=tolerance, seed=seed,
+                     load_options=load_options)
     report.notes[:0] = notes
     return report.check()

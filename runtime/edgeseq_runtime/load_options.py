@@ -65,3 +65,9 @@ class LoadOptions:
         object.__setattr__(self, "state", dict(state))
         object.__setattr__(self, "input_shape", shape)
         object.__setattr__(self, "context", int(context))
+
+    def fields(self) -> dict:
+        """The options as plain Python values (JSON-ready): ``load(path, **options.fields())``."""
+        return {"constants": {name: value.tolist() for name, value in self.constants.items()},
+                "state": dict(self.state), "input_shape": self.input_shape and list(self.input_shape),
+                "context": self.context}

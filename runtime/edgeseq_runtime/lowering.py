@@ -102,8 +102,13 @@ class Lowering:
     def only_use(self, name: str):
         """The single node that reads ``name``, or None if several do, or it is also read
         from outside (the model output or a state fed back)."""
-        users = self.graph.consumers.get(name, [])
-        return users[0] if len(users) == 1 and name not in self._exposed else None
+        users = self.uses(name)
+        return users[0] if len(users) == 1 else None
+
+    def uses(self, name: str) -> list:
+        """The nodes that read ``name``; empty when it is also read from outside (the model
+        output or a state fed back), since then not every reader is a node."""
+        return [] if name in self._exposed else list(self.graph.consumers.get(name, []))
 
     def resident(self, value) -> Tensor:
         """A tensor for ``value``: itself if it is one, else a constant copied into the arena."""
@@ -163,8 +168,8 @@ class Lowering:
             graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         plan = self.builder.build(step_x.offset, step_x.size, y.offset, y.size, self.vocab, self.states)
         return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis,
-                            self.options.context, dict(feedback),
-                            None if self.options.context else self.options.input_shape)
+                            context=self.options.context, state_outputs=dict(feedback),
+                            stream_shape=None if self.options.context else self.options.input_shape)
 
     def _lower_nodes(self, nodes) -> None:
         for node in nodes:

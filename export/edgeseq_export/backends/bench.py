@@ -8,6 +8,7 @@ spell of a shared machine hits them all alike.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -18,10 +19,11 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 import onnxruntime as ort
-from edgeseq_runtime import StreamingModel, load, lower_model
+from edgeseq_runtime import LoadOptions, StreamingModel, load, lower_model
 from edgeseq_runtime.errors import first_line
 
 from ..errors import SourceError
+from ..onnx_model.verification import onnxruntime_constants
 
 RUN_REPEATS = 3  # whole-sequence runs per engine; the fastest counts (a shared machine only slows)
 
@@ -68,19 +70,24 @@ class BenchReport:
 
 class OnnxRuntimeStepper:
     """Streams any model edgeseq can stream with ONNX Runtime instead: one ``session.run`` per
-    step, each state output fed back as its state input (ONNX Runtime keeps no state)."""
+    step, each state output fed back as its state input (ONNX Runtime keeps no state), the
+    load options' constants fed as given and their context kept here (the input's batch axis first)."""
 
-    def __init__(self, path, batch: int = 1):
+    def __init__(self, path, batch: int = 1, load_options: LoadOptions | None = None):
         path = os.fspath(path)
-        lowered = lower_model(path, batch)
+        load_options = load_options or LoadOptions()
+        lowered = lower_model(path, batch, load_options)
         graph = onnx.load(path, load_external_data=False).graph
         inputs = [i.name for i in graph.input]
-        state_inputs = [s.name for s in lowered.states if s.name in inputs]
-        if len(state_inputs) != len(lowered.states):
+        carried = [s for s in lowered.states if not (lowered.context and s.name == f"{lowered.input_name}.context")]
+        state_inputs = [s.name for s in carried if s.name in inputs]
+        if len(state_inputs) != len(carried):
             raise SourceError(f"{path}: part of the recurrent state is not a graph input, so ONNX Runtime "
                               f"cannot carry it from one call to the next")
-        state_outputs = [o.name for o in graph.output if o.name != lowered.output_name]
-        if len(state_outputs) < len(state_inputs):
+        paired = lowered.state_outputs
+        unpaired = iter(o.name for o in graph.output if o.name != lowered.output_name and o.name not in paired.values())
+        state_outputs = [paired.get(name) or next(unpaired, None) for name in state_inputs]
+        if None in state_outputs:
             raise SourceError(f"{path}: the graph does not output the next state for every state input")
         options = ort.SessionOptions()
         options.intra_op_num_threads = options.inter_op_num_threads = 1
@@ -92,14 +99,21 @@ class OnnxRuntimeStepper:
         self.pairs = list(zip(state_inputs, state_outputs))
         self.wanted = [lowered.output_name, *(out for _, out in self.pairs)]
         self.initial = {s.name: lowered.plan.arena[s.offset:s.offset + s.size].reshape(s.shape).copy()
-                        for s in lowered.states}
+                        for s in carried}
+        self.initial.update(onnxruntime_constants(self.session, load_options.constants))
+        self.context, self.batch = lowered.context, batch
         self.reset()
 
     def reset(self) -> None:
         self.feeds = {name: value.copy() for name, value in self.initial.items()}
+        self.kept = np.zeros((self.batch, self.context), self.input_dtype)
 
     def step(self, x) -> np.ndarray:
-        self.feeds[self.input_name] = np.asarray(x, self.input_dtype).reshape(self.input_shape)
+        x = np.asarray(x, self.input_dtype)
+        if self.context:
+            x = np.concatenate([self.kept, x.reshape(self.batch, -1)], axis=1)
+            self.kept = x[:, x.shape[1] - self.context:]
+        self.feeds[self.input_name] = x.reshape(self.input_shape)
         y, *states = self.session.run(self.wanted, self.feeds)
         for (name, _), value in zip(self.pairs, states):
             self.feeds[name] = value
@@ -153,11 +167,11 @@ def sample_input(stream: StreamingModel, steps: int, seed: int = 0) -> np.ndarra
     return rng.standard_normal((*shape, stream.input_size)).astype(np.float32)
 
 
-def cold_start_seconds(path, cold_cache: bool) -> float:
+def cold_start_seconds(path, cold_cache: bool, load_options: LoadOptions | None = None) -> float:
     """A fresh Python process, from its start to the first output of ``load(path).step`` (the
     process reports it on stdout; its exit afterwards is not counted). With ``cold_cache``
     numba's on-disk cache points at an empty folder, so everything compiles."""
-    script = ("import numpy as np, sys, edgeseq_runtime as e; m = e.load(sys.argv[1]); "
+    script = ("import json, numpy as np, sys, edgeseq_runtime as e; m = e.load(sys.argv[1], **json.loads(sys.argv[2])); "
               "m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_size, np.float32)); "
               "print('first output', flush=True)")
     env = dict(os.environ)
@@ -165,7 +179,8 @@ def cold_start_seconds(path, cold_cache: bool) -> float:
         if cold_cache:
             env["NUMBA_CACHE_DIR"] = cache
         start = time.perf_counter()
-        with subprocess.Popen([sys.executable, "-c", script, os.fspath(path)], env=env, text=True,
+        with subprocess.Popen([sys.executable, "-c", script, os.fspath(path),
+                               json.dumps((load_options or LoadOptions()).fields())], env=env, text=True,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
             line = process.stdout.readline()
             seconds = time.perf_counter() - start
@@ -176,18 +191,19 @@ def cold_start_seconds(path, cold_cache: bool) -> float:
 
 
 def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
-            cold_start: bool = True, reference=None) -> BenchReport:
-    """Every figure of ``edgeseq bench`` for the model at ``path``; with ``reference`` (a
-    ``sources.Source`` read from MODEL.pt), PyTorch eager's step latency too."""
+            cold_start: bool = True, reference=None, load_options: LoadOptions | None = None) -> BenchReport:
+    """Every figure of ``edgeseq bench`` for the model at ``path`` loaded with ``load_options``;
+    with ``reference`` (a ``sources.Source`` read from MODEL.pt), PyTorch eager's step latency too."""
     path = os.fspath(path)
-    stream = load(path, batch=batch)
+    load_options = load_options or LoadOptions()
+    stream = load(path, batch=batch, **load_options.fields())
     xs = sample_input(stream, run_steps)
     x = xs[0]
     ours = EngineFigures(memory_bytes=stream.nbytes)
     engines = {"edgeseq": ours}
     steppers = {"edgeseq": stream.step}
     try:
-        theirs = OnnxRuntimeStepper(path, batch)
+        theirs = OnnxRuntimeStepper(path, batch, load_options)
         engines["ONNX Runtime"] = EngineFigures()
         steppers["ONNX Runtime"] = theirs.step
     except SourceError as e:
@@ -206,8 +222,8 @@ def measure(path, batch: int = 1, calls: int = 5000, run_steps: int = 10_000,
         rates = [onnxruntime_sequence_rate(theirs, xs) for _ in range(RUN_REPEATS)]
         engines["ONNX Runtime"].run_steps_per_s = None if None in rates else max(rates)
     if cold_start:
-        ours.cold_start_s = {"warm cache": min(cold_start_seconds(path, False) for _ in range(2)),
-                             "cold cache": cold_start_seconds(path, True)}
+        ours.cold_start_s = {"warm cache": min(cold_start_seconds(path, False, load_options) for _ in range(2)),
+                             "cold cache": cold_start_seconds(path, True, load_options)}
     return BenchReport(path, batch, engines)
 
 

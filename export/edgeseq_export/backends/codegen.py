@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from edgeseq_runtime import LoweredModel, isa, lower_model
+from edgeseq_runtime import LoadOptions, LoweredModel, isa, lower_model
 from edgeseq_runtime.atomic import write_atomic
 
 from . import plan_header
@@ -78,17 +78,18 @@ class GeneratedModel:
     flash_bytes: int  # the model's constant data (the runtime's machine code comes on top)
 
 
-def generate(model_path, out_dir, name: str | None = None) -> GeneratedModel:
+def generate(model_path, out_dir, name: str | None = None, load_options: LoadOptions | None = None) -> GeneratedModel:
     """Write the C99 code of the ONNX model at ``model_path`` into ``out_dir`` (created if needed).
 
     ``name`` prefixes every generated identifier and names the files; by default it is made from
-    the model's file name. Raises ``CodegenError`` for a bad name, ``ModelError`` for a model the
-    runtime cannot run, ``OSError`` when the files cannot be written.
+    the model's file name; ``load_options`` as ``edgeseq_runtime.load`` takes them. Raises
+    ``CodegenError`` for a bad name, ``ModelError`` for a model the runtime cannot run,
+    ``OSError`` when the files cannot be written.
     """
     model_path, out_dir = Path(model_path), Path(out_dir)
     name = check_name(name if name is not None else identifier_from(model_path.stem),
                       derived=name is None)
-    lowered = lower_model(model_path, batch=1)
+    lowered = lower_model(model_path, batch=1, options=load_options)
     image = plan_image(lowered, model_path)
     sources = {
         f"{name}.h": render_header(name, lowered, image, model_path.name),
@@ -148,7 +149,7 @@ def _guard(name: str) -> str:
 
 
 def _input_size(lowered: LoweredModel) -> int:
-    return int(np.prod(lowered.input_shape))
+    return int(np.prod(lowered.input_shape)) - lowered.context  # the new values a step takes
 
 
 def _output_size(lowered: LoweredModel) -> int:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
-from edgeseq_runtime import EdgeseqError, StreamingModel, load
+from edgeseq_runtime import EdgeseqError, LoadOptions, StreamingModel, load
 from edgeseq_runtime.atomic import write_atomic
 from edgeseq_runtime.lowering import lower
 from onnx import helper, numpy_helper
@@ -165,7 +165,8 @@ def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
 
 
 def quantize(source, output, mode: str = "int8", calibration=None, tolerance: float | None = None,
-             steps: int = 200, seed: int = 0, columns: list[str] | None = None) -> QuantizationReport:
+             steps: int = 200, seed: int = 0, columns: list[str] | None = None,
+             load_options: LoadOptions | None = None) -> QuantizationReport:
     """Quantize the ONNX file ``source`` into ``output`` and measure what it costs.
 
     The outputs of the fp32 and the quantized model are compared with edgeseq's runtime over
@@ -173,12 +174,14 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     was trained on when its metadata records them), or ``steps`` random steps, state carried. The report
     says the file sizes and the errors, and whether they are within ``tolerance``. ``output``
     is written (atomically) only when everything succeeded and the errors are within
-    ``tolerance``: a failed quantization leaves no file behind.
+    ``tolerance``: a failed quantization leaves no file behind. ``load_options``: how edgeseq's
+    runtime loads both files (constants, state pairs, input shape, context).
     """
     if mode not in MODES:
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
     source, output = os.fspath(source), os.fspath(output)
-    reference = load(source)  # validates the model before any work
+    load_options = load_options or LoadOptions()
+    reference = load(source, **load_options.fields())  # validates the model before any work
     model = onnx.load(source)
     inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
     bytes_before = _file_bytes(source)
@@ -188,7 +191,7 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     onnx.checker.check_model(quantized)
     serialized = quantized.SerializeToString()
     expected = reference.run(inputs)
-    got = StreamingModel(lower(quantized, output, 1), 1, output).run(inputs)
+    got = StreamingModel(lower(quantized, output, 1, load_options), 1, output).run(inputs)
     error = np.abs(got.astype(np.float64) - expected)
     report = QuantizationReport(mode, source, output, bytes_before, len(serialized), len(inputs),
                                 float(error.max()), float(error.mean()), names,

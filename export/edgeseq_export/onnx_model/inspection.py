@@ -69,7 +69,9 @@ WEIGHTED_OPS = (*RECURRENT_OPS, "MatMul", "Gemm", "Gather", "Conv", "ConvTranspo
 DECODING_OPS = ("DequantizeLinear", "Cast")
 
 
-def inspect_model(path: str | os.PathLike) -> Inspection:
+def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOptions | None = None) -> Inspection:
+    """What the file at ``path`` holds, and whether (and with what state) edgeseq's runtime
+    streams it when loaded with ``load_options``."""
     path = os.fspath(path)
     model = read_structure(path, path)
     graph = model.graph
@@ -89,7 +91,7 @@ def inspect_model(path: str | os.PathLike) -> Inspection:
                                        sum(math.prod(_dims(graph, name)) for name in mine)))
     floats = {t.name: math.prod(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
     metadata = {p.key: p.value for p in model.metadata_props}
-    states, not_streamable = _states(path, metadata)
+    states, not_streamable = _states(path, metadata, load_options or edgeseq_runtime.LoadOptions())
     initializers = {t.name for t in graph.initializer}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return Inspection(
@@ -123,9 +125,9 @@ def _dims(graph: onnx.GraphProto, initializer: str) -> list[int]:
     return next(list(t.dims) for t in graph.initializer if t.name == initializer)
 
 
-def _states(path: str, metadata: dict[str, str]) -> tuple[list[StateSummary], str | None]:
+def _states(path: str, metadata: dict[str, str], load_options) -> tuple[list[StateSummary], str | None]:
     try:
-        stream = edgeseq_runtime.load(path)
+        stream = edgeseq_runtime.load(path, **load_options.fields())
     except edgeseq_runtime.EdgeseqError as e:
         return [], str(e)
     try:

@@ -70,9 +70,11 @@ class VerificationReport:
 
 
 def verify(path: str | os.PathLike, source=None, *, label: str | None = None, steps: int = DEFAULT_STEPS,
-           batch: int = 1, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0) -> VerificationReport:
+           batch: int = 1, tolerance: float = DEFAULT_TOLERANCE, seed: int = 0,
+           load_options: edgeseq_runtime.LoadOptions | None = None) -> VerificationReport:
     """Compare the exported model at ``path`` with ``source`` (a ``sources.Source``, or None
-    for ONNX Runtime against edgeseq only). ``label`` names the model in the report."""
+    for ONNX Runtime against edgeseq only). ``label`` names the model in the report;
+    ``load_options`` as edgeseq's runtime loads it (constants are fed to ONNX Runtime too)."""
     if steps < 1 or batch < 1 or not tolerance >= 0:
         raise ValueError(f"steps and batch must be positive and tolerance >= 0; got {steps}, {batch}, {tolerance}")
     path, label = os.fspath(path), label or os.fspath(path)
@@ -88,8 +90,9 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
         runs["PyTorch"] = run.y, run.state
         notes += [run.note] if run.note else []
     quantized = _has_qdq(path)
-    runs["ONNX Runtime"] = _onnxruntime(path, label, architecture, x, optimised=not quantized)
-    runs["edgeseq"] = _edgeseq(path, label, architecture, x)
+    load_options = load_options or edgeseq_runtime.LoadOptions()
+    runs["ONNX Runtime"] = _onnxruntime(path, label, architecture, x, not quantized, load_options.constants)
+    runs["edgeseq"] = _edgeseq(path, label, architecture, x, load_options)
     mean, std = (np.asarray(description.normalisation.get(k, default), np.float64)
                  for k, default in (("output_mean", 0.0), ("output_std", 1.0)))
 
@@ -99,7 +102,7 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
 
     differences = [difference(a, b) for a, b in itertools.combinations(runs, 2)]
     if quantized:
-        runs[STOCK_ORT] = _onnxruntime(path, label, architecture, x, optimised=True)
+        runs[STOCK_ORT] = _onnxruntime(path, label, architecture, x, True, load_options.constants)
         differences.append(difference(STOCK_ORT, "edgeseq", judged=False))
         notes.append(QDQ_NOTE)
     return VerificationReport(label, steps, batch, seed, tolerance, "output_std" in description.normalisation,
@@ -107,6 +110,8 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
 
 
 STOCK_ORT = "stock ONNX Runtime"
+ORT_TYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64, "tensor(int64)": np.int64,
+             "tensor(int32)": np.int32, "tensor(bool)": np.bool_}  # for the constants fed to ONNX Runtime
 QDQ_NOTE = ("int8 (QDQ) file: ONNX Runtime runs it with graph optimisations off, which computes the "
             "file's own math (int8 weights, float activations). With its default optimisations it fuses "
             "the QDQ nodes into integer kernels that also quantize the activations: that row is shown, "
@@ -136,9 +141,9 @@ def random_sequence(architecture: Architecture, normalisation: dict, steps: int,
     return x.astype(np.float32)
 
 
-def _onnxruntime(path, label, architecture, x, optimised: bool) -> tuple[np.ndarray, dict]:
-    """Step the graph with ONNX Runtime, feeding each state output back as its input; with its
-    graph optimisations on (its default) or off."""
+def _onnxruntime(path, label, architecture, x, optimised: bool, constants: dict) -> tuple[np.ndarray, dict]:
+    """Step the graph with ONNX Runtime, feeding each state output back as its input and the
+    ``constants`` ({input: array}) as given; with its graph optimisations on (its default) or off."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = options.inter_op_num_threads = 1
     if not optimised:
@@ -150,6 +155,7 @@ def _onnxruntime(path, label, architecture, x, optimised: bool) -> tuple[np.ndar
     steps, batch = x.shape[:2]
     states = architecture.states
     feeds = {s.name: np.zeros((s.layers, batch, s.size), np.float32) for s in states}
+    feeds.update(onnxruntime_constants(session, constants))
     wanted = [OUTPUT_NAME, *(s.next_name for s in states)]
     y = np.empty((steps, batch, architecture.output_size), np.float32)
     for t in range(steps):
@@ -161,10 +167,16 @@ def _onnxruntime(path, label, architecture, x, optimised: bool) -> tuple[np.ndar
     return y, {s.name: feeds[s.name] for s in states}
 
 
-def _edgeseq(path, label, architecture, x) -> tuple[np.ndarray, dict]:
+def onnxruntime_constants(session, constants: dict) -> dict:
+    """The fixed inputs ({name: array}) as the session's inputs take them."""
+    types = {i.name: i.type for i in session.get_inputs()}
+    return {name: value.astype(ORT_TYPES.get(types.get(name), value.dtype)) for name, value in constants.items()}
+
+
+def _edgeseq(path, label, architecture, x, load_options) -> tuple[np.ndarray, dict]:
     """Step the graph with edgeseq's runtime, which keeps the state inside."""
     steps, batch = x.shape[:2]
-    stream = edgeseq_runtime.load(path, batch=batch)
+    stream = edgeseq_runtime.load(path, batch=batch, **load_options.fields())
     if stream.output_size != architecture.output_size:
         raise SourceError(f"{label}: edgeseq's runtime finds {stream.output_size} outputs per step, the "
                           f"metadata says {architecture.output_size}")
