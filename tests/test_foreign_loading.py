@@ -1,13 +1,18 @@
 """Loading graphs edgeseq did not export: constants (and the If branches they decide), state
 paired by name, by shape or by ``state=``, state of any shape, ``input_shape``, ``context``.
 
-References: ONNX Runtime stepping the same file with its state outputs fed back."""
+References: ONNX Runtime stepping the same file with its state outputs fed back; the command line
+takes the same options on every command that loads a model."""
 
 import edgeseq_runtime
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from edgeseq_runtime import ModelError
 from support import foreign_graphs as fg
+from support.cli_results import assert_one_line_error, run
 
 RNG = np.random.default_rng(15)
 
@@ -157,3 +162,45 @@ def test_context_must_leave_room_for_new_values(tmp_path):
     path = fg.scaled_window(tmp_path / "m.onnx", width=6)
     with pytest.raises(ModelError, match="context=6"):
         edgeseq_runtime.load(path, input_shape=(6,), context=6)
+
+
+# -- the command line: the same options on every command that loads a model ------------------
+
+LOADING_COMMANDS = [("inspect",), ("verify",), ("stream",), ("bench",), ("quantize", "-o", "q.onnx"),
+                    ("codegen", "-o", "c_out")]
+
+
+@pytest.mark.parametrize("command", LOADING_COMMANDS, ids=lambda c: c[0])
+@pytest.mark.parametrize("option, message", [
+    (("--constant", "sr"), "--constant: 'sr' is not NAME=VALUE"),
+    (("--constant", "sr=fast"), "--constant: 'sr=fast': 'fast' is not a number"),
+    (("--state", "state"), "--state: 'state' is not IN=OUT"),
+    (("--input-shape", "5,x"), "--input-shape: '5,x' is not a shape"),
+    (("--input-shape", "0"), "--input-shape: '0' is not a shape"),
+], ids=["constant_no_value", "constant_not_a_number", "state_no_output", "shape_not_ints", "shape_zero"])
+def test_every_loading_command_refuses_a_bad_option_in_one_line_naming_it(tmp_path, command, option, message):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx")
+    result = run(*command[:1], path, *(str(tmp_path / a) if a.endswith(("onnx", "out")) else a for a in command[1:]),
+                 *option)
+    assert result.exit_code == 2 and len(result.stderr.splitlines()) == 1, result.output
+    assert message in result.stderr and "Traceback" not in result.output, result.stderr
+    assert not (tmp_path / "q.onnx").exists() and not (tmp_path / "c_out").exists()
+
+
+def test_inspect_takes_the_loading_options(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
+    assert_one_line_error(run("inspect", path), "'input'")  # the step input's dims are symbolic
+    result = run("inspect", path, "--constant", "sr=16000", "--input-shape", "3")
+    assert result.exit_code == 0, result.output
+    assert "[2, 1, 5]" in result.stdout
+
+
+def test_stream_with_context_takes_only_the_new_values(tmp_path):
+    path = fg.scaled_window(tmp_path / "m.onnx", width=6)
+    result = subprocess.run([sys.executable, "-m", "edgeseq.cli", "stream", path, "--input-shape", "6",
+                             "--context", "2"], input="1,2,3,4\n5,6,7,8\n", capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    rows = [[float(v) for v in line.split(",")] for line in result.stdout.splitlines()]
+    np.testing.assert_allclose(rows, [np.array([0, 0, 1, 2, 3, 4]) * np.arange(1, 7),
+                                      np.array([3, 4, 5, 6, 7, 8]) * np.arange(1, 7)])
