@@ -399,12 +399,16 @@ CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D c
                     "each group's input patches gathered, then one matrix product with its filters "
                     "(kernels.conv_f32)", [
     ("x", ARENA, "X, (batch, c_in, in_h, in_w)"),
-    ("y", ARENA, "Y, (batch, c_out, out_h, out_w)"),
+    ("y", ARENA, "Y, (batch, c_out, y_width), the output positions written out_h*out_w of each y_width"),
     ("batch", COUNT), ("c_in", COUNT), ("in_h", COUNT), ("in_w", COUNT),
     ("c_out", COUNT), ("out_h", COUNT), ("out_w", COUNT),
     ("group", POSITIVE), ("k_h", COUNT), ("k_w", COUNT),
     ("stride_h", POSITIVE), ("stride_w", POSITIVE), ("dilation_h", POSITIVE), ("dilation_w", POSITIVE),
-    ("pad_top", COUNT), ("pad_left", COUNT),
+    ("pad_top", COUNT),
+    ("pad_left", Slot("taps of padding before the first input column; negative when the first output "
+                      "position computed is not Conv's first (its first ones are read by nobody)", minimum=-(1 << 31))),
+    ("y_width", COUNT, "floats from one output channel of Y to the next: out_h*out_w, or more when only "
+                       "some output positions are computed"),
     ("w", _MATRIX, "(c_in/group * k_h * k_w, c_out): W transposed, group g's filters in columns "
                    "g*c_out/group onwards"),
     ("b", WEIGHTS_OR_NONE, "B, (c_out,)"),

@@ -5,7 +5,8 @@ Fields: ``isa.CONV``. For each stream and each group, the input patches one outp
 scratch matrix, which then meets the group's filters in one ``matvec.project``: the register-blocked
 tiles load each filter value once for four output positions, and the product's order of terms is
 fixed, so ``run`` and ``step`` agree bit for bit. Y[c, position] is the product's
-[position, c], written with the bias added first::
+[position, c], written with the bias added first; when only some output positions are read
+(the planner knows), only those are computed, and Y's channels are then ``y_width`` apart::
 
     Y[n, co, oh, ow] = B[co] + sum over ci, i, j of
         W[co, ci, i, j] * X[n, g*c_in/group + ci, oh*stride_h + i*dilation_h - pad_top,
@@ -30,7 +31,7 @@ def conv_f32(code, p, w, q, a):
     scratch = code[p + CONV.SCRATCH]
     patches = matrix(a, scratch, positions, taps)
     product = matrix(a, scratch + positions * taps, positions, c_out)
-    image, features = c_in * in_h * in_w, c_out * positions
+    image, width = c_in * in_h * in_w, code[p + CONV.Y_WIDTH]
     for n in range(batch):
         x = matrix(a, code[p + CONV.X] + n * image, c_in * in_h, in_w)
         for r in range(positions):
@@ -38,10 +39,10 @@ def conv_f32(code, p, w, q, a):
         for g in range(group):
             _gather(code, p, x, g * c_in_g, c_in_g, in_h, out_w, patches)
             project(code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
-        y = matrix(a, code[p + CONV.Y] + n * features, c_out, positions)
+        y = code[p + CONV.Y] + n * c_out * width
         for co in range(c_out):
             for r in range(positions):
-                y[co, r] = product[r, co]
+                a[y + co * width + r] = product[r, co]
 
 
 @njit(**JIT_OPTIONS)

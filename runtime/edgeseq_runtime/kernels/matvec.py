@@ -64,29 +64,37 @@ def rows_independent(n):
 def _project(x, m, col, out, out_col, n, scale):
     """``project`` for an input-major matrix; ``scale`` is None for float32 weights (numba
     compiles the two cases separately)."""
-    grouped = x.shape[0] // 4 * 4
-    if grouped:
-        _row_groups(x, grouped, m, col, out, out_col, n, scale)
-    for b in range(grouped, x.shape[0]):
-        _one_row(x, b, m, col, out, out_col, n, scale)
+    if x.shape[0] >= 4:
+        _row_groups(x, m, col, out, out_col, n, scale)
+    else:
+        for b in range(x.shape[0]):
+            _one_row(x, b, m, col, out, out_col, n, scale)
 
 
 @njit(**JIT_OPTIONS)
-def _row_groups(x, rows, m, col, out, out_col, n, scale):
-    """Rows 0..rows-1 (a multiple of 4): tiles of 4 x 16 outputs, then 4 x 8, then the last
-    n % 8 one by one. Rows are taken ROW_BLOCK at a time and, within a block, the column block
-    is the outer loop: the block's inputs stay in L1 while the weights pass over them once."""
-    n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
+def _row_groups(x, m, col, out, out_col, n, scale):
+    """Four rows or more: tiles of 4 x 16 outputs, then 4 x 8, the rows past the last group of four
+    in tiles of 1 x 16 and 1 x 8, then the last n % 8 outputs one by one. Rows are taken ROW_BLOCK
+    (a multiple of 4) at a time and, within a block, the column block is the outer loop: the
+    block's inputs stay in L1 while the weights pass over them once, the rows past the groups
+    included (a convolution's 5 output positions read the filters once, not twice)."""
+    rows, n_in, ld, os = x.shape[0], x.shape[1], m.shape[1], out.shape[1]
+    grouped = rows // 4 * 4
     for r0 in range(0, rows, ROW_BLOCK):
         r1 = min(rows, r0 + ROW_BLOCK)
+        g1 = max(r0, min(r1, grouped))
         j = 0
         while j + 2 * LANES <= n:
-            for b in range(r0, r1, 4):
+            for b in range(r0, g1, 4):
                 _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+            for b in range(g1, r1):
+                _tile_1x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
             j += 2 * LANES
         if j + LANES <= n:
-            for b in range(r0, r1, 4):
+            for b in range(r0, g1, 4):
                 _tile_4x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+            for b in range(g1, r1):
+                _tile_1x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
             j += LANES
         for b in range(r0, r1):
             _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)

@@ -90,28 +90,52 @@ def lower_conv(ctx, node, inputs):
     if b is not None and b.shape != (c_out,):
         ctx.fail(node, f"B has shape {list(b.shape)}, expected [{c_out}]")
     kernel, strides, dilations, begin, out = _geometry(ctx, node, x.shape, w.shape)
-    w, b, node_out = _fold_batch_norm(ctx, node, w, b, c_out)
-    return [_emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, node_out)]
+    w, b, batch_norm = _fold_batch_norm(ctx, node, w, b, c_out)
+    output = (batch_norm or node).output[0]
+    return [_emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output, batch_norm)]
 
 
-def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, absorbed=None) -> Tensor:
-    """One CONV instruction; 1-D convolutions run as 2-D ones of height 1."""
-    if len(kernel) == 1:
-        shape, kernel, strides, dilations, begin, out_hw = (
-            (x.shape[0], x.shape[1], 1, x.shape[2]), [1, *kernel], [1, *strides], [1, *dilations], [0, *begin],
-            [1, *out])
-    else:
-        shape, out_hw = x.shape, out
+def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output=None, absorbed=None) -> Tensor:
+    """One CONV instruction; 1-D convolutions run as 2-D ones of height 1, and compute only the
+    output positions the readers of ``output`` (the name of their result) read."""
     c_out = w.shape[0]
     y = ctx.new_tensor((x.shape[0], c_out, *out))
-    ctx.builder.emit(isa.CONV, x=x.offset, y=y.offset, batch=shape[0], c_in=shape[1], in_h=shape[2], in_w=shape[3],
-                     c_out=c_out, out_h=out_hw[0], out_w=out_hw[1], group=group, k_h=kernel[0], k_w=kernel[1],
-                     stride_h=strides[0], stride_w=strides[1], dilation_h=dilations[0], dilation_w=dilations[1],
-                     pad_top=begin[0], pad_left=begin[1], w=ctx.builder.matrix(_as_matrix(w), out_axis=0),
-                     b=-1 if b is None else ctx.builder.constant(b))
+    first, end = 0, out[-1]
+    if len(kernel) == 1:
+        shape, kernel, strides, dilations, begin = ((x.shape[0], x.shape[1], 1, x.shape[2]), [1, *kernel],
+                                                    [1, *strides], [1, *dilations], [0, *begin])
+        if output is not None:
+            first, end = _read_positions(ctx, output, y.shape)
+    else:
+        shape = x.shape
+    ctx.builder.emit(isa.CONV, x=x.offset, y=y.offset + first, batch=shape[0], c_in=shape[1], in_h=shape[2],
+                     in_w=shape[3], c_out=c_out, out_h=1 if len(out) == 1 else out[0], out_w=end - first,
+                     group=group, k_h=kernel[0], k_w=kernel[1], stride_h=strides[0], stride_w=strides[1],
+                     dilation_h=dilations[0], dilation_w=dilations[1], pad_top=begin[0],
+                     pad_left=begin[1] - first * strides[1], y_width=math.prod(out),
+                     w=ctx.builder.matrix(_as_matrix(w), out_axis=0), b=-1 if b is None else ctx.builder.constant(b))
     if absorbed is not None:
         ctx.absorb(absorbed, y)
     return y
+
+
+def _read_positions(ctx, name, shape) -> tuple[int, int]:
+    """[first, end) of the last axis of ``name`` (shaped ``shape``) that its readers read: all of
+    it unless every reader is a Slice of constant parameters (an STFT as a Conv whose first frame
+    is dropped, as Silero VAD's). The slices are evaluated on element indices, as ONNX defines them."""
+    width = shape[-1]
+    users = ctx.uses(name)
+    if not users or any(u.op_type != "Slice" or u.input[0] != name for u in users):
+        return 0, width
+    index = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
+    read = []
+    for user in users:
+        params = {n: ctx.values.get(n) for n in user.input[1:] if n}
+        if any(v is None or isinstance(v, Tensor) for v in params.values()):
+            return 0, width
+        read.append(np.ravel(ctx.evaluate(user, {name: index, **params})[0]) % width)
+    read = np.concatenate(read)
+    return (int(read.min()), int(read.max()) + 1) if read.size else (0, width)
 
 
 def _as_matrix(w):
