@@ -10,6 +10,7 @@ import edgeseq_runtime
 import numpy as np
 import pytest
 from support import audio, silero_files
+from support.cli_results import run
 from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW, OnnxRuntimeSilero
 
 THRESHOLD = 0.5  # Silero's default speech threshold
@@ -17,6 +18,23 @@ TOL = 1e-5
 # The state after 600 steps: float32 sums taken in another order move it by about 1e-5 (ONNX
 # Runtime with its graph optimizations off, against on, moves silero_vad.onnx's by 1.3e-5).
 STATE_TOL = 5e-5
+
+
+def known_gap(reason):
+    return pytest.mark.xfail(raises=AssertionError, strict=True, reason=reason)
+
+
+NO_WEIGHTS_FOUND = known_gap("quantize finds no weights: they sit in If branches (Constant nodes in silero_vad.onnx; "
+                             "initializers used only inside the branches in the ifless one)")
+IF_WEIGHTS_UNCOUNTED = known_gap("inspect counts 0 parameters: the weights are used only inside If branches")
+INT8_CONV = known_gap("int8 quantizes the LSTM only, not the Convs")
+INT8_TOO_FAR = known_gap("int8 weights move p by up to 0.026 (the LSTM alone quantized)")
+
+
+def quantize_cases(gaps):
+    """(file, mode) for every variant in int8 and fp16, those with a known gap marked with it."""
+    return [pytest.param(name, mode, marks=gaps.get((name, mode), ()), id=f"{name}-{mode}")
+            for name in VARIANTS for mode in ("int8", "fp16")]
 
 
 @pytest.fixture(scope="module")
@@ -118,3 +136,75 @@ def test_context_option_takes_only_the_new_samples(name, silero, recording, wind
     np.testing.assert_array_equal(np.array([model.step(chunk) for chunk in chunks]), expected)
     model.reset()
     np.testing.assert_array_equal(model.run(chunks), expected)
+
+
+def cli_options(variant) -> list[str]:
+    """The loading options of ``variant`` as every edgeseq command spells them."""
+    constants = [f"--constant={name}={value}" for name, value in variant.constants.items()]
+    return [*constants, f"--input-shape={WINDOW}"]
+
+
+def floats_of_weights(path) -> int:
+    """The floats in a file's weight tensors (every float initializer that is not a scalar): Silero's
+    parameters, counted without edgeseq."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    return sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.dims)
+
+
+@pytest.mark.parametrize("name", [pytest.param(name, marks=IF_WEIGHTS_UNCOUNTED) if name != "silero_vad_v6" else name
+                                  for name in VARIANTS])
+def test_inspect_says_it_streams_and_counts_silero_s_parameters(name, silero):
+    """The three files hold the same 16 kHz network; faster-whisper's keeps it in plain
+    initializers, silero_vad.onnx in Constant nodes inside If branches."""
+    result = run("inspect", silero[name], *cli_options(VARIANTS[name]))
+    assert result.exit_code == 0, result.output
+    parameters = floats_of_weights(silero["silero_vad_v6"])
+    assert f"{parameters:,}" in result.stdout
+
+
+def quantized(silero, name, mode, folder):
+    """``edgeseq quantize`` of the real file, with the loading options of its variant."""
+    output = folder / f"{name}_{mode}.onnx"
+    result = run("quantize", silero[name], "-o", output, "--mode", mode, *cli_options(VARIANTS[name]))
+    assert result.exit_code == 0, result.output
+    return output
+
+
+def float32_tensors(graph):
+    """``{name: floats}`` of the float32 tensors a graph stores, its branches' and Constant nodes' too."""
+    import onnx
+
+    found = {t.name: int(np.prod(t.dims)) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT}
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.GRAPH:
+                found.update(float32_tensors(attribute.g))
+            elif attribute.type == onnx.AttributeProto.TENSOR and attribute.t.data_type == onnx.TensorProto.FLOAT:
+                found[node.output[0]] = int(np.prod(attribute.t.dims))
+    return found
+
+
+@pytest.mark.parametrize(("name", "mode"), quantize_cases({
+    ("silero_vad", "int8"): NO_WEIGHTS_FOUND, ("silero_vad", "fp16"): NO_WEIGHTS_FOUND,
+    ("silero_vad_op18_ifless", "int8"): NO_WEIGHTS_FOUND, ("silero_vad_v6", "int8"): INT8_TOO_FAR}))
+def test_quantized_stays_within_one_percent(name, mode, silero, windows, reference, tmp_path):
+    """The quantized file streamed over the recording: every probability within 0.01 of ONNX
+    Runtime's on the fp32 file."""
+    expected, _ = reference(name)
+    model = edgeseq_model(quantized(silero, name, mode, tmp_path), VARIANTS[name])
+    got = np.array([model.step(window)[0] for window in windows])
+    assert np.abs(got - expected).max() <= 0.01
+
+
+@pytest.mark.parametrize(("name", "mode"), quantize_cases({
+    ("silero_vad", "int8"): NO_WEIGHTS_FOUND, ("silero_vad", "fp16"): NO_WEIGHTS_FOUND,
+    ("silero_vad_op18_ifless", "int8"): NO_WEIGHTS_FOUND, ("silero_vad_v6", "int8"): INT8_CONV}))
+def test_quantize_converts_every_weight(name, mode, silero, tmp_path):
+    """No float32 tensor of more than 1,024 values is left: the STFT and encoder Convs are
+    quantized like the LSTM, wherever the file keeps them (initializers, If branches, Constants)."""
+    import onnx
+
+    graph = onnx.load(str(quantized(silero, name, mode, tmp_path))).graph
+    assert {tensor: size for tensor, size in float32_tensors(graph).items() if size > 1024} == {}
