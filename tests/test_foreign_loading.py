@@ -9,10 +9,11 @@ import sys
 
 import edgeseq_runtime
 import numpy as np
+import onnx
 import pytest
 from edgeseq_runtime import ModelError
 from support import foreign_graphs as fg
-from support.cli_results import assert_one_line_error, run
+from support.cli_results import run
 
 RNG = np.random.default_rng(15)
 
@@ -124,7 +125,6 @@ def test_malformed_options_are_value_errors(tmp_path, options):
 
 def test_a_state_without_a_batch_axis_says_to_load_with_batch_1(tmp_path):
     path = fg.lstm_in_if_branches(tmp_path / "m.onnx")
-    import onnx
     model = onnx.load(path)
     model.graph.input[1].type.tensor_type.shape.dim[1].dim_value = 1  # state[2, 1, H]
     onnx.save(model, path)
@@ -187,12 +187,29 @@ def test_every_loading_command_refuses_a_bad_option_in_one_line_naming_it(tmp_pa
     assert not (tmp_path / "q.onnx").exists() and not (tmp_path / "c_out").exists()
 
 
-def test_inspect_takes_the_loading_options(tmp_path):
-    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
-    assert_one_line_error(run("inspect", path), "'input'")  # the step input's dims are symbolic
-    result = run("inspect", path, "--constant", "sr=16000", "--input-shape", "3")
-    assert result.exit_code == 0, result.output
+def test_inspect_counts_the_weights_of_the_branch_taken_and_shows_symbolic_dims(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5, weights_in_branches=True)
+    lstm, head = 4 * 5 * 3 + 4 * 5 * 5 + 8 * 5, 5 * 1
+    # without sr the runtime cannot decide the If: both branches are counted, and it cannot stream
+    result = run("inspect", path)
+    assert result.exit_code == 1 and result.stderr.startswith("edgeseq: error: "), result.output
+    assert f"{2 * lstm + head:,} (layer weights" in result.stdout
+    for sr, taken in (("16000", "then_lstm"), ("8000", "else_lstm")):
+        result = run("inspect", path, "--constant", f"sr={sr}", "--input-shape", "3")
+        assert result.exit_code == 0, result.output
+        assert f" {lstm + head:,} (layer weights" in result.stdout and taken in result.stdout
+    assert "input: float32 ['B', 'T']" in result.stdout and "sr: int64 []" in result.stdout
+    assert "stateN" in result.stdout  # the output that carries the state's next value
     assert "[2, 1, 5]" in result.stdout
+
+
+def test_inspect_shows_dims_without_a_name_as_unknown(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
+    model = onnx.load(path)
+    model.graph.input[0].type.tensor_type.shape.dim[1].Clear()  # input[B, ?]: neither value nor name
+    onnx.save(model, path)
+    result = run("inspect", path, "--constant", "sr=16000", "--input-shape", "3")
+    assert result.exit_code == 0 and "input: float32 ['B', '?']" in result.stdout, result.output
 
 
 def test_stream_with_context_takes_only_the_new_values(tmp_path):

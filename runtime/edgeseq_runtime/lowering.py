@@ -50,6 +50,7 @@ class LoweredModel:
     context: int = 0  # values of each stream's input kept from the previous step (LoadOptions.context)
     stream_shape: tuple[int, ...] | None = None  # the shape of one stream's step input that step accepts too
     state_outputs: dict[str, str] = field(default_factory=dict)  # {state input: output with its next value}
+    branches: dict[str, str] = field(default_factory=dict)  # {If's first output: the branch it took}
 
 
 class Lowering:
@@ -61,6 +62,7 @@ class Lowering:
         self.options = options
         self._depth = 0  # If branches being lowered, nested
         self._context = None  # with options.context: (its state region, the addresses it keeps)
+        self.branches: dict[str, str] = {}  # {If's first output: "then_branch" or "else_branch"}
         self.builder = PlanBuilder()
         self.values: dict[str, object] = dict(graph.initializers)
         self.folder = Folder(graph.opset, graph.fail, graph.describe)
@@ -169,7 +171,8 @@ class Lowering:
         plan = self.builder.build(step_x.offset, step_x.size, y.offset, y.size, self.vocab, self.states)
         return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis,
                             context=self.options.context, state_outputs=dict(feedback),
-                            stream_shape=None if self.options.context else self.options.input_shape)
+                            stream_shape=None if self.options.context else self.options.input_shape,
+                            branches=self.branches)
 
     def _lower_nodes(self, nodes) -> None:
         for node in nodes:
@@ -199,12 +202,14 @@ class Lowering:
                             "constants={NAME: VALUE} (CLI: --constant NAME=VALUE)")
         if cond is None or np.size(cond) != 1:
             self.fail(node, f"cond must be one boolean, not {cond!r}")
-        outer = [name for name in self.graph.reads(node)[1:] if name in self.values]
-        if not any(isinstance(self.values[name], Tensor) for name in outer):
+        name = "then_branch" if bool(np.ravel(cond)[0]) else "else_branch"
+        if node.output:
+            self.branches[node.output[0]] = name
+        outer = [read for read in self.graph.reads(node)[1:] if read in self.values]
+        if not any(isinstance(self.values[read], Tensor) for read in outer):
             return self.evaluate(node, {node.input[0]: cond})  # all constant: folded whole
         if self._depth >= MAX_SUBGRAPH_DEPTH:
             self.fail(node, f"If branches nested more than {MAX_SUBGRAPH_DEPTH} deep are not lowered")
-        name = "then_branch" if bool(np.ravel(cond)[0]) else "else_branch"
         branch = next((a.g for a in node.attribute if a.name == name and a.type == onnx.AttributeProto.GRAPH), None)
         if branch is None:
             self.fail(node, f"has no {name}")

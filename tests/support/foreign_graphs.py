@@ -85,15 +85,19 @@ def two_states(path, names=(("a", "p"), ("b", "q")), hidden: int = 3) -> str:
     return _save(model, path)
 
 
-def lstm_in_if_branches(path, *, inputs: int = 3, hidden: int = 5, seed: int = 2) -> str:
+def lstm_in_if_branches(path, *, inputs: int = 3, hidden: int = 5, seed: int = 2,
+                        weights_in_branches: bool = False) -> str:
     """Silero VAD's shape of graph: ``input[B, T]`` (T symbolic), ``state[2, B, hidden]`` (h and
     c stacked), ``sr`` (int64 scalar). ``If(sr == 16000)`` takes a branch that runs an LSTM on
     the input scaled by 1 (then) or 2 (else), with h and c read from ``state`` outside the
-    branch; ``output`` = sigmoid of a projection of the new h, ``stateN`` = [h, c]."""
+    branch; ``output`` = sigmoid of a projection of the new h, ``stateN`` = [h, c]. With
+    ``weights_in_branches`` each branch holds its own LSTM weights, as Silero's file does: the
+    then branch in Constant nodes, the else branch as its initializers."""
     rng = np.random.default_rng(seed)
-    init = [_const("W", rng.normal(0, 0.5, (1, 4 * hidden, inputs)).astype(np.float32)),
-            _const("R", rng.normal(0, 0.5, (1, 4 * hidden, hidden)).astype(np.float32)),
-            _const("Bias", rng.normal(0, 0.5, (1, 8 * hidden)).astype(np.float32)),
+    weights = {"W": rng.normal(0, 0.5, (1, 4 * hidden, inputs)).astype(np.float32),
+               "R": rng.normal(0, 0.5, (1, 4 * hidden, hidden)).astype(np.float32),
+               "Bias": rng.normal(0, 0.5, (1, 8 * hidden)).astype(np.float32)}
+    init = [*([] if weights_in_branches else [_const(name, value) for name, value in weights.items()]),
             _const("V", rng.normal(0, 0.5, (hidden, 1)).astype(np.float32)),
             _const("rate", np.array(16000, np.int64)), _const("zero", np.array([0], np.int64)),
             _const("one", np.array(1, np.int64)), _const("first", np.array(0, np.int64)),
@@ -101,13 +105,21 @@ def lstm_in_if_branches(path, *, inputs: int = 3, hidden: int = 5, seed: int = 2
 
     def branch(tag: str, scale: float) -> onnx.GraphProto:
         p = f"{tag}_"
-        nodes = [helper.make_node("Mul", ["input", f"{p}scale"], [f"{p}scaled"]),
+        w, r, b = (f"{p}{name}" if weights_in_branches else name for name in weights)
+        local = [_const(f"{p}scale", np.float32(scale))]
+        nodes = []
+        if weights_in_branches and tag == "then":
+            nodes += [helper.make_node("Constant", [], [f"{p}{name}"], value=_const(f"{p}{name}", value))
+                      for name, value in weights.items()]
+        elif weights_in_branches:
+            local += [_const(f"{p}{name}", value) for name, value in weights.items()]
+        nodes += [helper.make_node("Mul", ["input", f"{p}scale"], [f"{p}scaled"]),
                  helper.make_node("Reshape", [f"{p}scaled", "x_shape"], [f"{p}X"]),
                  helper.make_node("Gather", ["state", "first"], [f"{p}h"], axis=0),
                  helper.make_node("Gather", ["state", "one"], [f"{p}c"], axis=0),
                  helper.make_node("Unsqueeze", [f"{p}h", "zero"], [f"{p}h0"]),
                  helper.make_node("Unsqueeze", [f"{p}c", "zero"], [f"{p}c0"]),
-                 helper.make_node("LSTM", [f"{p}X", "W", "R", "Bias", "", f"{p}h0", f"{p}c0"],
+                 helper.make_node("LSTM", [f"{p}X", w, r, b, "", f"{p}h0", f"{p}c0"],
                                   [f"{p}Y", f"{p}Yh", f"{p}Yc"], hidden_size=hidden, name=f"{p}lstm"),
                  helper.make_node("Squeeze", [f"{p}Yh", "zero"], [f"{p}hn"]),
                  helper.make_node("MatMul", [f"{p}hn", "V"], [f"{p}logit"]),
@@ -117,7 +129,7 @@ def lstm_in_if_branches(path, *, inputs: int = 3, hidden: int = 5, seed: int = 2
             nodes, f"{tag}_branch", [],
             [helper.make_tensor_value_info(f"{p}out", TensorProto.FLOAT, None),
              helper.make_tensor_value_info(f"{p}stateN", TensorProto.FLOAT, None)],
-            [_const(f"{p}scale", np.float32(scale))])
+            local)
 
     nodes = [helper.make_node("Equal", ["sr", "rate"], ["is_16k"]),
              helper.make_node("If", ["is_16k"], ["if_out", "if_state"], name="rate_if",

@@ -1,8 +1,9 @@
 """What an ONNX model holds, for ``edgeseq inspect``: layers, parameters, state, metadata, size.
 
 Works on any ONNX file. The state layout is the one edgeseq's runtime keeps for a stream of
-the model (or the reason it cannot stream it), paired with the graph outputs that the edgeseq
-metadata names as the next state.
+the model (or the reason it cannot stream it), each state with the graph output that carries its
+next value. Weights are counted where they are: initializers, Constant nodes, and inside the If
+branches the runtime takes (both branches when it cannot tell which, as it cannot load the file).
 """
 
 from __future__ import annotations
@@ -67,6 +68,9 @@ class Inspection:
 WEIGHTED_OPS = (*RECURRENT_OPS, "MatMul", "Gemm", "Gather", "Conv", "ConvTranspose")
 # Nodes that only decode a stored weight (int8 behind DequantizeLinear, fp16 behind Cast).
 DECODING_OPS = ("DequantizeLinear", "Cast")
+# Nodes that only move a weight's values on its way to its layer (exporters unsqueeze an LSTM's
+# W, or slice and concatenate it to reorder the gates): the result stands for its sources.
+MOVING_OPS = ("Identity", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split")
 
 
 def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOptions | None = None) -> Inspection:
@@ -77,21 +81,25 @@ def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOpt
     graph = model.graph
     if not graph.node:
         raise SourceError(f"{path}: not an ONNX model with a graph (no nodes found)")
-    stored = _stored_weights(graph)
-    producer = {name: node for node in graph.node for name in node.output}
+    lowered, not_streamable = _lowered(path, load_options or edgeseq_runtime.LoadOptions())
+    nodes, tensors = _taken(graph, lowered.branches if lowered else {})
+    dims = {t.name: list(t.dims) for t in tensors}
+    stored = _stored_weights(nodes, {t.name for t in tensors if t.data_type in FLOAT_TYPES}, set(dims))
+    producer = {name: node for node in nodes for name in node.output}
     layers, claimed = [], set()
-    for node in graph.node:
+    for node in nodes:
         if node.op_type not in WEIGHTED_OPS and not _is_bias(node, producer, stored):
             continue
-        mine = [stored[name] for name in node.input if name in stored and stored[name] not in claimed]
+        mine = [source for name in node.input for source in stored.get(name, ()) if source not in claimed]
+        mine = list(dict.fromkeys(mine))
         claimed.update(mine)
         if mine or node.op_type in RECURRENT_OPS:
             layers.append(LayerSummary(node.name or node.output[0], node.op_type, _detail(node),
-                                       " ".join(_shape(_dims(graph, name)) for name in mine),
-                                       sum(math.prod(_dims(graph, name)) for name in mine)))
-    floats = {t.name: math.prod(t.dims) for t in graph.initializer if t.data_type in FLOAT_TYPES}
+                                       " ".join(_shape(dims[name]) for name in mine),
+                                       sum(math.prod(dims[name]) for name in mine)))
+    floats = {t.name: math.prod(t.dims) for t in tensors if t.data_type in FLOAT_TYPES}
     metadata = {p.key: p.value for p in model.metadata_props}
-    states, not_streamable = _states(path, metadata, load_options or edgeseq_runtime.LoadOptions())
+    states = _states(lowered, metadata) if lowered else []
     initializers = {t.name for t in graph.initializer}
     opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)
     return Inspection(
@@ -102,39 +110,78 @@ def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOpt
         states, not_streamable, metadata)
 
 
-def _stored_weights(graph: onnx.GraphProto) -> dict[str, str]:
-    """Each value that holds a weight, mapped to the initializer that stores it: a float
-    initializer stands for itself, the output of a DequantizeLinear or Cast of an initializer
-    for that initializer (its scales and zero points are not weights)."""
-    initializers = {t.name for t in graph.initializer}
-    stored = {t.name: t.name for t in graph.initializer if t.data_type in FLOAT_TYPES}
-    for node in graph.node:
-        if node.op_type in DECODING_OPS and node.input and node.input[0] in initializers:
-            stored[node.output[0]] = node.input[0]
+def _taken(graph: onnx.GraphProto, branches: dict[str, str]) -> tuple[list, list]:
+    """The nodes the runtime runs, those of the If branches it takes included (both branches
+    of an If it did not decide), and every stored tensor they read: initializers of the graph
+    and of those branches, and the values of Constant nodes (named by the node's output)."""
+    nodes, tensors, pending = [], list(graph.initializer), [iter(graph.node)]
+    while pending:
+        node = next(pending[-1], None)
+        if node is None:
+            pending.pop()
+            continue
+        nodes.append(node)
+        if node.op_type == "Constant":
+            tensors += [_named(a.t, node.output[0]) for a in node.attribute if a.name == "value"]
+        if node.op_type != "If":
+            continue
+        taken = branches.get(node.output[0]) if node.output else None
+        for attr in node.attribute:
+            if attr.type == onnx.AttributeProto.GRAPH and taken in (None, attr.name):
+                tensors += list(attr.g.initializer)
+                pending.append(iter(attr.g.node))
+    return nodes, tensors
+
+
+def _named(tensor: onnx.TensorProto, name: str) -> onnx.TensorProto:
+    named = onnx.TensorProto()
+    named.CopyFrom(tensor)
+    named.name = name
+    return named
+
+
+def _stored_weights(nodes: list, floats: set[str], stored_names: set[str]) -> dict[str, tuple[str, ...]]:
+    """Each value that holds weights, mapped to the tensors that store them: a float tensor
+    stands for itself, the output of a DequantizeLinear or Cast of a stored tensor for that
+    tensor (its scales and zero points are not weights), weights moved around for their sources."""
+    stored = {name: (name,) for name in floats}
+    for node in nodes:
+        if not node.input or not node.output:
+            continue
+        if node.op_type in DECODING_OPS and node.input[0] in stored_names:
+            stored[node.output[0]] = (node.input[0],)
+        elif node.op_type in MOVING_OPS:
+            data = node.input if node.op_type == "Concat" else node.input[:1]
+            sources = tuple(dict.fromkeys(s for name in data for s in stored.get(name, ())))
+            if sources:
+                stored.update((out, sources) for out in node.output if out)
     return stored
 
 
-def _is_bias(node: onnx.NodeProto, producer: dict, stored: dict[str, str]) -> bool:
+def _is_bias(node: onnx.NodeProto, producer: dict, stored: dict) -> bool:
     """An Add of a stored constant to the output of a weighted op: that op's bias."""
     if node.op_type != "Add" or not any(name in stored for name in node.input):
         return False
     return any(name in producer and producer[name].op_type in WEIGHTED_OPS for name in node.input)
 
 
-def _dims(graph: onnx.GraphProto, initializer: str) -> list[int]:
-    return next(list(t.dims) for t in graph.initializer if t.name == initializer)
-
-
-def _states(path: str, metadata: dict[str, str], load_options) -> tuple[list[StateSummary], str | None]:
+def _lowered(path: str, load_options) -> tuple[edgeseq_runtime.LoweredModel | None, str | None]:
+    """The plan edgeseq's runtime makes for one stream, or why it cannot make one."""
     try:
-        stream = edgeseq_runtime.load(path, **load_options.fields())
+        return edgeseq_runtime.lower_model(path, 1, load_options), None
     except edgeseq_runtime.EdgeseqError as e:
-        return [], str(e)
+        return None, str(e)
+
+
+def _states(lowered: edgeseq_runtime.LoweredModel, metadata: dict[str, str]) -> list[StateSummary]:
+    """Each piece of state, with the output that carries its next value: as the runtime paired
+    them, else as the edgeseq metadata says."""
     try:
         pairs = {s["input"]: s["output"] for s in json.loads(metadata.get(PREFIX + "states", "[]"))}
     except (ValueError, TypeError, KeyError):
         pairs = {}
-    return [StateSummary(name, value.shape, pairs.get(name)) for name, value in stream.get_state().items()], None
+    pairs.update(lowered.state_outputs)
+    return [StateSummary(s.name, s.shape, pairs.get(s.name)) for s in lowered.states]
 
 
 def _detail(node: onnx.NodeProto) -> str:
@@ -152,7 +199,8 @@ def _detail(node: onnx.NodeProto) -> str:
 def _value(info: onnx.ValueInfoProto) -> ValueSummary:
     tensor = info.type.tensor_type
     dtype = onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type).name if tensor.elem_type else "?"
-    return ValueSummary(info.name, dtype, [d.dim_param or d.dim_value for d in tensor.shape.dim])
+    return ValueSummary(info.name, dtype, [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?")
+                                           for d in tensor.shape.dim])
 
 
 def _file_size(path: str, graph: onnx.GraphProto) -> int:
