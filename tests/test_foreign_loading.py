@@ -221,3 +221,12 @@ def test_stream_with_context_takes_only_the_new_values(tmp_path):
     rows = [[float(v) for v in line.split(",")] for line in result.stdout.splitlines()]
     np.testing.assert_allclose(rows, [np.array([0, 0, 1, 2, 3, 4]) * np.arange(1, 7),
                                       np.array([3, 4, 5, 6, 7, 8]) * np.arange(1, 7)])
+
+
+def test_states_that_trade_values_are_copied_back_from_the_step_s_values(tmp_path):
+    path = fg.swapped_states(tmp_path / "m.onnx")
+    model = edgeseq_runtime.load(path, batch=2)
+    xs = _steps(6, 2, 3)
+    pairs = {"a": "a_next", "b": "b_next"}
+    expected = fg.step_with_onnxruntime(path, xs, {n: np.zeros((2, 3), np.float32) for n in pairs}, pairs=pairs)
+    np.testing.assert_allclose(model.run(xs), expected, rtol=1e-6)

@@ -162,8 +162,7 @@ class Lowering:
         y = self.values.get(output)
         if not isinstance(y, Tensor):
             graph.fail(None, f"output '{output}' does not depend on the input or the state")
-        for state_name, out_name in feedback.items():
-            self._feed_back(state_name, out_name)
+        self._feed_back(feedback)
         if self.options.context:
             self._keep_context()
         if self.token_input and not self.vocab:
@@ -226,17 +225,34 @@ class Lowering:
             self._depth -= 1
         return [self._value(node, output.name) for output in branch.output]
 
-    def _feed_back(self, state_name: str, out_name: str) -> None:
-        """End each step by copying a state output into its state input, for graphs whose
+    def _feed_back(self, feedback: dict[str, str]) -> None:
+        """End each step by copying each state output into its state input, for graphs whose
         recurrence is written out with ordinary ops (e.g. an unrolled RNN cell). Nothing to copy
-        when the output is the input's own region (a recurrent node updated it in place)."""
-        region, value = self._input_regions[state_name], self.values.get(out_name)
-        if not isinstance(value, Tensor) or value.size != region.size:
-            shape = list(value.shape) if isinstance(value, Tensor) else "a constant"
-            self.graph.fail(None, f"state output '{out_name}' ({shape}) does not match state input "
-                                  f"'{state_name}' {list(region.shape)}")
-        if not np.array_equal(value.addresses().ravel(), region.addresses().ravel()):
-            self.builder.emit(isa.COPY, y=region.offset, n=region.size, table=self.builder.table(value.addresses()))
+        when the output is the input's own region (a recurrent node updated it in place); an
+        output that reads another state's region (two states swapped, say) is first copied
+        aside, so that no copy reads a region an earlier one wrote."""
+        moves = []
+        for state_name, out_name in feedback.items():
+            region, value = self._input_regions[state_name], self.values.get(out_name)
+            if not isinstance(value, Tensor) or value.size != region.size:
+                shape = list(value.shape) if isinstance(value, Tensor) else "a constant"
+                self.graph.fail(None, f"state output '{out_name}' ({shape}) does not match state input "
+                                      f"'{state_name}' {list(region.shape)}")
+            sources = value.addresses().ravel()
+            if not np.array_equal(sources, region.addresses().ravel()):
+                moves.append((region, sources))
+        written = np.zeros(max((max(r.offset + r.size, int(s.max(initial=0)) + 1) for r, s in moves), default=0), bool)
+        for region, _ in moves:
+            written[region.offset:region.offset + region.size] = True
+        staged = []
+        for region, sources in moves:
+            if written[sources].any():
+                aside = self.new_tensor((sources.size,))
+                self.builder.emit(isa.COPY, y=aside.offset, n=aside.size, table=self.builder.table(sources))
+                sources = aside.addresses()
+            staged.append((region, sources))
+        for region, sources in staged:
+            self.builder.emit(isa.COPY, y=region.offset, n=region.size, table=self.builder.table(sources))
 
     def _value(self, node, name):
         if name not in self.values:

@@ -187,3 +187,16 @@ def step_with_onnxruntime(path, xs, state: dict, fixed: dict | None = None,
         ys.append(result[out_names[0]])
         state = {name: result[out] for name, out in pairs.items()}
     return np.stack(ys)
+
+
+def swapped_states(path) -> str:
+    """Two states that trade values each step (a_next = b + x, b_next = a): a copy back that
+    wrote ``a`` before reading it for ``b`` would be wrong. y = a * 2 + b."""
+    nodes = [helper.make_node("Add", ["b", "x"], ["a_next"]),
+             helper.make_node("Identity", ["a"], ["b_next"]),
+             helper.make_node("Mul", ["a", "two"], ["a2"]),
+             helper.make_node("Add", ["a2", "b"], ["y"])]
+    vector = [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", 3]) for n in ("x", "a", "b")]
+    model = _model(nodes, vector, [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", 3])
+                                   for n in ("y", "a_next", "b_next")], [_const("two", np.float32(2))])
+    return _save(model, path)
