@@ -260,3 +260,50 @@ def test_codegen_refuses_a_plan_with_an_instruction_not_in_c(tmp_path):
     with pytest.raises(CodegenError, match=r"^[^\n]*front_end\.onnx: the plan uses instruction CONV, which the C "
                                            r"runtime does not implement yet[^\n]*$"):
         generate(model.path, tmp_path / "c", "m")
+
+
+QUANTIZED_FRONT_ENDS = [
+    conv("conv1d", (1, 3, 12), (16, 3, 3), pads=[1, 1]),
+    conv("conv1d few filters (stored by output)", (1, 3, 12), (4, 3, 3), strides=[2]),
+    conv("conv2d group", (1, 4, 5, 6), (8, 2, 3, 3), group=2),
+    conv_transpose("convtranspose1d", (1, 3, 5), (3, 2, 3), strides=[2], engines=("onnxruntime",)),
+]
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp16"])
+@pytest.mark.parametrize("case", QUANTIZED_FRONT_ENDS, ids=lambda c: c.name)
+def test_quantized_front_end_computes_as_onnx_runtime_on_the_quantized_file(tmp_path, case, mode):
+    """``quantize`` converts a Conv's W (int8: one scale per filter, axis 0; fp16: behind a Cast),
+    and the runtime computes the quantized file as ONNX Runtime does, int8 filters kept int8."""
+    from edgeseq_export.backends.quantize import quantize
+
+    model = front_end_model(tmp_path, case.nodes, case.x_shape, case.initializers)
+    target = tmp_path / f"{mode}.onnx"
+    report = quantize(model.path, target, mode)
+    assert "W" in report.quantized
+    quantized = type(model)(target, model.x_shape)
+    m = edgeseq_runtime.load(str(target))
+    if mode == "int8" and case.nodes[0].op_type == "Conv":
+        assert m._qweights.size >= np.prod([v for n, v in case.initializers if n == "W"][0].shape)
+    xs = rng.uniform(-1, 1, (STEPS, int(np.prod(case.x_shape)))).astype(np.float32)
+    ys = np.stack([m.step(x) for x in xs])
+    reference = quantized.reference("onnxruntime", xs)
+    np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=RTOL * max(1.0, np.abs(reference).max()))
+
+
+def test_quantize_finds_weights_read_inside_if_branches(tmp_path):
+    """An initializer read only by a Conv inside an If branch (Silero's op18 file) is a weight."""
+    from edgeseq_export.backends.quantize import weight_axes
+
+    branch = helper.make_graph([node("Conv", ["x", "W"], ["y"])], "branch", [],
+                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    shadowing = helper.make_graph([node("Constant", [], ["W"], value=onnx.numpy_helper.from_array(np.ones((2, 1, 1), np.float32))),
+                                   node("Conv", ["x", "W"], ["y"])], "shadowing", [],
+                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)])
+    graph = helper.make_graph([node("If", ["flag"], ["y"], then_branch=branch, else_branch=branch),
+                               node("If", ["flag"], ["z"], then_branch=shadowing, else_branch=shadowing)], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, 4]),
+                               helper.make_tensor_value_info("flag", TensorProto.BOOL, [])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+                              [onnx.numpy_helper.from_array(np.ones((2, 1, 3), np.float32), "W")])
+    assert weight_axes(graph) == {"W": 0}

@@ -64,18 +64,38 @@ def weight_axes(graph: onnx.GraphProto) -> dict[str, int]:
 
     An initializer qualifies when every node that reads it reads it as a weight along the
     same axis: W and R of a recurrent node ([1, gates*hidden, n], axis 1), the B of Gemm
-    (axis 0 with transB, else 1), the constant right operand of MatMul (axis 1) and the table
-    of an embedding Gather (axis 0, one scale per row).
+    (axis 0 with transB, else 1), the constant right operand of MatMul (axis 1), the table
+    of an embedding Gather (axis 0, one scale per row), the W of Conv ([c_out, c_in/group,
+    *kernel], axis 0: one scale per filter) and of ConvTranspose ([c_in, c_out/group, *kernel],
+    axis 1). Nodes inside If, Loop and Scan bodies count as readers of the outer initializers.
     """
     initializers = {t.name: t for t in graph.initializer}
     uses: dict[str, set] = {}
-    for node in graph.node:
+    for node in _readers(graph, set()):
         for index, name in enumerate(node.input):
             if name in initializers:
                 uses.setdefault(name, set()).add(_weight_axis(node, index, initializers))
     return {name: axes.pop() for name, axes in uses.items()
             if len(axes) == 1 and None not in axes
             and initializers[name].data_type == onnx.TensorProto.FLOAT}
+
+
+def _readers(graph: onnx.GraphProto, shadowed: set):
+    """Every node of ``graph`` and of its subgraphs (the branches of If, the bodies of Loop and
+    Scan read the outer graph's initializers too), each with the inputs that name one of the
+    outer graph's values; a name a subgraph defines itself (``shadowed``) is blanked."""
+    for node in graph.node:
+        if shadowed & set(node.input):
+            copy = onnx.NodeProto()
+            copy.CopyFrom(node)
+            copy.input[:] = ["" if name in shadowed else name for name in node.input]
+            node = copy
+        yield node
+        for attribute in node.attribute:
+            for subgraph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
+                own = {t.name for t in subgraph.initializer} | {i.name for i in subgraph.input} \
+                    | {o for n in subgraph.node for o in n.output}
+                yield from _readers(subgraph, shadowed | own)
 
 
 def _weight_axis(node, index, initializers) -> int | None:
@@ -90,6 +110,8 @@ def _weight_axis(node, index, initializers) -> int | None:
         return 0 if trans_b else 1
     if node.op_type == "MatMul" and index == 1 and rank(1) == 2:
         return 1
+    if node.op_type in ("Conv", "ConvTranspose") and index == 1:
+        return 0 if node.op_type == "Conv" else 1
     if node.op_type == "Gather" and index == 0 and rank(0) == 2 and node.input[1] not in initializers:
         return 0
     return None
