@@ -230,3 +230,16 @@ def test_states_that_trade_values_are_copied_back_from_the_step_s_values(tmp_pat
     pairs = {"a": "a_next", "b": "b_next"}
     expected = fg.step_with_onnxruntime(path, xs, {n: np.zeros((2, 3), np.float32) for n in pairs}, pairs=pairs)
     np.testing.assert_allclose(model.run(xs), expected, rtol=1e-6)
+
+
+def test_step_and_run_take_the_step_input_in_its_own_shape_too(tmp_path):
+    path = fg.scaled_window(tmp_path / "m.onnx", width=6)
+    model = edgeseq_runtime.load(path, input_shape=(1, 6))  # the graph's whole shape: no batch axis to add
+    assert (model.input_size, model.input_shape) == (6, (1, 6))
+    xs = RNG.normal(0, 1, (4, 6)).astype(np.float32)
+    expected = xs * np.arange(1, 7)
+    np.testing.assert_allclose([model.step(x.reshape(1, 6)) for x in xs], expected, rtol=1e-6)
+    np.testing.assert_allclose(model.run(xs.reshape(4, 1, 6)), expected, rtol=1e-6)
+    np.testing.assert_allclose(model.run(xs), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="shape"):
+        model.step(xs[0].reshape(2, 3))
