@@ -243,3 +243,13 @@ def test_step_and_run_take_the_step_input_in_its_own_shape_too(tmp_path):
     np.testing.assert_allclose(model.run(xs), expected, rtol=1e-6)
     with pytest.raises(ValueError, match="shape"):
         model.step(xs[0].reshape(2, 3))
+
+
+def test_a_branch_with_another_number_of_outputs_than_its_if_is_refused(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx")
+    model = onnx.load(path)
+    then_branch = next(a.g for a in model.graph.node[1].attribute if a.name == "then_branch")
+    del then_branch.output[1]
+    onnx.save(model, path)
+    with pytest.raises(ModelError, match=r"rate_if.*then_branch has 1 outputs, the If 2"):
+        edgeseq_runtime.load(path, constants={"sr": 16000}, input_shape=(3,))

@@ -212,6 +212,8 @@ class Lowering:
         branch = next((a.g for a in node.attribute if a.name == name and a.type == onnx.AttributeProto.GRAPH), None)
         if branch is None:
             self.fail(node, f"has no {name}")
+        if len(branch.output) != len(node.output):
+            self.fail(node, f"its {name} has {len(branch.output)} outputs, the If {len(node.output)}")
         for tensor in branch.initializer:
             try:
                 self.values[tensor.name] = onnx.numpy_helper.to_array(tensor)
