@@ -88,6 +88,9 @@ CASES = [
     conv("conv1d VALID", (1, 3, 11), (4, 3, 4), auto_pad="VALID", strides=[3]),
     conv("conv1d 16 outputs (tiles)", (1, 5, 12), (16, 5, 3), pads=[1, 1]),
     conv("conv1d STFT-like", (1, 1, 160), (66, 1, 64), strides=[32]),
+    conv("conv1d taps that see only padding", (1, 5, 1), (16, 5, 3), pads=[1, 1]),
+    conv("conv1d taps that see only padding, strided", (1, 5, 2), (16, 5, 3), pads=[1, 1], strides=[2]),
+    conv("conv1d taps that see only padding, dilated", (1, 5, 3), (16, 5, 3), pads=[4, 4], dilations=[3]),
     Case("conv1d STFT magnitude of the frames after the first (Silero's front end)",
          [node("Pad", ["x", "pads"], ["padded"], mode="reflect"),
           node("Conv", ["padded", "basis"], ["spectrum"], strides=[32]),
@@ -104,6 +107,7 @@ CASES = [
     conv("conv2d dilations group", (1, 4, 7, 8), (6, 2, 2, 3), dilations=[2, 1], group=2, pads=[1, 1, 1, 1]),
     conv("conv2d SAME_UPPER", (1, 2, 5, 6), (3, 2, 3, 2), auto_pad="SAME_UPPER", strides=[2, 2]),
     conv("conv2d batch 2", (2, 2, 5, 6), (3, 2, 3, 3), pads=[1, 1, 1, 1]),
+    conv("conv2d taps that see only padding", (1, 2, 1, 2), (3, 2, 3, 5), pads=[1, 2, 1, 2]),
     # ConvTranspose
     conv_transpose("convtranspose1d defaults", (1, 3, 5), (3, 2, 3)),
     conv_transpose("convtranspose1d strides pads", (1, 3, 5), (3, 2, 4), strides=[2], pads=[1, 2]),

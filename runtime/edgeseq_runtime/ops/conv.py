@@ -90,6 +90,7 @@ def lower_conv(ctx, node, inputs):
     if b is not None and b.shape != (c_out,):
         ctx.fail(node, f"B has shape {list(b.shape)}, expected [{c_out}]")
     kernel, strides, dilations, begin, out = _geometry(ctx, node, x.shape, w.shape)
+    w, kernel, begin = _live_taps(w, x.shape[2:], kernel, strides, dilations, begin, out)
     w, b, batch_norm = _fold_batch_norm(ctx, node, w, b, c_out)
     output = (batch_norm or node).output[0]
     return [_emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output, batch_norm)]
@@ -136,6 +137,28 @@ def _read_positions(ctx, name, shape) -> tuple[int, int]:
         read.append(np.ravel(ctx.evaluate(user, {name: index, **params})[0]) % width)
     read = np.concatenate(read)
     return (int(read.min()), int(read.max()) + 1) if read.size else (0, width)
+
+
+def _live_taps(w, sizes, kernel, strides, dilations, begin, out):
+    """(W, kernel, begin pads) without the taps that read only padding at every output position:
+    their products are all zero (a short input with pads, as Silero's last encoder convs have:
+    one position, kernel 3, pads 1, where two taps of three see only zeros)."""
+    for axis, size in enumerate(sizes):
+        taps = np.arange(kernel[axis])
+        at = np.arange(out[axis])[:, None] * strides[axis] + taps * dilations[axis] - begin[axis]
+        live = np.flatnonzero(((at >= 0) & (at < size)).any(axis=0))
+        if live.size == 0 or live.size == kernel[axis]:
+            continue
+        first, last = int(live[0]), int(live[-1]) + 1
+        index = (slice(None), slice(None)) + tuple(slice(first, last) if a == axis else slice(None)
+                                                   for a in range(len(sizes)))
+        if isinstance(w, QuantizedWeight) and w.scales_along(0) is not None:
+            w = QuantizedWeight(w.q[index], w.scales_along(0), 0)
+        else:
+            w = np.asarray(w, np.float32)[index]
+        kernel = [last - first if a == axis else k for a, k in enumerate(kernel)]
+        begin = [b - first * dilations[axis] if a == axis else b for a, b in enumerate(begin)]
+    return w, kernel, begin
 
 
 def _as_matrix(w):
