@@ -32,7 +32,6 @@ def known_gap(reason):
 
 NO_WEIGHTS_FOUND = known_gap("quantize finds no weights in silero_vad.onnx: they are Constant nodes inside its If "
                              "branches")
-IF_WEIGHTS_UNCOUNTED = known_gap("inspect counts 0 parameters: the weights are used only inside If branches")
 INT8_TOO_FAR = known_gap("int8 weights (per channel, weight only) move p by up to 0.03 (v6) and 0.21 (op18 ifless); "
                          "ONNX Runtime on the same int8 file gives edgeseq's numbers within 2e-7")
 
@@ -159,8 +158,7 @@ def floats_of_weights(path) -> int:
     return sum(int(np.prod(t.dims)) for t in graph.initializer if t.data_type == onnx.TensorProto.FLOAT and t.dims)
 
 
-@pytest.mark.parametrize("name", [pytest.param(name, marks=IF_WEIGHTS_UNCOUNTED) if name != "silero_vad_v6" else name
-                                  for name in VARIANTS])
+@pytest.mark.parametrize("name", VARIANTS)
 def test_inspect_says_it_streams_and_counts_silero_s_parameters(name, silero):
     """The three files hold the same 16 kHz network; faster-whisper's keeps it in plain
     initializers, silero_vad.onnx in Constant nodes inside If branches."""
