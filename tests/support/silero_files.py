@@ -54,6 +54,8 @@ SILERO_VAD = Variant({"sr": 16000}, {"state": "stateN"}, "output")
 VARIANTS = {
     "silero_vad": SILERO_VAD,  # its whole graph sits in If nodes on sr
     "silero_vad_op18_ifless": SILERO_VAD,
+    "silero_vad_16k_op15": SILERO_VAD,
+    "silero_vad_half": Variant({}, {"state": "stateN"}, "output"),  # fp16 weights, 16 kHz only
     "silero_vad_v6": Variant({}, {"h": "hn", "c": "cn"}, "speech_probs"),  # faster-whisper's
 }
 
