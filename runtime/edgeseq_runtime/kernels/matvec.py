@@ -32,6 +32,7 @@ ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes 
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_4x16, _tile_4x8 = block(4, 2), block(4, 1)
+_tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 
 
 @njit(**JIT_OPTIONS)
@@ -66,9 +67,37 @@ def _project(x, m, col, out, out_col, n, scale):
     compiles the two cases separately)."""
     if x.shape[0] >= 4:
         _row_groups(x, m, col, out, out_col, n, scale)
-    else:
-        for b in range(x.shape[0]):
-            _one_row(x, b, m, col, out, out_col, n, scale)
+    elif x.shape[0] >= 2:
+        _row_pair(x, m, col, out, out_col, n, scale)
+    elif x.shape[0] == 1:
+        _one_row(x, 0, m, col, out, out_col, n, scale)
+
+
+@njit(**JIT_OPTIONS)
+def _row_pair(x, m, col, out, out_col, n, scale):
+    """Two or three rows: tiles of 2 x 32 outputs, then 2 x 16 and 2 x 8, a third row in tiles of
+    1 x 32, 16 and 8 in the same pass, then the last n % 8 one by one: the weights are read once
+    for all of them (a convolution's two or three output positions), not once per row."""
+    rows, n_in, ld, os = x.shape[0], x.shape[1], m.shape[1], out.shape[1]
+    third = 2 * n_in  # where row 2's inputs start, if there is one
+    j = 0
+    while j + 4 * LANES <= n:
+        _tile_2x32(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
+        if rows == 3:
+            _tile_1x32(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
+        j += 4 * LANES
+    if j + 2 * LANES <= n:
+        _tile_2x16(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
+        if rows == 3:
+            _tile_1x16(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
+        j += 2 * LANES
+    if j + LANES <= n:
+        _tile_2x8(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
+        if rows == 3:
+            _tile_1x8(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
+        j += LANES
+    for b in range(rows):
+        _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
 
 
 @njit(**JIT_OPTIONS)
