@@ -271,6 +271,10 @@ QUANTIZED_FRONT_ENDS = [
     conv("conv1d few filters (stored by output)", (1, 3, 12), (4, 3, 3), strides=[2]),
     conv("conv2d group", (1, 4, 5, 6), (8, 2, 3, 3), group=2),
     conv_transpose("convtranspose1d", (1, 3, 5), (3, 2, 3), strides=[2], engines=("onnxruntime",)),
+    Case("conv + batchnorm (folded into int8 filters)",
+         [node("Conv", ["x", "W", "B"], ["conv"], pads=[1, 1]), node("BatchNormalization", ["conv", "s", "b", "m", "v"])],
+         (1, 3, 8), [("W", weights(16, 3, 3)), ("B", weights(16)), ("s", weights(16)), ("b", weights(16)),
+                     ("m", weights(16)), ("v", weights(16) ** 2 + 0.1)]),
 ]
 
 
@@ -287,7 +291,7 @@ def test_quantized_front_end_computes_as_onnx_runtime_on_the_quantized_file(tmp_
     assert "W" in report.quantized
     quantized = type(model)(target, model.x_shape)
     m = edgeseq_runtime.load(str(target))
-    if mode == "int8" and case.nodes[0].op_type == "Conv":
+    if mode == "int8" and case.nodes[0].op_type == "Conv":  # the filters (folded with the batch norm) stay int8
         assert m._qweights.size >= np.prod([v for n, v in case.initializers if n == "W"][0].shape)
     xs = rng.uniform(-1, 1, (STEPS, int(np.prod(case.x_shape)))).astype(np.float32)
     ys = np.stack([m.step(x) for x in xs])

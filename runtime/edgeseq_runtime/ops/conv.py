@@ -17,12 +17,9 @@ from ..graph import attribute
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
 from .elementwise import emit_binary
+from .recurrent import text
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
-
-
-def _text(value) -> str:
-    return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
 
 
 def _ints(ctx, node, name, spatial, default, minimum):
@@ -42,7 +39,7 @@ def _geometry(ctx, node, x_shape, w_shape):
         ctx.fail(node, f"attribute 'kernel_shape'={declared} does not match W of shape {list(w_shape)}")
     strides = _ints(ctx, node, "strides", spatial, 1, 1)
     dilations = _ints(ctx, node, "dilations", spatial, 1, 1)
-    auto_pad = _text(attribute(node, "auto_pad", "NOTSET"))
+    auto_pad = text(attribute(node, "auto_pad", "NOTSET"))
     if auto_pad not in AUTO_PADS:
         ctx.fail(node, f"attribute 'auto_pad'='{auto_pad}' is not one of {', '.join(AUTO_PADS)}")
     pads = _ints(ctx, node, "pads", 2 * spatial, 0, 0)
@@ -249,7 +246,7 @@ def _transpose_crops(ctx, node, sizes, kernel, strides, dilations, extra):
     input sample reaches, then output_padding) that is the output, from pads, auto_pad or output_shape."""
     spatial = len(sizes)
     full = [(sizes[a] - 1) * strides[a] + extra[a] + dilations[a] * (kernel[a] - 1) + 1 for a in range(spatial)]
-    auto_pad = _text(attribute(node, "auto_pad", "NOTSET"))
+    auto_pad = text(attribute(node, "auto_pad", "NOTSET"))
     if auto_pad not in AUTO_PADS:
         ctx.fail(node, f"attribute 'auto_pad'='{auto_pad}' is not one of {', '.join(AUTO_PADS)}")
     shape = attribute(node, "output_shape", None)

@@ -71,12 +71,6 @@ def _emit_two(ctx, node, function, a, b) -> Tensor:
 
 
 def lower_two_operands(ctx, node, inputs):
-    if node.op_type == "PRelu" and not isinstance(inputs[1], Tensor):
-        slope = np.asarray(inputs[1], np.float32)
-        x = inputs[0]
-        if slope.ndim and slope.ndim < len(x.shape) and slope.shape[0] == x.shape[1] and slope.ndim == 1:
-            slope = slope.reshape(-1, *[1] * (len(x.shape) - 2))  # a slope per channel (opset < 9 allowed this)
-        return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.PRELU, x, slope)]
     return [_emit_two(ctx, node, TWO_OPERANDS[node.op_type], *inputs)]
 
 

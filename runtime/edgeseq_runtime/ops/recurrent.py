@@ -63,7 +63,7 @@ def _checked(ctx, node, inputs) -> Recurrent:
     x, w, r, b, seq_lens, initial_h = inputs[:6]
     initial_c, p = (inputs[6], inputs[7]) if op == "LSTM" else (None, None)
 
-    direction = _text(attribute(node, "direction", b"forward"))
+    direction = text(attribute(node, "direction", b"forward"))
     if direction != "forward":
         ctx.fail(node, f"direction='{direction}' needs the whole sequence before the first output, "
                        f"so it cannot stream; export a forward (unidirectional) model")
@@ -177,7 +177,7 @@ def _check_sequence_lens(ctx, node, lengths):
                        f"state unchanged, which a stream cannot mirror; export without sequence_lens")
 
 
-def _text(value) -> str:
+def text(value) -> str:
     """A string attribute as text; bytes that are not UTF-8 show as replacement characters
     (and then match no known name, so the error names them)."""
     return value.decode("utf-8", errors="replace") if isinstance(value, bytes) else str(value)
@@ -192,7 +192,7 @@ def _activations(ctx, node, op):
     """[(kind, alpha, beta)] for f, g(, h): names from ``activations``, alpha and beta
     from ``activation_alpha`` / ``activation_beta``, consumed in order by the activations that
     take them (as ONNX Runtime does), the operators' defaults otherwise."""
-    names = [_text(n) for n in attribute(node, "activations", [])]
+    names = [text(n) for n in attribute(node, "activations", [])]
     names = names or DEFAULT_ACTIVATIONS[op]
     if len(names) != len(DEFAULT_ACTIVATIONS[op]):
         ctx.fail(node, f"{op} takes {len(DEFAULT_ACTIVATIONS[op])} activations for one direction, got {names}")
