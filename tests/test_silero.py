@@ -16,7 +16,7 @@ import edgeseq_runtime
 import numpy as np
 import pytest
 from support import audio, silero_files
-from support.cli_results import run
+from support.cli_results import assert_one_line_error, run
 from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW, OnnxRuntimeSilero
 
 THRESHOLD = 0.5  # Silero's default speech threshold
@@ -168,6 +168,14 @@ def test_inspect_says_it_streams_and_counts_silero_s_parameters(name, silero):
     assert result.exit_code == 0, result.output
     parameters = floats_of_weights(silero["silero_vad_v6"])
     assert f"{parameters:,}" in result.stdout
+
+
+def test_inspect_without_the_sample_rate_says_what_to_pass(silero):
+    """silero_vad.onnx with sr left open cannot stream: exit 1, one line that names the option, after
+    a truthful table (its symbolic dims, which have no names, shown as '?')."""
+    result = run("inspect", silero["silero_vad"])
+    assert_one_line_error(result, "silero_vad.onnx", "--constant NAME=VALUE")
+    assert "input: float32 ['?', '?']" in result.stdout
 
 
 def quantized(silero, name, mode, folder):
