@@ -142,6 +142,9 @@ CASES = [
     Case("pad constant zero", node("Pad", ["x", "pads"]), (1, 2, 5), [ints("pads", [0, 0, 2, 0, 0, 1])]),
     Case("pad reflect", node("Pad", ["x", "pads"], mode="reflect"), (1, 2, 9), [ints("pads", [0, 0, 3, 0, 0, 4])]),
     Case("pad edge", node("Pad", ["x", "pads"], mode="edge"), (1, 2, 5, 4), [ints("pads", [0, 0, 1, 2, 0, 0, 2, 1])]),
+    Case("pad opset 10 attributes", node("Pad", ["x"], mode="constant", pads=[0, 0, 2, 0, 0, 1], value=-0.5),
+         (1, 2, 5), opset=10),
+    Case("pad opset 10 reflect", node("Pad", ["x"], mode="reflect", pads=[0, 0, 2, 0, 0, 3]), (1, 2, 5), opset=10),
     Case("pad wrap axes", node("Pad", ["x", "pads", "", "axes"], mode="wrap"), (1, 2, 5),
          [ints("pads", [2, 1]), ints("axes", [-1])]),
     # pointwise math
@@ -184,6 +187,8 @@ CASES = [
                                                   "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")
       for k in (0, 1)],
     reduce("ReduceLogSum", axes=[1, 2]),
+    Case("ReduceMean opset 13 axes attribute", node("ReduceMean", ["x"], axes=[1, -1], keepdims=0), (1, 3, 4, 5),
+         opset=13),
     reduce("ReduceMean", axes=[1, 3]), reduce("ReduceMean", axes=[-1, -3], keepdims=0), reduce("ReduceMean"),
     reduce("ReduceMax", axes=[0, 2, 3], keepdims=0), reduce("ReduceSum", axes=[], noop_with_empty_axes=1),
     # movement with constant indices, Split, Gemm and MatMul on run-time inputs

@@ -13,6 +13,7 @@ from ..graph import FLOAT_TYPES, attribute
 from ..isa import MATRIX_KIND
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
+from .recurrent import text
 
 MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile")
 
@@ -38,7 +39,7 @@ def lower_movement(ctx, node, inputs):
 def lower_pad(ctx, node, inputs):
     """Pad as movement: the padding value (0, or the constant given) is one arena cell whose
     address the reference evaluator pads with, so every mode (constant, reflect, edge, wrap)
-    and every axes/pads form is ONNX's own."""
+    and every axes/pads form is ONNX's own; an indexed copy per step at run time."""
     inputs = list(inputs) + [None] * (3 - len(inputs))
     value = inputs[2] if inputs[2] is not None else np.float32(attribute(node, "value", 0.0))
     if isinstance(value, Tensor):
@@ -47,10 +48,19 @@ def lower_pad(ctx, node, inputs):
     if ctx.graph.opset >= 11:
         inputs[2] = np.asarray(cell.offset, np.int64)
         node = _with_inputs(node, [*node.input[:2], node.input[2] if len(node.input) > 2 and node.input[2]
-                                   else "constant_value", *node.input[3:]])
-    else:
-        node = _with_attribute(node, "value", float(cell.offset))
-    return lower_movement(ctx, node, inputs)
+                                   else f"{node.output[0]}/constant_value", *node.input[3:]])
+        return lower_movement(ctx, node, inputs)
+    # Before opset 11, pads is an attribute and the data must be float, which addresses are not;
+    # its three modes are numpy's, as in ONNX's reference (which evaluates a lone node at the
+    # latest opset, so it cannot run this form).
+    addresses = ctx.resident(inputs[0]).addresses()
+    pads, mode = attribute(node, "pads", []), text(attribute(node, "mode", "constant"))
+    if len(pads) != 2 * addresses.ndim or min(pads, default=0) < 0 or mode not in ("constant", "reflect", "edge"):
+        ctx.fail(node, f"attributes pads={pads}, mode='{mode}' are not {2 * addresses.ndim} pads >= 0 "
+                       f"with mode constant, reflect or edge")
+    widths = list(zip(pads[:addresses.ndim], pads[addresses.ndim:]))
+    extra = {"constant_values": cell.offset} if mode == "constant" else {}
+    return [ctx.from_addresses(np.pad(addresses, widths, mode=mode, **extra))]
 
 
 def _with_inputs(node, names):
@@ -58,17 +68,6 @@ def _with_inputs(node, names):
     copy.CopyFrom(node)
     del copy.input[:]
     copy.input.extend(names)
-    return copy
-
-
-def _with_attribute(node, name, value):
-    copy = onnx.NodeProto()
-    copy.CopyFrom(node)
-    for attr in copy.attribute:
-        if attr.name == name:
-            copy.attribute.remove(attr)
-            break
-    copy.attribute.append(onnx.helper.make_attribute(name, value))
     return copy
 
 
