@@ -13,7 +13,7 @@ import onnx
 import pytest
 from edgeseq_runtime import ModelError
 from support import foreign_graphs as fg
-from support.cli_results import run
+from support.cli_results import assert_one_line_error, run
 
 RNG = np.random.default_rng(15)
 
@@ -253,3 +253,11 @@ def test_a_branch_with_another_number_of_outputs_than_its_if_is_refused(tmp_path
     onnx.save(model, path)
     with pytest.raises(ModelError, match=r"rate_if.*then_branch has 1 outputs, the If 2"):
         edgeseq_runtime.load(path, constants={"sr": 16000}, input_shape=(3,))
+
+
+def test_verify_compares_onnx_runtime_and_edgeseq_on_a_file_without_edgeseq_metadata(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
+    result = run("verify", path, "--constant", "sr=8000", "--input-shape", "3", "--batch", "2", "--steps", "30")
+    assert result.exit_code == 0, result.output
+    assert "ONNX Runtime vs edgeseq" in result.stdout and "no edgeseq metadata" in result.stdout
+    assert_one_line_error(run("verify", path, "--input-shape", "3"), "'sr'")  # sr is neither state nor fixed

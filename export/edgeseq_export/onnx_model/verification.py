@@ -78,6 +78,9 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
     if steps < 1 or batch < 1 or not tolerance >= 0:
         raise ValueError(f"steps and batch must be positive and tolerance >= 0; got {steps}, {batch}, {tolerance}")
     path, label = os.fspath(path), label or os.fspath(path)
+    load_options = load_options or edgeseq_runtime.LoadOptions()
+    if source is None and not _has_description(path, label):
+        return _verify_graph(path, label, steps, batch, tolerance, seed, load_options)
     description = describe_file(path, label)
     architecture = description.architecture
     if source is not None:
@@ -90,7 +93,6 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
         runs["PyTorch"] = run.y, run.state
         notes += [run.note] if run.note else []
     quantized = _has_qdq(path)
-    load_options = load_options or edgeseq_runtime.LoadOptions()
     runs["ONNX Runtime"] = _onnxruntime(path, label, architecture, x, not quantized, load_options.constants)
     runs["edgeseq"] = _edgeseq(path, label, architecture, x, load_options)
     mean, std = (np.asarray(description.normalisation.get(k, default), np.float64)
@@ -116,6 +118,40 @@ QDQ_NOTE = ("int8 (QDQ) file: ONNX Runtime runs it with graph optimisations off,
             "file's own math (int8 weights, float activations). With its default optimisations it fuses "
             "the QDQ nodes into integer kernels that also quantize the activations: that row is shown, "
             "not judged.")
+
+
+def _has_description(path: str, label: str) -> bool:
+    """Whether the file carries edgeseq's metadata (it was written by edgeseq export)."""
+    model = metadata.read_structure(path, label)
+    return any(p.key == metadata.PREFIX + "architecture" for p in model.metadata_props)
+
+
+def _verify_graph(path, label, steps, batch, tolerance, seed, load_options) -> VerificationReport:
+    """A file edgeseq did not export: ONNX Runtime stepping it (each state output fed back as
+    edgeseq's runtime pairs them, the constants fed, the context kept) against edgeseq, on a
+    standard normal sequence of the step input's size."""
+    from ..backends.bench import (
+        OnnxRuntimeStepper,  # it steps any model edgeseq streams
+    )
+
+    try:
+        stream = edgeseq_runtime.load(path, batch=batch, **load_options.fields())
+    except edgeseq_runtime.EdgeseqError as e:
+        raise SourceError(f"{label}: has no edgeseq metadata, and edgeseq's runtime cannot load it to "
+                          f"compare with ONNX Runtime: {e}") from None
+    if stream.is_token_model:
+        raise SourceError(f"{label}: a token model without edgeseq metadata: its vocabulary is not known")
+    stepper = OnnxRuntimeStepper(path, batch, load_options)
+    x = np.random.default_rng(seed).standard_normal((steps, batch, stream.input_size)).astype(np.float32)
+    per_step = x if batch > 1 else x[:, 0]
+    ours = stream.run(per_step).reshape(steps, batch, -1)
+    theirs = np.stack([np.asarray(stepper.step(row)).reshape(batch, -1) for row in per_step])
+    names = [name for name, _ in stepper.pairs]
+    ours_state, theirs_state = stream.get_state(), stepper.feeds
+    difference = _difference("ONNX Runtime", "edgeseq", theirs, ours, {n: theirs_state[n] for n in names},
+                             {n: ours_state[n] for n in names}, True)
+    return VerificationReport(label, steps, batch, seed, tolerance, False, [difference],
+                              ["no edgeseq metadata: ONNX Runtime and edgeseq compared on standard normal inputs"])
 
 
 def _has_qdq(path: str) -> bool:
