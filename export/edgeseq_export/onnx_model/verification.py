@@ -130,9 +130,7 @@ def _verify_graph(path, label, steps, batch, tolerance, seed, load_options) -> V
     """A file edgeseq did not export: ONNX Runtime stepping it (each state output fed back as
     edgeseq's runtime pairs them, the constants fed, the context kept) against edgeseq, on a
     standard normal sequence of the step input's size."""
-    from ..backends.bench import (
-        OnnxRuntimeStepper,  # it steps any model edgeseq streams
-    )
+    from ..backends.bench import OnnxRuntimeStepper  # here: bench imports this module
 
     try:
         stream = edgeseq_runtime.load(path, batch=batch, **load_options.fields())
