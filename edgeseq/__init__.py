@@ -10,10 +10,11 @@ Host-side tools (export, quantization, code generation) import torch and onnxrun
 are loaded only when used.
 """
 
-from edgeseq_runtime import EdgeseqError, ModelError, StreamingModel, load
+from edgeseq_runtime import EdgeseqError, LoadOptions, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "ModelError", "StreamingModel", "export", "load", "quantize", "verify", "__version__"]
+__all__ = ["EdgeseqError", "LoadOptions", "ModelError", "StreamingModel", "export", "load", "quantize", "verify",
+           "__version__"]
 
 
 def export(model_or_path, path, **options):
@@ -28,7 +29,9 @@ def export(model_or_path, path, **options):
 
 
 def verify(path, reference=None, **options):
-    """Run ``export``'s check on an exported model again, against ``reference`` if given.
+    """Run ``export``'s check on an exported model again, against ``reference`` if given; a
+    model edgeseq did not export is checked against ONNX Runtime (``load_options=LoadOptions(...)``
+    says how to load it).
 
     The options are ``edgeseq_export.api.verify``'s. Needs edgeseq-export.
     """
