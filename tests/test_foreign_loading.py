@@ -261,3 +261,12 @@ def test_verify_compares_onnx_runtime_and_edgeseq_on_a_file_without_edgeseq_meta
     assert result.exit_code == 0, result.output
     assert "ONNX Runtime vs edgeseq" in result.stdout and "no edgeseq metadata" in result.stdout
     assert_one_line_error(run("verify", path, "--input-shape", "3"), "'sr'")  # sr is neither state nor fixed
+
+
+def test_a_step_input_named_like_an_output_is_still_the_step_input(tmp_path):
+    path = fg.named_like_its_output(tmp_path / "m.onnx")
+    model = edgeseq_runtime.load(path)
+    assert list(model.get_state()) == ["state"]
+    xs = _steps(6, 1, 4)
+    expected = fg.step_with_onnxruntime(path, xs, {"state": np.zeros((1, 4), np.float32)}, pairs={"state": "state_out"})
+    np.testing.assert_allclose(model.run(xs[:, 0]), expected[:, 0], rtol=1e-5, atol=1e-6)

@@ -276,6 +276,10 @@ class Lowering:
         recurrent_states = graph.state_inputs()
         pairs = self._pair_states(recurrent_states)
         free = [n for n in graph.data_inputs() if n not in recurrent_states and n not in pairs]
+        named = [n for n in pairs if n not in self.options.state and n not in recurrent_states]
+        if not free and named:  # e.g. audio -> audio_out: the first input paired by name is the step input
+            free = [named[0]]
+            del pairs[named[0]]
         if not free:
             graph.fail(None, "the model has no input besides its recurrent state")
         x_name, unpaired = free[0], free[1:]

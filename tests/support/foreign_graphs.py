@@ -200,3 +200,16 @@ def swapped_states(path) -> str:
     model = _model(nodes, vector, [helper.make_tensor_value_info(n, TensorProto.FLOAT, ["B", 3])
                                    for n in ("y", "a_next", "b_next")], [_const("two", np.float32(2))])
     return _save(model, path)
+
+
+def named_like_its_output(path, width: int = 4) -> str:
+    """A denoiser's naming: audio[B, width] -> audio_out = 2 tanh(audio + state), with
+    state[B, width] -> state_out = tanh(audio + state). The step input's name pairs with an output
+    too, yet the graph has no other input to step on."""
+    nodes = [helper.make_node("Add", ["audio", "state"], ["pre"]), helper.make_node("Tanh", ["pre"], ["state_out"]),
+             helper.make_node("Mul", ["state_out", "two"], ["audio_out"])]
+    vector = ["B", width]
+    model = _model(nodes, [helper.make_tensor_value_info(n, TensorProto.FLOAT, vector) for n in ("audio", "state")],
+                   [helper.make_tensor_value_info(n, TensorProto.FLOAT, vector) for n in ("audio_out", "state_out")],
+                   [_const("two", np.float32(2))])
+    return _save(model, path)
