@@ -7,7 +7,7 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
-  once, for 1 or 4 streams (each weight loaded once for the four), with loops blocked so that
+  once, for 1, 2 or 4 rows (each weight loaded once for all of them), with loops blocked so that
   the data a tile reads again stays in cache;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
@@ -31,7 +31,7 @@ K_BLOCK = 8
 ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
-_tile_4x16, _tile_4x8 = block(4, 2), block(4, 1)
+_tile_4x24, _tile_4x16, _tile_4x8 = block(4, 3), block(4, 2), block(4, 1)
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 
 
@@ -102,8 +102,8 @@ def _row_pair(x, m, col, out, out_col, n, scale):
 
 @njit(**JIT_OPTIONS)
 def _row_groups(x, m, col, out, out_col, n, scale):
-    """Four rows or more: tiles of 4 x 16 outputs, then 4 x 8, the rows past the last group of four
-    in tiles of 1 x 16 and 1 x 8, then the last n % 8 outputs one by one. Rows are taken ROW_BLOCK
+    """Four rows or more: tiles of 4 x 24 outputs, then 4 x 16 and 4 x 8, the rows past the last
+    group of four in tiles of 1 x 16 and 1 x 8, then the last n % 8 outputs one by one. Rows are taken ROW_BLOCK
     (a multiple of 4) at a time and, within a block, the column block is the outer loop: the
     block's inputs stay in L1 while the weights pass over them once, the rows past the groups
     included (a convolution's 5 output positions read the filters once, not twice)."""
@@ -113,7 +113,15 @@ def _row_groups(x, m, col, out, out_col, n, scale):
         r1 = min(rows, r0 + ROW_BLOCK)
         g1 = max(r0, min(r1, grouped))
         j = 0
-        while j + 2 * LANES <= n:
+        while j + 3 * LANES <= n:  # 12 accumulators, 3 weight vectors and an input: AVX2's 16 registers
+            for b in range(r0, g1, 4):
+                _tile_4x24(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+            for b in range(g1, r1):
+                _tile_1x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
+                _tile_1x8(m, col + j + 2 * LANES, ld, x, b * n_in, n_in, n_in, out,
+                          b * os + out_col + j + 2 * LANES, os, scale, j + 2 * LANES)
+            j += 3 * LANES
+        if j + 2 * LANES <= n:
             for b in range(r0, g1, 4):
                 _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
             for b in range(g1, r1):
