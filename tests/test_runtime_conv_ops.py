@@ -40,9 +40,10 @@ class Case:
     implement it ("onnxruntime", "onnx")."""
 
     def __init__(self, name, nodes, x_shape, initializers=(), engines=("onnxruntime", "onnx"), positive=False,
-                 opset=None):
+                 opset=None, atol=None):
         self.name, self.nodes, self.x_shape = name, nodes if isinstance(nodes, list) else [nodes], x_shape
         self.initializers, self.engines, self.positive, self.opset = list(initializers), engines, positive, opset
+        self.atol = atol  # None: RTOL times the largest reference value
 
 
 def conv(name, x_shape, w_shape, bias=True, **attrs):
@@ -182,6 +183,10 @@ CASES = [
          [ints("s0", [0]), ints("e0", [1]), ints("s1", [1]), ints("e1", [3]), ints("ax", [1]), ints("shape", [2, 1, 5])]),
     Case("sum and mean", [node("Sum", ["x", "a", "x"], ["s"]), node("Mean", ["s", "x"])], (1, 3, 5),
          [("a", weights(5))]),
+    *[Case(f"cast to {name} and back", [node("Mul", ["x", "scale"], ["wide"]), node("Cast", ["wide"], to=to)],
+           (1, 3, 6), [("scale", np.array([3e-8, 1e-6, 1e-3, 1.0, 1e3, 6.5e4], np.float32))], atol=1e-30)
+      for name, to in (("float16", TensorProto.FLOAT16), ("bfloat16", TensorProto.BFLOAT16),
+                       ("double", TensorProto.DOUBLE))],
     # reductions
     *[reduce(op, axes=[2], keepdims=k) for op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd",
                                                   "ReduceL1", "ReduceL2", "ReduceSumSquare", "ReduceLogSumExp")
@@ -218,8 +223,8 @@ def test_op_streams_as_the_references_compute_it(tmp_path, case):
     for engine in case.engines:
         reference = model.reference(engine, xs)
         assert ys.shape == reference.shape, engine
-        np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=RTOL * max(1.0, np.abs(reference).max()),
-                                   err_msg=f"{case.name} vs {engine}")
+        atol = RTOL * max(1.0, np.abs(reference).max()) if case.atol is None else case.atol
+        np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=atol, err_msg=f"{case.name} vs {engine}")
 
 
 def test_run_gives_the_numbers_of_repeated_steps(tmp_path):

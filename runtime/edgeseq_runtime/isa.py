@@ -423,6 +423,8 @@ UNARY_FUNCTION = _group("UNARY_FUNCTION", "the elementwise functions of UNARY (a
     ("EXP", "e^x"), ("LOG", "ln(x)"), ("ABS", "|x|"), ("NEG", "-x"), ("RECIPROCAL", "1 / x"),
     ("CLIP", "min(max(x, alpha), beta)"), ("SELU", "beta * (x if x > 0 else alpha * (e^x - 1))"),
     ("FLOOR", "floor(x)"), ("CEIL", "ceil(x)"), ("ERF", "erf(x)"), ("NOT", "1 if x == 0 else 0"),
+    ("TO_FLOAT16", "x rounded to the nearest float16 (ties to even, inf beyond its range): Cast to FLOAT16"),
+    ("TO_BFLOAT16", "x rounded to the nearest bfloat16 (ties to even): Cast to BFLOAT16"),
 ])
 
 UNARY = _instruction("UNARY", 11, "y = function(x) over n floats (kernels.math_f32)", [

@@ -13,10 +13,9 @@ reduced range is below 2e-8 relative, under float32's rounding. Inputs are clamp
 """
 
 import numpy as np
-from llvmlite import ir
-from numba import njit, types
-from numba.extending import intrinsic
+from numba import njit
 
+from .bits import float_from_bits
 from .config import JIT_OPTIONS
 
 _LOG2E = np.float32(1.4426950408889634)
@@ -26,14 +25,6 @@ _LOW, _HIGH = np.float32(-87.0), np.float32(88.0)
 _Q0, _Q1, _Q2, _Q3, _Q4, _Q5, _Q6 = (np.float32(1.0 / f) for f in (1, 2, 6, 24, 120, 720, 5040))
 
 
-@intrinsic
-def _float_from_bits(typingctx, bits):
-    """Reinterpret an int32 as the float32 with the same bits."""
-    def codegen(context, builder, signature, args):
-        return builder.bitcast(args[0], ir.FloatType())
-    return types.float32(types.int32), codegen
-
-
 @njit(**JIT_OPTIONS)
 def exp_parts(x):
     """(2^n, r*q(r)) for x = n*ln2 + r; see the module docstring."""
@@ -41,7 +32,7 @@ def exp_parts(x):
     n = np.floor(x * _LOG2E + np.float32(0.5))
     r = (x - n * _LN2_HI) - n * _LN2_LO
     q = ((((((_Q6 * r + _Q5) * r + _Q4) * r + _Q3) * r + _Q2) * r + _Q1) * r + _Q0)
-    scale = _float_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
+    scale = float_from_bits((np.int32(n) + np.int32(127)) << np.int32(23))
     return scale, r * q
 
 

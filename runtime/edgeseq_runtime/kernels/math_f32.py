@@ -13,9 +13,11 @@ import numpy as np
 from numba import njit
 
 from ..isa import BROADCAST, ELEMENTWISE, ELEMENTWISE_FUNCTION, SOURCE, UNARY, UNARY_FUNCTION, WHERE
+from .bits import bits_from_float, float_from_bits
 from .config import JIT_OPTIONS
 
 _ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+_FLOAT16_SMALLEST_NORMAL, _FLOAT16_MAX, _TWO_24 = np.float32(2.0 ** -14), np.float32(65504.0), np.float32(2.0 ** 24)
 
 
 @njit(**JIT_OPTIONS)
@@ -63,9 +65,38 @@ def unary_f32(code, p, w, a):
     elif fn == UNARY_FUNCTION.ERF:
         for i in range(n):
             y[i] = math.erf(x[i])
-    else:
+    elif fn == UNARY_FUNCTION.NOT:
         for i in range(n):
             y[i] = _ONE if x[i] == 0 else _ZERO
+    elif fn == UNARY_FUNCTION.TO_FLOAT16:
+        for i in range(n):
+            y[i] = _to_float16(x[i])
+    else:
+        for i in range(n):
+            y[i] = _round_bits(x[i], 16)
+
+
+@njit(**JIT_OPTIONS)
+def _round_bits(v, dropped):
+    """v with its ``dropped`` lowest mantissa bits rounded off, ties to even (a carry into the
+    exponent is the next power of two, or inf); NaN and inf unchanged."""
+    if not np.isfinite(v):
+        return v
+    bits = np.int64(bits_from_float(v)) & 0xFFFFFFFF
+    half, low = (1 << (dropped - 1)) - 1, (1 << dropped) - 1
+    bits = (bits + half + ((bits >> dropped) & 1)) & ~low
+    return float_from_bits(np.int32(bits - (1 << 32) if bits >= (1 << 31) else bits))
+
+
+@njit(**JIT_OPTIONS)
+def _to_float16(v):
+    """The float16 nearest v, as float32: 10 mantissa bits for normal float16s, multiples of 2^-24
+    below 2^-14 (its subnormals), inf from 65520 on (what rounds past 65504)."""
+    magnitude = abs(v)
+    if magnitude < _FLOAT16_SMALLEST_NORMAL:
+        return np.rint(v * _TWO_24) / _TWO_24  # exact: scaling by a power of two
+    rounded = _round_bits(v, 13)
+    return rounded if abs(rounded) <= _FLOAT16_MAX or not np.isfinite(v) else np.float32(np.inf) * np.sign(v)
 
 
 @njit(**JIT_OPTIONS)

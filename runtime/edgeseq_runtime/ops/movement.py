@@ -113,10 +113,23 @@ def lower_dropout(ctx, node, inputs):
     return [inputs[0]]
 
 
+NARROWING_CASTS = {onnx.TensorProto.FLOAT16: isa.UNARY_FUNCTION.TO_FLOAT16,
+                   onnx.TensorProto.BFLOAT16: isa.UNARY_FUNCTION.TO_BFLOAT16}
+
+
 def lower_cast(ctx, node, inputs):
-    if attribute(node, "to", onnx.TensorProto.FLOAT) not in FLOAT_TYPES:
+    """The runtime computes in float32 whatever float type the graph names; a Cast to float16 or
+    bfloat16 rounds the values as that type would hold them, so what follows sees ONNX's numbers."""
+    to = attribute(node, "to", onnx.TensorProto.FLOAT)
+    if to not in FLOAT_TYPES:
         ctx.fail(node, "casting a computed tensor to a non-float type is not supported")
-    return [inputs[0]]  # the runtime computes in float32 whatever float type the graph names
+    if to not in NARROWING_CASTS:
+        return [inputs[0]]
+    x = inputs[0]
+    y = ctx.new_tensor(x.shape)
+    ctx.builder.emit(isa.UNARY, function=NARROWING_CASTS[to], x=x.offset, y=y.offset, n=x.size,
+                     params=ctx.builder.constant([0.0, 0.0]))
+    return [y]
 
 
 def lower_shape(ctx, node, inputs):
