@@ -32,8 +32,9 @@ def known_gap(reason):
 
 NO_WEIGHTS_FOUND = known_gap("quantize finds no weights in silero_vad.onnx: they are Constant nodes inside its If "
                              "branches")
-INT8_TOO_FAR = known_gap("int8 weights (per channel, weight only) move p by up to 0.03 (v6, half) and 0.22 (op18 "
-                         "ifless, 16k op15); ONNX Runtime on the same int8 file gives edgeseq's numbers within 3e-6")
+INT8_TOO_FAR = known_gap("int8 weights (per channel, weight only) move p by up to 0.40 (v6), 0.21-0.22 (op18 ifless, "
+                         "16k op15; 4-5 decisions flip) and 0.03 (half, its LSTM left in float32); ONNX Runtime on "
+                         "the same int8 file gives edgeseq's numbers within 3e-6")
 INT8_MISSES_IF_LSTM = known_gap("int8 leaves the LSTM weights that If branches read (decoder.rnn.weight_ih, "
                                 "weight_hh) in float32; fp16 converts them")
 
