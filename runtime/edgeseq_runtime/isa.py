@@ -412,6 +412,8 @@ CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D c
     ("w", _MATRIX, "(c_in/group * k_h * k_w, c_out): W transposed, group g's filters in columns "
                    "g*c_out/group onwards"),
     ("b", WEIGHTS_OR_NONE, "B, (c_out,)"),
+    ("activate", FLAG, "1: act applies to Y (an activation that was the Conv's only reader)"),
+    ("act", _FUNCTION),
     ("scratch", SCRATCH, "the patches (out_h*out_w, c_in/group*k_h*k_w), then the product (out_h*out_w, c_out)"),
 ], scratch=lambda f: f["out_h"] * f["out_w"] * (f["c_in"] // f["group"] * f["k_h"] * f["k_w"] + f["c_out"]),
    in_c=False)

@@ -6,7 +6,9 @@ scratch matrix, which then meets the group's filters in one ``matvec.project``: 
 tiles load each filter value once for four output positions, and the product's order of terms is
 fixed, so ``run`` and ``step`` agree bit for bit. Y[c, position] is the product's
 [position, c], written with the bias added first; when only some output positions are read
-(the planner knows), only those are computed, and Y's channels are then ``y_width`` apart::
+(the planner knows), only those are computed, and Y's channels are then ``y_width`` apart. An
+activation that reads nothing but the Conv's result is applied to the product before it is
+written (``activate``)::
 
     Y[n, co, oh, ow] = B[co] + sum over ci, i, j of
         W[co, ci, i, j] * X[n, g*c_in/group + ci, oh*stride_h + i*dilation_h - pad_top,
@@ -16,6 +18,7 @@ fixed, so ``run`` and ``step`` agree bit for bit. Y[c, position] is the product'
 from numba import njit
 
 from ..isa import CONV
+from .activations import apply_encoded
 from .config import JIT_OPTIONS
 from .matvec import fill, project
 from .views import matrix
@@ -39,6 +42,9 @@ def conv_f32(code, p, w, q, a):
         for g in range(group):
             _gather(code, p, x, g * c_in_g, c_in_g, in_h, out_w, patches)
             project(code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
+        if code[p + CONV.ACTIVATE]:
+            for r in range(positions):
+                apply_encoded(code, p + CONV.ACT, w, product[r])
         y = code[p + CONV.Y] + n * c_out * width
         for co in range(c_out):
             for r in range(positions):

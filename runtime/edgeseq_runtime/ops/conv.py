@@ -16,10 +16,12 @@ from .. import isa
 from ..graph import attribute
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
-from .elementwise import emit_binary
+from .elementwise import UNARY as ACTIVATION_OPS
+from .elementwise import activation_operand, emit_binary
 from .recurrent import text
 
 AUTO_PADS = ("NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID")
+IDENTITY = [isa.ACTIVATION_KIND.AFFINE, 0]  # the act operand of a CONV without one (activate=0: never read)
 
 
 def _ints(ctx, node, name, spatial, default, minimum):
@@ -89,13 +91,23 @@ def lower_conv(ctx, node, inputs):
     kernel, strides, dilations, begin, out = _geometry(ctx, node, x.shape, w.shape)
     w, kernel, begin = _live_taps(w, x.shape[2:], kernel, strides, dilations, begin, out)
     w, b, batch_norm = _fold_batch_norm(ctx, node, w, b, c_out)
-    output = (batch_norm or node).output[0]
-    return [_emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output, batch_norm)]
+    last = batch_norm or node
+    activation = ctx.only_use(last.output[0])
+    if activation is None or activation.op_type not in ACTIVATION_OPS or activation.input[0] != last.output[0]:
+        activation = None
+    y = _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, (activation or last).output[0],
+                   activation)
+    if batch_norm is not None:
+        ctx.absorb(batch_norm, y)
+    if activation is not None:
+        ctx.absorb(activation, y)
+    return [y]
 
 
-def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output=None, absorbed=None) -> Tensor:
+def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output=None, activation=None) -> Tensor:
     """One CONV instruction; 1-D convolutions run as 2-D ones of height 1, and compute only the
-    output positions the readers of ``output`` (the name of their result) read."""
+    output positions the readers of ``output`` (the name of their result) read. ``activation``:
+    a node of ACTIVATION_OPS applied to the result in the same instruction."""
     c_out = w.shape[0]
     y = ctx.new_tensor((x.shape[0], c_out, *out))
     first, end = 0, out[-1]
@@ -111,9 +123,9 @@ def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, outp
                      group=group, k_h=kernel[0], k_w=kernel[1], stride_h=strides[0], stride_w=strides[1],
                      dilation_h=dilations[0], dilation_w=dilations[1], pad_top=begin[0],
                      pad_left=begin[1] - first * strides[1], y_width=math.prod(out),
-                     w=ctx.builder.matrix(_as_matrix(w), out_axis=0), b=-1 if b is None else ctx.builder.constant(b))
-    if absorbed is not None:
-        ctx.absorb(absorbed, y)
+                     w=ctx.builder.matrix(_as_matrix(w), out_axis=0), b=-1 if b is None else ctx.builder.constant(b),
+                     activate=int(activation is not None),
+                     act=activation_operand(ctx, activation) if activation is not None else IDENTITY)
     return y
 
 

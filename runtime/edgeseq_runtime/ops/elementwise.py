@@ -57,13 +57,18 @@ def lower_binary(ctx, node, inputs):
     return [emit_binary(ctx, node, BINARY[node.op_type], *inputs)]
 
 
-def lower_unary(ctx, node, inputs):
+def activation_operand(ctx, node) -> list[int]:
+    """The ``isa.FUNCTION`` operand of a standalone activation node (one of UNARY)."""
     kind, default_alpha, default_beta = ACTIVATIONS[node.op_type]
     alpha = attribute(node, "alpha", default_alpha if default_alpha is not None else 0.0)
     beta = attribute(node, "beta", default_beta if default_beta is not None else 0.0)
+    return [kind, ctx.builder.constant([alpha, beta])]
+
+
+def lower_unary(ctx, node, inputs):
     x = inputs[0]
     out = ctx.new_tensor(x.shape)
-    ctx.builder.emit(isa.ACTIVATION, act=[kind, ctx.builder.constant([alpha, beta])], x=x.offset, y=out.offset, n=x.size)
+    ctx.builder.emit(isa.ACTIVATION, act=activation_operand(ctx, node), x=x.offset, y=out.offset, n=x.size)
     return [out]
 
 
