@@ -274,31 +274,7 @@ class Lowering:
         """
         graph = self.graph
         recurrent_states = graph.state_inputs()
-        pairs = self._pair_states(recurrent_states)
-        free = [n for n in graph.data_inputs() if n not in recurrent_states and n not in pairs]
-        named = [n for n in pairs if n not in self.options.state and n not in recurrent_states]
-        if not free and named:  # e.g. audio -> audio_out: the first input paired by name is the step input
-            free = [named[0]]
-            del pairs[named[0]]
-        if not free:
-            graph.fail(None, "the model has no input besides its recurrent state")
-        x_name, unpaired = free[0], free[1:]
-        self.input_name = x_name
-        output = self._model_output(pairs)
-        pairs.update(self._pair_by_shape(unpaired, [o for o in graph.outputs if o != output and o not in
-                                                    pairs.values() and not graph.is_state_output(o)]))
-        for node in graph.recurrent_nodes():  # weights fed at run time: say which, and what is needed
-            weights = [f"{slot} ('{node.input[index]}')" for index, slot in _WEIGHT_SLOTS.items()
-                       if index < len(node.input) and node.input[index] in unpaired]
-            if weights:
-                graph.fail(node, f"{', '.join(weights)} {'is a graph input' if len(weights) == 1 else 'are graph inputs'}; "
-                                 f"the runtime needs the weights in the file, as initializers")
-        unpaired = [n for n in unpaired if n not in pairs]
-        if unpaired:
-            graph.fail(None, f"cannot tell which graph output carries the next value of input(s) {unpaired} "
-                             f"(the step input is '{x_name}'); {STATE_OPTION}, or fix an input that is no "
-                             f"state with constants={{NAME: VALUE}} (CLI: --constant NAME=VALUE)")
-
+        x_name, output, pairs = self._sort_inputs(recurrent_states)
         x_info = graph.inputs[x_name]
         kind = elem_type(x_info)
         time_axis, batch_axis = graph.input_axes(x_name)
@@ -328,7 +304,40 @@ class Lowering:
             self.states.append(StateSlot(name, shape, region.offset))
         return x_name, x_shape, output, pairs, step_x
 
-    def _pair_states(self, recurrent_states) -> dict[str, str]:
+    def _sort_inputs(self, recurrent_states) -> tuple[str, str, dict[str, str]]:
+        """(the step input, the model output, {state input: output carrying its next value}).
+
+        State is what feeds a recurrent node's initial_h / initial_c, and every input paired
+        with an output (see ``_pair_states``); the step input is the first input left, the
+        others must pair by shape or are refused, saying how to pair or fix them."""
+        graph = self.graph
+        pairs = self._pair_states()
+        free = [n for n in graph.data_inputs() if n not in recurrent_states and n not in pairs]
+        named = [n for n in pairs if n not in self.options.state and n not in recurrent_states]
+        if not free and named:  # e.g. audio -> audio_out: the first input paired by name is the step input
+            free = [named[0]]
+            del pairs[named[0]]
+        if not free:
+            graph.fail(None, "the model has no input besides its recurrent state")
+        x_name, unpaired = free[0], free[1:]
+        self.input_name = x_name
+        output = self._model_output(pairs)
+        pairs.update(self._pair_by_shape(unpaired, [o for o in graph.outputs if o != output and o not in
+                                                    pairs.values() and not graph.is_state_output(o)]))
+        for node in graph.recurrent_nodes():  # weights fed at run time: say which, and what is needed
+            weights = [f"{slot} ('{node.input[index]}')" for index, slot in _WEIGHT_SLOTS.items()
+                       if index < len(node.input) and node.input[index] in unpaired]
+            if weights:
+                graph.fail(node, f"{', '.join(weights)} {'is a graph input' if len(weights) == 1 else 'are graph inputs'}; "
+                                 f"the runtime needs the weights in the file, as initializers")
+        unpaired = [n for n in unpaired if n not in pairs]
+        if unpaired:
+            graph.fail(None, f"cannot tell which graph output carries the next value of input(s) {unpaired} "
+                             f"(the step input is '{x_name}'); {STATE_OPTION}, or fix an input that is no "
+                             f"state with constants={{NAME: VALUE}} (CLI: --constant NAME=VALUE)")
+        return x_name, output, pairs
+
+    def _pair_states(self) -> dict[str, str]:
         """{state input: output} from ``state=``, then by name (``<in>_out``, ``<in>n``, ``<in>N``,
         ``<in>_next``, ``next_<in>``): an input with exactly one such output."""
         graph, explicit = self.graph, self.options.state
