@@ -270,3 +270,15 @@ def test_a_step_input_named_like_an_output_is_still_the_step_input(tmp_path):
     xs = _steps(6, 1, 4)
     expected = fg.step_with_onnxruntime(path, xs, {"state": np.zeros((1, 4), np.float32)}, pairs={"state": "state_out"})
     np.testing.assert_allclose(model.run(xs[:, 0]), expected[:, 0], rtol=1e-5, atol=1e-6)
+
+
+def test_an_op_of_another_domain_counts_only_in_the_branch_taken(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx")
+    model = onnx.load(path)
+    else_branch = next(a.g for a in model.graph.node[1].attribute if a.name == "else_branch")
+    next(n for n in else_branch.node if n.op_type == "Sigmoid").domain = "com.example"
+    model.opset_import.append(onnx.helper.make_opsetid("com.example", 1))
+    onnx.save(model, path)
+    edgeseq_runtime.load(path, constants={"sr": 16000}, input_shape=(3,))
+    with pytest.raises(ModelError, match=r"else_out.*domain 'com.example'.*else_branch of node 'rate_if'"):
+        edgeseq_runtime.load(path, constants={"sr": 8000}, input_shape=(3,))

@@ -189,9 +189,8 @@ class Graph:
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.nodes = list(graph.node)
         self.all_nodes = list(_nodes_with_branches(graph))  # If branches are lowered in place
-        for node in self.all_nodes:
-            if node.domain not in ("", "ai.onnx"):
-                self.fail(node, f"ops of domain '{node.domain}' are not supported")
+        for node in self.nodes:  # those of a branch when it is taken (see check_domain)
+            self.check_domain(node)
         self.initializers = {}
         for tensor in graph.initializer:
             try:
@@ -222,6 +221,11 @@ class Graph:
                 names.extend(n for n in inner.input if n and n not in defined)
             names.extend(o.name for o in branch.output if o.name not in defined)
         return list(dict.fromkeys(names))
+
+    def check_domain(self, node: onnx.NodeProto, fail=None) -> None:
+        """Refuse an op of another domain than ONNX's, through ``fail`` (default: ``self.fail``)."""
+        if node.domain not in ("", "ai.onnx"):
+            (fail or self.fail)(node, f"ops of domain '{node.domain}' are not supported")
 
     def describe(self, node: onnx.NodeProto) -> str:
         label = node.name or (node.output[0] if node.output else "?")

@@ -222,6 +222,8 @@ class Lowering:
         self._depth += 1
         try:
             with self.folder.inside(node, name):
+                for inner in branch.node:
+                    self.graph.check_domain(inner, self.fail)
                 self._lower_nodes(branch.node)
         finally:
             self._depth -= 1
