@@ -1,7 +1,9 @@
 """Real speech for the voice-activity tests: English sentences spoken by ``espeak-ng``, resampled
 to 16 kHz mono by ``sox``, with gaps of silence between them and pink noise under all of it.
 
-Both are Debian packages (``apt-get install espeak-ng sox``, as ``.ci/run`` does). The recording
+Both are Debian packages (``apt-get install espeak-ng sox``, as ``.ci/run`` does). Every sox call
+runs with ``-R``, so that its noise and its dither are the same on every build: the recording is
+the same samples each time (without it, the parity tests' worst chunk moved from run to run). It
 knows where its sentences are, so a test can tell speech chunks from gaps.
 """
 
@@ -54,17 +56,17 @@ def speech_recording(folder: pathlib.Path) -> Recording:
     for index, (sentence, gap) in enumerate(zip(SENTENCES, GAPS)):
         raw, padded = folder / f"sentence{index}_raw.wav", folder / f"sentence{index}.wav"
         _run("espeak-ng", "-v", "en-us", "-w", raw, sentence)
-        _run("sox", raw, "-r", RATE, "-c", 1, "-b", 16, padded, "pad", gap, 0)
+        _run("sox", "-R", raw, "-r", RATE, "-c", 1, "-b", 16, padded, "pad", gap, 0)
         length = len(read_wav(padded))
         start = at + round(gap * RATE)
         speech.append((start, at + length))
         at += length
         spoken.append(padded)
     voice, noise, mixed = folder / "speech.wav", folder / "noise.wav", folder / "speech_in_noise.wav"
-    _run("sox", *spoken, voice, "pad", 0, GAPS[-1])
+    _run("sox", "-R", *spoken, voice, "pad", 0, GAPS[-1])
     duration = len(read_wav(voice)) / RATE
     _run("sox", "-R", "-n", "-r", RATE, "-c", 1, "-b", 16, noise, "synth", duration, *NOISE.split())
-    _run("sox", "-m", "-v", 0.9, voice, "-v", 1, noise, mixed)
+    _run("sox", "-R", "-m", "-v", 0.9, voice, "-v", 1, noise, mixed)
     return Recording(read_wav(mixed), tuple(speech))
 
 
