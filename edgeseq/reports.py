@@ -15,8 +15,9 @@ def verification_table(report) -> Table:
     units = "outputs in normalised units" if report.normalised_units else "outputs"
     table = Table(title=f"{escape(report.model)}: {report.steps} random steps, batch {report.batch}, "
                         f"state carried",
-                  caption="\n".join([f"tolerance {report.tolerance:g} (absolute); {units}; max rel is "
-                                     f"relative to the first's largest |output|", *map(escape, report.notes)]))
+                  caption="\n".join([f"tolerance {report.tolerance:g} (absolute; for state values beyond 1, "
+                                     f"relative); {units}; max rel is relative to the first's largest |output|",
+                                     *map(escape, report.notes)]))
     for column in ("pair", "max abs", "max rel", "final state max abs"):
         table.add_column(column, justify="left" if column == "pair" else "right")
     table.add_column("")

@@ -23,7 +23,7 @@ from edgeseq_runtime import LoadOptions, StreamingModel, load, lower_model
 from edgeseq_runtime.errors import first_line
 
 from ..errors import SourceError
-from ..onnx_model.verification import onnxruntime_constants
+from ..onnx_model.verification import onnxruntime_constants, onnxruntime_session_options
 
 RUN_REPEATS = 3  # whole-sequence runs per engine; the fastest counts (a shared machine only slows)
 
@@ -89,8 +89,7 @@ class OnnxRuntimeStepper:
         state_outputs = [paired.get(name) or next(unpaired, None) for name in state_inputs]
         if None in state_outputs:
             raise SourceError(f"{path}: the graph does not output the next state for every state input")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = options.inter_op_num_threads = 1
+        options = onnxruntime_session_options()
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.input_name, self.input_shape = lowered.input_name, lowered.input_shape
