@@ -76,6 +76,21 @@ def test_rows_in_rows_out_match_the_runtime(gru):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_a_line_too_long_to_be_a_row_is_refused_after_the_rows_before_it(gru, tmp_path):
+    """2 MiB without a newline: one line on stderr, exit 1, the rows before it answered and
+    saved; the process never holds more than a row's bound of it."""
+    rows = _rows(3)
+    state = tmp_path / "s.state"
+    data = "".join(_line(r) for r in rows) + "1," * (1 << 20)
+    result = subprocess.run([*STREAM, str(gru.path), "--state-file", str(state)], input=data,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1, result.stderr
+    assert "<stdin>: a line of more than" in result.stderr
+    np.testing.assert_array_equal(_numbers(result.stdout), edgeseq_runtime.load(gru.path).run(rows))
+    resumed = edgeseq_runtime.load(gru.path)
+    assert resumed.load_state(state) == 3
+
+
 @pytest.mark.slow  # a fresh process per kill
 def test_kill_9_at_random_points_then_resume_gives_the_uninterrupted_outputs(gru, tmp_path):
     rows = _rows(1000, seed=1)

@@ -22,6 +22,7 @@ while it runs: a second stream on the same state file is refused instead of over
 first one's saves.
 """
 
+import collections
 import fcntl
 import os
 import select
@@ -37,6 +38,7 @@ from .options import loading_options
 
 PIPE_BUF = select.PIPE_BUF  # a write of at most this many bytes to a pipe is never split
 READ_CHUNK = 1 << 16
+MAX_ROW_BYTES = 1 << 20  # a CSV row of ~50,000 numbers, far past any model's input: a longer line is no row
 
 
 @click.command("stream", short_help="Step a model over CSV rows from stdin, state kept.")
@@ -106,18 +108,23 @@ class _Pipes:
         signal.set_wakeup_fd(wake_write)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._request_stop)
-        self._pending = b""
+        self._pollers = {fd: self._poller(fd, event) for fd, event in ((0, select.POLLIN), (1, select.POLLOUT))}
+        self._lines = collections.deque()  # whole lines read and not yet taken
+        self._pending = b""                # the start of the next line
+
+    def _poller(self, fd: int, event: int):
+        poller = select.poll()
+        poller.register(fd, event)
+        poller.register(self._wake, select.POLLIN)
+        return poller
 
     def _request_stop(self, *_):
         self.stop = True
 
     def _wait(self, fd: int, event: int, stoppable: bool = True) -> bool:
         """Wait until ``fd`` is ready for ``event``; False when a stop came first (if ``stoppable``)."""
-        poller = select.poll()
-        poller.register(fd, event)
-        poller.register(self._wake, select.POLLIN)
         while not (stoppable and self.stop):
-            ready = {ready_fd for ready_fd, _ in poller.poll()}
+            ready = {ready_fd for ready_fd, _ in self._pollers[fd].poll()}
             if self._wake in ready:
                 os.read(self._wake, 512)
             if fd in ready and not (stoppable and self.stop):
@@ -125,21 +132,23 @@ class _Pipes:
         return False
 
     def lines(self):
-        """stdin's lines as text, until its end or a stop."""
+        """stdin's lines as text, until its end or a stop. A chunk read is split into its lines
+        once (not re-sliced per line); a line still unfinished past MAX_ROW_BYTES is refused
+        before it takes more memory."""
         while True:
-            end = self._pending.find(b"\n")
-            if end < 0:
-                chunk = os.read(0, READ_CHUNK) if self._wait(0, select.POLLIN) else None
-                if not chunk:  # the end of stdin, or a stop
-                    if self._pending and chunk is not None:
-                        yield self._pending.decode(errors="replace")
+            while self._lines:
+                yield self._lines.popleft().decode(errors="replace")
+                if self.stop:
                     return
-                self._pending += chunk
-                continue
-            line, self._pending = self._pending[:end], self._pending[end + 1:]
-            yield line.decode(errors="replace")
-            if self.stop:
+            chunk = os.read(0, READ_CHUNK) if self._wait(0, select.POLLIN) else None
+            if not chunk:  # the end of stdin, or a stop
+                if self._pending and chunk is not None:
+                    yield self._pending.decode(errors="replace")
                 return
+            *complete, self._pending = (self._pending + chunk).split(b"\n")
+            if len(self._pending) > MAX_ROW_BYTES:
+                raise EdgeseqError(f"<stdin>: a line of more than {MAX_ROW_BYTES:,} bytes is not a row")
+            self._lines.extend(complete)
 
     def wait_writable(self) -> bool:
         """Wait until stdout takes a line without blocking (on a pipe: PIPE_BUF bytes free);
