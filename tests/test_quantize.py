@@ -2,6 +2,7 @@
 references, the report, the CLI, and tampered files."""
 
 import dataclasses
+import os
 import subprocess
 import sys
 
@@ -130,6 +131,12 @@ def test_bad_calibration_and_mode_are_refused(tmp_path):
         quantize(built.path, tmp_path / "q.onnx", calibration=bad)
     with pytest.raises(QuantizationError, match="mode"):
         quantize(built.path, tmp_path / "q.onnx", mode="int4")
+    os.mkfifo(tmp_path / "rows.csv")  # no writer: opening it for reading would wait forever
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match="rows.csv: a FIFO, not a regular file"):
+        quantize(built.path, tmp_path / "q.onnx", calibration=tmp_path / "rows.csv")
+    (tmp_path / "latin1.csv").write_bytes(b"a,b,c\n\xe9,1,2\n")
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match="latin1.csv: not a text CSV file"):
+        quantize(built.path, tmp_path / "q.onnx", calibration=tmp_path / "latin1.csv")
     assert not (tmp_path / "q.onnx").exists()  # a failed quantization writes nothing
 
 

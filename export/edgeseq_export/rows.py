@@ -1,10 +1,14 @@
 """Reading input rows (one time step per row) from a CSV or .npy file."""
 
 import csv
+import io
 import os
 
 import numpy as np
 from edgeseq_runtime import EdgeseqError
+from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
+
+MAX_DATA_BYTES = 1 << 30  # a calibration file of 1 GiB holds ~100M values, far more than a calibration needs
 
 
 class DataError(EdgeseqError):
@@ -19,14 +23,11 @@ def read_rows(path, width: int, columns: list[str] | None = None) -> np.ndarray:
     numeric columns must be exactly ``width`` wide, and a wider file asks for ``--column``.
     """
     path = os.fspath(path)
-    if path.endswith(".npy"):
-        try:
-            rows = np.load(path, allow_pickle=False)
-        except ValueError as e:
-            raise DataError(f"{path}: not a numeric .npy array ({e})") from None
-        rows = rows.reshape(len(rows), -1) if rows.ndim != 2 else rows
-    else:
-        rows = _read_csv(path, columns)
+    try:
+        with open_regular(path, MAX_DATA_BYTES, "a data file may have") as f:
+            rows = _read_npy(f, path) if path.endswith(".npy") else _read_csv(f, path, columns)
+    except UnreadableFile as e:
+        raise DataError(f"{path}: {e}") from None
     if rows.ndim == 2 and rows.shape[1] > width and columns is None and not path.endswith(".npy"):
         raise DataError(f"{path}: {rows.shape[1]} numeric columns for a model of {width} input(s); "
                         f"name the one(s) to read with --column")
@@ -37,9 +38,19 @@ def read_rows(path, width: int, columns: list[str] | None = None) -> np.ndarray:
     return rows.astype(np.float32)
 
 
-def _read_csv(path, columns: list[str] | None) -> np.ndarray:
-    with open(path, newline="") as f:
-        lines = [row for row in csv.reader(f) if row]
+def _read_npy(f, path) -> np.ndarray:
+    try:
+        rows = np.load(f, allow_pickle=False)
+    except ValueError as e:
+        raise DataError(f"{path}: not a numeric .npy array ({e})") from None
+    return rows.reshape(len(rows), -1) if rows.ndim != 2 else rows
+
+
+def _read_csv(f, path, columns: list[str] | None) -> np.ndarray:
+    try:
+        lines = [row for row in csv.reader(io.TextIOWrapper(f, newline="")) if row]
+    except UnicodeDecodeError:
+        raise DataError(f"{path}: not a text CSV file") from None
     if not lines:
         raise DataError(f"{path}: no rows")
     has_header = not is_number(lines[0][-1])
