@@ -224,8 +224,8 @@ def test_header_length_past_the_end_and_unknown_versions_are_refused(model, tmp_
     past_end = good[:12] + struct.pack("<I", 2**32 - 1) + good[16:-32]
     (tmp_path / "s.state").write_bytes(past_end + hashlib.sha256(past_end).digest())
     refused_unchanged(model, tmp_path / "s.state", "past the end")
-    (tmp_path / "s.state").write_bytes(sign(header, payload, version=3))
-    refused_unchanged(model, tmp_path / "s.state", "version 3")
+    (tmp_path / "s.state").write_bytes(sign(header, payload, version=4))
+    refused_unchanged(model, tmp_path / "s.state", "version 4")
 
 
 def test_a_version_1_file_loads_with_rows_equal_to_steps(model, tmp_path):

@@ -103,3 +103,79 @@ def test_save_keeps_the_permissions_of_the_file_it_replaces(tmp_path, lstm):
     m.run(lstm.random_steps(np.random.default_rng(4), 3))
     m.save_state(tmp_path / "s.state")
     assert stat.S_IMODE(os.stat(tmp_path / "s.state").st_mode) == 0o600
+
+
+# -- the journal: a state kept after every step with one write and one fdatasync --------------
+
+def _journaled(tmp_path, lstm, X, commits: int):
+    """A stream that journals its state after each of its first ``commits`` steps."""
+    m = edgeseq_runtime.load(lstm.path)
+    journal = m.journal(tmp_path / "j.state")
+    for t in range(commits):
+        m.step(X[t])
+        m.commit_state(journal)
+    journal.close()
+    return tmp_path / "j.state"
+
+
+def test_a_journal_loads_its_last_commit_and_continues_as_one_run(tmp_path, lstm):
+    X = lstm.random_steps(np.random.default_rng(4), 30)
+    whole = edgeseq_runtime.load(lstm.path).run(X)
+    path = _journaled(tmp_path, lstm, X, 13)
+    resumed = edgeseq_runtime.load(lstm.path)
+    assert resumed.load_state(path) == 13 and resumed.steps == 13
+    np.testing.assert_array_equal(resumed.run(X[13:]), whole[13:])
+
+
+def test_a_commit_is_one_write_and_one_fdatasync_in_place(tmp_path, lstm, monkeypatch):
+    m = edgeseq_runtime.load(lstm.path)
+    journal = m.journal(tmp_path / "j.state")
+    size, inode = os.path.getsize(tmp_path / "j.state"), os.stat(tmp_path / "j.state").st_ino
+    calls = []
+    for name in ("fdatasync", "fsync", "replace", "rename", "pwrite"):
+        real = getattr(os, name)
+        monkeypatch.setattr(os, name, lambda *a, _real=real, _name=name: calls.append(_name) or _real(*a))
+    for x in lstm.random_steps(np.random.default_rng(5), 4):
+        m.step(x)
+        m.commit_state(journal)
+    journal.close()
+    assert calls == ["pwrite", "fdatasync"] * 4
+    assert os.path.getsize(tmp_path / "j.state") == size and os.stat(tmp_path / "j.state").st_ino == inode
+
+
+def test_a_commit_torn_by_a_crash_leaves_the_commit_before_it(tmp_path, lstm):
+    """A crash inside a slot's write leaves part of it new, part old: that slot's checksum
+    fails, and the other slot holds the state one step earlier."""
+    X = lstm.random_steps(np.random.default_rng(6), 20)
+    whole = edgeseq_runtime.load(lstm.path).run(X)
+    path = _journaled(tmp_path, lstm, X, 8)
+    data = bytearray(path.read_bytes())
+    slot = len(data) // 2
+    newest = 1  # the open wrote both slots; commits then went to slot 0, 1, 0, ...: the 8th to slot 1
+    for cut in (slot // 3, slot - 16):  # torn in the header, torn in the digest
+        torn = bytearray(data)
+        start = newest * slot + cut
+        torn[start:start + 16] = bytes(16)
+        path.write_bytes(bytes(torn))
+        resumed = edgeseq_runtime.load(lstm.path)
+        assert resumed.load_state(path) == 7
+        np.testing.assert_array_equal(resumed.run(X[7:]), whole[7:])
+
+
+@pytest.mark.parametrize("damage,message", [
+    (lambda b: b[:len(b) // 2 + 7], "journal of"),
+    (lambda b: b[:40] + bytes(8) + b[48:len(b) // 2 + 40] + bytes(8) + b[len(b) // 2 + 48:], "both slots"),
+])
+def test_a_journal_damaged_beyond_one_slot_is_refused_and_nothing_changes(tmp_path, lstm, damage, message):
+    X = lstm.random_steps(np.random.default_rng(7), 5)
+    path = _journaled(tmp_path, lstm, X, 5)
+    path.write_bytes(damage(path.read_bytes()))
+    m = edgeseq_runtime.load(lstm.path)
+    m.run(X[:2])
+    before = m.get_state()
+    with pytest.raises(StateFileError, match=message) as error:
+        m.load_state(path)
+    assert str(path) in str(error.value) and "\n" not in str(error.value)
+    assert m.steps == 2
+    for name, value in m.get_state().items():
+        np.testing.assert_array_equal(value, before[name])

@@ -10,7 +10,7 @@ from .kernels.interpreter import execute
 from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
-from .state_file import read_state, write_state
+from .state_file import StateJournal, read_state, write_state
 
 _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
@@ -222,10 +222,21 @@ class StreamingModel:
         than steps); ``steps`` when not given. A symlink at ``path`` is followed (see
         ``atomic.write_atomic``)."""
         steps, arena = self._snapshot()
-        rows = steps if rows is None else rows
-        if type(rows) is not int or rows < steps:
-            raise ValueError(f"rows must be an int >= steps ({steps}); got {rows!r}")
-        write_state(path, self.fingerprint, steps, rows, self._state_views(arena))
+        write_state(path, self.fingerprint, steps, _rows(steps, rows), self._state_views(arena))
+
+    def journal(self, path, *, rows: int | None = None) -> StateJournal:
+        """Keep the state in ``path`` as a journal (see ``state_file``), starting from the state
+        now: ``commit_state`` then makes each new state durable with one write and one
+        ``fdatasync`` (no rename), for a caller that saves after every step. ``load_state``
+        reads it as any state file."""
+        steps, arena = self._snapshot()
+        return StateJournal(path, self.fingerprint, steps, _rows(steps, rows), self._state_views(arena))
+
+    def commit_state(self, journal: StateJournal, *, rows: int | None = None) -> None:
+        """Make the current state durable in ``journal`` (from ``journal``): after a crash at
+        any later moment, ``load_state`` gives this state or a newer one."""
+        steps, arena = self._snapshot()
+        journal.commit(steps, _rows(steps, rows), self._state_views(arena))
 
     def load_state(self, path) -> int:
         """Restore a state written by ``save_state`` of this same model (same weights and
@@ -265,3 +276,11 @@ class StreamingModel:
     def __repr__(self) -> str:
         return (f"StreamingModel('{self._path}', input_size={self.input_size}, "
                 f"output_size={self.output_size}, batch={self.batch}, states={sorted(self._states)})")
+
+
+def _rows(steps: int, rows: int | None) -> int:
+    """The rows consumed up to a state: ``steps`` unless the caller skipped rows."""
+    rows = steps if rows is None else rows
+    if type(rows) is not int or rows < steps:
+        raise ValueError(f"rows must be an int >= steps ({steps}); got {rows!r}")
+    return rows

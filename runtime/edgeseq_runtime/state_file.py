@@ -17,6 +17,13 @@ The header is a UTF-8 JSON object with exactly these fields:
 The payload holds the arrays in that order; the sha256 covers everything before it. A file
 is written atomically (see ``atomic``), so a crash leaves the old state or the new one.
 
+A **journal** (version 3, what ``edgeseq stream --state-file`` keeps) is two such records of
+one fixed size, back to back: the header is padded with spaces to the longest it can be, so a
+commit overwrites one slot in place (``StateJournal``), in turn, with one ``fdatasync`` and no
+rename, as databases commit. A write torn by a crash breaks only its own slot's checksum; the
+reader takes the valid slot with the most rows. ``load_state`` reads journals and single
+records alike.
+
 A state file may come from anywhere, so reading it trusts nothing: it must be a regular file
 (a FIFO, a device or a directory is refused before any read), no larger than the layout the
 model expects allows (the read never goes past that bound), and every header field is checked
@@ -40,7 +47,9 @@ from .untrusted_file import UnreadableFile, read_regular
 
 MAGIC = b"EDGESEQ\x00"
 VERSION = 2
-FIELDS = {1: {"fingerprint", "steps", "states"}, 2: {"fingerprint", "steps", "rows", "states"}}
+JOURNAL = 3  # a record in one of a journal's two slots
+FIELDS = {1: {"fingerprint", "steps", "states"}, 2: {"fingerprint", "steps", "rows", "states"},
+          JOURNAL: {"fingerprint", "steps", "rows", "states"}}
 _PREFIX = struct.Struct("<8sII")
 _DIGEST = 32
 MAX_COUNT = 2**63 - 1  # steps and rows: what an int64 counter holds
@@ -62,29 +71,109 @@ class SavedState:
 
 
 def write_state(path, fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray]) -> None:
+    write_atomic(path, _record(VERSION, fingerprint, steps, rows, arrays))
+
+
+def _record(version: int, fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray],
+            header_size: int | None = None) -> bytes:
+    """One record; ``header_size`` pads the header with spaces (JSON whitespace) to that length."""
     header = _header(fingerprint, steps, rows, {name: a.shape for name, a in arrays.items()})
-    body = _PREFIX.pack(MAGIC, VERSION, len(header)) + header + b"".join(
+    header = header.ljust(header_size or len(header))
+    body = _PREFIX.pack(MAGIC, version, len(header)) + header + b"".join(
         np.ascontiguousarray(a, "<f4").tobytes() for a in arrays.values())
-    write_atomic(path, body + hashlib.sha256(body).digest())
+    return body + hashlib.sha256(body).digest()
+
+
+class StateJournal:
+    """A state file kept up to date after every step at the cost of one write and one
+    ``fdatasync``: two fixed-size slots written in turn (see the module's docstring).
+
+    Opening writes a fresh journal holding ``arrays`` in both slots, atomically: whatever
+    ``path`` held before (a single record, an older journal) is replaced only once the new file
+    is whole. A symlink at ``path`` is followed; the file it points to is then written in place.
+    """
+
+    def __init__(self, path, fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray]):
+        self.path = os.fspath(path)
+        self._fingerprint = fingerprint
+        layout = {name: a.shape for name, a in arrays.items()}
+        self._header_size = len(_header(fingerprint, MAX_COUNT, MAX_COUNT, layout))
+        first = _record(JOURNAL, fingerprint, steps, rows, arrays, self._header_size)
+        self._slot_size, self._next = len(first), 0
+        write_atomic(self.path, first + first)
+        self._fd = os.open(os.path.realpath(self.path), os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)
+
+    def commit(self, steps: int, rows: int, arrays: dict[str, np.ndarray]) -> None:
+        """Make this state durable: when this returns, a crash at any later moment leaves it
+        (or a newer one) in the file."""
+        record = _record(JOURNAL, self._fingerprint, steps, rows, arrays, self._header_size)
+        if len(record) != self._slot_size:
+            raise ValueError(f"{self.path}: a state of another layout cannot go into this journal")
+        os.pwrite(self._fd, record, self._next * self._slot_size)
+        _sync_data(self._fd)
+        self._next = 1 - self._next
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.close()
+
+
+def _sync_data(fd: int) -> None:
+    """The file's data on the disk; its size and blocks were made durable when it was created."""
+    (getattr(os, "fdatasync", None) or os.fsync)(fd)
 
 
 def read_state(path, fingerprint: str, layout: dict[str, tuple]) -> SavedState:
-    """The state saved in ``path``, checked against this model's fingerprint and layout."""
+    """The state saved in ``path`` (a single record or a journal), checked against this model's
+    fingerprint and layout."""
     path = os.fspath(path)
     payload_size = 4 * sum(math.prod(shape) for shape in layout.values())
     header_bound = len(_header(fingerprint, MAX_COUNT, MAX_COUNT, layout)) + HEADER_SLACK
+    record_bound = _PREFIX.size + header_bound + payload_size + _DIGEST
     try:
-        data = read_regular(path, _PREFIX.size + header_bound + payload_size + _DIGEST,
-                            "a state file of this model can hold")
+        data = read_regular(path, 2 * record_bound, "a state file of this model can hold")
     except FileNotFoundError:
         raise StateFileError(f"{path}: no such state file") from None
     except UnreadableFile as e:
         raise StateFileError(f"{path}: {e}") from None
     if len(data) < _PREFIX.size + _DIGEST or data[:len(MAGIC)] != MAGIC:
         raise StateFileError(f"{path}: not an edgeseq state file")
+    _, version, header_size = _PREFIX.unpack_from(data)
+    if version != JOURNAL:
+        return _parse_record(path, data, fingerprint, layout, payload_size)
+    slot_size = _PREFIX.size + header_size + payload_size + _DIGEST
+    if len(data) != 2 * slot_size:
+        raise StateFileError(f"{path}: a state journal of {len(data)} bytes; this model's takes {2 * slot_size} "
+                             f"(the file is truncated or of another model)")
+    saved = []
+    for slot in (data[:slot_size], data[slot_size:]):
+        try:
+            saved.append(_parse_record(path, slot, fingerprint, layout, payload_size))
+        except _TornRecord:
+            pass
+    if not saved:
+        raise StateFileError(f"{path}: checksum mismatch in both slots of the journal (the file is corrupted)")
+    return max(saved, key=lambda s: (s.rows, s.steps))
+
+
+class _TornRecord(StateFileError):
+    """A record whose checksum fails: in a journal, the slot a crash interrupted."""
+
+
+def _parse_record(path: str, data: bytes, fingerprint: str, layout: dict[str, tuple],
+                  payload_size: int) -> SavedState:
+    if data[:len(MAGIC)] != MAGIC:
+        raise _TornRecord(f"{path}: not an edgeseq state file")
     body, digest = data[:-_DIGEST], data[-_DIGEST:]
     if hashlib.sha256(body).digest() != digest:
-        raise StateFileError(f"{path}: checksum mismatch (the file is truncated or corrupted)")
+        raise _TornRecord(f"{path}: checksum mismatch (the file is truncated or corrupted)")
     _, version, header_size = _PREFIX.unpack_from(body)
     if version not in FIELDS:
         raise StateFileError(f"{path}: state file version {version}; this runtime reads versions "
