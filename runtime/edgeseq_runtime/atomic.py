@@ -15,6 +15,7 @@ folder is fsynced so that the rename itself survives a power cut. Beyond that:
   have locked it yet).
 """
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -29,6 +30,15 @@ _TEMPORARY_TAIL = re.compile(r"[a-z0-9_]{8}\.tmp")  # after ".<name>.": ours (he
 
 def write_atomic(path, data: bytes) -> None:
     """Replace the file at ``path`` (or the one its symlink points to) with ``data``."""
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+@contextlib.contextmanager
+def atomic_writer(path):
+    """A binary file whose contents replace the file at ``path`` when the block ends, for data
+    written in pieces (a Parquet writer's row groups); an exception in the block leaves ``path``
+    as it was and removes the temporary file."""
     target = os.path.realpath(path)
     folder, name = os.path.split(target)
     _refuse_non_regular(target)
@@ -38,7 +48,7 @@ def write_atomic(path, data: bytes) -> None:
         fcntl.flock(fd, fcntl.LOCK_EX)  # held until the rename: marks the file as a live write
         with os.fdopen(fd, "wb") as f:
             _keep_permissions(f.fileno(), target)
-            f.write(data)
+            yield f
             f.flush()
             os.fsync(f.fileno())
             os.replace(temporary, target)
