@@ -103,7 +103,7 @@ def parse_table(data: bytes, path: str, columns: list[str] | None = None, *, hea
     except csv.Error as e:
         raise DataError(f"{path}: line {reader.line_num}: {e}") from None
     if not rows:
-        raise DataError(f"{path}: no rows")
+        raise DataError(f"{path}: no rows (not even a header line)")
     if header is None:
         header = _looks_like_header(rows)
     names = rows[0][1] if header else None

@@ -1,18 +1,17 @@
-"""A time series for forecasting: read from a CSV column, split in time, scored.
+"""A time series for forecasting: read from CSV columns, split in time, scored.
 
-Forecasting here is one step ahead: at every time step the model sees the current value and
-predicts the next one, exactly as it will when streaming on a device.
+Forecasting here is from each time step on: the model sees the current row (the target and any
+covariates) and forecasts the next ``horizon`` values of the target, exactly as it will when
+streaming on a device.
 """
 
-import csv
-import math
 import os
 from dataclasses import dataclass
 
 import numpy as np
 from edgeseq_runtime import EdgeseqError
 
-from ..rows import is_number
+from ..rows import read_table
 
 
 class SeriesError(EdgeseqError):
@@ -21,9 +20,25 @@ class SeriesError(EdgeseqError):
 
 @dataclass(frozen=True)
 class Series:
-    name: str           # the column
-    values: np.ndarray  # float64, in time order
+    name: str                           # the target column
+    values: np.ndarray                  # float64, in time order
     source: str
+    covariates: np.ndarray | None = None  # float64 (time, k): the other columns the model takes
+    covariate_names: tuple = ()
+    labels: list | None = None          # the file's label column (dates, say), one per value
+    dates: np.ndarray | None = None     # the labels as datetimes, when they are dates
+    read: str = ""                      # the reader's account of the file (header, delimiter, gaps)
+
+    @property
+    def columns(self) -> list[str]:
+        """The columns one step takes, in order: the target first, then the covariates."""
+        return [self.name, *self.covariate_names]
+
+    @property
+    def inputs(self) -> np.ndarray:
+        """float64 (time, 1 + k): the rows the model steps over."""
+        target = self.values.reshape(-1, 1)
+        return target if self.covariates is None else np.concatenate([target, self.covariates], axis=1)
 
     def split(self, validation: float = 0.15, test: float = 0.15) -> tuple[int, int]:
         """(start of validation, start of test): a chronological split, the test span last."""
@@ -33,33 +48,22 @@ class Series:
         return val_start, test_start
 
 
-def read_series(path, column: str | None = None) -> Series:
-    """The values of ``column`` (default: the last numeric column) of a CSV with a header."""
+def read_series(path, column: str | None = None, covariates: list[str] | None = None, *,
+                header: bool | None = None, missing: str = "error") -> Series:
+    """``column`` (default: the last numeric column) of a CSV, with the ``covariates`` columns,
+    through the one CSV reader (``rows.read_table``: its rules for delimiters, headers, dates and
+    missing values)."""
     path = os.fspath(path)
-    try:
-        with open(path, newline="") as f:
-            rows = [row for row in csv.reader(f) if row]
-    except UnicodeDecodeError:
-        raise SeriesError(f"{path}: not a text CSV file") from None
-    if len(rows) < 2:
-        raise SeriesError(f"{path}: needs a header line and at least one row")
-    header, body = rows[0], rows[1:]
+    covariates = list(covariates or [])
     if column is None:
-        numeric = [i for i in range(len(header)) if is_number(body[0][i] if i < len(body[0]) else "")]
-        if not numeric:
-            raise SeriesError(f"{path}: no numeric column")
-        index = numeric[-1]
-    elif column in header:
-        index = header.index(column)
-    else:
-        raise SeriesError(f"{path}: no column {column!r} (columns: {', '.join(header)})")
-    values = []
-    for line, row in enumerate(body, start=2):
-        cell = row[index] if index < len(row) else ""
-        if not is_number(cell) or not math.isfinite(float(cell)):
-            raise SeriesError(f"{path}: line {line}, column {header[index]!r}: {cell!r} is not a finite number")
-        values.append(float(cell))
-    return Series(header[index], np.asarray(values, np.float64), path)
+        everything = read_table(path, header=header, missing=missing)
+        column = next(c for c in reversed(everything.columns) if c not in covariates)
+    if column in covariates:
+        raise SeriesError(f"{path}: column {column!r} is the target; it cannot be a covariate too")
+    table = read_table(path, [column, *covariates], header=header, missing=missing)
+    values = table.values
+    return Series(column, values[:, 0].copy(), path, values[:, 1:].copy() if covariates else None,
+                  tuple(covariates), table.labels, table.dates(), table.describe())
 
 
 def seasonal_period(values: np.ndarray, longest: int) -> int:
