@@ -8,7 +8,8 @@ import sys
 
 import numpy as np
 import pytest
-from edgeseq_export.rows import DataError, read_rows, read_table, split_line
+from edgeseq_export.rows import DataError, read_rows, read_table
+from edgeseq_runtime.csv_fields import split_line
 
 EDGESEQ = [sys.executable, "-m", "edgeseq.cli"]
 SALES = [[15136.0, 1.5], [16733.0, 2.5], [20016.0, 3.0]]
@@ -122,3 +123,21 @@ def test_train_says_the_header_and_refuses_a_gap_in_one_line(tmp_path):
     assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
     assert "data.csv: line 62, column 'sales': a missing value" in result.stderr
     assert not (tmp_path / "m.pt").exists()
+
+
+def test_stream_reads_semicolon_and_tab_rows_as_a_file_would(tmp_path):
+    """The same three rows, comma-, semicolon- and tab-separated (a BOM on the first), stream to
+    the same outputs: those of edgeseq's runtime on the numbers themselves."""
+    import edgeseq_runtime
+    from support.onnx_builders import build_model
+
+    model = build_model(tmp_path, "GRU", input_size=3, hidden_size=6, head="matmul", output_size=2)
+    rows = np.random.default_rng(4).standard_normal((3, 3)).astype(np.float32)
+    expected = edgeseq_runtime.load(model.path).run(rows)
+    for delimiter in (",", ";", "\t"):
+        text = "\ufeff" + "".join(delimiter.join(f"{v:.9g}" for v in row) + "\n" for row in rows)
+        result = subprocess.run([*EDGESEQ, "stream", str(model.path)], input=text, capture_output=True, text=True,
+                                timeout=120)
+        assert result.returncode == 0, result.stderr
+        got = np.array([[float(v) for v in line.split(",")] for line in result.stdout.splitlines()])
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)

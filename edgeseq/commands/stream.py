@@ -34,6 +34,7 @@ import sys
 import click
 import numpy as np
 from edgeseq_runtime import EdgeseqError
+from edgeseq_runtime.csv_fields import split_line
 
 from ..paths import output_file
 from .options import loading_options
@@ -186,7 +187,7 @@ def _hold_lock(state_file: str) -> None:
 
 def _parse(line: str, stream) -> np.ndarray:
     """The numbers of one CSV row, as the model's step takes them."""
-    fields = line.strip().split(",")
+    fields = split_line(line)  # the rules of every CSV edgeseq reads: , ; or tab, a BOM dropped
     try:
         values = [int(f) for f in fields] if stream.is_token_model else [float(f) for f in fields]
     except ValueError:

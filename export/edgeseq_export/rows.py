@@ -29,12 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 from edgeseq_runtime import EdgeseqError
+from edgeseq_runtime.csv_fields import is_missing, parse_number, sniff_delimiter
 from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular, read_regular
 
 MAX_DATA_BYTES = 1 << 30  # a data file of 1 GiB holds ~100M values, far more than training or calibration needs
-DELIMITERS = ",;\t"
 MISSING_POLICIES = ("error", "drop", "interpolate")
-MISSING_TOKENS = frozenset({"", "na", "n/a", "nan", "null", "none"})
 SNIFF_BYTES = 64 << 10  # the delimiter is sniffed on the first lines; a row is far shorter
 
 
@@ -123,30 +122,6 @@ def parse_table(data: bytes, path: str, columns: list[str] | None = None, *, hea
     return Table(path, picked, values, lines, names, delimiter, labels, label_name, filled, dropped)
 
 
-def sniff_delimiter(sample: str) -> str:
-    """``,`` ``;`` or tab, whichever ``csv.Sniffer`` finds in ``sample``; a comma when it finds
-    none (a file of one column)."""
-    try:
-        return csv.Sniffer().sniff(sample, delimiters=DELIMITERS).delimiter
-    except csv.Error:
-        return next((d for d in DELIMITERS if d in sample.partition("\n")[0]), ",")
-
-
-def parse_number(field: str) -> float | None:
-    """A field's number; None when it is a missing value; ValueError when it is text."""
-    if field.strip().lower() in MISSING_TOKENS:
-        return None
-    return float(field)
-
-
-def split_line(line: str) -> list[str]:
-    """One CSV line's fields, by the same rules as a file's (sniffed delimiter, BOM dropped):
-    how ``edgeseq stream`` reads a row of stdin."""
-    line = line.lstrip("\ufeff").strip()
-    row = next(csv.reader([line], delimiter=sniff_delimiter(line)), [])
-    return [field.strip() for field in row]
-
-
 def is_number(text: str) -> bool:
     """Whether a CSV field holds a number."""
     try:
@@ -170,7 +145,7 @@ def _numeric_column(body, index: int) -> bool:
     """Whether column ``index`` holds numbers: most of its filled fields among the first rows
     (a stray word in a column of numbers is then an error naming its line, not a label)."""
     seen = [is_number(fields[index]) for _, fields in body[:100]
-            if index < len(fields) and fields[index].lower() not in MISSING_TOKENS]
+            if index < len(fields) and not is_missing(fields[index])]
     return bool(seen) and sum(seen) * 2 >= len(seen)
 
 
