@@ -13,8 +13,8 @@ are loaded only when used.
 from edgeseq_runtime import EdgeseqError, LoadOptions, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "LoadOptions", "ModelError", "StreamingModel", "export", "load", "quantize", "verify",
-           "__version__"]
+__all__ = ["EdgeseqError", "LoadOptions", "ModelError", "StreamingModel", "export", "load", "quantize", "replay",
+           "verify", "__version__"]
 
 
 def export(model_or_path, path, **options):
@@ -49,3 +49,18 @@ def quantize(path, output, mode="int8", **options):
     from edgeseq_export.backends.quantize import quantize as quantize_model
 
     return quantize_model(path, output, mode, **options)
+
+
+def replay(model, data, *, key, order=None, columns=None, states=None, resume=False, engine="local", address=None,
+           **options):
+    """Replay every stream of ``data`` (Parquet or CSV; one stream per ``key`` value) through
+    ``model`` from its own state: a ``pyarrow.Table`` of one output row per input row, the numbers
+    of ``load(model).run(rows of that key)``.
+
+    The arguments and ``options`` (``on_error``, ``load_options``) are ``edgeseq.replay_api.replay``'s.
+    Needs pyarrow (and Ray for ``engine="ray"``).
+    """
+    from .replay_api import replay as replay_fleet
+
+    return replay_fleet(model, data, key=key, order=order, columns=columns, states=states, resume=resume,
+                        engine=engine, address=address, **options)

@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "export": "export",
     "inspect": "inspect",
     "quantize": "quantize",
+    "replay": "replay",
     "stream": "stream",
     "train": "train",
     "verify": "verify",
