@@ -275,16 +275,6 @@ def test_bad_attribute_names_op_node_and_attribute(tmp_path, nodes, initializers
     assert nodes.op_type in message and nodes.name in message and attribute in message and "\n" not in message, message
 
 
-def test_codegen_refuses_a_plan_with_an_instruction_not_in_c(tmp_path):
-    from edgeseq_export.backends.codegen import CodegenError, generate
-
-    case = conv("conv", (1, 3, 12), (4, 3, 3))
-    model = front_end_model(tmp_path, case.nodes, case.x_shape, case.initializers)
-    with pytest.raises(CodegenError, match=r"^[^\n]*front_end\.onnx: the plan uses instruction CONV, which the C "
-                                           r"runtime does not implement yet[^\n]*$"):
-        generate(model.path, tmp_path / "c", "m")
-
-
 QUANTIZED_FRONT_ENDS = [
     conv("conv1d", (1, 3, 12), (16, 3, 3), pads=[1, 1]),
     conv("conv1d few filters (stored by output)", (1, 3, 12), (4, 3, 3), strides=[2]),

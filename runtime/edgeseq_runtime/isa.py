@@ -391,7 +391,7 @@ EMBEDDING = _instruction("EMBEDDING", 9, "y[r] = table[ids[r]], each id checked 
     ("table", _MATRIX, "(vocab, dim), FLOAT32 or INT8 with one scale per row"),
 ])
 
-# -- the ops of convolutional front ends: run by the numba kernels, not yet by the C runtime -------
+# -- the ops of convolutional front ends ----------------------------------------------------------
 
 POSITIVE = Slot("count, at least 1", minimum=1)
 
@@ -415,8 +415,7 @@ CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D c
     ("activate", FLAG, "1: act applies to Y (an activation that was the Conv's only reader)"),
     ("act", _FUNCTION),
     ("scratch", SCRATCH, "the patches (out_h*out_w, c_in/group*k_h*k_w), then the product (out_h*out_w, c_out)"),
-], scratch=lambda f: f["out_h"] * f["out_w"] * (f["c_in"] // f["group"] * f["k_h"] * f["k_w"] + f["c_out"]),
-   in_c=False)
+], scratch=lambda f: f["out_h"] * f["out_w"] * (f["c_in"] // f["group"] * f["k_h"] * f["k_w"] + f["c_out"]))
 
 UNARY_FUNCTION = _group("UNARY_FUNCTION", "the elementwise functions of UNARY (alpha, beta as the ONNX op "
                         "defines them)", [
@@ -433,7 +432,7 @@ UNARY = _instruction("UNARY", 11, "y = function(x) over n floats (kernels.math_f
     ("function", Slot("function", choices=UNARY_FUNCTION)),
     ("x", ARENA), ("y", ARENA), ("n", COUNT),
     ("params", WEIGHTS, "alpha, beta"),
-], in_c=False)
+])
 
 ELEMENTWISE_FUNCTION = _group("ELEMENTWISE_FUNCTION", "the two-operand functions of ELEMENTWISE; "
                               "comparisons give 1.0 or 0.0", [
@@ -448,13 +447,13 @@ ELEMENTWISE = _instruction("ELEMENTWISE", 12, "c = function(a, b) over n floats 
     ("a", _BROADCAST), ("b", _BROADCAST),
     ("c", ARENA, "n floats"),
     ("n", COUNT),
-], in_c=False)
+])
 
 WHERE = _instruction("WHERE", 13, "y = a if condition != 0 else b over n floats (kernels.math_f32)", [
     ("condition", _BROADCAST), ("a", _BROADCAST), ("b", _BROADCAST),
     ("y", ARENA, "n floats"),
     ("n", COUNT),
-], in_c=False)
+])
 
 REDUCE_FUNCTION = _group("REDUCE_FUNCTION", "the reductions of REDUCE, as ONNX's Reduce ops", [
     ("SUM", "sum"), ("MEAN", "sum / n"), ("MAX", "maximum"), ("MIN", "minimum"), ("PROD", "product"),
@@ -467,20 +466,20 @@ REDUCE = _instruction("REDUCE", 14, "y[o, i] = reduction of x[o, :, i], x (outer
     ("function", Slot("reduction", choices=REDUCE_FUNCTION)),
     ("x", ARENA), ("y", ARENA, "(outer, inner)"),
     ("outer", COUNT), ("n", COUNT, "the reduced axis"), ("inner", COUNT),
-], in_c=False)
+])
 
 NORMALIZE = _instruction("NORMALIZE", 15, "y[r] = (x[r] - mean(x[r])) / sqrt(var(x[r]) + epsilon) for each "
                          "row of x (rows, n): the core of LayerNormalization and InstanceNormalization "
                          "(kernels.reduce_f32)", [
     ("x", ARENA), ("y", ARENA), ("rows", COUNT), ("n", COUNT),
     ("epsilon", WEIGHTS),
-], in_c=False)
+])
 
 MATMUL = _instruction("MATMUL", 16, "c[i] = a[i] @ b[i] for i < count: MatMul of two run-time tensors "
                       "(kernels.matmul_f32)", [
     ("a", ARENA, "(count, m, k)"), ("b", ARENA, "(count, k, n)"), ("c", ARENA, "(count, m, n)"),
     ("count", COUNT), ("m", COUNT), ("k", COUNT), ("n", COUNT),
-], in_c=False)
+])
 
 OPCODE = _group("OPCODE", "the instructions", [(i.name, i.opcode, i.meaning) for i in INSTRUCTIONS])
 

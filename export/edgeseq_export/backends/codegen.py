@@ -218,8 +218,8 @@ def render_header(name: str, lowered: LoweredModel, image: PlanImage, source: st
  * step leaves the recurrent state as it was, so a glitching sensor cannot poison it.
  * The same numbers as edgeseq_runtime (Python) give for this model, within 1e-5.
  *
- * Build: compile {name}.c and edgeseq_rt.c (C99; only libm's expf, logf and log1pf, used by
- * softmax and softplus). No dynamic memory, no global mutable state, no recursion; states of
+ * Build: compile {name}.c and edgeseq_rt.c (C99, linked with -lm: libm functions that newlib has
+ * too, such as expf, sqrtf, powf). No dynamic memory, no global mutable state, no recursion; states of
  * different streams are independent, so streams may run in different threads.
  *
  * Recurrent state inside {name}_state_t (ONNX state input, shape, place in the arena):

@@ -6,15 +6,24 @@
  * same equations, gate order and approximations (exp, tanh, sigmoid), so that a model generated to
  * C gives the Python runtime's numbers within 1e-5; it is not a line-by-line port: the matrix
  * products here sum four inputs at a time (Python: fused multiply-add tiles), recurrent cells
- * work one stream at a time in less scratch, and softmax uses libm's expf. Records are decoded
+ * work one stream at a time in less scratch, softmax uses libm's expf, and sums along a reduced
+ * axis are compensated float sums (Python: float64). Records are decoded
  * with the names of edgeseq_plan.h (written from edgeseq_runtime/isa.py, which documents every
  * field): args[EDGESEQ_GRU_W] is the W operand of a GRU record.
  */
 #include "edgeseq_rt.h"
 
-#include <math.h>   /* expf, logf, log1pf: softmax and softplus only */
+#include <math.h>   /* libm functions newlib has too: softmax, softplus, UNARY, ELEMENTWISE's pow */
 #include <stddef.h> /* NULL */
 #include <string.h> /* memcpy */
+
+/* Finite by its exponent bits: immune to -ffinite-math-only, which may fold isfinite() to 1. */
+static int is_finite(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return (bits & 0x7f800000u) != 0x7f800000u;
+}
 
 /* ---- fastexp.py: exp and expm1 as range reduction + polynomial (see its docstring) ---------- */
 
@@ -514,6 +523,432 @@ static void softmax_f32(const int32_t *args, float *a)
     }
 }
 
+/* ---- conv_f32.py: each group's input patches gathered, then a product with its filters -------- */
+
+/* patches[r * taps + (ci*k_h + i)*k_w + j] = X[first + ci] at tap (i, j) of output position r, 0 in
+ * the padding; x is X of one stream, (c_in * in_h, in_w). Every column and row read is tested
+ * against the input's extent, so no pad or stride of the record reads outside it. */
+static void conv_gather(const int32_t *args, const float *x, int32_t first, int32_t channels,
+                        float *patches)
+{
+    const int32_t in_h = args[EDGESEQ_CONV_IN_H], in_w = args[EDGESEQ_CONV_IN_W];
+    const int32_t k_h = args[EDGESEQ_CONV_K_H], k_w = args[EDGESEQ_CONV_K_W];
+    const int32_t out_w = args[EDGESEQ_CONV_OUT_W];
+    const int32_t positions = args[EDGESEQ_CONV_OUT_H] * out_w, taps = channels * k_h * k_w;
+    const int32_t stride_h = args[EDGESEQ_CONV_STRIDE_H], stride_w = args[EDGESEQ_CONV_STRIDE_W];
+    const int32_t dilation_h = args[EDGESEQ_CONV_DILATION_H], dilation_w = args[EDGESEQ_CONV_DILATION_W];
+    const int32_t pad_top = args[EDGESEQ_CONV_PAD_TOP], pad_left = args[EDGESEQ_CONV_PAD_LEFT];
+    int32_t r, ci, i, j;
+    for (r = 0; r < positions; r++) {
+        const int32_t top = (r / out_w) * stride_h - pad_top, left = (r % out_w) * stride_w - pad_left;
+        float *row = patches + (size_t)r * (size_t)taps;
+        for (ci = 0; ci < channels; ci++) {
+            for (i = 0; i < k_h; i++) {
+                const int32_t h = top + i * dilation_h;
+                float *tap = row + (ci * k_h + i) * k_w;
+                const float *src;
+                if (h < 0 || h >= in_h) {
+                    for (j = 0; j < k_w; j++) {
+                        tap[j] = 0.0f;
+                    }
+                    continue;
+                }
+                src = x + (size_t)((first + ci) * in_h + h) * (size_t)in_w; /* a row of the input */
+                if (dilation_w == 1 && left >= 0 && left + k_w <= in_w) {
+                    memcpy(tap, src + left, (size_t)k_w * sizeof *tap); /* the common case */
+                } else {
+                    for (j = 0; j < k_w; j++) {
+                        const int32_t col = left + j * dilation_w;
+                        tap[j] = col >= 0 && col < in_w ? src[col] : 0.0f;
+                    }
+                }
+            }
+        }
+    }
+}
+
+static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+{
+    const int32_t batch = args[EDGESEQ_CONV_BATCH], c_in = args[EDGESEQ_CONV_C_IN];
+    const int32_t c_out = args[EDGESEQ_CONV_C_OUT], group = args[EDGESEQ_CONV_GROUP];
+    const int32_t positions = args[EDGESEQ_CONV_OUT_H] * args[EDGESEQ_CONV_OUT_W];
+    const int32_t c_in_g = c_in / group, c_out_g = c_out / group;
+    const int32_t taps = c_in_g * args[EDGESEQ_CONV_K_H] * args[EDGESEQ_CONV_K_W];
+    const int32_t image = c_in * args[EDGESEQ_CONV_IN_H] * args[EDGESEQ_CONV_IN_W];
+    const int32_t width = args[EDGESEQ_CONV_Y_WIDTH], bias = args[EDGESEQ_CONV_B];
+    float *patches = a + args[EDGESEQ_CONV_SCRATCH];
+    float *product = patches + (size_t)positions * (size_t)taps; /* (positions, c_out) */
+    int32_t n, g, r, co;
+    for (n = 0; n < batch; n++) {
+        const float *x = a + args[EDGESEQ_CONV_X] + n * image;
+        float *y = a + args[EDGESEQ_CONV_Y] + n * c_out * width;
+        for (r = 0; r < positions; r++) {
+            fill(product + r * c_out, c_out, model->weights, bias);
+        }
+        for (g = 0; g < group; g++) {
+            conv_gather(args, x, g * c_in_g, c_in_g, patches);
+            for (r = 0; r < positions; r++) {
+                accumulate(args + EDGESEQ_CONV_W, model, c_out, g * c_out_g, patches + r * taps, taps,
+                           product + r * c_out + g * c_out_g, c_out_g);
+            }
+        }
+        if (args[EDGESEQ_CONV_ACTIVATE]) {
+            activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product, positions * c_out);
+        }
+        for (co = 0; co < c_out; co++) {
+            for (r = 0; r < positions; r++) {
+                y[co * width + r] = product[r * c_out + co];
+            }
+        }
+    }
+}
+
+/* ---- math_f32.py: unary functions, two-operand functions and comparisons, Where ------------- */
+
+/* A float32's bits and back (memcpy: the one way C99 defines). */
+static uint32_t float_bits(float v)
+{
+    uint32_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    return bits;
+}
+
+static float bits_float(uint32_t bits)
+{
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* v with its `dropped` lowest mantissa bits rounded off, ties to even (a carry into the exponent
+ * gives the next power of two, or inf); NaN and inf unchanged. */
+static float round_bits(float v, int dropped)
+{
+    const uint32_t half = ((uint32_t)1 << (dropped - 1)) - 1u, low = ((uint32_t)1 << dropped) - 1u;
+    uint32_t bits = float_bits(v);
+    if (!is_finite(v)) {
+        return v;
+    }
+    bits = (bits + half + ((bits >> dropped) & 1u)) & ~low;
+    return bits_float(bits);
+}
+
+#define FLOAT16_SMALLEST_NORMAL 6.103515625e-05f /* 2^-14 */
+#define FLOAT16_MAX 65504.0f
+#define TWO_24 16777216.0f
+#define ROUNDING_SHIFT 12582912.0f /* 1.5 * 2^23: x + it - it rounds |x| < 2^22 to an integer, ties to even */
+
+/* The float16 nearest v, as float32: 10 mantissa bits for normal float16s, multiples of 2^-24
+ * below 2^-14 (its subnormals; |v * 2^24| < 2^10 there, so the shift rounds it exactly as rint
+ * does), inf from 65520 on. */
+static float to_float16(float v)
+{
+    float rounded;
+    if (fabsf(v) < FLOAT16_SMALLEST_NORMAL) {
+        return ((v * TWO_24 + ROUNDING_SHIFT) - ROUNDING_SHIFT) / TWO_24;
+    }
+    rounded = round_bits(v, 13);
+    if (fabsf(rounded) <= FLOAT16_MAX || !is_finite(v)) {
+        return rounded;
+    }
+    return v > 0.0f ? INFINITY : -INFINITY;
+}
+
+static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+{
+    const int32_t n = args[EDGESEQ_UNARY_N], params = args[EDGESEQ_UNARY_PARAMS];
+    const float alpha = model->weights[params], beta = model->weights[params + 1];
+    const float *x = a + args[EDGESEQ_UNARY_X];
+    float *y = a + args[EDGESEQ_UNARY_Y];
+    int32_t i;
+    switch (args[EDGESEQ_UNARY_FUNCTION]) {
+    case EDGESEQ_UNARY_FUNCTION_SQRT:
+        for (i = 0; i < n; i++) {
+            y[i] = sqrtf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_SQUARE:
+        for (i = 0; i < n; i++) {
+            y[i] = x[i] * x[i];
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_POW:
+        for (i = 0; i < n; i++) {
+            y[i] = powf(x[i], alpha);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_EXP:
+        for (i = 0; i < n; i++) {
+            y[i] = expf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_LOG:
+        for (i = 0; i < n; i++) {
+            y[i] = logf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_ABS:
+        for (i = 0; i < n; i++) {
+            y[i] = fabsf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_NEG:
+        for (i = 0; i < n; i++) {
+            y[i] = -x[i];
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_RECIPROCAL:
+        for (i = 0; i < n; i++) {
+            y[i] = 1.0f / x[i];
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_CLIP:
+        for (i = 0; i < n; i++) {
+            const float low = x[i] > alpha ? x[i] : alpha;
+            y[i] = low < beta ? low : beta;
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_SELU:
+        for (i = 0; i < n; i++) {
+            y[i] = beta * (x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]));
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_FLOOR:
+        for (i = 0; i < n; i++) {
+            y[i] = floorf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_CEIL:
+        for (i = 0; i < n; i++) {
+            y[i] = ceilf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_ERF:
+        for (i = 0; i < n; i++) {
+            y[i] = erff(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_NOT:
+        for (i = 0; i < n; i++) {
+            y[i] = x[i] == 0.0f ? 1.0f : 0.0f;
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_TO_FLOAT16:
+        for (i = 0; i < n; i++) {
+            y[i] = to_float16(x[i]);
+        }
+        break;
+    default: /* TO_BFLOAT16 */
+        for (i = 0; i < n; i++) {
+            y[i] = round_bits(x[i], 16);
+        }
+        break;
+    }
+}
+
+static float truth(int v)
+{
+    return v ? 1.0f : 0.0f;
+}
+
+static void elementwise_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+{
+    const float *xa = broadcast_values(args + EDGESEQ_ELEMENTWISE_A, model, a);
+    const float *xb = broadcast_values(args + EDGESEQ_ELEMENTWISE_B, model, a);
+    const int32_t period_a = args[EDGESEQ_ELEMENTWISE_A + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t period_b = args[EDGESEQ_ELEMENTWISE_B + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t fn = args[EDGESEQ_ELEMENTWISE_FUNCTION], n = args[EDGESEQ_ELEMENTWISE_N];
+    float *out = a + args[EDGESEQ_ELEMENTWISE_C];
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        const float x = xa[i % period_a], y = xb[i % period_b];
+        switch (fn) {
+        case EDGESEQ_ELEMENTWISE_FUNCTION_POW: out[i] = powf(x, y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_MIN: out[i] = y < x ? y : x; break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_MAX: out[i] = y > x ? y : x; break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_PRELU: out[i] = x >= 0.0f ? x : y * x; break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_EQUAL: out[i] = truth(x == y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_LESS: out[i] = truth(x < y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_LESS_OR_EQUAL: out[i] = truth(x <= y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_GREATER: out[i] = truth(x > y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_GREATER_OR_EQUAL: out[i] = truth(x >= y); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_AND: out[i] = truth(x != 0.0f && y != 0.0f); break;
+        case EDGESEQ_ELEMENTWISE_FUNCTION_OR: out[i] = truth(x != 0.0f || y != 0.0f); break;
+        default: out[i] = truth((x != 0.0f) != (y != 0.0f)); break; /* XOR */
+        }
+    }
+}
+
+static void where_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+{
+    const float *condition = broadcast_values(args + EDGESEQ_WHERE_CONDITION, model, a);
+    const float *xa = broadcast_values(args + EDGESEQ_WHERE_A, model, a);
+    const float *xb = broadcast_values(args + EDGESEQ_WHERE_B, model, a);
+    const int32_t period_c = args[EDGESEQ_WHERE_CONDITION + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t period_a = args[EDGESEQ_WHERE_A + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t period_b = args[EDGESEQ_WHERE_B + EDGESEQ_BROADCAST_PERIOD];
+    const int32_t n = args[EDGESEQ_WHERE_N];
+    float *y = a + args[EDGESEQ_WHERE_Y];
+    int32_t i;
+    for (i = 0; i < n; i++) {
+        y[i] = condition[i % period_c] != 0.0f ? xa[i % period_a] : xb[i % period_b];
+    }
+}
+
+/* ---- reduce_f32.py: reductions along one axis, the norm layers' row normalization ----------- */
+
+/* A float sum with Neumaier's compensation: within a rounding or two of the exact sum whatever
+ * the number of terms, as the Python runtime's float64 sums are, without double arithmetic
+ * (which a Cortex-M4 emulates in software). Do not build with -ffast-math, which folds the
+ * compensation away. */
+typedef struct {
+    float sum, compensation;
+} exact_sum_t;
+
+static void add_term(exact_sum_t *s, float v)
+{
+    const float t = s->sum + v;
+    if (fabsf(s->sum) >= fabsf(v)) {
+        s->compensation += (s->sum - t) + v;
+    } else {
+        s->compensation += (v - t) + s->sum;
+    }
+    s->sum = t;
+}
+
+static float total(const exact_sum_t *s)
+{
+    return s->sum + s->compensation;
+}
+
+/* The reduction of x[0], x[stride], ... (n values). */
+static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
+{
+    exact_sum_t s = {0.0f, 0.0f};
+    float top = 0.0f, product = 1.0f;
+    int32_t i;
+    switch (fn) {
+    case EDGESEQ_REDUCE_FUNCTION_MAX:
+        top = x[0];
+        for (i = 1; i < n; i++) {
+            top = x[i * stride] > top ? x[i * stride] : top;
+        }
+        return top;
+    case EDGESEQ_REDUCE_FUNCTION_MIN:
+        top = x[0];
+        for (i = 1; i < n; i++) {
+            top = x[i * stride] < top ? x[i * stride] : top;
+        }
+        return top;
+    case EDGESEQ_REDUCE_FUNCTION_PROD:
+        for (i = 0; i < n; i++) {
+            product *= x[i * stride];
+        }
+        return product;
+    case EDGESEQ_REDUCE_FUNCTION_L1:
+        for (i = 0; i < n; i++) {
+            add_term(&s, fabsf(x[i * stride]));
+        }
+        return total(&s);
+    case EDGESEQ_REDUCE_FUNCTION_L2:
+    case EDGESEQ_REDUCE_FUNCTION_SUM_SQUARE:
+        for (i = 0; i < n; i++) {
+            add_term(&s, x[i * stride] * x[i * stride]);
+        }
+        return fn == EDGESEQ_REDUCE_FUNCTION_L2 ? sqrtf(total(&s)) : total(&s);
+    case EDGESEQ_REDUCE_FUNCTION_LOG_SUM_EXP:
+        top = n > 0 ? x[0] : 0.0f;
+        for (i = 1; i < n; i++) {
+            top = x[i * stride] > top ? x[i * stride] : top;
+        }
+        for (i = 0; i < n; i++) {
+            add_term(&s, expf(x[i * stride] - top));
+        }
+        return top + logf(total(&s));
+    default: /* SUM, MEAN, LOG_SUM */
+        for (i = 0; i < n; i++) {
+            add_term(&s, x[i * stride]);
+        }
+        if (fn == EDGESEQ_REDUCE_FUNCTION_MEAN) {
+            return total(&s) / (float)n;
+        }
+        return fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM ? logf(total(&s)) : total(&s);
+    }
+}
+
+static void reduce_f32(const int32_t *args, float *a)
+{
+    const int32_t outer = args[EDGESEQ_REDUCE_OUTER], n = args[EDGESEQ_REDUCE_N];
+    const int32_t inner = args[EDGESEQ_REDUCE_INNER], fn = args[EDGESEQ_REDUCE_FUNCTION];
+    const float *x = a + args[EDGESEQ_REDUCE_X];
+    float *y = a + args[EDGESEQ_REDUCE_Y];
+    int32_t o, k;
+    for (o = 0; o < outer; o++) {
+        for (k = 0; k < inner; k++) {
+            y[o * inner + k] = reduce_one(fn, x + (size_t)o * (size_t)n * (size_t)inner + k, n, inner);
+        }
+    }
+}
+
+/* Each row to mean 0 and variance 1 (biased, as LayerNormalization and InstanceNormalization
+ * define it). The mean is kept as two floats, mean + residual, so that x - mean loses no more
+ * than the Python runtime's float64 does when the mean is large against the spread. */
+static void normalize_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+{
+    const int32_t rows = args[EDGESEQ_NORMALIZE_ROWS], n = args[EDGESEQ_NORMALIZE_N];
+    const float epsilon = model->weights[args[EDGESEQ_NORMALIZE_EPSILON]];
+    int32_t r, i;
+    for (r = 0; r < rows; r++) {
+        const float *x = a + args[EDGESEQ_NORMALIZE_X] + r * n;
+        float *y = a + args[EDGESEQ_NORMALIZE_Y] + r * n;
+        exact_sum_t s = {0.0f, 0.0f}, rest = {0.0f, 0.0f}, spread = {0.0f, 0.0f};
+        float mean, residual, inverse;
+        for (i = 0; i < n; i++) {
+            add_term(&s, x[i]);
+        }
+        mean = total(&s) / (float)n;
+        for (i = 0; i < n; i++) {
+            add_term(&rest, x[i] - mean);
+        }
+        residual = total(&rest) / (float)n;
+        for (i = 0; i < n; i++) {
+            const float d = (x[i] - mean) - residual;
+            add_term(&spread, d * d);
+        }
+        inverse = 1.0f / sqrtf(total(&spread) / (float)n + epsilon);
+        for (i = 0; i < n; i++) {
+            y[i] = ((x[i] - mean) - residual) * inverse;
+        }
+    }
+}
+
+/* ---- matmul_f32.py: c[i] = a[i] @ b[i], two run-time tensors -------------------------------- */
+
+static void matmul_f32(const int32_t *args, float *a)
+{
+    const int32_t count = args[EDGESEQ_MATMUL_COUNT], m = args[EDGESEQ_MATMUL_M];
+    const int32_t k = args[EDGESEQ_MATMUL_K], n = args[EDGESEQ_MATMUL_N];
+    int32_t i, r, t, j;
+    for (i = 0; i < count; i++) {
+        const float *x = a + args[EDGESEQ_MATMUL_A] + (size_t)i * (size_t)(m * k);
+        const float *y = a + args[EDGESEQ_MATMUL_B] + (size_t)i * (size_t)(k * n);
+        float *z = a + args[EDGESEQ_MATMUL_C] + (size_t)i * (size_t)(m * n);
+        for (r = 0; r < m; r++) {
+            float *row = z + r * n;
+            for (j = 0; j < n; j++) {
+                row[j] = 0.0f;
+            }
+            for (t = 0; t < k; t++) {
+                const float v = x[r * k + t];
+                const float *source = y + t * n;
+                for (j = 0; j < n; j++) {
+                    row[j] += v * source[j];
+                }
+            }
+        }
+    }
+}
+
 /* ---- movement.py ------------------------------------------------------------------------------ */
 
 /* An integer in [-vocab, vocab), a row of a table of vocab rows (negative ids count from the
@@ -582,14 +1017,6 @@ static int embedding(const int32_t *args, const edgeseq_rt_model_t *model, float
 
 /* ---- interpreter.py --------------------------------------------------------------------------- */
 
-/* Finite by its exponent bits: immune to -ffinite-math-only, which may fold isfinite() to 1. */
-static int is_finite(float v)
-{
-    uint32_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    return (bits & 0x7f800000u) != 0x7f800000u;
-}
-
 static int check_inputs(const int32_t *code, const float *x)
 {
     const int32_t n = code[EDGESEQ_HEADER_X_SIZE], vocab = code[EDGESEQ_HEADER_VOCAB];
@@ -623,6 +1050,13 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
         case EDGESEQ_OPCODE_SOFTMAX: softmax_f32(args, a); break;
         case EDGESEQ_OPCODE_COPY: copy_indexed(args, model, a); break;
         case EDGESEQ_OPCODE_EMBEDDING: status = embedding(args, model, a); break;
+        case EDGESEQ_OPCODE_CONV: conv_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_UNARY: unary_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_ELEMENTWISE: elementwise_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_WHERE: where_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_REDUCE: reduce_f32(args, a); break;
+        case EDGESEQ_OPCODE_NORMALIZE: normalize_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_MATMUL: matmul_f32(args, a); break;
         default: break; /* edgeseq codegen refuses plans with other opcodes */
         }
         if (status != EDGESEQ_RT_OK) {
