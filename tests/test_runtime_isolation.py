@@ -1,4 +1,5 @@
-"""The on-device runtime must run a model with neither torch nor onnxruntime importable."""
+"""The on-device runtime must run a model with neither torch nor onnxruntime importable, nor replay's
+pyarrow and Ray (host tools: a device install never pulls them)."""
 
 import subprocess
 import sys
@@ -8,7 +9,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-BLOCKED = ("torch", "onnxruntime")
+BLOCKED = ("torch", "onnxruntime", "pyarrow", "ray")
 
 
 def _gru_model(path):
@@ -29,7 +30,7 @@ def _gru_model(path):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def test_runtime_runs_without_torch_or_onnxruntime(tmp_path):
+def test_runtime_runs_without_host_packages(tmp_path):
     path = tmp_path / "gru.onnx"
     _gru_model(path)
     script = textwrap.dedent(f"""
@@ -52,3 +53,14 @@ def test_runtime_runs_without_torch_or_onnxruntime(tmp_path):
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout
+
+
+def test_runtime_install_requires_no_host_package():
+    import pathlib
+    import re
+    import tomllib
+
+    runtime = pathlib.Path(__file__).parents[1] / "runtime" / "pyproject.toml"
+    requirements = tomllib.loads(runtime.read_text())["project"]["dependencies"]
+    names = {re.match(r"[A-Za-z0-9_.-]+", r).group().lower() for r in requirements}
+    assert names.isdisjoint(BLOCKED), names
