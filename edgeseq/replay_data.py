@@ -9,7 +9,8 @@ memory bound of one process, whatever the size of DATA, except that one stream's
 always held together.
 
 Within a bucket, streams are sorted by key and each stream's rows by ``--order`` (file order
-when absent, and for equal order values): the order of OUT's rows, the same for every engine.
+when absent, and for equal order values). So OUT holds each stream's rows together, in step
+order; which stream comes first depends on how many buckets the work was cut into.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 Every key starts with ``edgeseq.``. Plain strings are for people (Netron lists them):
 ``version``, ``exporter``, ``source_file``, ``source_form``, ``source_sha256``, ``cells``.
 JSON values serve people and tools alike: ``input``, ``output`` and ``states`` (names, shapes,
-dtype), ``task``, ``normalisation`` (present when the model carries one; it is applied inside
+dtype), ``delay`` (a model with a convolutional front end: the steps by which its stream lags
+the full-sequence forward, whose output t is the stream's output t + delay; the stream's first
+``delay`` outputs are zeros), ``task``, ``normalisation`` (present when the model carries one; it is applied inside
 the graph, the values are recorded for reference), ``read_options`` (how MODEL.pt was read),
 ``input_columns`` (the CSV columns an edgeseq checkpoint was trained on: ``quantize
 --calibration`` reads the same ones) and the whole ``architecture``, from which ``verify``
@@ -39,11 +41,12 @@ def properties(source, exporter: str) -> dict[str, str]:
                                          if architecture.vocab_size else
                                          {"shape": [*layout, architecture.input_size], "dtype": "float32"})},
         "output": {"name": OUTPUT_NAME, "shape": [*layout, architecture.output_size], "dtype": "float32"},
-        "states": [{"input": s.name, "output": s.next_name, "shape": [s.layers, "batch", s.size]}
-                   for s in architecture.states],
+        "states": [{"input": s.name, "output": s.next_name, "shape": list(s.dims)} for s in architecture.states],
         "task": source.task,
         "architecture": architecture.to_dict(),
     }
+    if architecture.front:
+        values["delay"] = architecture.delay
     if source.sha256:
         values["source_sha256"] = source.sha256
     normalisation = source.network.normalisation()

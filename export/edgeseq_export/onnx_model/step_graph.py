@@ -6,6 +6,11 @@ models) and the recurrent state ``h0, c0, h1, ...`` (each (layers, batch, size))
 ``y`` (laid out like ``x``) and the next state ``h0_next, c0_next, ...``. The batch axis is
 dynamic; so is the time axis, unless a module is written out as a one-step cell (``cells``).
 
+A convolutional front end streams one frame a step (``cells.FrontEndStep``): its state adds each
+conv's cache ``conv<i>`` (batch, channels, frames) and, for a padded conv, the ``warmup`` count
+(1, batch, 1). While the stream is younger than its delay, the recurrent state stays as it was
+and ``y`` is zeros: the full-sequence forward has no output there.
+
 Which exporter. The default is the TorchScript one (``dynamo=False``), although PyTorch
 deprecates it, because for recurrent models it writes the better graph:
 
@@ -37,7 +42,7 @@ from torch import nn
 
 from ..errors import ExportError
 from ..pytorch.architecture import INPUT_NAME, OUTPUT_NAME
-from ..pytorch.cells import ProjectedLSTMStep
+from ..pytorch.cells import FrontEndStep, ProjectedLSTMStep
 from ..pytorch.network import RecurrentNetwork
 
 OPSET = 20  # the newest opset both exporters write for LSTM, GRU and RNN
@@ -54,10 +59,31 @@ class StepModule(nn.Module):
         self.recurrent = nn.ModuleList(
             ProjectedLSTMStep(module) if spec.proj_size else module
             for spec, module in zip(network.architecture.recurrent, network.recurrent))
+        self.front = FrontEndStep(network) if network.architecture.front else None
+        self.recurrent_states = len(network.architecture.recurrent_states)
 
     def forward(self, x, *state):
-        y, next_state = self.network.forward_with(self.recurrent, x, state)
-        return (y, *next_state)
+        if self.front is None:
+            y, next_state = self.network.forward_with(self.recurrent, x, state)
+            return (y, *next_state)
+        state, front_state = state[:self.recurrent_states], state[self.recurrent_states:]
+        front_next = []
+
+        def front(frame):
+            frame, front_next[:] = self.front(frame, front_state)
+            return frame
+
+        if not self.front.delay:
+            y, next_state = self.network.forward_with(self.recurrent, x, state, front)
+            return (y, *next_state, *front_next)
+        # Before the delay, keep the state and give zeros. What is kept is computed before the
+        # recurrent nodes (graph order): edgeseq's runtime updates their state inputs in place.
+        reached = self.front.reached(front_state[-1], self.front.delay)
+        kept = [(1 - reached) * old for old in state]
+        y, next_state = self.network.forward_with(self.recurrent, x, state, front)
+        next_state = tuple(reached * new + old for new, old in zip(next_state, kept))
+        y = y * (reached.transpose(0, 1) if self.network.architecture.batch_first else reached)
+        return (y, *next_state, *front_next)
 
 
 def export_step_graph(network: RecurrentNetwork, exporter: str, label: str) -> onnx.ModelProto:
@@ -69,7 +95,7 @@ def export_step_graph(network: RecurrentNetwork, exporter: str, label: str) -> o
         raise ValueError(f"exporter {exporter!r}: expected one of {', '.join(EXPORTERS)}")
     architecture = network.architecture
     states = architecture.states
-    one_step = any(layer.proj_size for layer in architecture.recurrent)
+    one_step = bool(architecture.front) or any(layer.proj_size for layer in architecture.recurrent)
     batch_axis, time_axis = (0, 1) if architecture.batch_first else (1, 0)
     x_shape = [EXAMPLE_BATCH, 1] if architecture.batch_first else [1, EXAMPLE_BATCH]
     if architecture.vocab_size:
@@ -83,11 +109,11 @@ def export_step_graph(network: RecurrentNetwork, exporter: str, label: str) -> o
         sequence_axes = {batch_axis: "batch", **({} if one_step else {time_axis: "time"})}
         options = dict(dynamo=False, dynamic_axes={
             INPUT_NAME: sequence_axes, OUTPUT_NAME: sequence_axes,
-            **{name: {1: "batch"} for s in states for name in (s.name, s.next_name)}})
+            **{name: {s.dims.index("batch"): "batch"} for s in states for name in (s.name, s.next_name)}})
     else:
         batch = torch.export.Dim("batch")
         options = dict(dynamo=True, external_data=False, verbose=False,
-                       dynamic_shapes=({batch_axis: batch}, tuple({1: batch} for _ in states)))
+                       dynamic_shapes=({batch_axis: batch}, tuple({s.dims.index("batch"): batch} for s in states)))
     step = StepModule(network).eval()
     with tempfile.TemporaryDirectory() as folder, _quiet():
         path = Path(folder) / "step.onnx"

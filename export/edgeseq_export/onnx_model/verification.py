@@ -97,6 +97,9 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
     quantized = _has_qdq(path)
     runs["ONNX Runtime"] = _onnxruntime(path, label, architecture, x, not quantized, load_options.constants)
     runs["edgeseq"] = _edgeseq(path, label, architecture, x, load_options)
+    if architecture.front:
+        runs = _aligned(runs, architecture.delay, steps)
+        notes += [DELAY_NOTE.format(delay=architecture.delay)] if architecture.delay else []
     mean, std = (np.asarray(description.normalisation.get(k, default), np.float64)
                  for k, default in (("output_mean", 0.0), ("output_std", 1.0)))
 
@@ -107,6 +110,8 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
     differences = [difference(a, b) for a, b in itertools.combinations(runs, 2)]
     if quantized:
         runs[STOCK_ORT] = _onnxruntime(path, label, architecture, x, True, load_options.constants)
+        if architecture.front:
+            runs[STOCK_ORT] = _aligned({STOCK_ORT: runs[STOCK_ORT]}, architecture.delay, steps)[STOCK_ORT]
         differences.append(difference(STOCK_ORT, "edgeseq", judged=False))
         notes.append(QDQ_NOTE)
     return VerificationReport(label, steps, batch, seed, tolerance, "output_std" in description.normalisation,
@@ -120,6 +125,20 @@ QDQ_NOTE = ("int8 (QDQ) file: ONNX Runtime runs it with graph optimisations off,
             "file's own math (int8 weights, float activations). With its default optimisations it fuses "
             "the QDQ nodes into integer kernels that also quantize the activations: that row is shown, "
             "not judged.")
+
+
+DELAY_NOTE = ("the stream lags the full-sequence forward by {delay} steps (its padded convs): PyTorch's "
+              "output t compared with the streams' output t + {delay}, from the step where the streams' "
+              "recurrent layers start")
+
+
+def _aligned(runs: dict, delay: int, steps: int) -> dict:
+    """Each run's outputs from the step that PyTorch's full-sequence output 0 corresponds to:
+    the streams' from step ``delay`` on, PyTorch's first ``steps - delay`` (a front end's full
+    forward also gives the outputs of a padded conv's right padding, which no stream has reached)."""
+    if steps <= delay:
+        raise ValueError(f"steps {steps}: the model's stream lags by {delay} steps; check it over more")
+    return {name: (y[:steps - delay] if name == "PyTorch" else y[delay:], state) for name, (y, state) in runs.items()}
 
 
 def _has_description(path: str, label: str) -> bool:
@@ -198,7 +217,7 @@ def _onnxruntime(path, label, architecture, x, optimised: bool, constants: dict)
         raise SourceError(f"{label}: ONNX Runtime cannot load it ({' '.join(str(e).split())})") from None
     steps, batch = x.shape[:2]
     states = architecture.states
-    feeds = {s.name: np.zeros((s.layers, batch, s.size), np.float32) for s in states}
+    feeds = {s.name: np.zeros(s.shape(batch), np.float32) for s in states}
     feeds.update(onnxruntime_constants(session, constants))
     wanted = [OUTPUT_NAME, *(s.next_name for s in states)]
     y = np.empty((steps, batch, architecture.output_size), np.float32)
@@ -245,7 +264,7 @@ def _check_same_interface(reference: Architecture, exported: Architecture, refer
     """The reference must take and give what the exported model does, or nothing compares."""
     def interface(a: Architecture):
         return dict(input_size=a.input_size, vocab_size=a.vocab_size, output_size=a.output_size,
-                    batch_first=a.batch_first, states=[(s.name, s.layers, s.size) for s in a.states])
+                    batch_first=a.batch_first, states=[(s.name, s.dims) for s in a.states], delay=a.delay)
     ours, theirs = interface(exported), interface(reference)
     for key in ours:
         if ours[key] != theirs[key]:

@@ -1,9 +1,19 @@
 """What an exportable network is made of, as plain data: no torch needed to read it.
 
-An ``Architecture`` is [embedding] -> recurrent modules -> head. It is stored in edgeseq
-checkpoints and in the exported model's metadata, and names the step graph's inputs and
-outputs: ``x``, the state ``h0, c0, h1, ...`` -> ``y``, ``h0_next, c0_next, h1_next, ...``.
+An ``Architecture`` is [embedding | convolutional front end] -> recurrent modules -> head. It is
+stored in edgeseq checkpoints and in the exported model's metadata, and names the step graph's
+inputs and outputs: ``x``, the state ``h0, c0, h1, ...`` -> ``y``, ``h0_next, c0_next, h1_next,
+...``; a front end adds ``conv0, conv1, ...`` (each time convolution's cache of input frames) and,
+when it delays the stream, ``warmup`` (the steps seen, up to the delay), each with its ``_next``.
 ``network.RecurrentNetwork`` builds the PyTorch module.
+
+The front end (``Conv``, ``BatchNorm``, ``Activation`` items) runs over (batch, channels, time);
+its ``Conv`` items are ``nn.Conv1d`` of stride 1 over time. A conv that pads by ``p`` frames
+before the sequence and reaches ``r = (kernel - 1) * dilation`` frames back emits the output of
+full-sequence position ``j`` once input ``j + r - p`` has arrived: a stream of it lags the
+full-sequence forward by ``r - p`` steps (``Conv.delay``), and a chain of convs by the sum
+(``Architecture.delay``). No padding (``p = 0``) is a causal conv that drops its first ``r``
+outputs; symmetric padding is a non-causal conv, streamed ``r - p`` steps late.
 """
 
 from __future__ import annotations
@@ -13,8 +23,13 @@ from dataclasses import dataclass
 
 CELLS = ("lstm", "gru", "rnn")
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
+# A front end's activations, each with the settings of its PyTorch module that change its values.
+FRONT_ACTIVATIONS = {"relu": (), "relu6": (), "tanh": (), "sigmoid": (), "silu": (), "mish": (), "selu": (),
+                     "hardsigmoid": (), "hardswish": (), "gelu": ("approximate",),
+                     "leaky_relu": ("negative_slope",), "elu": ("alpha",), "hardtanh": ("min_val", "max_val")}
 NONLINEARITIES = ("tanh", "relu")
 INPUT_NAME, OUTPUT_NAME = "x", "y"
+WARMUP = "warmup"
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,76 @@ class Recurrent:
 
 
 @dataclass(frozen=True)
+class Conv:
+    """One ``nn.Conv1d`` over time, stride 1, zero padding: ``padding`` frames on both sides, or
+    ``"same"`` (PyTorch's: the odd frame, if any, after the sequence)."""
+
+    in_channels: int
+    out_channels: int
+    kernel_size: int
+    dilation: int = 1
+    groups: int = 1
+    bias: bool = True
+    padding: int | str = 0
+
+    def __post_init__(self):
+        if min(self.in_channels, self.out_channels, self.kernel_size, self.dilation, self.groups) < 1:
+            raise ValueError(f"conv: sizes, dilation and groups must be positive; got {self}")
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"conv: groups={self.groups} does not divide {self.in_channels} input and "
+                             f"{self.out_channels} output channels")
+        if self.padding != "same" and not (isinstance(self.padding, int) and 0 <= self.padding <= self.reach):
+            raise ValueError(f"conv: padding {self.padding!r}: a streamed conv pads 0 to (kernel - 1) * "
+                             f"dilation = {self.reach} frames, or 'same'")
+
+    @property
+    def reach(self) -> int:
+        """How many frames before the newest one each output reads: what the stream caches."""
+        return (self.kernel_size - 1) * self.dilation
+
+    @property
+    def pad_before(self) -> int:
+        return self.reach // 2 if self.padding == "same" else self.padding
+
+    @property
+    def pad_after(self) -> int:
+        return self.reach - self.pad_before if self.padding == "same" else self.padding
+
+    @property
+    def delay(self) -> int:
+        """Steps by which the stream's outputs lag the full-sequence forward's positions."""
+        return self.reach - self.pad_before
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """``nn.BatchNorm1d`` in eval mode: a per-channel scale and shift (folded into the conv before)."""
+
+    num_features: int
+    eps: float = 1e-5
+    affine: bool = True
+
+
+@dataclass(frozen=True)
+class Activation:
+    """An activation module of the front end: a ``FRONT_ACTIVATIONS`` kind, with its settings
+    (PyTorch's names, e.g. ``(("negative_slope", 0.2),)``); unset ones take PyTorch's defaults."""
+
+    kind: str
+    settings: tuple[tuple[str, float | str], ...] = ()
+
+    def __post_init__(self):
+        if self.kind not in FRONT_ACTIVATIONS:
+            raise ValueError(f"activation {self.kind!r}: expected one of {', '.join(FRONT_ACTIVATIONS)}")
+        unknown = {name for name, _ in self.settings} - set(FRONT_ACTIVATIONS[self.kind])
+        if unknown:
+            raise ValueError(f"activation {self.kind}: no setting {', '.join(sorted(unknown))}")
+
+
+FrontLayer = Conv | BatchNorm | Activation
+
+
+@dataclass(frozen=True)
 class Linear:
     in_features: int
     out_features: int
@@ -60,12 +145,16 @@ class Linear:
 
 @dataclass(frozen=True)
 class State:
-    """One recurrent state tensor, (layers, batch, size): a graph input and its next value."""
+    """One state tensor: a graph input and its next value, of shape ``dims`` ("batch" marks the
+    batch axis): (layers, batch, size) for a recurrent state, (batch, channels, frames) for a
+    conv's cache, (1, batch, 1) for the warm-up count."""
 
     name: str       # the graph input, e.g. "h0" (h of recurrent module 0)
     next_name: str  # the graph output that carries its value after the step, e.g. "h0_next"
-    layers: int
-    size: int
+    dims: tuple[int | str, ...]
+
+    def shape(self, batch: int) -> tuple[int, ...]:
+        return tuple(batch if d == "batch" else d for d in self.dims)
 
 
 @dataclass(frozen=True)
@@ -79,11 +168,15 @@ class Architecture:
     dropout: float = 0.0                 # before the head, while training
     input_normalisation: bool = False    # x -> (x - input_mean) / input_std first
     output_normalisation: bool = False   # y -> y * output_std + output_mean last
+    front: tuple[FrontLayer, ...] = ()   # over (batch, channels, time), before the recurrent modules
 
     def __post_init__(self):
         if not self.recurrent:
             raise ValueError("an architecture needs at least one recurrent module")
-        size = self.recurrent[0].input_size
+        size = self._check_front()
+        if size != self.recurrent[0].input_size:
+            raise ValueError(f"recurrent module 0 takes {self.recurrent[0].input_size} features, but the "
+                             f"front end gives {size}")
         for index, layer in enumerate(self.recurrent):
             if layer.input_size != size:
                 raise ValueError(f"recurrent module {index} takes {layer.input_size} features, "
@@ -100,10 +193,44 @@ class Architecture:
         if self.vocab_size and self.input_normalisation:
             raise ValueError("a token model's input (ids) cannot be normalised")
 
+    def _check_front(self) -> int:
+        """The channels the front end gives (the recurrent input size when it has none)."""
+        if not self.front:
+            return self.recurrent[0].input_size
+        if self.vocab_size:
+            raise ValueError("a token model has no convolutional front end")
+        size = self._front_input_size()
+        for layer in self.front:
+            takes = layer.in_channels if isinstance(layer, Conv) else getattr(layer, "num_features", size)
+            if takes != size:
+                raise ValueError(f"front-end layer {layer} takes {takes} channels, but receives {size}")
+            size = layer.out_channels if isinstance(layer, Conv) else size
+        return size
+
     @property
     def input_size(self) -> int:
         """Values per step and stream: features, or 1 (the token id) for token models."""
-        return 1 if self.vocab_size else self.recurrent[0].input_size
+        if self.vocab_size:
+            return 1
+        return self._front_input_size()
+
+    def _front_input_size(self) -> int:
+        """The channels the front end's first layer with a channel count takes (the recurrent
+        input size without a front end)."""
+        for layer in self.front:
+            if isinstance(layer, (Conv, BatchNorm)):
+                return layer.in_channels if isinstance(layer, Conv) else layer.num_features
+        return self.recurrent[0].input_size
+
+    @property
+    def convs(self) -> list[Conv]:
+        return [layer for layer in self.front if isinstance(layer, Conv)]
+
+    @property
+    def delay(self) -> int:
+        """Steps by which the stream lags the full-sequence forward: its output at step t is the
+        forward's output t - delay, and its first ``delay`` steps only fill the convs' caches."""
+        return sum(conv.delay for conv in self.convs)
 
     @property
     def output_size(self) -> int:
@@ -111,13 +238,28 @@ class Architecture:
         return linears[-1].out_features if linears else self.recurrent[-1].output_size
 
     @property
-    def states(self) -> list[State]:
+    def recurrent_states(self) -> list[State]:
         """The recurrent state, in the order ``RecurrentNetwork.forward`` takes and returns it."""
         states = []
         for index, layer in enumerate(self.recurrent):
             for letter, size in zip("hc", layer.state_sizes):
-                states.append(State(f"{letter}{index}", f"{letter}{index}_next", layer.num_layers, size))
+                states.append(State(f"{letter}{index}", f"{letter}{index}_next", (layer.num_layers, "batch", size)))
         return states
+
+    @property
+    def front_states(self) -> list[State]:
+        """What the step graph keeps of the front end: each conv's last ``reach`` input frames
+        (convs that read one frame keep none), then the warm-up count when there is a delay."""
+        states = [State(f"conv{index}", f"conv{index}_next", ("batch", conv.in_channels, conv.reach))
+                  for index, conv in enumerate(self.convs) if conv.reach]
+        if self.delay:
+            states.append(State(WARMUP, f"{WARMUP}_next", (1, "batch", 1)))
+        return states
+
+    @property
+    def states(self) -> list[State]:
+        """Every state input of the step graph, in its order: recurrent first, then the front end's."""
+        return self.recurrent_states + self.front_states
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -129,4 +271,14 @@ class Architecture:
         data["recurrent"] = tuple(Recurrent(**layer) for layer in data["recurrent"])
         data["head"] = tuple(layer if isinstance(layer, str) else Linear(**layer)
                              for layer in data.get("head", ()))
+        data["front"] = tuple(_front_layer(layer) for layer in data.get("front", ()))
         return cls(**data)
+
+
+def _front_layer(data: dict) -> FrontLayer:
+    """A front-end item from its ``to_dict`` form, told apart by its fields."""
+    if "kernel_size" in data:
+        return Conv(**data)
+    if "num_features" in data:
+        return BatchNorm(**data)
+    return Activation(data["kind"], tuple(tuple(pair) for pair in data.get("settings", ())))

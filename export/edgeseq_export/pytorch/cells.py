@@ -1,4 +1,6 @@
-"""An LSTM with a projection (``proj_size``), written out as one time step of ordinary ops.
+"""Modules written out as one time step of ordinary ops, for the step graph.
+
+An LSTM with a projection (``proj_size``), and a convolutional front end (``FrontEndStep``).
 
 ONNX's LSTM operator has no projection (PyTorch's ``h = W_hr (o * tanh(c))``), and neither
 exporter handles one: the TorchScript exporter refuses it, and the dynamo exporter (torch 2.13)
@@ -7,9 +9,14 @@ one step of MatMul/Add/Sigmoid/Tanh/Mul, whose state is a graph input paired wit
 output that the caller feeds back each step; edgeseq's runtime does that by itself.
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from .architecture import BatchNorm, Conv
+from .network import from_channels, to_channels
 
 
 class ProjectedLSTMStep(nn.Module):
@@ -43,3 +50,118 @@ class ProjectedLSTMStep(nn.Module):
         """Layer ``layer``'s weights by name; the biases are None when the LSTM has none."""
         names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_hr")
         return {name: getattr(self.lstm, f"{name}_l{layer}", None) for name in names}
+
+
+class FrontEndStep(nn.Module):
+    """One time step of a network's front end: one frame in, one frame out, the past as state.
+
+    As tract's "pulse" streams a causal network, each time convolution becomes a cached one: it
+    keeps the last ``reach = (kernel - 1) * dilation`` frames of its input as state, and a step
+    convolves the cache and the new frame (no padding: the zero initial cache is the left
+    padding). An ``nn.BatchNorm1d`` right after a conv is folded into its weights; elsewhere it
+    is a per-channel scale and shift. A padded conv is the same computation ``delay`` steps late
+    (``architecture.Conv.delay``): while the stream is younger than the delays of the convs
+    before one, that conv reads zeros, as the full-sequence forward reads its padding there; the
+    ``warmup`` state counts the steps up to the whole delay, and ``reached`` tells the caller when
+    the recurrent layers may start.
+    """
+
+    def __init__(self, network):
+        super().__init__()
+        self.batch_first = network.architecture.batch_first
+        self.delay = network.architecture.delay
+        self.steps = []  # (what, argument): conv (index into self.convs), gate (steps), scale or activation
+        self.convs = nn.ModuleList()
+        self.reaches = []
+        delayed = 0
+        modules = list(zip(network.architecture.front, network.front))
+        for position, (spec, module) in enumerate(modules):
+            if isinstance(spec, Conv):
+                if delayed:
+                    self.steps.append(("gate", delayed))
+                following = modules[position + 1][1] if position + 1 < len(modules) else None
+                folded = following if isinstance(following, nn.BatchNorm1d) else None
+                self.steps.append(("conv", len(self.convs)))
+                self.convs.append(_FoldedConv(module, folded))
+                self.reaches.append(spec.reach)
+                delayed += spec.delay
+            elif isinstance(spec, BatchNorm):
+                if position == 0 or not isinstance(modules[position - 1][0], Conv):
+                    self.steps.append(("scale", _FoldedConv.affine(module)))
+            else:
+                self.steps.append(("activation", _step_activation(spec, module)))
+
+    def forward(self, x, state):
+        """``x``: one frame in the network's layout; ``state``: the caches of the convs that have
+        one, then the warm-up count when there is a delay. Returns (frame, next state)."""
+        frames = to_channels(x, self.batch_first)  # (batch, channels, 1)
+        caches = iter(state)
+        count = state[-1] if self.delay else None
+        next_state = []
+        for what, argument in self.steps:
+            if what == "gate":
+                frames = frames * self.reached(count, argument).transpose(0, 1)
+            elif what == "conv":
+                conv = self.convs[argument]
+                if self.reaches[argument]:
+                    window = torch.cat([next(caches), frames], dim=2)
+                    next_state.append(window[:, :, 1:])
+                else:
+                    window = frames
+                frames = conv(window)
+            elif what == "scale":
+                scale, shift = argument
+                frames = frames * scale[:, None] + shift[:, None]
+            else:
+                frames = argument(frames)
+        if self.delay:
+            next_state.append(torch.clamp(count + 1, max=float(self.delay)))
+        return from_channels(frames, self.batch_first), next_state
+
+    @staticmethod
+    def reached(count, steps: int):
+        """1 where the stream has seen at least ``steps`` steps before this one, else 0 (``count``
+        holds whole numbers up to the delay, so the clamp is exact)."""
+        return torch.clamp(count - (steps - 1), 0.0, 1.0)
+
+
+class _FoldedConv(nn.Module):
+    """A ``nn.Conv1d`` over a window that holds exactly its reach, with the ``nn.BatchNorm1d``
+    after it (if any) folded in: weight * s, (bias - mean) * s + beta, s = gamma / sqrt(var + eps),
+    computed in float64."""
+
+    def __init__(self, conv: nn.Conv1d, norm: nn.BatchNorm1d | None):
+        super().__init__()
+        self.dilation, self.groups = conv.dilation[0], conv.groups
+        weight = conv.weight.detach().double()
+        bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+        if norm is not None:
+            scale, shift = self.affine(norm, torch.float64)
+            weight, bias = weight * scale[:, None, None], bias * scale + shift
+        self.register_buffer("weight", weight.float())
+        self.register_buffer("bias", bias.float())
+
+    def forward(self, window):
+        return F.conv1d(window, self.weight, self.bias, dilation=self.dilation, groups=self.groups)
+
+    @staticmethod
+    def affine(norm: nn.BatchNorm1d, dtype=torch.float32):
+        """(scale, shift) of an eval-mode batch norm: y = x * scale + shift, per channel."""
+        mean, var = norm.running_mean.detach().double(), norm.running_var.detach().double()
+        gamma = norm.weight.detach().double() if norm.weight is not None else torch.ones_like(mean)
+        beta = norm.bias.detach().double() if norm.bias is not None else torch.zeros_like(mean)
+        scale = gamma / torch.sqrt(var + norm.eps)
+        return scale.to(dtype), (beta - mean * scale).to(dtype)
+
+
+def _step_activation(spec, module: nn.Module):
+    """The activation as the step graph computes it: the module itself where ONNX has its op and
+    edgeseq's runtime runs it, else its formula in ops it does (GELU through Erf or Tanh,
+    Hardswish through HardSigmoid; opset 20's Gelu and HardSwish ops are not among them)."""
+    if spec.kind == "gelu":
+        if module.approximate == "tanh":
+            return lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+        return lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+    if spec.kind == "hardswish":
+        return lambda x: x * F.hardsigmoid(x)
+    return module

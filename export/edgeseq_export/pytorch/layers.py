@@ -1,4 +1,20 @@
-"""Reading a user's model as a chain of known layers: [Embedding] -> LSTM/GRU/RNN -> Linear.
+"""Reading a user's model as a chain of known layers: [Embedding | front end] -> LSTM/GRU/RNN -> Linear.
+
+The front end is ``nn.Conv1d`` over time, ``nn.BatchNorm1d`` and activation modules (``Dropout``
+passes), between the transposes to (batch, channels, time) and back that ``forward`` makes.
+
+Why rebuild from modules rather than convert the traced full-sequence graph. A traced graph
+fixes what streaming has to change: the time convolution over the whole padded sequence, the
+recurrent op over all steps, the sequence length itself. Turning it into a step graph means
+rewriting it op by op, which is what tract's "pulse" does (each wire gets a stream axis and a
+delay, a time convolution becomes a cached one); that is a compiler for any graph, far more than
+the chains edgeseq streams. The layers, on the other hand, say everything a step needs (kernel,
+dilation, groups, padding, BatchNorm statistics, cell and sizes), in every form a model comes
+in: attributes of modules and scripted archives, constant arguments of a traced archive's ATen
+calls, shapes of a state_dict. So edgeseq reads the layers, rebuilds the known network, and
+writes the step graph itself with pulse's idea (``cells.FrontEndStep``); what the user's
+``forward`` does besides the layers is caught by ``sources.Source.run``, which compares with the
+user's own forward where it has it.
 
 Two ways in. ``from_module`` walks the module tree of an ``nn.Module`` or a TorchScript
 archive, where every layer's type is known. ``from_state_dict`` has only the keys and shapes of
@@ -20,13 +36,23 @@ import torch
 from torch import nn
 
 from ..errors import SourceError
-from .architecture import ACTIVATIONS, NONLINEARITIES, Architecture, Linear, Recurrent
+from .architecture import (ACTIVATIONS, FRONT_ACTIVATIONS, NONLINEARITIES, Activation, Architecture, BatchNorm,
+                           Conv, Linear, Recurrent)
 from .network import build_recurrent
 
-ACCEPTED = "edgeseq exports [nn.Embedding] -> nn.LSTM/GRU/RNN -> nn.Linear layers"
+ACCEPTED = ("edgeseq exports [nn.Embedding, or a front end of nn.Conv1d, nn.BatchNorm1d and activations] -> "
+            "nn.LSTM/GRU/RNN -> nn.Linear layers")
 RECURRENT_PARAMETER = re.compile(r"(weight_ih|weight_hh|bias_ih|bias_hh|weight_hr)_l(\d+)(_reverse)?")
 RECURRENT_TYPES = {"LSTM": "lstm", "GRU": "gru", "RNN": "rnn"}
-ACTIVATION_TYPES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu"}
+ACTIVATION_TYPES = {"ReLU": "relu", "Tanh": "tanh", "Sigmoid": "sigmoid", "LeakyReLU": "leaky_relu",
+                    "ReLU6": "relu6", "SiLU": "silu", "Mish": "mish", "SELU": "selu", "Hardsigmoid": "hardsigmoid",
+                    "Hardswish": "hardswish", "GELU": "gelu", "ELU": "elu", "Hardtanh": "hardtanh"}
+# The ATen call of each activation with settings, in a traced archive (which keeps no attributes).
+ACTIVATION_CALLS = {"leaky_relu": "aten::leaky_relu", "elu": "aten::elu", "gelu": "aten::gelu",
+                    "hardtanh": "aten::hardtanh"}
+CONV_CALLS = ("aten::_convolution", "aten::_convolution_mode", "aten::conv1d")
+OTHER_CONVS = {"Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d"}
+FRONT_KINDS = ("conv", "batchnorm", "activation")
 PASSIVE_TYPES = {"Dropout", "Dropout1d", "AlphaDropout", "Identity"}  # nothing to export in eval
 RNN_MODES = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
 # The ATen calls a traced recurrent module makes; an RNN's nonlinearity is in the call's name.
@@ -117,33 +143,109 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
             layers.append(Layer(name, "linear", params))
         elif type_name == "Embedding":
             layers.append(Layer(name, "embedding", params))
+        elif type_name == "Conv1d":
+            layers.append(Layer(name, "conv", params, _conv_settings(child, f"{where}: {label}")))
+        elif type_name == "BatchNorm1d":
+            layers.append(Layer(name, "batchnorm", params, _batchnorm_settings(child, f"{where}: {label}")))
         elif type_name in ACTIVATION_TYPES:
-            slope = getattr(child, "negative_slope", 0.01)
-            if slope != 0.01:
-                raise SourceError(f"{where}: {label} has negative_slope {slope}; edgeseq exports the "
-                                  f"default slope 0.01 only")
-            layers.append(Layer(name, "activation", settings={"activation": ACTIVATION_TYPES[type_name]}))
+            kind = ACTIVATION_TYPES[type_name]
+            layers.append(Layer(name, "activation", settings={"activation": kind,
+                                                              "settings": _activation_settings(child, kind)}))
+        elif type_name in OTHER_CONVS:
+            raise SourceError(f"{where}: {label} is not supported: a stream takes one frame a step, so edgeseq "
+                              f"streams nn.Conv1d over the time axis only; {ACCEPTED}")
         elif type_name not in PASSIVE_TYPES:
             raise SourceError(f"{where}: {label} is not supported; {ACCEPTED}")
     return layers
+
+
+def _conv_settings(module: nn.Module, where: str) -> dict:
+    """A Conv1d's kernel, dilation, groups and padding (attributes, or a traced archive's call),
+    refused when a stream cannot compute it."""
+    settings = {name: getattr(module, name, None) for name in ("stride", "padding", "dilation", "groups", "padding_mode")}
+    call = _call_arguments(module, CONV_CALLS)
+    for name in ("stride", "padding", "dilation", "groups"):
+        if settings[name] is None:
+            settings[name] = call.get(name)
+    stride, dilation = _single(settings["stride"], 1), _single(settings["dilation"], 1)
+    padding = settings["padding"] if isinstance(settings["padding"], str) else _single(settings["padding"], 0)
+    if stride != 1:
+        raise SourceError(f"{where} has stride {stride} in time: it gives one output every {stride} steps, "
+                          f"and a stream gives one output a step; edgeseq streams stride 1 only")
+    if settings["padding_mode"] not in (None, "zeros"):
+        raise SourceError(f"{where} pads with {settings['padding_mode']!r}: a stream cannot read frames that "
+                          f"have not come; edgeseq streams zero padding only")
+    if padding == "valid":
+        padding = 0
+    return {"dilation": dilation, "groups": int(settings["groups"] or 1), "padding": padding}
+
+
+def _batchnorm_settings(module: nn.Module, where: str) -> dict:
+    """A BatchNorm1d's eps; refused without running statistics (it then normalises each batch by
+    its own statistics, even in eval mode, which one frame of a stream cannot)."""
+    params = dict(module.state_dict())
+    if "running_mean" not in params or "running_var" not in params:
+        raise SourceError(f"{where} keeps no running statistics (track_running_stats=False): it normalises "
+                          f"by each batch's own, which a stream of one frame cannot")
+    eps = getattr(module, "eps", None)
+    if eps is None:
+        eps = _call_arguments(module, ("aten::batch_norm",)).get("eps", 1e-5)
+    return {"eps": float(eps), "affine": "weight" in params}
+
+
+def _activation_settings(module: nn.Module, kind: str) -> tuple:
+    """The settings of an activation module that change its values (``FRONT_ACTIVATIONS``)."""
+    names = FRONT_ACTIVATIONS[kind]
+    call = _call_arguments(module, (ACTIVATION_CALLS[kind],)) if kind in ACTIVATION_CALLS else {}
+    values = {name: getattr(module, name, call.get(name)) for name in names}
+    return tuple((name, value) for name, value in values.items() if value is not None)
+
+
+def _single(value, default: int) -> int:
+    """One int from PyTorch's 1-tuples (or a bare int)."""
+    if value is None:
+        return default
+    return int(value[0]) if isinstance(value, (tuple, list)) else int(value)
+
+
+def _call_arguments(module: nn.Module, calls) -> dict:
+    """The constant arguments, by their schema names, of the first ATen call of ``calls`` in the
+    graph of a traced TorchScript module (tracing keeps settings there, not as attributes)."""
+    try:
+        nodes = list(module.graph.nodes())
+    except (AttributeError, RuntimeError):  # a plain module, or a script module without forward
+        return {}
+    for node in nodes:
+        if node.kind() in calls:
+            names = [argument.name for argument in torch._C.parse_schema(node.schema()).arguments]
+            return {name: value for name, value in zip(names, map(_constant, node.inputs())) if value is not None}
+    return {}
+
+
+def _constant(value):
+    """A traced graph value's constant (a list of constants too), or None."""
+    node = value.node()
+    if node.kind() == "prim::Constant":
+        return value.toIValue()
+    if node.kind() == "prim::ListConstruct":
+        items = [_constant(item) for item in node.inputs()]
+        return items if all(item is not None for item in items) else None
+    return None
 
 
 def _traced_settings(module: nn.Module) -> dict:
     """batch_first, bidirectional and an RNN's nonlinearity as a traced TorchScript module records
     them: not as attributes (tracing keeps none) but as constant arguments of its ATen call."""
     try:
-        nodes = list(module.graph.nodes())
+        kinds = [node.kind() for node in module.graph.nodes()]
     except (AttributeError, RuntimeError):  # a plain module, or a script module without forward
         return {}
-    for node in nodes:
-        if node.kind() not in TRACED_CALLS:
-            continue
-        names = [argument.name for argument in torch._C.parse_schema(node.schema()).arguments]
-        values = {name: value.toIValue() for name, value in zip(names, node.inputs())
-                  if value.node().kind() == "prim::Constant"}
-        return {"batch_first": values.get("batch_first"), "bidirectional": values.get("bidirectional"),
-                "nonlinearity": TRACED_CALLS[node.kind()]}
-    return {}
+    call = next((kind for kind in kinds if kind in TRACED_CALLS), None)
+    if call is None:
+        return {}
+    values = _call_arguments(module, (call,))
+    return {"batch_first": values.get("batch_first"), "bidirectional": values.get("bidirectional"),
+            "nonlinearity": TRACED_CALLS[call]}
 
 
 def module_type(module: nn.Module) -> str:
@@ -159,10 +261,11 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
         raise SourceError(f"{where}: no LSTM, GRU or RNN module found (modules: {names}); {ACCEPTED}")
     before, middle = layers[:recurrent_at[0]], layers[recurrent_at[0]:recurrent_at[-1] + 1]
     after = layers[recurrent_at[-1] + 1:]
-    if len(before) > 1:
+    front = [layer for layer in before if layer.kind in FRONT_KINDS]
+    if len(before) > 1 and len(front) < len(before):
         raise SourceError(f"{where}: modules {', '.join(repr(layer.name) for layer in before)} come before "
-                          f"the recurrent layers, where only one embedding can; {ACCEPTED}")
-    for position, part, allowed in (("before", before, ("embedding",)), ("between", middle, ("recurrent",)),
+                          f"the recurrent layers, where only one embedding, or a front end alone, can; {ACCEPTED}")
+    for position, part, allowed in (("before", before, ("embedding", *FRONT_KINDS)), ("between", middle, ("recurrent",)),
                                     ("after", after, ("linear", "activation", "gap"))):
         for layer in part:
             if layer.kind not in allowed:
@@ -178,8 +281,8 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
         after = _reordered(after, options.linear_order, where)
     head = _head(after, recurrent[-1].output_size, options, where)
 
-    weights = {}
-    embedding = before[0] if before else None
+    front_specs, weights = _front(front, where)
+    embedding = before[0] if before and not front else None
     if embedding is not None:
         table = embedding.params.get("weight")
         if table is None or table.dim() != 2 or table.shape[1] != recurrent[0].input_size:
@@ -192,10 +295,37 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
     for index, (spec, layer) in enumerate(head):
         if isinstance(spec, Linear):
             weights.update({f"head.{index}.{p}": v for p, v in layer.params.items()})
-    architecture = Architecture(recurrent, tuple(spec for spec, _ in head),
-                                vocab_size=embedding.params["weight"].shape[0] if embedding else 0,
-                                batch_first=batch_first)
+    try:
+        architecture = Architecture(recurrent, tuple(spec for spec, _ in head),
+                                    vocab_size=embedding.params["weight"].shape[0] if embedding else 0,
+                                    batch_first=batch_first, front=front_specs)
+    except ValueError as e:
+        raise SourceError(f"{where}: {e}") from None
     return architecture, weights
+
+
+def _front(layers: list[Layer], where: str) -> tuple[tuple, dict]:
+    """The front end's specs, and its weights named for ``RecurrentNetwork.front``."""
+    specs, weights = [], {}
+    for index, layer in enumerate(layers):
+        try:
+            if layer.kind == "conv":
+                weight = layer.params.get("weight")
+                if weight is None or weight.dim() != 3:
+                    raise ValueError(f"weight of shape {list(weight.shape) if weight is not None else 'none'}, "
+                                     f"not (out channels, in channels / groups, kernel)")
+                groups = layer.settings["groups"]
+                specs.append(Conv(int(weight.shape[1]) * groups, int(weight.shape[0]), int(weight.shape[2]),
+                                  layer.settings["dilation"], groups, "bias" in layer.params, layer.settings["padding"]))
+            elif layer.kind == "batchnorm":
+                specs.append(BatchNorm(int(layer.params["running_mean"].shape[0]), layer.settings["eps"],
+                                       layer.settings["affine"]))
+            else:
+                specs.append(Activation(layer.settings["activation"], layer.settings["settings"]))
+        except ValueError as e:
+            raise SourceError(f"{where}: module '{layer.name}': {e}") from None
+        weights.update({f"front.{index}.{p}": v for p, v in layer.params.items()})
+    return tuple(specs), weights
 
 
 def _recurrent(layer: Layer, options: ReadOptions, where: str) -> Recurrent:
@@ -245,7 +375,12 @@ def _head(layers: list[Layer], size: int, options: ReadOptions, where: str) -> l
     head, previous = [], "the recurrent layer"
     for layer in layers:
         if layer.kind == "activation":
-            head.append((layer.settings["activation"], layer))
+            kind, settings = layer.settings["activation"], dict(layer.settings.get("settings", ()))
+            if kind not in ACTIVATIONS or settings.get("negative_slope", 0.01) != 0.01:
+                shown = f"{kind} {settings}" if settings else kind
+                raise SourceError(f"{where}: module '{layer.name}' ({shown}) after the recurrent layers: the head "
+                                  f"takes {', '.join(ACTIVATIONS)} (negative_slope 0.01) between Linear layers")
+            head.append((kind, layer))
         elif layer.kind == "gap":
             if options.activation is None:  # never guessed: it changes every output
                 first, second = layer.settings["between"]

@@ -11,10 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .architecture import Architecture, Linear, Recurrent
+from .architecture import Activation, Architecture, BatchNorm, Conv, FrontLayer, Linear, Recurrent
 
 TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
+FRONT_ACTIVATION_MODULES = {**TORCH_ACTIVATIONS, "relu6": nn.ReLU6, "silu": nn.SiLU, "mish": nn.Mish,
+                            "selu": nn.SELU, "hardsigmoid": nn.Hardsigmoid, "hardswish": nn.Hardswish,
+                            "gelu": nn.GELU, "elu": nn.ELU, "hardtanh": nn.Hardtanh}
 
 
 def build_recurrent(spec: Recurrent, batch_first: bool) -> nn.Module:
@@ -28,8 +31,22 @@ def build_recurrent(spec: Recurrent, batch_first: bool) -> nn.Module:
     return TORCH_CELLS[spec.cell](spec.input_size, spec.hidden_size, **kwargs)
 
 
+def build_front_layer(spec: FrontLayer) -> nn.Module:
+    """The ``nn.Conv1d``, ``nn.BatchNorm1d`` or activation module that ``spec`` describes."""
+    if isinstance(spec, Conv):
+        return nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel_size, dilation=spec.dilation,
+                         groups=spec.groups, bias=spec.bias, padding=spec.padding)
+    if isinstance(spec, BatchNorm):
+        return nn.BatchNorm1d(spec.num_features, eps=spec.eps, affine=spec.affine)
+    assert isinstance(spec, Activation)
+    return FRONT_ACTIVATION_MODULES[spec.kind](**dict(spec.settings))
+
+
 class RecurrentNetwork(nn.Module):
-    """[``nn.Embedding``] -> ``nn.LSTM`` / ``GRU`` / ``RNN`` modules -> ``nn.Linear`` head.
+    """[``nn.Embedding`` | front end] -> ``nn.LSTM`` / ``GRU`` / ``RNN`` modules -> ``nn.Linear`` head.
+
+    The front end (``nn.Conv1d``, ``nn.BatchNorm1d``, activations) runs over (batch, channels,
+    time), between transposes from and back to the recurrent modules' layout.
 
     Input and output normalisation, when the architecture has them, are buffers (so they travel
     in the state_dict) applied inside ``forward``: callers, the exported ONNX graph and the
@@ -42,6 +59,7 @@ class RecurrentNetwork(nn.Module):
         first = architecture.recurrent[0]
         self.embedding = (nn.Embedding(architecture.vocab_size, first.input_size)
                           if architecture.vocab_size else None)
+        self.front = nn.Sequential(*map(build_front_layer, architecture.front))
         self.recurrent = nn.ModuleList(build_recurrent(layer, architecture.batch_first)
                                        for layer in architecture.recurrent)
         self.dropout = nn.Dropout(architecture.dropout)
@@ -49,8 +67,8 @@ class RecurrentNetwork(nn.Module):
                                     if isinstance(layer, Linear) else TORCH_ACTIVATIONS[layer]()
                                     for layer in architecture.head))
         if architecture.input_normalisation:
-            self.register_buffer("input_mean", torch.zeros(first.input_size))
-            self.register_buffer("input_std", torch.ones(first.input_size))
+            self.register_buffer("input_mean", torch.zeros(architecture.input_size))
+            self.register_buffer("input_std", torch.ones(architecture.input_size))
         if architecture.output_normalisation:
             self.register_buffer("output_mean", torch.zeros(architecture.output_size))
             self.register_buffer("output_std", torch.ones(architecture.output_size))
@@ -60,18 +78,21 @@ class RecurrentNetwork(nn.Module):
 
         ``x`` is (batch, time, features) when batch-first, else (time, batch, features); token
         models take int64 ids without the features axis. ``state`` holds one (layers, batch,
-        size) tensor per entry of ``architecture.states`` (None: zeros). ``y`` is laid out
+        size) tensor per entry of ``architecture.recurrent_states`` (None: zeros). ``y`` is laid out
         like ``x``, with ``architecture.output_size`` features.
         """
         return self.forward_with(self.recurrent, x, state)
 
-    def forward_with(self, recurrent, x, state=None):
+    def forward_with(self, recurrent, x, state=None, front=None):
         """``forward`` with other modules in place of the recurrent ones (same call convention
-        as ``nn.LSTM`` / ``GRU`` / ``RNN``): the ONNX step graph swaps in written-out cells."""
+        as ``nn.LSTM`` / ``GRU`` / ``RNN``) and, given, another ``front`` (x -> x, in the
+        recurrent modules' layout) in place of ``front_end``: the ONNX step graph swaps in
+        written-out cells and cached convs."""
         if self.embedding is not None:
             x = self.embedding(x)
         if self.architecture.input_normalisation:
             x = (x - self.input_mean) / self.input_std
+        x = (front or self.front_end)(x)
         given = iter(state) if state is not None else None
         next_state = []
         for spec, module in zip(self.architecture.recurrent, recurrent):
@@ -87,9 +108,15 @@ class RecurrentNetwork(nn.Module):
             y = y * self.output_std + self.output_mean
         return y, tuple(next_state)
 
+    def front_end(self, x: torch.Tensor) -> torch.Tensor:
+        """The front end over a whole sequence laid out as the recurrent modules take it."""
+        if not self.architecture.front:
+            return x
+        return from_channels(self.front(to_channels(x, self.architecture.batch_first)), self.architecture.batch_first)
+
     def initial_state(self, batch: int) -> tuple[torch.Tensor, ...]:
-        """Zeros for every state tensor: what a stream starts from."""
-        return tuple(torch.zeros(s.layers, batch, s.size) for s in self.architecture.states)
+        """Zeros for every state tensor of the step graph: what a stream starts from."""
+        return tuple(torch.zeros(s.shape(batch)) for s in self.architecture.states)
 
     def set_normalisation(self, input_mean=None, input_std=None, output_mean=None, output_std=None):
         """Store the data's mean and standard deviation (per feature) for ``forward`` to apply."""
@@ -112,3 +139,13 @@ class RecurrentNetwork(nn.Module):
         """The stored means and standard deviations, as lists (empty without normalisation)."""
         names = ("input_mean", "input_std", "output_mean", "output_std")
         return {name: getattr(self, name).tolist() for name in names if hasattr(self, name)}
+
+
+def to_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
+    """(batch, time, features) or (time, batch, features) -> (batch, channels, time)."""
+    return x.transpose(1, 2) if batch_first else x.permute(1, 2, 0)
+
+
+def from_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
+    """The inverse of ``to_channels``."""
+    return x.transpose(1, 2) if batch_first else x.permute(2, 0, 1)

@@ -64,11 +64,26 @@ class Source:
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "LSTM with projections is not supported with oneDNN"
             y, state = self.network(tensor)
+            if architecture.front:
+                state = self._streamed_state(tensor)
             own, note = self._own_forward(tensor, tuple(y.shape)) if self.module is not None else (None, None)
         y = (own if own is not None else y).float()
         if architecture.batch_first:
             y = y.transpose(0, 1)
-        return TorchRun(y.numpy(), {s.name: t.numpy() for s, t in zip(architecture.states, state)}, note)
+        return TorchRun(y.numpy(), {s.name: t.numpy() for s, t in zip(architecture.recurrent_states, state)}, note)
+
+    def _streamed_state(self, tensor):
+        """The recurrent state once a stream has taken every step of ``tensor``. Its recurrent
+        layers have then seen the front end's first ``time - delay`` outputs; the full forward
+        also computes the outputs that a padded conv's right padding gives, and runs on them."""
+        network = self.network
+        time_axis = 1 if network.architecture.batch_first else 0
+        seen = tensor.shape[time_axis] - network.architecture.delay
+
+        def streamed_front(x):
+            return network.front_end(x).narrow(time_axis, 0, seen)
+
+        return network.forward_with(network.recurrent, tensor, None, streamed_front)[1]
 
     def _own_forward(self, tensor, shape):
         name = layers.module_type(self.module)
