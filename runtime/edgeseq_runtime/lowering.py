@@ -68,6 +68,7 @@ class Lowering:
         self.folder = Folder(graph.opset, graph.fail, graph.describe)
         self.states: list[StateSlot] = []
         self._input_regions: dict[str, Tensor] = {}
+        self.state_outputs: dict[str, str] = {}  # {state input: the graph output fed back into it}
         self.input_name = None
         self.token_input = False
         self.vocab = 0  # set by the embedding that the token ids index
@@ -130,9 +131,7 @@ class Lowering:
         if isinstance(value, Tensor):
             if value.size != math.prod(shape):
                 self.fail(node, f"{suffix} has shape {list(value.shape)}, expected {list(shape)}")
-            inside = [r for name, r in self._input_regions.items() if name != self.input_name
-                      and r.offset <= value.offset and value.offset + value.size <= r.offset + r.size]
-            if not inside:
+            if self.state_input_holding(value) is None:
                 self.fail(node, f"{suffix} is computed inside the graph; a streaming model takes its "
                                 f"state as a graph input, an initializer, or not at all")
             start, end = value.offset, value.offset + value.size
@@ -152,11 +151,17 @@ class Lowering:
         self.states.append(StateSlot(f"{label}.{suffix}", shape, region.offset))
         return region
 
+    def state_input_holding(self, value: Tensor) -> str | None:
+        """The state input whose region holds all of ``value``, or None (it is computed in the step)."""
+        return next((name for name, r in self._input_regions.items() if name != self.input_name
+                     and r.offset <= value.offset and value.offset + value.size <= r.offset + r.size), None)
+
     # -- the walk -------------------------------------------------------------------------
 
     def lower(self) -> LoweredModel:
         graph = self.graph
         x_name, x_shape, output, feedback, step_x = self._bind_inputs()
+        self.state_outputs = feedback
         self._exposed = {output, *feedback.values()}
         self._lower_nodes(graph.needed_nodes([output, *feedback.values()]))
         y = self.values.get(output)

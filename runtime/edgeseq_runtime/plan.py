@@ -110,11 +110,13 @@ class PlanBuilder:
         self._check_size(self._tables_size, "index tables")
         return offset
 
-    def emit(self, layout, **fields) -> None:
+    def emit(self, layout, reserve=None, **fields) -> None:
         """Append an instruction, its fields by name (``emit(isa.COPY, y=..., n=..., table=...)``);
-        its scratch, if it has any, is reserved here from the declared need (see isa)."""
+        its scratch, if it has any, is reserved from the declared need (see isa) by ``reserve``
+        (floats -> arena offset; default a region of its own: records that run one after another
+        may pass one that hands them the same region)."""
         instruction = isa.instruction(layout)
-        slots = instruction.encode(fields, reserve=self.alloc)
+        slots = instruction.encode(fields, reserve=reserve or self.alloc)
         record = [0] * RECORD.FIELDS + slots
         record[RECORD.OPCODE], record[RECORD.LENGTH] = instruction.opcode, len(record)
         self._code.extend(record)

@@ -37,8 +37,8 @@ class QuantizedWeight:
             return np.full(self.q.shape[axis], self.scale.reshape(()), np.float32)
         return self.scale if axis % self.q.ndim == self.axis % self.q.ndim else None
 
-    def first(self) -> "QuantizedWeight":
-        """value[0], for weights with a leading num_directions axis of size 1."""
+    def direction(self, index: int) -> "QuantizedWeight":
+        """value[index], for weights whose leading axis is num_directions."""
         if self.scale.size > 1 and self.axis % self.q.ndim == 0:
-            return QuantizedWeight(self.q[0], self.scale[:1], 0)  # per-direction: one scale left
-        return QuantizedWeight(self.q[0], self.scale, self.axis % self.q.ndim - 1)
+            return QuantizedWeight(self.q[index], self.scale[index:index + 1], 0)  # per-direction: one scale left
+        return QuantizedWeight(self.q[index], self.scale, self.axis % self.q.ndim - 1)
