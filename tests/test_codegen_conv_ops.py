@@ -34,7 +34,7 @@ from support.codegen_builds import (
     rows_text,
 )
 from support.front_end_models import front_end_model
-from test_runtime_conv_ops import CASES, QUANTIZED_FRONT_ENDS, conv
+from test_runtime_conv_ops import CASES, QUANTIZED_FRONT_ENDS, Case, conv, node
 
 pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
 
@@ -50,8 +50,20 @@ NOT_FINITE = 1  # EDGESEQ_RT_NOT_FINITE
 COMPILERS = [GCC, SANITIZED]
 COMPILER_IDS = [c.name for c in COMPILERS]
 
+# Sums that float32 taken in order gets wrong (the Python runtime sums in float64, the C runtime
+# with compensation): terms of 1000 that cancel around the small ones, and a row normalized far
+# from zero (mean / spread about 5000), where x - mean needs the mean to more than float32.
+CANCELLING = [
+    Case("ReduceSum of cancelling terms", [node("Mul", ["x", "big"], ["a"]), node("Neg", ["a"], ["b"]),
+                                           node("Concat", ["a", "x", "b"], ["terms"], axis=1),
+                                           node("ReduceSum", ["terms", "axes"])], (1, 3, 5),
+         [("big", np.array(1000.0, np.float32)), ("axes", np.array([1], np.int64))]),
+    Case("layernorm far from zero", [node("Mul", ["x", "small"], ["a"]), node("Add", ["a", "far"], ["b"]),
+                                     node("LayerNormalization", ["b", "s"])], (1, 3, 8),
+         [("small", np.array(0.01, np.float32)), ("far", np.array(30.0, np.float32)), ("s", np.ones(8, np.float32))]),
+]
 # Every case in float32, and the Conv cases with int8 filters (input-major and by output).
-FRONT_ENDS = [(case, None) for case in CASES] + [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
+FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING]] + [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
 FRONT_END_IDS = [case.name + (f" {mode}" if mode else "") for case, mode in FRONT_ENDS]
 # The instructions of the conv front-end ops, each of whose functions the cases must reach.
 FRONT_END_OPS = {isa.OPCODE.CONV, isa.OPCODE.UNARY, isa.OPCODE.ELEMENTWISE, isa.OPCODE.WHERE, isa.OPCODE.REDUCE,
