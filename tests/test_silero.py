@@ -30,13 +30,9 @@ def known_gap(reason):
     return pytest.mark.xfail(raises=AssertionError, strict=True, reason=reason)
 
 
-NO_WEIGHTS_FOUND = known_gap("quantize finds no weights in silero_vad.onnx: they are Constant nodes inside its If "
-                             "branches")
 INT8_TOO_FAR = known_gap("int8 weights (per channel, weight only) move p by up to 0.40 (v6), 0.21-0.22 (op18 ifless, "
                          "16k op15; 4-5 decisions flip) and 0.03 (half, its LSTM left in float32); ONNX Runtime on "
                          "the same int8 file gives edgeseq's numbers within 3e-6")
-INT8_MISSES_IF_LSTM = known_gap("int8 leaves the LSTM weights that If branches read (decoder.rnn.weight_ih, "
-                                "weight_hh) in float32; fp16 converts them")
 
 
 def quantize_cases(gaps):
@@ -202,9 +198,8 @@ def float32_tensors(graph):
 
 
 @pytest.mark.parametrize(("name", "mode"), quantize_cases({
-    ("silero_vad", "int8"): NO_WEIGHTS_FOUND, ("silero_vad", "fp16"): NO_WEIGHTS_FOUND,
-    ("silero_vad_op18_ifless", "int8"): INT8_TOO_FAR, ("silero_vad_16k_op15", "int8"): INT8_TOO_FAR,
-    ("silero_vad_half", "int8"): INT8_TOO_FAR, ("silero_vad_v6", "int8"): INT8_TOO_FAR}))
+    ("silero_vad", "int8"): INT8_TOO_FAR, ("silero_vad_op18_ifless", "int8"): INT8_TOO_FAR,
+    ("silero_vad_16k_op15", "int8"): INT8_TOO_FAR, ("silero_vad_half", "int8"): INT8_TOO_FAR, ("silero_vad_v6", "int8"): INT8_TOO_FAR}))
 def test_quantized_stays_within_one_percent(name, mode, silero, windows, reference, tmp_path):
     """The quantized file streamed over the recording: every probability within 0.01 of ONNX
     Runtime's on the fp32 file."""
@@ -214,9 +209,7 @@ def test_quantized_stays_within_one_percent(name, mode, silero, windows, referen
     assert np.abs(got - expected).max() <= 0.01
 
 
-@pytest.mark.parametrize(("name", "mode"), quantize_cases({
-    ("silero_vad", "int8"): NO_WEIGHTS_FOUND, ("silero_vad", "fp16"): NO_WEIGHTS_FOUND,
-    ("silero_vad_16k_op15", "int8"): INT8_MISSES_IF_LSTM, ("silero_vad_half", "int8"): INT8_MISSES_IF_LSTM}))
+@pytest.mark.parametrize(("name", "mode"), quantize_cases({}))
 def test_quantize_converts_every_weight(name, mode, silero, tmp_path):
     """No float32 tensor of more than 1,024 values is left: the STFT and encoder Convs are
     quantized like the LSTM, wherever the file keeps them (initializers, If branches, Constants)."""

@@ -15,12 +15,16 @@ from .options import loading_options
 @click.option("--mode", type=click.Choice(["int8", "fp16"]), default="int8", show_default=True,
               help="int8: per-channel weights behind DequantizeLinear; fp16: half-size weights, float32 math.")
 @click.option("--calibration", type=click.Path(dir_okay=False),
-              help="CSV or .npy of input rows to measure the error on (default: random inputs).")
+              help="What to measure the error on: a CSV or .npy of input rows, or a mono PCM WAV cut into "
+                   "steps of the step input's size (Silero VAD: 576 samples, or 512 with --context 64) "
+                   "[default: random inputs].")
 @click.option("--column", "columns", metavar="NAME[,NAME...]",
               callback=lambda ctx, param, value: value.split(",") if value else None,
               help="The CSV columns to read from --calibration [default: those the model was trained on, "
                    "else every numeric column].")
-@click.option("--tolerance", type=float, help="Exit non-zero when the largest output error exceeds this.")
+@click.option("--tolerance", type=float,
+              help="The largest output error allowed. int8 keeps in fp16 the weights whose int8 form would "
+                   "exceed it (measured one by one); exit non-zero when even that cannot meet it.")
 @loading_options
 def command(model, output, mode, calibration, columns, tolerance, load_options):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
@@ -49,6 +53,15 @@ def print_report(report) -> None:
         table.add_row(name, f"{before:.4g}", f"{after:.4g}")
     table.add_row(f"output error over {report.steps} steps", "",
                   f"max {report.max_abs_error:.3g}, mean {report.mean_abs_error:.3g}")
+    if report.precisions:
+        table.add_row("weight tensors", f"{len(report.precisions)}",
+                      ", ".join(f"{report.count(p)} {p}" for p in ("int8", "fp16") if report.count(p)))
     Console().print(table)
+    kept = sorted(name for name, precision in report.precisions.items()
+                  if precision != "int8" and name not in report.unreached)
+    if kept:
+        Console().print(f"kept in fp16 to stay within {report.tolerance:g}: {', '.join(kept)}")
+    if report.unreached:
+        Console().print(f"never read by the calibration run (stored fp16, unmeasured): {', '.join(report.unreached)}")
     if report.passed:
         Console().print(f"wrote {report.output} ({len(report.quantized)} weight tensors converted)")

@@ -1,21 +1,28 @@
 """Weight quantization of streaming ONNX models: int8 (QDQ) and fp16.
 
-int8: every weight matrix (LSTM/GRU/RNN W and R, Gemm/MatMul weights, embedding tables) is
-stored as int8 with one symmetric scale per output channel, behind a standard
-``DequantizeLinear`` node (QDQ), so that onnxruntime, ``onnx.checker`` and Netron read the file
-and edgeseq's runtime keeps the weights int8 in memory. Biases and peepholes stay float32.
-A recurrent node's W and R share one scale per gate row (as if [W R] were one matrix), and the
-zero point is left out (ONNX's default, 0: symmetric): for a small model these bytes are a
-noticeable part of the file.
-ONNX Runtime's own quantizer leaves GRU in float and emits a contrib op for LSTM; this one
-covers all three cells with standard ops only.
+int8: every weight (what a Conv, ConvTranspose, Gemm, MatMul, LSTM, GRU or RNN reads as its
+weight, and embedding tables) is stored as int8 with one symmetric scale per output channel,
+behind a standard ``DequantizeLinear`` node (QDQ), so that onnxruntime, ``onnx.checker`` and
+Netron read the file and edgeseq's runtime keeps the weights int8 in memory. Biases and
+peepholes stay float32; the zero point is left out (ONNX's default, 0: symmetric). A weight is
+found wherever the file keeps it: an initializer of the graph or of an If, Loop or Scan body, or
+a ``Constant`` node (Silero VAD keeps its whole network in Constants inside If branches), and
+through the layout ops between it and its reader (Slice and Concat reordering gates, Unsqueeze
+adding the direction axis), which keep the weight's channels apart.
 
-fp16: every float32 initializer is stored as float16 behind a ``Cast`` to float32: half the
-file, computed in float32.
+fp16: every float32 tensor is stored as float16 behind a ``Cast`` to float32: half the file,
+computed in float32.
+
+Mixed precision: with a tolerance, ``quantize`` measures each weight's int8 error on the
+calibration input and keeps in fp16 (or float32, when fp16 alone misses) the weights whose int8
+form would take the outputs past it. What each weight became is recorded in the file's metadata
+(``edgeseq.quantization``) and in the report.
 """
 
 import json
 import os
+import wave
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,13 +30,20 @@ import onnx
 from edgeseq_runtime import EdgeseqError, LoadOptions, StreamingModel, load
 from edgeseq_runtime.atomic import write_atomic
 from edgeseq_runtime.lowering import lower
+from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 from onnx import helper, numpy_helper
 
-from ..rows import read_rows
+from ..rows import MAX_DATA_BYTES, DataError, read_rows
 
 MODES = ("int8", "fp16")
+PRECISIONS = ("int8", "fp16", "float32")
 INT8_MAX = 127
 MIN_OPSET = 13  # per-axis DequantizeLinear
+METADATA_KEY = "edgeseq.quantization"
+RECURRENT = ("LSTM", "GRU", "RNN")
+# Ops that move a weight's values without mixing its channels: each output axis comes from one
+# input axis (or is a new axis of size 1).
+LAYOUT = ("Identity", "Unsqueeze", "Squeeze", "Transpose", "Slice", "Concat", "Split")
 
 
 class QuantizationError(EdgeseqError):
@@ -46,9 +60,11 @@ class QuantizationReport:
     steps: int
     max_abs_error: float
     mean_abs_error: float
-    quantized: list[str] = field(default_factory=list)   # initializers that were converted
+    quantized: list[str] = field(default_factory=list)   # tensors stored in ``mode``
     task_metric: dict[str, tuple[float, float]] = field(default_factory=dict)  # name: (before, after)
     tolerance: float | None = None
+    precisions: dict[str, str] = field(default_factory=dict)  # int8: each weight's precision
+    unreached: list[str] = field(default_factory=list)  # weights the calibration never reads
 
     @property
     def size_ratio(self) -> float:
@@ -58,108 +74,181 @@ class QuantizationReport:
     def passed(self) -> bool:
         return self.tolerance is None or self.max_abs_error <= self.tolerance
 
-
-def weight_axes(graph: onnx.GraphProto) -> dict[str, int]:
-    """Initializers that are weight matrices, each with its output-channel axis.
-
-    An initializer qualifies when every node that reads it reads it as a weight along the
-    same axis: W and R of a recurrent node ([1, gates*hidden, n], axis 1), the B of Gemm
-    (axis 0 with transB, else 1), the constant right operand of MatMul (axis 1), the table
-    of an embedding Gather (axis 0, one scale per row), the W of Conv ([c_out, c_in/group,
-    *kernel], axis 0: one scale per filter) and of ConvTranspose ([c_in, c_out/group, *kernel],
-    axis 1). Nodes inside If, Loop and Scan bodies count as readers of the outer initializers.
-    """
-    initializers = {t.name: t for t in graph.initializer}
-    uses: dict[str, set] = {}
-    for node in _readers(graph, set()):
-        for index, name in enumerate(node.input):
-            if name in initializers:
-                uses.setdefault(name, set()).add(_weight_axis(node, index, initializers))
-    return {name: axes.pop() for name, axes in uses.items()
-            if len(axes) == 1 and None not in axes
-            and initializers[name].data_type == onnx.TensorProto.FLOAT}
+    def count(self, precision: str) -> int:
+        return sum(1 for p in self.precisions.values() if p == precision)
 
 
-def _readers(graph: onnx.GraphProto, shadowed: set):
-    """Every node of ``graph`` and of its subgraphs (the branches of If, the bodies of Loop and
-    Scan read the outer graph's initializers too), each with the inputs that name one of the
-    outer graph's values; a name a subgraph defines itself (``shadowed``) is blanked."""
-    for node in graph.node:
-        if shadowed & set(node.input):
-            copy = onnx.NodeProto()
-            copy.CopyFrom(node)
-            copy.input[:] = ["" if name in shadowed else name for name in node.input]
-            node = copy
-        yield node
-        for attribute in node.attribute:
-            for subgraph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else list(attribute.graphs):
-                own = {t.name for t in subgraph.initializer} | {i.name for i in subgraph.input} \
-                    | {o for n in subgraph.node for o in n.output}
-                yield from _readers(subgraph, shadowed | own)
+# -- where the weights are ---------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Tensor:
+    """A float tensor the file stores: an initializer of graph number ``graph`` (in ``_graphs``
+    order), or the value of a Constant node there."""
+    graph: int
+    name: str
+    constant: bool  # a Constant node's value, not an initializer
 
 
-def _weight_axis(node, index, initializers) -> int | None:
-    """The output-channel axis of input ``index`` of ``node`` if it is a weight, else None."""
-    def rank(i):
-        return len(initializers[node.input[i]].dims) if node.input[i] in initializers else None
+class _Values:
+    """Every value of a graph and of its subgraphs, found by name from where it is read:
+    a subgraph sees its own names first, then its enclosing graphs'."""
 
-    if node.op_type in ("LSTM", "GRU", "RNN") and index in (1, 2):
+    def __init__(self, graph: onnx.GraphProto):
+        self.graphs: list[onnx.GraphProto] = []
+        self.defined: list[dict] = []  # per graph: name -> ("initializer", tensor) | ("node", node) | ("input", None)
+        self.readers: dict = defaultdict(list)  # (graph, name) -> [(node, input index, scope)]
+        self._walk(graph, ())
+
+    def _walk(self, graph, outer: tuple):
+        number = len(self.graphs)
+        self.graphs.append(graph)
+        defined = {i.name: ("input", None) for i in graph.input}
+        defined.update({t.name: ("initializer", t) for t in graph.initializer})
+        defined.update({o: ("node", n) for n in graph.node for o in n.output if o})
+        self.defined.append(defined)
+        scope = (*outer, number)
+        for node in graph.node:
+            for index, name in enumerate(node.input):
+                if name and (key := self.resolve(scope, name)):
+                    self.readers[key].append((node, index, scope))
+            for subgraph in _subgraphs(node):
+                self._walk(subgraph, scope)
+        for output in graph.output:
+            if key := self.resolve(scope, output.name):
+                self.readers[key].append((None, 0, scope))
+
+    def resolve(self, scope: tuple, name: str):
+        return next(((g, name) for g in reversed(scope) if name in self.defined[g]), None)
+
+    def constant(self, scope: tuple, name: str) -> np.ndarray | None:
+        """The value of ``name`` if the file stores it (an initializer or a Constant node)."""
+        key = self.resolve(scope, name) if name else None
+        if key is None:
+            return None
+        kind, where = self.defined[key[0]][name]
+        if kind == "initializer":
+            return numpy_helper.to_array(where)
+        if kind == "node" and where.op_type == "Constant":
+            value = _constant_tensor(where)
+            return None if value is None else numpy_helper.to_array(value)
+        return None
+
+    def tensors(self):
+        """Every float32 tensor stored: (Tensor, its TensorProto)."""
+        for number, defined in enumerate(self.defined):
+            for name, (kind, where) in defined.items():
+                tensor = where if kind == "initializer" else \
+                    _constant_tensor(where) if kind == "node" and where.op_type == "Constant" else None
+                if tensor is not None and tensor.data_type == onnx.TensorProto.FLOAT:
+                    yield Tensor(number, name, kind == "node"), tensor
+
+
+def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
+    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
+
+
+def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
+    return next((a.t for a in node.attribute if a.name == "value"), None)
+
+
+def _axes(node, values: _Values, scope) -> list[int] | None:
+    """The ``axes`` of an Unsqueeze or Squeeze (an attribute before opset 13, an input since);
+    None when they are computed at run time."""
+    axes = next((list(a.ints) for a in node.attribute if a.name == "axes"), None)
+    if axes is None and len(node.input) > 1:
+        value = values.constant(scope, node.input[1])
+        return None if value is None else [int(v) for v in value.ravel()]
+    return axes if axes is not None else []
+
+
+def _moved(node, values: _Values, scope, layout: list) -> list | None:
+    """``layout`` (for each axis of a layout op's data input, the weight's own axis it holds, or
+    None) as it is on the op's output; None when the op mixes axes (or its axes are unknown)."""
+    if node.op_type in ("Identity", "Slice", "Concat", "Split"):
+        return layout
+    if node.op_type == "Transpose":
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), list(range(len(layout)))[::-1])
+        return [layout[p] for p in perm]
+    axes = _axes(node, values, scope) if node.op_type in ("Unsqueeze", "Squeeze") else None
+    if axes is None:
+        return None
+    if node.op_type == "Unsqueeze":
+        moved = list(layout)
+        for axis in sorted(a % (len(layout) + len(axes)) for a in axes):
+            moved.insert(axis, None)
+        return moved
+    squeezed = {a % len(layout) for a in axes}  # Squeeze without axes drops every axis of size 1: unknown here
+    return [a for i, a in enumerate(layout) if i not in squeezed] if axes else None
+
+
+def _channel_axis(node, index, rank: int, values: _Values, scope) -> int | None:
+    """The output-channel axis of input ``index`` of ``node`` if it reads it as a weight of
+    ``rank`` dims, else None."""
+    if node.op_type in RECURRENT and index in (1, 2):
         return 1
-    if node.op_type == "Gemm" and index == 1:
-        trans_b = next((a.i for a in node.attribute if a.name == "transB"), 0)
-        return 0 if trans_b else 1
-    if node.op_type == "MatMul" and index == 1 and rank(1) == 2:
+    if node.op_type == "Gemm" and index == 1 and rank == 2:
+        return 0 if next((a.i for a in node.attribute if a.name == "transB"), 0) else 1
+    if node.op_type == "MatMul" and index == 1 and rank == 2:
         return 1
     if node.op_type in ("Conv", "ConvTranspose") and index == 1:
         return 0 if node.op_type == "Conv" else 1
-    if node.op_type == "Gather" and index == 0 and rank(0) == 2 and node.input[1] not in initializers:
+    if node.op_type == "Gather" and index == 0 and rank == 2 and values.constant(scope, node.input[1]) is None:
         return 0
     return None
 
 
-def weight_groups(graph: onnx.GraphProto) -> list[tuple[list[str], int]]:
-    """The weights of ``weight_axes`` grouped by shared scale: a recurrent node's W and R
-    together, every other weight alone. Each group comes with its output-channel axis."""
-    axes = weight_axes(graph)
-    groups, grouped = [], set()
-    for node in graph.node:
-        pair = list(node.input[1:3])
-        if node.op_type in ("LSTM", "GRU", "RNN") and len(pair) == 2 and all(n in axes for n in pair) \
-                and not grouped & set(pair) and pair[0] != pair[1]:
-            groups.append((pair, 1))
-            grouped.update(pair)
-    groups += [([name], axis) for name, axis in axes.items() if name not in grouped]
-    return groups
+def _weight_axis(values: _Values, key, layout: list, seen: set) -> set:
+    """The weight's own axes that its readers (through layout ops) take as output channels;
+    None in the set when some reader does not read it as a weight."""
+    axes = set()
+    for node, index, scope in values.readers.get(key, []):
+        if node is None or id(node) in seen:
+            axes.add(None)
+            continue
+        axis = _channel_axis(node, index, len(layout), values, scope)
+        if axis is not None:
+            axes.add(layout[axis])
+            continue
+        moved = _moved(node, values, scope, layout) if node.op_type in LAYOUT and \
+            (index == 0 or node.op_type == "Concat") else None
+        if moved is None:
+            axes.add(None)
+            continue
+        for output in node.output:
+            if output:
+                axes |= _weight_axis(values, values.resolve(scope, output), moved, seen | {id(node)})
+    return axes
 
 
-def quantize_int8(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy of ``model`` with its weight matrices in QDQ int8 form, and their names."""
-    model = _copy(model, MIN_OPSET)
-    graph = model.graph
-    initializers = {t.name: t for t in graph.initializer}
-    groups = weight_groups(graph)
-    converted = {name for names, _ in groups for name in names}
-    kept = [t for t in graph.initializer if t.name not in converted]
-    nodes = []
-    for names, axis in groups:
-        arrays = [numpy_helper.to_array(initializers[name]) for name in names]
-        scale = channel_scales(arrays, axis)
-        scale_name = f"{names[0]}_scale"
-        kept.append(numpy_helper.from_array(scale, scale_name))
-        for name, weights in zip(names, arrays):
-            kept.append(numpy_helper.from_array(to_int8(weights, scale, axis), f"{name}_int8"))
-            nodes.append(helper.make_node("DequantizeLinear", [f"{name}_int8", scale_name], [name], axis=axis))
-    _replace(graph, kept, nodes, converted)
-    return model, sorted(converted)
+def weights(graph: onnx.GraphProto) -> dict[Tensor, int]:
+    """The stored tensors that are weights, each with its output-channel axis.
+
+    A float tensor qualifies when every reader, through layout ops, reads it as a weight along
+    one and the same axis of its own: W and R of a recurrent node ([1, gates*hidden, n], axis 1),
+    the B of Gemm (axis 0 with transB, else 1), the constant right operand of MatMul (axis 1),
+    the table of an embedding Gather (axis 0), the W of Conv (axis 0: one scale per filter) and
+    of ConvTranspose (axis 1)."""
+    values = _Values(graph)
+    found = {}
+    for tensor, proto in values.tensors():
+        axes = _weight_axis(values, (tensor.graph, tensor.name), list(range(len(proto.dims))), set())
+        if len(axes) == 1 and None not in axes:
+            found[tensor] = axes.pop()
+    return found
 
 
-def channel_scales(arrays: list[np.ndarray], axis: int) -> np.ndarray:
-    """One symmetric int8 scale per index of ``axis``, over all ``arrays``: max|w| / 127, so
-    that every channel uses the full int8 range; an all-zero channel gets scale 1."""
-    peak = np.zeros(arrays[0].shape[axis], np.float64)
-    for weights in arrays:
-        others = tuple(i for i in range(weights.ndim) if i != axis)
-        peak = np.maximum(peak, np.abs(weights).max(axis=others))
+def weight_axes(graph: onnx.GraphProto) -> dict[str, int]:
+    """``weights`` by name."""
+    return {tensor.name: axis for tensor, axis in weights(graph).items()}
+
+
+# -- storing them ------------------------------------------------------------------------
+
+def channel_scales(weights: np.ndarray, axis: int) -> np.ndarray:
+    """One symmetric int8 scale per index of ``axis``: max|w| / 127, so that every channel uses
+    the full int8 range; an all-zero channel gets scale 1."""
+    others = tuple(i for i in range(weights.ndim) if i != axis)
+    peak = np.abs(weights.astype(np.float64)).max(axis=others)
     return np.where(peak > 0, peak / INT8_MAX, 1.0).astype(np.float32)
 
 
@@ -168,36 +257,114 @@ def to_int8(weights: np.ndarray, scale: np.ndarray, axis: int) -> np.ndarray:
     return np.clip(np.rint(weights / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
 
 
-def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy of ``model`` with every float32 initializer stored as float16 behind a Cast."""
-    model = _copy(model, 1)
-    graph = model.graph
-    kept, nodes, converted = [], [], []
-    for tensor in graph.initializer:
-        if tensor.data_type != onnx.TensorProto.FLOAT:
-            kept.append(tensor)
-            continue
-        half = f"{tensor.name}_fp16"
-        kept.append(numpy_helper.from_array(numpy_helper.to_array(tensor).astype(np.float16), half))
-        nodes.append(helper.make_node("Cast", [half], [tensor.name], to=onnx.TensorProto.FLOAT,
-                                      name=f"{tensor.name}_to_float"))
-        converted.append(tensor.name)
-    _replace(graph, kept, nodes, set(converted))
-    return model, converted
+def _halves(array: np.ndarray) -> bool:
+    """Whether float16 holds ``array`` without turning a finite value infinite."""
+    with np.errstate(over="ignore"):
+        return bool(np.isfinite(array.astype(np.float16)[np.isfinite(array)]).all())
 
+
+def quantize_int8(model: onnx.ModelProto, keep: dict | None = None) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of ``model`` with its weights in QDQ int8 form, and their names. ``keep``:
+    {Tensor: "fp16" or "float32"} for weights stored otherwise."""
+    model = _copy(model, MIN_OPSET)
+    keep = keep or {}
+    plan = {tensor: (keep.get(tensor, "int8"), axis) for tensor, axis in weights(model.graph).items()}
+    plan = {tensor: how for tensor, how in plan.items() if how[0] != "float32"}
+    _store(model, plan)
+    return model, sorted({tensor.name for tensor, (precision, _) in plan.items() if precision == "int8"})
+
+
+def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy of ``model`` with every float32 tensor it stores (initializers and Constants, in
+    subgraphs too) as float16 behind a Cast; a tensor float16 cannot hold stays float32."""
+    model = _copy(model, 1)
+    plan = {tensor: ("fp16", None) for tensor, proto in _Values(model.graph).tensors()
+            if _halves(numpy_helper.to_array(proto))}
+    _store(model, plan)
+    return model, sorted({tensor.name for tensor in plan})
+
+
+def _store(model: onnx.ModelProto, plan: dict) -> None:
+    """Store each tensor of ``plan`` ({Tensor: (precision, axis)}) in its precision, with the node
+    that turns it back into float32 under its old name, where the tensor was."""
+    values = _Values(model.graph)
+    fresh = _FreshNames(values)
+    # Innermost graphs first: rebuilding a graph's node list copies its nodes, subgraphs included.
+    for number, graph in reversed(list(enumerate(values.graphs))):
+        mine = {tensor.name: how for tensor, how in plan.items() if tensor.graph == number}
+        if not mine:
+            continue
+        initializers, front, nodes = [], [], []
+        for tensor in graph.initializer:
+            if tensor.name in mine:
+                stored, node = _stored(numpy_helper.to_array(tensor), tensor.name, *mine[tensor.name], fresh)
+                initializers += stored
+                front.append(node)
+            else:
+                initializers.append(tensor)
+        for node in graph.node:
+            name = node.output[0] if node.op_type == "Constant" and node.output else None
+            if name in mine and _constant_tensor(node) is not None:
+                stored, restore = _stored(numpy_helper.to_array(_constant_tensor(node)), name, *mine[name], fresh)
+                nodes += [helper.make_node("Constant", [], [t.name], name=fresh(t.name), value=t) for t in stored]
+                nodes.append(restore)
+            else:
+                nodes.append(node)
+        del graph.initializer[:]
+        graph.initializer.extend(initializers)
+        del graph.node[:]
+        graph.node.extend(front + nodes)
+        inputs = [vi for vi in graph.input if vi.name not in mine]  # IR < 4 lists initializers as inputs
+        del graph.input[:]
+        graph.input.extend(inputs)
+
+
+def _stored(array: np.ndarray, name: str, precision: str, axis: int | None, fresh):
+    """The tensors that store ``array`` in ``precision`` and the node that computes ``name``
+    from them."""
+    if precision == "fp16":
+        half = numpy_helper.from_array(array.astype(np.float16), fresh(f"{name}_fp16"))
+        return [half], helper.make_node("Cast", [half.name], [name], name=fresh(f"{name}_to_float"),
+                                        to=onnx.TensorProto.FLOAT)
+    scale = channel_scales(array, axis)
+    q = numpy_helper.from_array(to_int8(array, scale, axis), fresh(f"{name}_int8"))
+    scales = numpy_helper.from_array(scale, fresh(f"{name}_scale"))
+    return [q, scales], helper.make_node("DequantizeLinear", [q.name, scales.name], [name],
+                                         name=fresh(f"{name}_dequantize"), axis=axis)
+
+
+class _FreshNames:
+    """Names no value or node of the model uses yet."""
+
+    def __init__(self, values: _Values):
+        self.used = {name for defined in values.defined for name in defined}
+        self.used |= {n.name for g in values.graphs for n in g.node}
+
+    def __call__(self, wanted: str) -> str:
+        name, number = wanted, 0
+        while name in self.used:
+            number += 1
+            name = f"{wanted}_{number}"
+        self.used.add(name)
+        return name
+
+
+# -- measuring ---------------------------------------------------------------------------
 
 def quantize(source, output, mode: str = "int8", calibration=None, tolerance: float | None = None,
              steps: int = 200, seed: int = 0, columns: list[str] | None = None,
              load_options: LoadOptions | None = None) -> QuantizationReport:
     """Quantize the ONNX file ``source`` into ``output`` and measure what it costs.
 
-    The outputs of the fp32 and the quantized model are compared with edgeseq's runtime over
-    ``calibration`` rows (CSV or .npy; of a CSV, the ``columns`` named, by default those the model
-    was trained on when its metadata records them), or ``steps`` random steps, state carried. The report
-    says the file sizes and the errors, and whether they are within ``tolerance``. ``output``
-    is written (atomically) only when everything succeeded and the errors are within
-    ``tolerance``: a failed quantization leaves no file behind. ``load_options``: how edgeseq's
-    runtime loads both files (constants, state pairs, input shape, context).
+    The outputs of the fp32 and the quantized model are compared with edgeseq's runtime, both
+    loaded with ``load_options`` (constants, state pairs, input shape, context), over
+    ``calibration``: rows of a CSV or .npy (of a CSV, the ``columns`` named, by default those
+    the model was trained on when its metadata records them), or a mono PCM WAV cut into steps
+    of the step input's size; else ``steps`` random steps; state carried. In int8 mode with a
+    ``tolerance``, the weights whose int8 form would take the outputs past it are kept in fp16
+    (mixed precision, measured weight by weight). ``output`` is written (atomically) only when
+    everything succeeded and the errors are within ``tolerance``: a failed quantization leaves
+    no file behind.
     """
     if mode not in MODES:
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -206,21 +373,80 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     reference = load(source, **load_options.fields())  # validates the model before any work
     model = onnx.load(source)
     inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
-    bytes_before = _file_bytes(source)
-    quantized, names = (quantize_int8 if mode == "int8" else quantize_fp16)(model)
+    expected = reference.run(inputs)
+
+    def measure(candidate: onnx.ModelProto) -> tuple[float, np.ndarray]:
+        got = StreamingModel(lower(candidate, output, 1, load_options), 1, output).run(inputs)
+        return float(np.abs(got.astype(np.float64) - expected).max()), got
+
+    precisions, unreached = {}, []
+    if mode == "fp16":
+        quantized, names = quantize_fp16(model)
+    else:
+        quantized, names, precisions, unreached = _int8_within(source, model, tolerance, measure)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
+    _record(quantized, mode, precisions, unreached, tolerance)
     onnx.checker.check_model(quantized)
     serialized = quantized.SerializeToString()
-    expected = reference.run(inputs)
-    got = StreamingModel(lower(quantized, output, 1, load_options), 1, output).run(inputs)
+    got = measure(quantized)[1]
     error = np.abs(got.astype(np.float64) - expected)
-    report = QuantizationReport(mode, source, output, bytes_before, len(serialized), len(inputs),
+    report = QuantizationReport(mode, source, output, _file_bytes(source), len(serialized), len(inputs),
                                 float(error.max()), float(error.mean()), names,
-                                _task_metrics(model, inputs, expected, got, calibration is not None), tolerance)
+                                _task_metrics(model, inputs, expected, got, calibration is not None), tolerance,
+                                precisions, unreached)
     if report.passed:
         write_atomic(output, serialized)
     return report
+
+
+def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure):
+    """int8 weights, keeping in fp16 those that must stay float for the outputs to stay within
+    ``tolerance``: each weight's int8 error is measured alone (the others fp16), and the weights
+    are made int8 from the least sensitive on, each kept only while the whole stays within.
+    A weight whose int8 form does not change the outputs at all is one the calibration never
+    reads (an untaken If branch): it stays fp16, unmeasured. Without a tolerance, or when all
+    int8 is within it, every weight is int8."""
+    found = weights(_copy(model, MIN_OPSET).graph)
+    every = {tensor.name: "int8" for tensor in found}
+    quantized, names = quantize_int8(model)
+    if tolerance is None or not found or measure(quantized)[0] <= tolerance:
+        return quantized, names, every, []
+    fallback = {tensor: "fp16" for tensor in found}
+    halves = quantize_int8(model, fallback)[0]
+    half_error, baseline = measure(halves)
+    if half_error > tolerance:
+        return quantized, names, every, []  # even fp16 misses: the all-int8 report says by how much
+    alone = {}
+    for tensor in found:
+        error, got = measure(quantize_int8(model, {**fallback, tensor: "int8"})[0])
+        if not np.array_equal(got, baseline):
+            alone[tensor] = error
+    chosen: list = []
+    for tensor in sorted(alone, key=alone.get):
+        if alone[tensor] > tolerance:
+            break
+        trial = {**fallback, **{t: "int8" for t in (*chosen, tensor)}}
+        if measure(quantize_int8(model, trial)[0])[0] <= tolerance:
+            chosen.append(tensor)
+    if not chosen:
+        least = min(alone, key=alone.get)
+        raise QuantizationError(f"{source}: no weight stays within the tolerance {tolerance:g} as int8 (the least "
+                                f"sensitive, {least.name}, moves the outputs by {alone[least]:.3g}); fp16 weights "
+                                f"move them by {half_error:.3g} (--mode fp16)")
+    quantized, names = quantize_int8(model, {tensor: "fp16" for tensor in found if tensor not in chosen})
+    precisions = {tensor.name: "int8" if tensor in chosen else "fp16" for tensor in found}
+    unreached = sorted({tensor.name for tensor in found if tensor not in alone})
+    return quantized, names, precisions, unreached
+
+
+def _record(model: onnx.ModelProto, mode: str, precisions: dict, unreached: list, tolerance) -> None:
+    """What each weight became, in the file's metadata (``inspect`` and readers of the file see it)."""
+    record = {"mode": mode, "tolerance": tolerance, "weights": precisions, "unreached": unreached}
+    props = [p for p in model.metadata_props if p.key != METADATA_KEY]
+    del model.metadata_props[:]
+    model.metadata_props.extend(props)
+    model.metadata_props.add(key=METADATA_KEY, value=json.dumps(record, sort_keys=True))
 
 
 def _task_metrics(model: onnx.ModelProto, inputs, expected, got, real_data: bool) -> dict:
@@ -251,6 +477,8 @@ def _trained_columns(model: onnx.ModelProto) -> list[str] | None:
 
 def _inputs(model, calibration, columns, steps: int, seed: int) -> np.ndarray:
     if calibration is not None:
+        if os.fspath(calibration).lower().endswith(".wav") and not model.is_token_model:
+            return wav_steps(calibration, model.input_size)
         if model.is_token_model:
             return read_rows(calibration, 1, columns)[:, 0].astype(np.int64)
         return read_rows(calibration, model.input_size, columns)
@@ -258,6 +486,29 @@ def _inputs(model, calibration, columns, steps: int, seed: int) -> np.ndarray:
     if model.is_token_model:
         return rng.integers(0, model.vocab_size, steps)
     return rng.standard_normal((steps, model.input_size)).astype(np.float32)
+
+
+def wav_steps(path, width: int) -> np.ndarray:
+    """A mono PCM WAV (8, 16 or 32 bit) as float32 samples in [-1, 1), cut into steps of ``width``
+    samples (a last partial step is left out): what an audio model streams, e.g. 576-sample
+    windows for Silero VAD with ``--input-shape 576``, or its 512 new samples with ``--context 64``."""
+    path = os.fspath(path)
+    try:
+        with open_regular(path, MAX_DATA_BYTES, "a data file may have") as f, wave.open(f, "rb") as wav:
+            channels, width_bytes, frames = wav.getnchannels(), wav.getsampwidth(), wav.readframes(wav.getnframes())
+    except UnreadableFile as e:
+        raise DataError(f"{path}: {e}") from None
+    except (wave.Error, EOFError) as e:
+        raise DataError(f"{path}: not a PCM WAV file ({e})") from None
+    if channels != 1 or width_bytes not in (1, 2, 4):
+        raise DataError(f"{path}: expected mono 8, 16 or 32-bit PCM; got {channels} channel(s) of "
+                        f"{width_bytes * 8} bits")
+    dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}[width_bytes]
+    samples = np.frombuffer(frames, dtype).astype(np.float64)
+    samples = (samples - 128) / 128 if width_bytes == 1 else samples / 2.0 ** (8 * width_bytes - 1)
+    if len(samples) < width:
+        raise DataError(f"{path}: {len(samples)} samples, fewer than one step of {width}")
+    return samples[:len(samples) // width * width].reshape(-1, width).astype(np.float32)
 
 
 def _copy(model: onnx.ModelProto, min_opset: int) -> onnx.ModelProto:
@@ -268,18 +519,6 @@ def _copy(model: onnx.ModelProto, min_opset: int) -> onnx.ModelProto:
             raise QuantizationError(f"the model uses opset {opset.version}; per-channel int8 needs "
                                     f"opset {min_opset} or later (re-export with a newer opset)")
     return copy
-
-
-def _replace(graph: onnx.GraphProto, initializers, new_nodes, renamed: set[str]) -> None:
-    """Swap in the new initializers and put the new nodes first (they read initializers only)."""
-    del graph.initializer[:]
-    graph.initializer.extend(initializers)
-    nodes = list(graph.node)
-    del graph.node[:]
-    graph.node.extend(list(new_nodes) + nodes)
-    inputs = [vi for vi in graph.input if vi.name not in renamed]  # IR < 4 lists initializers as inputs
-    del graph.input[:]
-    graph.input.extend(inputs)
 
 
 def _file_bytes(path: str) -> int:

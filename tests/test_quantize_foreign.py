@@ -1,0 +1,210 @@
+"""Quantization of recurrent models edgeseq did not export: weights kept as Constant nodes or
+initializers inside If branches and reached through layout ops (Silero VAD's shape), calibration
+on audio, and mixed precision under a tolerance.
+
+References: ONNX Runtime stepping the quantized file with its graph optimizations off (it then
+runs the QDQ graph as written: DequantizeLinear, then float ops) and the fp32 file, state fed back.
+"""
+
+import json
+import wave
+
+import edgeseq_runtime
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from edgeseq_export.backends.quantize import METADATA_KEY, QuantizationError, quantize
+from onnx import TensorProto, helper, numpy_helper
+from support.foreign_graphs import lstm_in_if_branches
+
+INPUTS, HIDDEN = 3, 5
+TOL = 1e-5
+
+
+def onnx_runtime_steps(path, xs, fixed: dict, state: dict) -> np.ndarray:
+    """The first output over ``xs``, ONNX Runtime stepping ``path`` as written (no graph
+    optimizations), each state input ({input: (output, initial value)}) fed back."""
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    outputs = [o.name for o in session.get_outputs()]
+    values = {name: initial for name, (_, initial) in state.items()}
+    ys = []
+    for x in xs:
+        result = dict(zip(outputs, session.run(None, {"input": x[None], **fixed, **values})))
+        ys.append(result[outputs[0]][0])
+        values = {name: result[output] for name, (output, _) in state.items()}
+    return np.array(ys)
+
+
+def silero_like(path) -> str:
+    """An LSTM inside both branches of ``If(sr == 16000)``, as silero_vad.onnx holds it: each
+    branch keeps W and R ([4H, n], PyTorch's gate order) in Constant nodes, reorders the gate
+    blocks with Slice and Concat and adds the direction axis with Unsqueeze; a 1x1 Conv head
+    reads its weight from a Constant too."""
+    rng = np.random.default_rng(4)
+    tensor = numpy_helper.from_array
+
+    def branch(tag: str) -> onnx.GraphProto:
+        p = f"{tag}_"
+        nodes, blocks = [], {}
+        for name, width in (("W", INPUTS), ("R", HIDDEN)):
+            value = rng.normal(0, 0.5, (4 * HIDDEN, width)).astype(np.float32)
+            nodes.append(helper.make_node("Constant", [], [f"{p}{name}_torch"], value=tensor(value, f"{p}{name}_t")))
+            for gate in range(4):  # i, f, g, o -> ONNX's i, o, f, c
+                nodes.append(helper.make_node("Slice", [f"{p}{name}_torch", f"{p}start{gate}", f"{p}end{gate}",
+                                                        f"{p}axis0"], [f"{p}{name}{gate}"]))
+            nodes += [helper.make_node("Concat", [f"{p}{name}{g}" for g in (0, 3, 1, 2)], [f"{p}{name}_onnx"], axis=0),
+                      helper.make_node("Unsqueeze", [f"{p}{name}_onnx", f"{p}axis0"], [f"{p}{name}"])]
+            blocks[name] = f"{p}{name}"
+        head = rng.normal(0, 0.5, (1, HIDDEN, 1)).astype(np.float32)
+        nodes += [helper.make_node("Constant", [], [f"{p}head"], value=tensor(head, f"{p}head_t")),
+                  helper.make_node("Reshape", ["input", "x_shape"], [f"{p}X"]),
+                  helper.make_node("Gather", ["state", "first"], [f"{p}h"], axis=0),
+                  helper.make_node("Gather", ["state", "one"], [f"{p}c"], axis=0),
+                  helper.make_node("Unsqueeze", [f"{p}h", f"{p}axis0"], [f"{p}h0"]),
+                  helper.make_node("Unsqueeze", [f"{p}c", f"{p}axis0"], [f"{p}c0"]),
+                  helper.make_node("LSTM", [f"{p}X", blocks["W"], blocks["R"], "", "", f"{p}h0", f"{p}c0"],
+                                   [f"{p}Y", f"{p}Yh", f"{p}Yc"], hidden_size=HIDDEN),
+                  helper.make_node("Transpose", [f"{p}Yh"], [f"{p}hT"], perm=[1, 2, 0]),
+                  helper.make_node("Conv", [f"{p}hT", f"{p}head"], [f"{p}logit"]),
+                  helper.make_node("Reshape", [f"{p}logit", "out_shape"], [f"{p}flat"]),
+                  helper.make_node("Sigmoid", [f"{p}flat"], [f"{p}out"]),
+                  helper.make_node("Concat", [f"{p}Yh", f"{p}Yc"], [f"{p}stateN"], axis=0)]
+        local = [tensor(np.array([0], np.int64), f"{p}axis0")]
+        local += [tensor(np.array([g * HIDDEN], np.int64), f"{p}start{g}") for g in range(4)]
+        local += [tensor(np.array([(g + 1) * HIDDEN], np.int64), f"{p}end{g}") for g in range(4)]
+        return helper.make_graph(nodes, f"{tag}_branch", [],
+                                 [helper.make_tensor_value_info(f"{p}out", TensorProto.FLOAT, None),
+                                  helper.make_tensor_value_info(f"{p}stateN", TensorProto.FLOAT, None)], local)
+
+    graph = helper.make_graph(
+        [helper.make_node("Equal", ["sr", "rate"], ["is_16k"]),
+         helper.make_node("If", ["is_16k"], ["output", "stateN"], then_branch=branch("then"),
+                          else_branch=branch("else"))],
+        "silero_like",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["B", "T"]),
+         helper.make_tensor_value_info("state", TensorProto.FLOAT, [2, "B", HIDDEN]),
+         helper.make_tensor_value_info("sr", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["B", 1]),
+         helper.make_tensor_value_info("stateN", TensorProto.FLOAT, [2, "B", HIDDEN])],
+        [tensor(np.array(16000, np.int64), "rate"), tensor(np.array(0, np.int64), "first"),
+         tensor(np.array(1, np.int64), "one"), tensor(np.array([1, -1, INPUTS], np.int64), "x_shape"),
+         tensor(np.array([-1, 1], np.int64), "out_shape")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+    return str(path)
+
+
+OPTIONS = edgeseq_runtime.LoadOptions({"sr": 16000}, {}, (INPUTS,))
+FIXED = {"sr": np.array(16000, np.int64)}
+STATE = {"state": ("stateN", np.zeros((2, 1, HIDDEN), np.float32))}
+
+
+def dequantized_in_branches(path) -> dict[str, set[str]]:
+    """{branch: the op types that produce values there from stored tensors} of the file's If."""
+    graph = onnx.load(str(path)).graph
+    found = {}
+    for attribute in next(n for n in graph.node if n.op_type == "If").attribute:
+        found[attribute.name] = {n.op_type for n in attribute.g.node if n.op_type in ("DequantizeLinear", "Cast")}
+    return found
+
+
+@pytest.mark.parametrize("builder", [silero_like, lambda path: lstm_in_if_branches(
+    path, inputs=INPUTS, hidden=HIDDEN, weights_in_branches=True)], ids=["constants_through_slice_concat", "branch_initializers"])
+def test_int8_finds_weights_inside_if_branches_and_matches_onnx_runtime(tmp_path, builder):
+    """Before, quantize found no weight in such a file ("no weights to quantize")."""
+    source = builder(tmp_path / "model.onnx")
+    xs = np.random.default_rng(0).standard_normal((80, INPUTS)).astype(np.float32)
+    np.save(tmp_path / "steps.npy", xs)
+    report = quantize(source, tmp_path / "q.onnx", "int8", calibration=tmp_path / "steps.npy", load_options=OPTIONS)
+    onnx.checker.check_model(onnx.load(str(tmp_path / "q.onnx")), full_check=True)
+    assert dequantized_in_branches(tmp_path / "q.onnx") == {"then_branch": {"DequantizeLinear"},
+                                                            "else_branch": {"DequantizeLinear"}}
+    assert set(report.precisions.values()) == {"int8"}
+    got = edgeseq_runtime.load(tmp_path / "q.onnx", **OPTIONS.fields()).run(xs)
+    same_file = onnx_runtime_steps(tmp_path / "q.onnx", xs, FIXED, STATE)
+    np.testing.assert_allclose(got, same_file, rtol=TOL, atol=TOL)
+    fp32 = onnx_runtime_steps(source, xs, FIXED, STATE)
+    assert 0 < np.abs(got - fp32).max() < 0.05  # quantized, not broken
+    assert report.max_abs_error == pytest.approx(float(np.abs(got - fp32).max()), rel=1e-3, abs=1e-6)
+
+
+def test_fp16_converts_constants_inside_if_branches(tmp_path):
+    source = silero_like(tmp_path / "model.onnx")
+    report = quantize(source, tmp_path / "h.onnx", "fp16", load_options=OPTIONS)
+    assert dequantized_in_branches(tmp_path / "h.onnx") == {"then_branch": {"Cast"}, "else_branch": {"Cast"}}
+    xs = np.random.default_rng(1).standard_normal((60, INPUTS)).astype(np.float32)
+    got = edgeseq_runtime.load(tmp_path / "h.onnx", **OPTIONS.fields()).run(xs)
+    np.testing.assert_allclose(got, onnx_runtime_steps(tmp_path / "h.onnx", xs, FIXED, STATE), rtol=TOL, atol=TOL)
+    assert report.max_abs_error < 1e-3
+
+
+def write_wav(path, samples: np.ndarray) -> None:
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(16000)
+        wav.writeframes((samples * 32768).astype("<i2").tobytes())
+
+
+def test_calibration_wav_is_cut_into_steps_of_the_step_input(tmp_path):
+    """A WAV calibrates an audio model: its samples in steps of the step input's size (a last
+    partial step left out), the same numbers as those steps given as rows of a .npy."""
+    source = silero_like(tmp_path / "model.onnx")
+    samples = np.round(np.sin(np.arange(301) / 7) * 0.5 * 32768) / 32768
+    write_wav(tmp_path / "tone.wav", samples)
+    np.save(tmp_path / "tone.npy", samples[:300].reshape(100, INPUTS).astype(np.float32))
+    from_wav = quantize(source, tmp_path / "a.onnx", calibration=tmp_path / "tone.wav", load_options=OPTIONS)
+    from_npy = quantize(source, tmp_path / "b.onnx", calibration=tmp_path / "tone.npy", load_options=OPTIONS)
+    assert from_wav.steps == 100
+    assert from_wav.max_abs_error == from_npy.max_abs_error
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (b"RIFF\x00\x00", "not a PCM WAV file"),
+    (None, "expected mono"),
+])
+def test_bad_calibration_wav_is_one_line_and_writes_nothing(tmp_path, content, message):
+    source = silero_like(tmp_path / "model.onnx")
+    path = tmp_path / "bad.wav"
+    if content is None:
+        with wave.open(str(path), "wb") as wav:
+            wav.setnchannels(2)
+            wav.setsampwidth(2)
+            wav.setframerate(16000)
+            wav.writeframes(b"\x00" * 400)
+    else:
+        path.write_bytes(content)
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match=f"bad.wav: {message}") as error:
+        quantize(source, tmp_path / "q.onnx", calibration=path, load_options=OPTIONS)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_tolerance_keeps_the_sensitive_weights_in_fp16_and_records_it(tmp_path):
+    """With a tolerance between the fp16 and the all-int8 error, quantize keeps some weights in
+    fp16 and makes the rest int8; the file says which, and ONNX Runtime on it stays within the
+    tolerance of the fp32 file on the calibration steps."""
+    source = silero_like(tmp_path / "model.onnx")
+    xs = np.random.default_rng(2).standard_normal((120, INPUTS)).astype(np.float32)
+    np.save(tmp_path / "steps.npy", xs)
+    all_int8 = quantize(source, tmp_path / "all.onnx", calibration=tmp_path / "steps.npy", load_options=OPTIONS)
+    tolerance = all_int8.max_abs_error / 2
+    report = quantize(source, tmp_path / "mixed.onnx", calibration=tmp_path / "steps.npy", tolerance=tolerance,
+                      load_options=OPTIONS)
+    assert report.passed and report.count("int8") >= 1 and report.count("fp16") >= 1
+    recorded = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "mixed.onnx")).metadata_props}[METADATA_KEY])
+    assert recorded["weights"] == report.precisions and recorded["tolerance"] == tolerance
+    assert set(report.unreached) == {name for name in report.precisions if name.startswith("else_")}
+    expected = onnx_runtime_steps(source, xs, FIXED, STATE)
+    assert np.abs(onnx_runtime_steps(tmp_path / "mixed.onnx", xs, FIXED, STATE) - expected).max() <= tolerance * 1.001
+
+
+def test_a_tolerance_that_no_int8_weight_meets_is_refused(tmp_path):
+    source = silero_like(tmp_path / "model.onnx")
+    with pytest.raises(QuantizationError, match="no weight stays within the tolerance .*--mode fp16"):
+        quantize(source, tmp_path / "q.onnx", tolerance=1e-4, load_options=OPTIONS)
+    assert not (tmp_path / "q.onnx").exists()
