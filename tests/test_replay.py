@@ -13,6 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 from support.cli_results import assert_one_line_error, run
 from support.onnx_builders import build_model
+from support.replay_fleets import assert_each_stream_is_its_own_run, fleet, outputs_by_key
 
 
 @pytest.fixture(scope="module")
@@ -25,42 +26,6 @@ def gru(tmp_path_factory):
 def lstm(tmp_path_factory):
     return build_model(tmp_path_factory.mktemp("replay"), "LSTM", input_size=3, hidden_size=9, num_layers=2,
                        head="matmul", output_size=1)
-
-
-def fleet(lengths, seed=0, keys=None, features=3):
-    """Streams of the given lengths as one table of shuffled rows: key ``device``, order ``t``
-    (counting from 100, so that it is not a row number), features f0.. ; and each stream's
-    rows in step order, by key."""
-    rng = np.random.default_rng(seed)
-    keys = list(range(len(lengths))) if keys is None else keys
-    streams = {k: rng.uniform(-1, 1, (n, features)).astype(np.float32) for k, n in zip(keys, lengths)}
-    device = [k for k, n in zip(keys, lengths) for _ in range(n)]
-    t = np.concatenate([np.arange(100, 100 + n) for n in lengths])
-    x = np.concatenate(list(streams.values()))
-    shuffle = rng.permutation(len(device))
-    table = pa.table({"device": pa.array(device).take(pa.array(shuffle)), "t": t[shuffle],
-                      **{f"f{i}": x[shuffle, i] for i in range(features)}})
-    return table, streams
-
-
-def outputs_by_key(table, outputs=("y0", "y1")):
-    """{key: (steps, outputs) array} from replay's table, each stream's rows in ``t`` order."""
-    frame = table.to_pandas()
-    if "t" in frame:
-        frame = frame.sort_values("t", kind="stable")
-    return {k: group[list(outputs)].to_numpy() for k, group in frame.groupby("device", sort=False)}
-
-
-def assert_each_stream_is_its_own_run(model_path, table, streams, outputs=("y0", "y1"), states=None):
-    """Every stream of replay's table equals, bit for bit, a fresh model's run over its rows."""
-    got = outputs_by_key(table, outputs)
-    assert sorted(got, key=str) == sorted(streams, key=str)
-    model = edgeseq.load(model_path)
-    for key, x in streams.items():
-        model.reset()
-        if states:
-            model.load_state(os.path.join(states, f"{key}.state"))
-        np.testing.assert_array_equal(got[key], model.run(x).reshape(len(x), -1), err_msg=f"key {key}")
 
 
 def test_every_stream_is_exactly_its_own_run(tmp_path, gru):
