@@ -348,6 +348,24 @@ def test_intra_state_without_an_output_is_carried_by_the_node(tmp_path):
         _close(model.step(frame), expected[t], f"frame {t}")
 
 
+def test_a_node_across_the_fixed_axis_of_the_model_input(tmp_path):
+    """The model input [B, 33 bins, 2] reaches the bidirectional node through a Transpose only:
+    its bins axis is a sequence inside the step, not the stream's time axis."""
+    rng = np.random.default_rng(13)
+    inits = [numpy_helper.from_array(rng.uniform(-0.5, 0.5, shape).astype(np.float32), name)
+             for name, shape in (("W", (2, 12, 2)), ("R", (2, 12, 4)), ("B", (2, 24)))]
+    nodes = [helper.make_node("Transpose", ["x"], ["X"], perm=[1, 0, 2]),
+             helper.make_node("GRU", ["X", "W", "R", "B"], ["Y"], name="across_bins", hidden_size=4,
+                              direction="bidirectional"),
+             helper.make_node("Transpose", ["Y"], ["y"], perm=[2, 0, 1, 3])]
+    graph = helper.make_graph(nodes, "bins", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["B", 33, 2])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["B", 33, 2, 4])], inits)
+    path = tmp_path / "bins.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    x = rng.uniform(-1, 1, (2, 33, 2)).astype(np.float32)
+    _close(edgeseq_runtime.load(path, batch=2).step(x.reshape(2, -1)), _ort(path).run(None, {"x": x})[0], "bins of the input")
+
+
 # -- refusals ------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("direction", ["reverse", "bidirectional"])
@@ -384,3 +402,23 @@ def test_activations_for_one_direction_of_two_are_refused(tmp_path):
     path, _ = node_model(tmp_path, "GRU", attrs={"activations": ["Sigmoid", "Tanh"]})
     with pytest.raises(ModelError, match=r"'cell' \(GRU\): GRU takes 2 activations for each of its 2 direction"):
         edgeseq_runtime.load(path)
+
+
+@pytest.mark.slow  # compiles the generated C
+def test_the_c_runtime_runs_it_unchanged(tmp_path):
+    """Only instructions the C runtime has: the generated C gives the runtime's numbers."""
+    import subprocess
+
+    from edgeseq_export.backends.codegen import generate
+    from support.codegen_builds import FIRMWARE, make, parse_rows, require, rows_text
+
+    require("make", "gcc")
+    path = dpcrn_like(tmp_path, 33, intra="LSTM", intra_state=True)
+    generate(path, tmp_path / "generated", "dpcrn")
+    make(FIRMWARE / "host", f"MODEL_DIR={tmp_path / 'generated'}", "NAME=dpcrn", f"BUILD={tmp_path / 'build'}",
+         "CC=gcc", "CFLAGS=-O2")
+    frames = np.abs(np.random.default_rng(12).standard_normal((50, 33))).astype(np.float32)
+    result = subprocess.run([str(tmp_path / "build" / "dpcrn" / "stream")], input=rows_text(frames),
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    _close(parse_rows(result.stdout), edgeseq_runtime.load(path).run(frames), "C against the runtime")

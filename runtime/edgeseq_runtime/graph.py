@@ -321,8 +321,10 @@ class Graph:
 
     def input_axes(self, name: str) -> tuple[int | None, int | None]:
         """(time axis, batch axis) of graph input ``name``, found by following it through glue
-        to the X input of a recurrent node, whose layout fixes both. (None, None) if not found."""
-        rank = _rank(self.inputs[name])
+        to the X input of a recurrent node, whose layout fixes both; not a reverse or bidirectional
+        node's across a fixed axis (e.g. the bins of a frame), a sequence that runs inside the
+        step. (None, None) if not found."""
+        rank, dims = _rank(self.inputs[name]), input_dims(self.inputs[name])
         frontier = [(name, list(range(rank)), rank)]  # tensor, where each input axis is, its rank
         seen = set()
         while frontier:
@@ -337,6 +339,9 @@ class Graph:
                     time_pos, batch_pos = (1, 0) if attribute(node, "layout", 0) else (0, 1)
                     time = pos.index(time_pos) if time_pos in pos else None
                     batch = pos.index(batch_pos) if batch_pos in pos else None
+                    if time is not None and (dims[time] or 1) > 1 and \
+                            attribute(node, "direction", b"forward") != b"forward":
+                        continue  # a fixed sequence that a node runs backwards lies inside the step
                     return time, batch
                 moved = self._move_axes(node, tensor, pos, rank)
                 if moved is not None:
