@@ -56,6 +56,9 @@ def inspection_tables(inspection) -> list[Table]:
     summary.add_row("parameters", f"{inspection.parameters:,} (layer weights and biases, as PyTorch counts them)")
     summary.add_row("other constants", f"{inspection.constants:,} floats (normalisation, quantization scales, ...)")
     summary.add_row("opset", str(inspection.opset))
+    if inspection.delay is not None:
+        summary.add_row("delay", f"{inspection.delay} steps (the stream's output t + {inspection.delay} is the "
+                                 f"full-sequence forward's output t; its first {inspection.delay} are zeros)")
     summary.add_row("producer", escape(inspection.producer) or "-")
     for label, values in (("inputs", inspection.inputs), ("outputs", inspection.outputs)):
         summary.add_row(label, "\n".join(escape(f"{v.name}: {v.dtype} {v.shape}") for v in values))

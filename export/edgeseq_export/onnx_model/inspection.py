@@ -61,6 +61,7 @@ class Inspection:
     states: list[StateSummary]
     not_streamable: str | None  # why edgeseq's runtime cannot stream it, or None
     metadata: dict[str, str]
+    delay: int | None = None  # steps by which the stream lags the full-sequence forward (conv front ends)
 
 
 # Ops whose constant operands are a layer's learned weights; an Add of a constant right after
@@ -107,7 +108,7 @@ def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOpt
         [_value(v) for v in graph.input if v.name not in initializers], [_value(v) for v in graph.output],
         layers, sum(layer.parameters for layer in layers),
         sum(size for name, size in floats.items() if name not in claimed),
-        states, not_streamable, metadata)
+        states, not_streamable, metadata, _delay(metadata))
 
 
 def _taken(graph: onnx.GraphProto, branches: dict[str, str]) -> tuple[list, list]:
@@ -184,6 +185,15 @@ def _states(lowered: edgeseq_runtime.LoweredModel, metadata: dict[str, str]) -> 
     return [StateSummary(s.name, s.shape, pairs.get(s.name)) for s in lowered.states]
 
 
+def _delay(metadata: dict[str, str]) -> int | None:
+    """The delay the edgeseq metadata records, or None (no front end, or a value that is no count)."""
+    try:
+        delay = json.loads(metadata.get(PREFIX + "delay", "null"))
+    except ValueError:
+        return None
+    return delay if isinstance(delay, int) and not isinstance(delay, bool) and delay >= 0 else None
+
+
 def _detail(node: onnx.NodeProto) -> str:
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     if node.op_type in RECURRENT_OPS:
@@ -192,6 +202,12 @@ def _detail(node: onnx.NodeProto) -> str:
             parts.append("/".join(a.decode() for a in attributes["activations"]))
         if len(node.input) < 4 or not node.input[3]:
             parts.append("no bias")
+        return ", ".join(parts)
+    if node.op_type == "Conv":
+        parts = [f"kernel {'x'.join(map(str, attributes.get('kernel_shape', ['?'])))}"]
+        parts += [f"dilation {'x'.join(map(str, attributes['dilations']))}"] if any(
+            d != 1 for d in attributes.get("dilations", ())) else []
+        parts += [f"groups {attributes['group']}"] if attributes.get("group", 1) != 1 else []
         return ", ".join(parts)
     return {"Gather": "embedding", "MatMul": "dense", "Gemm": "dense"}.get(node.op_type, "")
 

@@ -120,9 +120,16 @@ def from_state_dict(state_dict: dict[str, torch.Tensor], where: str) -> list[Lay
 
 
 def from_module(module: nn.Module, where: str) -> list[Layer]:
-    """The layers of an ``nn.Module`` or TorchScript module, in registration order."""
-    layers = []
-    for name, child in module.named_modules():
+    """The layers of an ``nn.Module`` or TorchScript module, in registration order.
+
+    A module without weights appears at each place it is registered (``act = nn.ReLU()`` used
+    twice in an ``nn.Sequential`` runs twice); one with weights only at its first."""
+    layers, weighted = [], set()
+    for name, child in module.named_modules(remove_duplicate=False):
+        if any(True for _ in child.parameters()) or any(True for _ in child.buffers()):
+            if id(child) in weighted:
+                continue
+            weighted.add(id(child))
         type_name = module_type(child)
         label = f"module '{name or '(root)'}' ({type_name})"
         if any(True for _ in child.children()):  # a container: its children are the layers

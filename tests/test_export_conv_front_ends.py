@@ -1,0 +1,207 @@
+"""Conv + recurrent models (CRNNs) exported from PyTorch as streaming step graphs.
+
+Each test exports a small CRNN (tests/support/crnn_models.py) and streams it with edgeseq's
+runtime, one frame a ``step`` and through ``run``, against PyTorch's full-sequence forward in
+float64, aligned by the delay that the convs' padding implies (computed in the support module
+from the convs' attributes): the stream's output t + delay is the forward's output t.
+"""
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+from edgeseq_export.errors import SourceError
+from support.crnn_models import crnn, expected_delay, full_sequence, random_sequence
+from torch import nn
+
+import edgeseq
+
+pytestmark = [pytest.mark.filterwarnings("ignore::DeprecationWarning:torch.jit"),
+              pytest.mark.filterwarnings("ignore::torch.jit.TracerWarning")]
+
+STEPS = 48
+TOLERANCE = 1e-5
+
+
+def assert_streams_like_pytorch(path, model, steps=STEPS):
+    """edgeseq's step and run over ``steps`` frames give PyTorch's full-sequence outputs, shifted by
+    the delay; the steps before it give zeros."""
+    delay = expected_delay(model)
+    x = random_sequence(model, steps)
+    reference = full_sequence(model, x)[:steps - delay]
+    stream = edgeseq.load(path)
+    stepped = np.stack([stream.step(frame).copy() for frame in x])
+    stream.reset()
+    ran = stream.run(x)
+    np.testing.assert_array_equal(ran, stepped)
+    assert steps - delay >= 40
+    np.testing.assert_allclose(stepped[delay:], reference, rtol=0, atol=TOLERANCE)
+    assert not stepped[:delay].any()
+    return stream
+
+
+def export(model, tmp_path, **options):
+    return edgeseq.export(model, tmp_path / "crnn.onnx", steps=STEPS + 8, **options)
+
+
+@pytest.mark.parametrize("padding", [0, 1, 2, "same"], ids=lambda p: f"padding={p}")
+@pytest.mark.parametrize("dilation", [1, 2, 4])
+def test_causal_and_padded_convs_stream_like_pytorch_aligned_by_the_delay(tmp_path, padding, dilation):
+    model = crnn(nn.Conv1d(3, 5, 3, dilation=dilation, padding=padding * dilation if isinstance(padding, int) else padding))
+    report = export(model, tmp_path)
+    assert report.architecture.delay == expected_delay(model)
+    assert_streams_like_pytorch(report.path, model)
+
+
+def test_several_convs_with_groups_batch_norm_and_dropout(tmp_path):
+    model = crnn(nn.Conv1d(4, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU(), nn.Dropout(0.3),
+                 nn.Conv1d(8, 8, 3, dilation=2, groups=4), nn.BatchNorm1d(8), nn.GELU(),
+                 nn.Conv1d(8, 6, 1, bias=False), nn.BatchNorm1d(6, affine=False), nn.Tanh(), cell="LSTM")
+    report = export(model, tmp_path)
+    assert report.architecture.delay == 1 + 4 + 0
+    assert_streams_like_pytorch(report.path, model)
+    ops = [node.op_type for node in onnx.load(report.path).graph.node]
+    assert ops.count("Conv") == 3 and "BatchNormalization" not in ops  # folded into the convs
+
+
+def test_time_first_layout(tmp_path):
+    model = crnn(nn.Conv1d(3, 4, 5, padding=2), nn.SiLU(), batch_first=False, cell="LSTM")
+    report = export(model, tmp_path)
+    assert not report.architecture.batch_first
+    assert_streams_like_pytorch(report.path, model)
+
+
+ACTIVATIONS = [nn.ReLU(), nn.ReLU6(), nn.GELU(), nn.GELU(approximate="tanh"), nn.SiLU(), nn.Hardtanh(-0.5, 0.7),
+               nn.LeakyReLU(0.2), nn.Tanh(), nn.Sigmoid(), nn.ELU(0.7), nn.SELU(), nn.Mish(), nn.Hardsigmoid(),
+               nn.Hardswish()]
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS, ids=lambda a: repr(a))
+def test_each_activation_streams_like_pytorch(tmp_path, activation):
+    model = crnn(nn.Conv1d(3, 4, 3, padding=1), activation, nn.Conv1d(4, 4, 2), activation)
+    assert_streams_like_pytorch(export(model, tmp_path).path, model)
+
+
+def test_the_state_holds_each_conv_cache_and_the_warmup_count(tmp_path):
+    model = crnn(nn.Conv1d(3, 4, 3, dilation=2, padding=2), nn.ReLU(), nn.Conv1d(4, 5, 2), nn.Conv1d(5, 5, 1))
+    report = export(model, tmp_path)
+    stream = edgeseq.load(report.path)
+    shapes = {name: value.shape for name, value in stream.get_state().items()}
+    assert shapes == {"h0": (1, 1, 6), "conv0": (1, 3, 4), "conv1": (1, 4, 1), "warmup": (1, 1, 1)}
+    x = random_sequence(model, STEPS)
+    whole = stream.run(x)
+    stream.reset()
+    stream.run(x[:7])
+    saved = stream.get_state()
+    np.testing.assert_array_equal(saved["conv0"][0], x[3:7].T)  # the last (3 - 1) * 2 input frames
+    assert saved["warmup"].item() == expected_delay(model) == 3
+    resumed = stream.clone()
+    resumed.set_state(saved)
+    np.testing.assert_array_equal(resumed.run(x[7:]), whole[7:])
+
+
+def test_metadata_and_inspect_give_the_delay(tmp_path):
+    from edgeseq_export.onnx_model.inspection import inspect_model
+
+    model = crnn(nn.Conv1d(3, 4, 5, padding=2), nn.ReLU(), nn.Conv1d(4, 4, 3, dilation=2, padding=2))
+    report = export(model, tmp_path)
+    props = {p.key: p.value for p in onnx.load(report.path).metadata_props}
+    assert json.loads(props["edgeseq.delay"]) == 4
+    states = {s["input"]: s for s in json.loads(props["edgeseq.states"])}
+    assert states["conv1"] == {"input": "conv1", "output": "conv1_next", "shape": ["batch", 4, 4]}
+    assert inspect_model(report.path).delay == 4
+    assert any("lags the full-sequence forward by 4 steps" in note for note in report.verification.notes)
+
+
+def test_batches_of_streams(tmp_path):
+    model = crnn(nn.Conv1d(3, 4, 3, padding=1), nn.ELU())
+    report = export(model, tmp_path, batch=3)
+    stream = edgeseq.load(report.path, batch=3)
+    xs = np.stack([random_sequence(model, STEPS, seed) for seed in range(3)], axis=1)
+    ys = stream.run(xs)
+    for lane in range(3):
+        expected = full_sequence(model, xs[:, lane])[:STEPS - 1]
+        np.testing.assert_allclose(ys[1:, lane], expected, rtol=0, atol=TOLERANCE)
+
+
+# -- every form of MODEL.pt --------------------------------------------------------------------------
+
+
+def form_model():
+    return crnn(nn.Conv1d(3, 6, 3, dilation=2, padding=2), nn.BatchNorm1d(6), nn.LeakyReLU(0.1),
+                nn.Conv1d(6, 6, 3, groups=3), nn.Hardtanh(-1.0, 2.0), cell="LSTM")
+
+
+def test_scripted_torchscript_archive(tmp_path):
+    model = form_model()
+    torch.jit.save(torch.jit.script(model), tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", trust_code=True, steps=STEPS)
+    assert report.form == "TorchScript archive"
+    assert any("own forward" in note for note in report.verification.notes)
+    assert_streams_like_pytorch(report.path, model)
+
+
+def test_traced_torchscript_archive_records_conv_settings_in_its_aten_calls(tmp_path):
+    model = form_model()
+    example = torch.from_numpy(random_sequence(model, 12))[None]
+    torch.jit.save(torch.jit.trace(model, example), tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", trust_code=True, batch_first=True,
+                            steps=STEPS)
+    assert report.architecture.front == form_model_architecture_front()
+    assert_streams_like_pytorch(report.path, model)
+
+
+def form_model_architecture_front():
+    from edgeseq_export.pytorch.architecture import Activation, BatchNorm, Conv
+
+    return (Conv(3, 6, 3, dilation=2, padding=2), BatchNorm(6), Activation("leaky_relu", (("negative_slope", 0.1),)),
+            Conv(6, 6, 3, groups=3), Activation("hardtanh", (("min_val", -1.0), ("max_val", 2.0))))
+
+
+def test_pickled_module(tmp_path):
+    model = form_model()
+    torch.save(model, tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", trust_pickle=True, steps=STEPS)
+    assert report.form == "pickled module" and report.architecture.front == form_model_architecture_front()
+    assert_streams_like_pytorch(report.path, model)
+
+
+# -- refusals ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("front, cell, message", [
+    ([nn.Conv1d(3, 4, 3, stride=2)], {}, r"module 'front.0' \(Conv1d\) has stride 2 in time: it gives one output "
+                                          r"every 2 steps, and a stream gives one output a step"),
+    ([nn.Conv1d(3, 4, 3, padding=1, padding_mode="reflect")], {}, r"pads with 'reflect'"),
+    ([nn.Conv1d(3, 4, 3, padding=3)], {}, r"module 'front.0': conv: padding 3: a streamed conv pads 0 to "
+                                          r"\(kernel - 1\) \* dilation = 2 frames"),
+    ([nn.Conv1d(3, 4, 3), nn.BatchNorm1d(4, track_running_stats=False)], {}, r"keeps no running statistics"),
+    ([nn.Conv1d(3, 4, 3)], {"bidirectional": True}, r"module 'rnn' is bidirectional"),
+    ([nn.Conv1d(3, 4, 3), nn.LayerNorm(4)], {}, r"module 'front.1' \(LayerNorm\) is not supported"),
+    ([nn.Conv1d(3, 4, 3), nn.Softshrink()], {}, r"module 'front.1' \(Softshrink\) is not supported"),
+], ids=["stride 2", "reflect padding", "padding beyond the reach", "batch statistics", "bidirectional",
+        "LayerNorm", "unknown activation"])
+def test_refusals_name_the_module_and_the_reason(tmp_path, front, cell, message):
+    model = crnn(*front)
+    if cell:
+        model.rnn = nn.GRU(4, 6, batch_first=True, **cell)
+    with pytest.raises(SourceError, match=message):
+        export(model, tmp_path)
+    assert not (tmp_path / "crnn.onnx").exists()
+
+
+def test_a_two_dimensional_conv_is_refused_by_name(tmp_path):
+    model = crnn(nn.Conv1d(3, 4, 3))
+    model.front.add_module("spectral", nn.Conv2d(1, 1, 3))
+    with pytest.raises(SourceError, match=r"module 'front.spectral' \(Conv2d\) is not supported: a stream takes one "
+                                          r"frame a step, so edgeseq streams nn.Conv1d over the time axis only"):
+        export(model, tmp_path)
+
+
+def test_attention_is_refused_by_name(tmp_path):
+    model = crnn(nn.Conv1d(3, 4, 3))
+    model.attention = nn.MultiheadAttention(6, 2)
+    with pytest.raises(SourceError, match=r"module 'attention' \(MultiheadAttention\) holds parameters of its own"):
+        export(model, tmp_path)
