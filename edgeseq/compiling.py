@@ -16,7 +16,7 @@ def announce() -> bool:
     if edgeseq_runtime.kernels_cached():
         return False
     if not _announced:
-        click.echo("edgeseq: compiling the runtime's kernels, once for this install (about a minute); "
-                   "later runs start at once", err=True)
+        click.echo("edgeseq: compiling the runtime's kernels, once for this install (about a minute; "
+                   "'python -m edgeseq_runtime.compile' does it ahead of time); later runs start at once", err=True)
         _announced = True
     return True

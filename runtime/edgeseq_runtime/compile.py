@@ -1,0 +1,55 @@
+"""Compile the runtime's kernels ahead of time, once per install:
+
+    python -m edgeseq_runtime.compile
+
+A fresh install compiles its kernels at the first step (tens of seconds on a small board,
+minutes on the slowest) and keeps them in numba's on-disk cache. Run this where the install
+happens (a device image's build on the device's CPU, a Dockerfile's ``RUN``, a first-boot
+unit) and the first step of every later process loads the kernels instead: a warm start.
+numba keys its cache on the CPU and the kernels' sources, so it is run again after an upgrade
+of edgeseq-runtime or numba, and on the CPU that will run it.
+
+Every model runs through one entry point with one signature (``interpreter.execute``), so
+compiling it compiles everything any model can use; no model is needed.
+"""
+
+import argparse
+import sys
+import time
+
+import numba
+from numba import types
+
+
+def entry_point_signature():
+    """``execute(model, arena, x, y, steps, pre)`` as ``StreamingModel`` calls it."""
+    u8, f32 = types.Array(types.uint8, 1, "C"), types.Array(types.float32, 1, "C")
+    return (u8, f32, f32, f32, types.int64, f32)
+
+
+def compile_kernels() -> bool:
+    """Compile the entry point into numba's cache unless it is there; whether it compiled."""
+    from . import kernels_cached
+    from .kernels.interpreter import execute
+
+    if kernels_cached():
+        return False
+    execute.compile(entry_point_signature())
+    return True
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m edgeseq_runtime.compile",
+                                     description="Compile edgeseq's runtime kernels into numba's cache.")
+    parser.parse_args(argv)
+    start = time.perf_counter()
+    folder = numba.config.CACHE_DIR or "beside the runtime's sources"
+    if compile_kernels():
+        print(f"edgeseq-runtime: kernels compiled in {time.perf_counter() - start:.1f} s, cached {folder}")
+    else:
+        print(f"edgeseq-runtime: kernels already compiled, cached {folder}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
