@@ -56,9 +56,8 @@ def replay(model, data, *, key, order=None, columns=None, states=None, resume=Fa
     """
     fleet, options = _checked(model, data, key, order, columns, states, resume, engine, on_error, load_options)
     tables = []
-    with tempfile.TemporaryDirectory(prefix="edgeseq-replay-parts-") as work, \
-            _staged_states(states, resume) as paths:
-        _run(fleet, model, options, paths, engine, address, on_error, tables.append, work, None)
+    with _staged_states(states, resume) as paths:
+        _run(fleet, model, options, paths, engine, address, on_error, tables.append, None, None)
     return pa.concat_tables(tables)
 
 
@@ -68,17 +67,13 @@ def replay_to_file(output, model, data, *, key, order=None, columns=None, states
     in memory) and atomically, before the final states are moved into ``states``.
     ``progress(streams, rows)`` is called as work completes."""
     fleet, options = _checked(model, data, key, order, columns, states, resume, engine, on_error, load_options)
-    folder, name = os.path.split(os.path.abspath(os.fspath(output)))
-    work = tempfile.mkdtemp(prefix=f".{name}.parts-", dir=folder)  # beside OUT: a place the workers see too
-    try:
-        with _staged_states(states, resume) as paths, atomic_writer(output) as f:
-            sink = _ParquetSink(f)
-            try:
-                summary = _run(fleet, model, options, paths, engine, address, on_error, sink.write, work, progress)
-            finally:
-                sink.close()
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    beside = os.path.dirname(os.path.abspath(os.fspath(output)))  # Ray's parts: where the workers see OUT
+    with _staged_states(states, resume) as paths, atomic_writer(output) as f:
+        sink = _ParquetSink(f)
+        try:
+            summary = _run(fleet, model, options, paths, engine, address, on_error, sink.write, beside, progress)
+        finally:
+            sink.close()
     return summary
 
 

@@ -24,6 +24,8 @@ The work folder, DATA and ``--states`` DIR must be paths that every node of the 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -77,11 +79,20 @@ class ReplayWorker:
         return result
 
 
-def replay_on_ray(fleet: Fleet, model, load_options, on_error: str, states: StatePaths, work: str,
+def replay_on_ray(fleet: Fleet, model, load_options, on_error: str, states: StatePaths, work_in: str | None,
                   address: str | None, sink, progress=None) -> list[BucketResult]:
     """Every bucket of ``fleet`` on the Ray cluster at ``address`` (or RAY_ADDRESS; else a local
-    one started for this run), OUT's rows to ``sink`` part by part; ``work``: the parts' folder."""
+    one started for this run), OUT's rows to ``sink`` part by part; the parts go to a temporary
+    folder in ``work_in`` ($TMPDIR when None)."""
     ray = ray_module()
+    work = tempfile.mkdtemp(prefix=".edgeseq-replay-parts-", dir=work_in)
+    try:
+        return _replay_on_ray(ray, fleet, model, load_options, on_error, states, work, address, sink, progress)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _replay_on_ray(ray, fleet, model, load_options, on_error, states, work, address, sink, progress):
     started = not ray.is_initialized()
     if started:
         ray.init(address=address, logging_level="ERROR", log_to_driver=False, configure_logging=False)

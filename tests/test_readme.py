@@ -23,7 +23,7 @@ def test_install_and_test_commands_are_the_ones_ci_runs():
     install, tests = indented
     assert install.endswith("&& edgeseq demo")
     assert "pip install torch==2.13.0 -e ./runtime -e ./export" in install
-    assert re.search(r"pip install torch==2.13.0 -e ./runtime -e ./export -e \"\.\[test(,plot)?\]\"", ci)
+    assert re.search(r"pip install torch==2.13.0 -e ./runtime -e ./export -e \"\.\[test(,plot)?(,ray)?\]\"", ci)
     assert tests.split("&& ")[-1] in ci
 
 

@@ -44,6 +44,7 @@ def test_ray_gives_the_local_numbers_and_states(tmp_path, gru):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
+@pytest.mark.slow
 def test_ray_command_resumes_and_refuses_a_foreign_state_file_in_one_line(tmp_path, gru):
     table, streams = fleet([9, 4, 12], seed=11)
     pq.write_table(table, tmp_path / "fleet.parquet")
@@ -88,7 +89,7 @@ def test_a_worker_killed_mid_run_loses_and_repeats_nothing(tmp_path, gru, monkey
     driver = threading.Thread(target=replay)
     driver.start()
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob("edgeseq-replay-parts-*/part-*.parquet")) and time.monotonic() < deadline:
+    while not list(tmp_path.glob(".edgeseq-replay-parts-*/part-*.parquet")) and time.monotonic() < deadline:
         time.sleep(0.02)
     victims = _worker_pids()
     assert victims and driver.is_alive()  # buckets replayed, and more to come

@@ -4,6 +4,8 @@ The work is ``edgeseq.replay_api``'s; this module parses the options, shows prog
 terminal and reports skipped rows and totals on stderr.
 """
 
+import threading
+
 import click
 
 from ..paths import output_file
@@ -57,11 +59,15 @@ def command(model, data, output, key, order, columns, states, resume, engine, ad
                    console=console, disable=not console.is_terminal, transient=True)
     with bar:
         task = bar.add_task("replay", total=None, streams=0, rate="")
+        done = {"streams": 0}
+        lock = threading.Lock()  # the local engine's threads report as they finish
 
         def progress(streams, rows):
-            bar.update(task, advance=rows, streams=bar.tasks[0].fields["streams"] + streams)
-            speed = bar.tasks[0].speed
-            bar.update(task, rate=f"{speed:,.0f} steps/s" if speed else "")
+            with lock:
+                done["streams"] += streams
+                bar.update(task, advance=rows, streams=done["streams"])
+                speed = bar.tasks[0].speed
+                bar.update(task, rate=f"{speed:,.0f} steps/s" if speed else "")
 
         summary = replay_to_file(output, model, data, key=key, order=order, columns=columns, states=states,
                                  resume=resume, engine=engine, address=address, on_error=on_error,
