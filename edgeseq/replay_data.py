@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 from edgeseq_runtime import EdgeseqError
@@ -58,6 +59,7 @@ class Fleet:
     features: tuple[str, ...]
     rows: int
     pieces: tuple[Piece, ...]
+    schema: pa.Schema  # of DATA's columns, as every piece is read
 
     @property
     def columns(self) -> list[str]:
@@ -97,7 +99,7 @@ def open_fleet(path, key: str, order: str | None = None, columns=None) -> Fleet:
     pieces, rows = _pieces(path, fmt, dataset)
     if rows == 0:
         raise DataError(f"{path}: no rows: there is no stream to replay")
-    return Fleet(path, fmt, key, order, features, rows, pieces)
+    return Fleet(path, fmt, key, order, features, rows, pieces, schema)
 
 
 def _format(path: str) -> str:
@@ -136,14 +138,22 @@ def read_piece(fleet: Fleet, piece: Piece):
     try:
         if piece.format == "parquet":
             batches = pq.ParquetFile(piece.path).iter_batches(row_groups=piece.row_groups, columns=fleet.columns)
-        else:
-            batches = ds.dataset(piece.path, format="csv").to_batches(columns=fleet.columns)
+        else:  # read in file order, each column with the type the schema was checked with
+            types = {name: fleet.schema.field(name).type for name in fleet.columns}
+            batches = pacsv.open_csv(piece.path, convert_options=pacsv.ConvertOptions(
+                include_columns=fleet.columns, column_types=types))
         first = piece.first_row
         for batch in batches:
+            batch = pa.RecordBatch.from_arrays([_decoded(c) for c in batch.columns], names=batch.schema.names)
             yield batch.append_column(ROW, pa.array(np.arange(first, first + batch.num_rows, dtype=np.int64)))
             first += batch.num_rows
     except (pa.ArrowException, OSError) as e:
         raise DataError(f"{piece.path}: {first_line(e)}") from None
+
+
+def _decoded(column: pa.Array) -> pa.Array:
+    """A dictionary-encoded column (pandas' categoricals) as its plain values, for sorting."""
+    return column.dictionary_decode() if pa.types.is_dictionary(column.type) else column
 
 
 def split_batch(fleet: Fleet, batch: pa.RecordBatch, buckets: int) -> list[pa.RecordBatch]:

@@ -68,6 +68,14 @@ def test_csv_without_order_steps_each_stream_in_file_order(tmp_path, gru):
     assert_each_stream_is_its_own_run(gru.path, out, {k: features[device == k] for k in set(device)})
 
 
+def test_categorical_keys_are_streams_like_any_other(tmp_path, gru):
+    table, streams = fleet([5, 8, 3], keys=["pump-a", "pump-b", "valve"], seed=8)
+    table = table.set_column(0, "device", table["device"].dictionary_encode())  # pandas' categoricals
+    pq.write_table(table, tmp_path / "fleet.parquet")
+    out = edgeseq.replay(gru.path, tmp_path / "fleet.parquet", key="device", order="t")
+    assert_each_stream_is_its_own_run(gru.path, out, streams)
+
+
 def test_columns_choose_and_order_the_inputs(tmp_path, gru):
     table, streams = fleet([12, 5], features=3)
     table = table.append_column("battery", pa.array(np.ones(table.num_rows)))  # numeric, not an input

@@ -1,9 +1,12 @@
 """The on-device runtime must run a model with neither torch nor onnxruntime importable, nor replay's
 pyarrow and Ray (host tools: a device install never pulls them)."""
 
+import pathlib
+import re
 import subprocess
 import sys
 import textwrap
+import tomllib
 
 import numpy as np
 import onnx
@@ -56,10 +59,6 @@ def test_runtime_runs_without_host_packages(tmp_path):
 
 
 def test_runtime_install_requires_no_host_package():
-    import pathlib
-    import re
-    import tomllib
-
     runtime = pathlib.Path(__file__).parents[1] / "runtime" / "pyproject.toml"
     requirements = tomllib.loads(runtime.read_text())["project"]["dependencies"]
     names = {re.match(r"[A-Za-z0-9_.-]+", r).group().lower() for r in requirements}
