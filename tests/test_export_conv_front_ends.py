@@ -205,3 +205,80 @@ def test_attention_is_refused_by_name(tmp_path):
     model.attention = nn.MultiheadAttention(6, 2)
     with pytest.raises(SourceError, match=r"module 'attention' \(MultiheadAttention\) holds parameters of its own"):
         export(model, tmp_path)
+
+
+# -- a plain state_dict, with --front-end ------------------------------------------------------------
+
+STATE_DICT_FRONT = "conv(padding=2,dilation=2) batchnorm(eps=0.001) leaky_relu(negative_slope=0.1) dropout conv(groups=3) gelu"
+
+
+def state_dict_model():
+    return crnn(nn.Conv1d(3, 6, 3, dilation=2, padding=2), nn.BatchNorm1d(6, eps=1e-3), nn.LeakyReLU(0.1),
+                nn.Dropout(), nn.Conv1d(6, 6, 3, groups=3), nn.GELU(), cell="LSTM")
+
+
+def test_state_dict_with_its_front_end_named(tmp_path):
+    model = state_dict_model()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", batch_first=True,
+                            front_end=STATE_DICT_FRONT, steps=STEPS)
+    assert report.form == "state_dict" and report.architecture.delay == expected_delay(model) == 4
+    assert_streams_like_pytorch(report.path, model)
+
+
+@pytest.mark.parametrize("front_end, message", [
+    (None, "a state_dict does not record its convs' padding, dilation and groups, nor the activations between "
+           "them; give them with --front-end"),
+    ("conv batchnorm relu", "--front-end names conv batchnorm; the state_dict holds conv 'front.0' batchnorm "
+                            "'front.1' conv 'front.4'"),
+    ("conv(pad=1) batchnorm conv", "conv takes padding, dilation, groups; got 'pad=1'"),
+    ("conv batchnorm softmax conv", "'softmax' is none of conv, batchnorm, dropout, relu"),
+    ("conv(padding=2,dilation=2) batchnorm conv(groups=3) ;", "cannot read ';'"),
+])
+def test_state_dict_front_end_mistakes(tmp_path, front_end, message):
+    torch.save(state_dict_model().state_dict(), tmp_path / "model.pt")
+    with pytest.raises(SourceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", batch_first=True, front_end=front_end)
+
+
+def test_command_line_export_verify_inspect(tmp_path):
+    from support.cli_results import run
+
+    model = state_dict_model()
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    out = tmp_path / "crnn.onnx"
+    exported = run("export", tmp_path / "model.pt", "-o", out, "--batch-first", "--front-end", STATE_DICT_FRONT,
+                   "--steps", 50)
+    assert exported.exit_code == 0, exported.output
+    assert "lags the full-sequence forward by 4 steps" in " ".join(exported.stdout.split())
+    assert "FAIL" not in exported.stdout
+    # verify reads the reference with the options recorded at export, --front-end among them
+    verified = run("verify", out, "--reference", tmp_path / "model.pt", "--steps", 45)
+    assert verified.exit_code == 0, verified.output
+    assert "PyTorch vs edgeseq" in verified.stdout
+    inspected = run("inspect", out)
+    assert inspected.exit_code == 0 and "delay" in inspected.stdout and "4 steps" in inspected.stdout
+    assert "conv0_next" in inspected.stdout and "dilation 2" in inspected.stdout
+
+
+# -- int8 and fp16 ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp16"])
+def test_quantized_crnn_streams_in_edgeseq_as_in_onnx_runtime(tmp_path, mode):
+    from edgeseq_export.api import verify
+    from edgeseq_export.backends.quantize import quantize
+
+    model = crnn(nn.Conv1d(3, 8, 3, padding=1), nn.BatchNorm1d(8), nn.ReLU(), nn.Conv1d(8, 8, 3, dilation=2),
+                 nn.SiLU(), hidden=8)
+    report = export(model, tmp_path)
+    quantized = quantize(report.path, tmp_path / f"crnn-{mode}.onnx", mode)
+    graph = onnx.load(quantized.output).graph
+    producers = {output: node.op_type for node in graph.node for output in node.output}
+    conv_weights = [producers.get(node.input[1]) for node in graph.node if node.op_type == "Conv"]
+    assert conv_weights == (["DequantizeLinear"] * 2 if mode == "int8" else ["Cast"] * 2)
+    checked = verify(quantized.output)  # ONNX Runtime against edgeseq, aligned by the delay
+    assert checked.ok and any("lags" in note for note in checked.notes)
+    x, delay = random_sequence(model, STEPS), expected_delay(model)
+    y = edgeseq.load(quantized.output).run(x)[delay:]
+    assert np.abs(y - full_sequence(model, x)[:STEPS - delay]).max() < (0.05 if mode == "int8" else 5e-3)

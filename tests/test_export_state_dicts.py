@@ -136,7 +136,9 @@ REFUSED = {  # modules of a state_dict, and how the error names the one edgeseq 
     "bidirectional_gru": (dict(gru=nn.GRU(4, 8, num_layers=2, bidirectional=True), fc=nn.Linear(16, 2)),
                           "module 'gru' is bidirectional"),
     "convolution": (dict(conv=nn.Conv1d(4, 4, 3), lstm=nn.LSTM(4, 8), fc=nn.Linear(8, 2)),
-                    "module 'conv' (a convolution"),
+                    "a state_dict does not record its convs' padding, dilation and groups"),  # --front-end does
+    "convolution_after": (dict(lstm=nn.LSTM(4, 8), conv=nn.Conv1d(8, 8, 3), fc=nn.Linear(8, 2)),
+                          "module 'conv' (conv) cannot come after the recurrent layers"),
     "attention": (dict(lstm=nn.LSTM(4, 8), attention=nn.MultiheadAttention(8, 2), fc=nn.Linear(8, 2)),
                   "module 'attention' (attention"),
     "layer_norm": (dict(lstm=nn.LSTM(4, 8), norm=nn.LayerNorm(8), fc=nn.Linear(8, 2)),

@@ -44,6 +44,11 @@ reading_options = _stack(
     click.option("--linear-order", metavar="NAME,NAME,...",
                  callback=lambda ctx, param, value: tuple(value.split(",")) if value else None,
                  help="The Linear modules of the head in forward order, when they are stored out of order."),
+    click.option("--front-end", metavar="'conv(padding=P,dilation=D,groups=G) [batchnorm] [relu] ...'",
+                 help="A plain state_dict's conv front end in forward order, which it does not record: each "
+                      "conv's padding, dilation and groups (default 0, 1, 1), batchnorm(eps=E), and the "
+                      "activations between (relu, gelu, silu, leaky_relu(negative_slope=S), hardtanh(min_val=A,"
+                      "max_val=B), elu(alpha=A), ...)."),
     trust_code_option,
 )
 

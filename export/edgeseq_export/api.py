@@ -42,7 +42,7 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
            steps: int = DEFAULT_STEPS, batch: int = 1, tolerance: float = DEFAULT_TOLERANCE,
            seed: int = 0, batch_first: bool | None = None, nonlinearity: str | None = None,
            activation: str | None = None, linear_order=None, trust_code: bool = False,
-           trust_pickle: bool = False) -> ExportReport:
+           trust_pickle: bool = False, front_end: str | None = None) -> ExportReport:
     """Export MODEL.pt or an ``nn.Module`` to a streaming ONNX file at ``path``, checked.
 
     ``batch_first``, ``nonlinearity``, ``activation`` and ``linear_order`` say what a plain
@@ -58,7 +58,7 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
         raise FileNotFoundError(errno.ENOENT, "no such directory", folder)
     options = ReadOptions(batch_first, nonlinearity, activation,
                           tuple(linear_order) if linear_order is not None else None,
-                          trust_code=trust_code or trust_pickle)
+                          trust_code=trust_code or trust_pickle, front_end=front_end)
     source = read_source(model_or_path, options)
     model = export_step_graph(source.network, exporter, source.label)
     metadata.attach(model, metadata.properties(source, exporter))
@@ -82,7 +82,8 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
 def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, batch_first: bool | None = None,
            nonlinearity: str | None = None, activation: str | None = None, linear_order=None,
-           trust_code: bool = False, trust_pickle: bool = False, load_options=None) -> VerificationReport:
+           trust_code: bool = False, trust_pickle: bool = False, load_options=None,
+           front_end: str | None = None) -> VerificationReport:
     """Check an exported model: ONNX Runtime against edgeseq, and PyTorch when ``reference``
     (MODEL.pt or an ``nn.Module``) is given. The options for reading the reference default to
     those the model was exported with (its metadata); ``trust_code`` (or ``trust_pickle``) as in
@@ -91,7 +92,7 @@ def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
     if reference is not None:
         recorded = describe_file(os.fspath(path), os.fspath(path))
         given = dict(batch_first=batch_first, nonlinearity=nonlinearity, activation=activation,
-                     linear_order=tuple(linear_order) if linear_order is not None else None)
+                     linear_order=tuple(linear_order) if linear_order is not None else None, front_end=front_end)
         options = {**recorded.read_options, **{k: v for k, v in given.items() if v is not None}}
         if options.get("linear_order") is not None:
             options["linear_order"] = tuple(options["linear_order"])

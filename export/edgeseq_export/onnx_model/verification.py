@@ -127,9 +127,9 @@ QDQ_NOTE = ("int8 (QDQ) file: ONNX Runtime runs it with graph optimisations off,
             "not judged.")
 
 
-DELAY_NOTE = ("the stream lags the full-sequence forward by {delay} steps (its padded convs): PyTorch's "
-              "output t compared with the streams' output t + {delay}, from the step where the streams' "
-              "recurrent layers start")
+DELAY_NOTE = ("the stream lags the full-sequence forward by {delay} steps (the frames its convs read beyond "
+              "their padding): PyTorch's output t compared with the streams' output t + {delay}; the streams' "
+              "first {delay} outputs are zeros")
 
 
 def _aligned(runs: dict, delay: int, steps: int) -> dict:

@@ -70,17 +70,61 @@ class ReadOptions:
                                            # ACTIVATIONS; a state_dict with two Linear layers needs it
     linear_order: tuple[str, ...] | None = None  # a state_dict's Linear modules, in forward order
     trust_code: bool = False               # allow a TorchScript archive or a pickled nn.Module (runs code)
+    front_end: str | None = None           # a state_dict's front end in forward order (``parse_front_end``)
 
     def __post_init__(self):
         if self.nonlinearity not in (None, *NONLINEARITIES):
             raise ValueError(f"nonlinearity {self.nonlinearity!r}: expected one of {', '.join(NONLINEARITIES)}")
         if self.activation not in (None, "none", *ACTIVATIONS):
             raise ValueError(f"activation {self.activation!r}: expected none or one of {', '.join(ACTIVATIONS)}")
+        if self.front_end is not None:
+            parse_front_end(self.front_end)
 
     def given(self) -> dict:
         """The options the user gave, as plain data (recorded in the exported model)."""
         return {name: list(value) if isinstance(value, tuple) else value
                 for name, value in vars(self).items() if value is not None and name != "trust_code"}
+
+
+FRONT_END_FORM = ("'conv(padding=P,dilation=D,groups=G) [batchnorm(eps=E)] [relu|gelu(approximate=tanh)|"
+                  "leaky_relu(negative_slope=S)|...] ...', in forward order")
+_FRONT_ITEM = re.compile(r"\s*(\w+)(?:\(([^()]*)\))?\s*")
+FRONT_ITEM_SETTINGS = {"conv": ("padding", "dilation", "groups"), "batchnorm": ("eps",), "dropout": ("p",),
+                       **FRONT_ACTIVATIONS}
+
+
+def parse_front_end(text: str) -> list[tuple[str, dict]]:
+    """``--front-end``: what a state_dict cannot record of its front end, as (kind, settings) in
+    forward order: its convs' padding, dilation and groups (default 0, 1, 1), its batch norms'
+    eps (default 1e-5), and the activations between them. SourceError naming what is wrong."""
+    items, position = [], 0
+    while position < len(text):
+        found = _FRONT_ITEM.match(text, position)
+        if not found or found.end() == position:
+            raise SourceError(f"--front-end {text!r}: cannot read {text[position:]!r}; expected {FRONT_END_FORM}")
+        kind, arguments = found.group(1), found.group(2)
+        if kind not in FRONT_ITEM_SETTINGS:
+            raise SourceError(f"--front-end {text!r}: {kind!r} is none of {', '.join(FRONT_ITEM_SETTINGS)}")
+        settings = {}
+        for argument in filter(None, (a.strip() for a in (arguments or "").split(","))):
+            name, equals, value = (part.strip() for part in argument.partition("="))
+            if not equals or name not in FRONT_ITEM_SETTINGS[kind]:
+                takes = ", ".join(FRONT_ITEM_SETTINGS[kind]) or "no settings"
+                raise SourceError(f"--front-end {text!r}: {kind} takes {takes}; got {argument!r}")
+            settings[name] = _setting_value(value)
+        items.append((kind, settings))
+        position = found.end()
+    return items
+
+
+def _setting_value(text: str):
+    """An int, else a float, else the word itself (``same``, ``tanh``)."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 @dataclass
@@ -106,6 +150,10 @@ def from_state_dict(state_dict: dict[str, torch.Tensor], where: str) -> list[Lay
     for name, params in modules.items():
         if any(RECURRENT_PARAMETER.fullmatch(p) for p in params):
             layers.append(Layer(name, "recurrent", params))
+        elif "running_mean" in params and "running_var" in params:
+            layers.append(Layer(name, "batchnorm", params, {"affine": "weight" in params, "unrecorded": True}))
+        elif params.get("weight") is not None and params["weight"].dim() == 3 and set(params) <= {"weight", "bias"}:
+            layers.append(Layer(name, "conv", params, {"unrecorded": True}))  # settings from --front-end
         elif _is_linear(params):
             before_recurrent = not any(layer.kind == "recurrent" for layer in layers)
             kind = "embedding" if before_recurrent and "bias" not in params else "linear"
@@ -268,6 +316,8 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
         raise SourceError(f"{where}: no LSTM, GRU or RNN module found (modules: {names}); {ACCEPTED}")
     before, middle = layers[:recurrent_at[0]], layers[recurrent_at[0]:recurrent_at[-1] + 1]
     after = layers[recurrent_at[-1] + 1:]
+    if any(layer.settings.get("unrecorded") for layer in before):
+        before = _front_from_option(before, options, where)
     front = [layer for layer in before if layer.kind in FRONT_KINDS]
     if len(before) > 1 and len(front) < len(before):
         raise SourceError(f"{where}: modules {', '.join(repr(layer.name) for layer in before)} come before "
@@ -309,6 +359,33 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
     except ValueError as e:
         raise SourceError(f"{where}: {e}") from None
     return architecture, weights
+
+
+def _front_from_option(layers: list[Layer], options: ReadOptions, where: str) -> list[Layer]:
+    """A state_dict's convs and batch norms, with the settings and activations --front-end gives."""
+    if options.front_end is None:
+        raise SourceError(f"{where}: a state_dict does not record its convs' padding, dilation and groups, "
+                          f"nor the activations between them; give them with --front-end {FRONT_END_FORM}")
+    stored = [layer for layer in layers if layer.kind in ("conv", "batchnorm")]
+    items = [(kind, settings) for kind, settings in parse_front_end(options.front_end) if kind != "dropout"]
+    named = [kind for kind, _ in items if kind in ("conv", "batchnorm")]
+    if named != [layer.kind for layer in stored]:
+        raise SourceError(f"{where}: --front-end names {' '.join(named) or 'nothing'}; the state_dict holds "
+                          f"{' '.join(f'{layer.kind} {layer.name!r}' for layer in stored) or 'no front end'}")
+    stored_layers, front = iter(stored), []
+    for kind, settings in items:
+        if kind == "conv":
+            layer = next(stored_layers)
+            front.append(Layer(layer.name, kind, layer.params, {"padding": settings.get("padding", 0),
+                                                                "dilation": settings.get("dilation", 1),
+                                                                "groups": settings.get("groups", 1)}))
+        elif kind == "batchnorm":
+            layer = next(stored_layers)
+            front.append(Layer(layer.name, kind, layer.params, {"affine": layer.settings["affine"],
+                                                                "eps": settings.get("eps", 1e-5)}))
+        else:
+            front.append(Layer(kind, "activation", settings={"activation": kind, "settings": tuple(settings.items())}))
+    return front
 
 
 def _front(layers: list[Layer], where: str) -> tuple[tuple, dict]:
