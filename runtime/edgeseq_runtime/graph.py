@@ -3,6 +3,7 @@
 Everything here works on names and node structure only; values are the lowering's business.
 """
 
+import functools
 import math
 import os
 
@@ -185,6 +186,7 @@ class Graph:
 
     def __init__(self, model: onnx.ModelProto, path: str):
         self.path = path
+        self._model = model
         graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.nodes = list(graph.node)
@@ -208,6 +210,24 @@ class Graph:
                     self.producer[name] = node
             for name in self.reads(node):
                 self.consumers.setdefault(name, []).append(node)
+
+    @functools.cached_property
+    def value_types(self) -> dict[str, int]:
+        """{value name: element type} for every value ONNX's type inference types, in the graph
+        and its If branches (the runtime holds every type as float32; the ops whose meaning
+        depends on it ask here). Empty when inference fails: no type is then known."""
+        try:
+            inferred = onnx.shape_inference.infer_shapes(self._model, strict_mode=False)
+        except Exception:  # noqa: BLE001 - inference raises several kinds on a graph it cannot type
+            return {}
+        types, pending = {}, [inferred.graph]
+        while pending:
+            graph = pending.pop()
+            for info in [*graph.input, *graph.output, *graph.value_info]:
+                if info.type.tensor_type.elem_type:
+                    types.setdefault(info.name, info.type.tensor_type.elem_type)
+            pending += [b for node in graph.node for b in _branches(node)]
+        return types
 
     def reads(self, node: onnx.NodeProto) -> list[str]:
         """The names ``node`` reads: its inputs, and for an If those its branches read from

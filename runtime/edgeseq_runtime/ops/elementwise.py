@@ -92,7 +92,7 @@ def lower_softmax(ctx, node, inputs):
 
 
 HANDLERS = {
-    **{op: lower_binary for op in BINARY},
+    **{op: lower_binary for op in BINARY if op != "Div"},  # Div: see integers
     **{op: lower_unary for op in UNARY},
     "Softmax": lower_softmax,
     "LogSoftmax": lower_softmax,

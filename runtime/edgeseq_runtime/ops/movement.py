@@ -9,7 +9,7 @@ import numpy as np
 import onnx
 
 from .. import isa
-from ..graph import FLOAT_TYPES, attribute
+from ..graph import attribute
 from ..isa import MATRIX_KIND
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
@@ -113,25 +113,6 @@ def lower_dropout(ctx, node, inputs):
     return [inputs[0]]
 
 
-NARROWING_CASTS = {onnx.TensorProto.FLOAT16: isa.UNARY_FUNCTION.TO_FLOAT16,
-                   onnx.TensorProto.BFLOAT16: isa.UNARY_FUNCTION.TO_BFLOAT16}
-
-
-def lower_cast(ctx, node, inputs):
-    """The runtime computes in float32 whatever float type the graph names; a Cast to float16 or
-    bfloat16 rounds the values as that type would hold them, so what follows sees ONNX's numbers."""
-    to = attribute(node, "to", onnx.TensorProto.FLOAT)
-    if to not in FLOAT_TYPES:
-        ctx.fail(node, "casting a computed tensor to a non-float type is not supported")
-    if to not in NARROWING_CASTS:
-        return [inputs[0]]
-    x = inputs[0]
-    y = ctx.new_tensor(x.shape)
-    ctx.builder.emit(isa.UNARY, function=NARROWING_CASTS[to], x=x.offset, y=y.offset, n=x.size,
-                     params=ctx.builder.constant([0.0, 0.0]))
-    return [y]
-
-
 def lower_shape(ctx, node, inputs):
     """Shape and Size of a run-time tensor are known at load time: every shape is fixed."""
     return ctx.evaluate(node, {node.input[0]: np.zeros(inputs[0].shape, np.float32)})
@@ -145,7 +126,6 @@ HANDLERS = {
     "ScatterElements": lower_movement,
     "Identity": lower_identity,
     "Dropout": lower_dropout,
-    "Cast": lower_cast,
     "Shape": lower_shape,
     "Size": lower_shape,
 }
