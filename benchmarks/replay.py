@@ -28,9 +28,10 @@ import edgeseq_runtime
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-from edgeseq.replay_api import replay_to_file
 from edgeseq_export.backends.bench import OnnxRuntimeStepper
 from step_models import StepShape, build, export
+
+from edgeseq.replay_api import replay_to_file
 
 SHAPE = StepShape("GRU", 4, 32)
 

@@ -25,7 +25,13 @@ from edgeseq_runtime import EdgeseqError, LoadOptions
 from edgeseq_runtime.atomic import atomic_writer
 
 from .replay_data import open_fleet
-from .replay_local import MAX_REPORTED, Replayer, StatePaths, replay_locally, threads_available
+from .replay_local import (
+    MAX_REPORTED,
+    Replayer,
+    StatePaths,
+    replay_locally,
+    threads_available,
+)
 
 ENGINES = ("local", "ray")
 POLICIES = ("stop", "skip")

@@ -28,10 +28,17 @@ from dataclasses import dataclass, field
 import edgeseq_runtime
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from edgeseq_runtime import EdgeseqError, LoadOptions, StreamingModel
 
-from .replay_data import Bucket, DataError, Fleet, bucket_count, gather_bucket, read_piece, split_batch
+from .replay_data import (
+    Bucket,
+    DataError,
+    Fleet,
+    bucket_count,
+    gather_bucket,
+    read_piece,
+    split_batch,
+)
 
 MAX_LANES = 64  # streams in one batched run: past 16 a GRU 4/32's cost per stream-step stops falling
 MAX_REPORTED = 20  # skipped rows reported one by one; past that, counted
@@ -154,7 +161,7 @@ class Replayer:
         y = np.zeros((bucket.x.shape[0], len(self.outputs)), np.float32)
         kept = finite.copy()
         work = self._plan(bucket, finite)
-        run = lambda item: self._replay_item(bucket, item, y, kept, result, progress)  # noqa: E731
+        run = lambda item: self._replay_item(bucket, item, y, kept, result, progress)
         for _ in (self._pool.map(run, work) if self._pool else map(run, work)):
             pass
         result.streams = bucket.streams
@@ -177,7 +184,7 @@ class Replayer:
 
     def _where(self, bucket: Bucket, index: int) -> str:
         stream = int(np.searchsorted(bucket.starts, index, side="right") - 1)
-        return f"{self._fleet.path}: row {bucket.row(index)} (key {bucket.key(stream)!r}): "
+        return f"{self._fleet.path}: row {bucket.row(index)} (key {bucket.keys[stream]!r}): "
 
     def _plan(self, bucket: Bucket, finite: np.ndarray) -> list[tuple[int, ...]]:
         """Work items: tuples of streams that step together as lanes (equal length, every row
@@ -210,7 +217,7 @@ class Replayer:
         lanes = self._model(len(streams))
         single = self._model(1)
         length = int(bucket.starts[streams[0] + 1] - bucket.starts[streams[0]])
-        begun = [self._start(single, bucket.key(s)) for s in streams]
+        begun = [self._start(single, bucket.keys[s]) for s in streams]
         if self._states.resume_from:
             lanes.set_state({name: np.concatenate([state[name] for state, _, _ in begun], axis=axis)
                              for name, axis in self._lane_axes.items()})
@@ -229,13 +236,13 @@ class Replayer:
                 single.set_state({name: np.take(final[name], [lane], axis=axis)
                                   for name, axis in self._lane_axes.items()})
                 single.steps = steps + length
-                self._save(single, bucket.key(stream), rows + length)
+                self._save(single, bucket.keys[stream], rows + length)
         return True
 
     def _replay_one(self, bucket: Bucket, stream: int, y, kept, result) -> None:
         model = self._model(1)
         start, end = int(bucket.starts[stream]), int(bucket.starts[stream + 1])
-        key = bucket.key(stream)
+        key = bucket.keys[stream]
         _, _, rows = self._start(model, key)
         rows_kept = np.flatnonzero(kept[start:end]) + start
         try:
@@ -293,21 +300,23 @@ def replay_locally(fleet: Fleet, replayer: Replayer, sink, progress=None) -> lis
         results.append(_replay_bucket(fleet, replayer, [pa.Table.from_batches(batches)], sink, progress))
         return results
     with tempfile.TemporaryDirectory(prefix="edgeseq-replay-") as spill:
-        paths = [os.path.join(spill, f"bucket-{b:05d}.parquet") for b in range(buckets)]
-        writers: dict[int, pq.ParquetWriter] = {}
+        paths = [os.path.join(spill, f"bucket-{b:05d}.arrow") for b in range(buckets)]
+        writers: dict[int, pa.ipc.RecordBatchFileWriter] = {}  # Arrow IPC: written and read back as is
         try:
             for piece in fleet.pieces:
                 for batch in read_piece(fleet, piece):
                     for b, part in enumerate(split_batch(fleet, batch, buckets)):
                         if part.num_rows:
                             if b not in writers:
-                                writers[b] = pq.ParquetWriter(paths[b], part.schema)
+                                writers[b] = pa.ipc.new_file(paths[b], part.schema)
                             writers[b].write_batch(part)
         finally:
             for writer in writers.values():
                 writer.close()
         for b in sorted(writers):
-            results.append(_replay_bucket(fleet, replayer, [pq.read_table(paths[b])], sink, progress))
+            with pa.memory_map(paths[b]) as spilled:
+                part = pa.ipc.open_file(spilled).read_all()
+                results.append(_replay_bucket(fleet, replayer, [part], sink, progress))
             os.unlink(paths[b])
     return results
 

@@ -4,8 +4,6 @@ and every kind of bad input refused in one line with nothing written."""
 
 import os
 
-import edgeseq
-import edgeseq.replay_data
 import numpy as np
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -13,7 +11,14 @@ import pyarrow.parquet as pq
 import pytest
 from support.cli_results import assert_one_line_error, run
 from support.onnx_builders import build_model
-from support.replay_fleets import assert_each_stream_is_its_own_run, fleet, outputs_by_key
+from support.replay_fleets import (
+    assert_each_stream_is_its_own_run,
+    fleet,
+    outputs_by_key,
+)
+
+import edgeseq
+import edgeseq.replay_data
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,15 @@ import tempfile
 import threading
 import time
 
-import edgeseq
-import edgeseq.replay_data
 import pyarrow.parquet as pq
 import pytest
 from support.cli_results import assert_one_line_error, run
 from support.onnx_builders import build_model
 from support.ray_cluster import ray_cluster  # noqa: F401 (a fixture)
 from support.replay_fleets import assert_each_stream_is_its_own_run, fleet
+
+import edgeseq
+import edgeseq.replay_data
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

@@ -30,9 +30,11 @@ def _column_list(ctx, param, value):
 @click.option("--order", help="The column that orders each stream's rows [default: file order].")
 @click.option("--columns", metavar="A,B,...", callback=_column_list,
               help="The input features [default: every numeric column but key and order].")
-@click.option("--states", type=click.Path(file_okay=False),
+@click.option("--states", type=click.Path(file_okay=False), metavar="DIR",
               help="Write each stream's final state to DIR/<key>.state (created if missing).")
-@click.option("--resume", is_flag=True, help="Start each stream from its state file in --states DIR.")
+@click.option("--resume", is_flag=True,
+              help="Start each stream from its state file in --states DIR (a stream without one: from the "
+                   "initial state).")
 @click.option("--engine", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="This machine's cores, or a Ray cluster.")
 @click.option("--address", help="The Ray cluster to use [default: RAY_ADDRESS, else one started for the run].")
@@ -42,7 +44,13 @@ def _column_list(ctx, param, value):
 def command(model, data, output, key, order, columns, states, resume, engine, address, on_error, load_options):
     """Replay every stream of DATA (Parquet or CSV, rows in any order) through MODEL."""
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from ..compiling import announce
     from ..replay_api import replay_to_file

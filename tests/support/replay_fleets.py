@@ -3,9 +3,10 @@ is exactly its own run."""
 
 import os
 
-import edgeseq
 import numpy as np
 import pyarrow as pa
+
+import edgeseq
 
 
 def fleet(lengths, seed=0, keys=None, features=3):
