@@ -18,7 +18,7 @@ from support.replay_fleets import assert_each_stream_is_its_own_run, fleet
 import edgeseq
 import edgeseq.replay_data
 
-pytestmark = pytest.mark.usefixtures("ray_cluster")
+pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]  # a Ray run takes seconds to start
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,6 @@ def test_ray_gives_the_local_numbers_and_states(tmp_path, gru):
         assert (tmp_path / "ray" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
 
 
-@pytest.mark.slow
 def test_ray_command_resumes_and_refuses_a_foreign_state_file_in_one_line(tmp_path, gru):
     table, streams = fleet([9, 4, 12], seed=11)
     pq.write_table(table, tmp_path / "fleet.parquet")
@@ -75,7 +74,6 @@ def _worker_pids():
     return pids
 
 
-@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_and_repeats_nothing(tmp_path, gru, monkeypatch):
     monkeypatch.setattr(edgeseq.replay_data, "ROWS_PER_BUCKET", 2000)  # ~60 buckets: the kill lands mid-run
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's parts go: watched below
