@@ -3,6 +3,8 @@ bit those of ``edgeseq.load(MODEL).run(its rows)``, state files that continue a 
 and every kind of bad input refused in one line with nothing written."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -114,6 +116,21 @@ def test_states_and_resume_continue_one_long_run(tmp_path, gru):
             np.testing.assert_array_equal(got[key], whole[10:], err_msg=f"key {key}")
         assert device.load_state(states / f"{key}.state") == len(x) and device.steps == len(x)
         assert all(a.tobytes() == b.tobytes() for a, b in zip(device.get_state().values(), model.get_state().values()))
+
+
+def test_edgeseq_stream_continues_from_a_replayed_state(tmp_path, gru):
+    table, streams = fleet([12, 12], seed=13)
+    pq.write_table(table, tmp_path / "fleet.parquet")
+    edgeseq.replay(gru.path, tmp_path / "fleet.parquet", key="device", order="t", states=tmp_path / "states")
+    rest = np.random.default_rng(14).uniform(-1, 1, (5, 3)).astype(np.float32)
+    rows = "".join(",".join(f"{v:.9g}" for v in row) + "\n" for row in rest)
+    device = subprocess.run([sys.executable, "-m", "edgeseq.cli", "stream", str(gru.path), "--state-file",
+                             str(tmp_path / "states" / "1.state")], input=rows, capture_output=True, text=True,
+                            timeout=120)
+    assert device.returncode == 0, device.stderr
+    assert "12 rows consumed, 12 steps taken" in device.stderr
+    whole = edgeseq.load(gru.path).run(np.concatenate([streams[1], rest]))
+    np.testing.assert_array_equal(np.loadtxt(device.stdout.splitlines(), delimiter=",", dtype=np.float32), whole[12:])
 
 
 def test_resumed_lanes_start_from_their_own_states(tmp_path, lstm):
