@@ -11,6 +11,8 @@ exporter, ``step_models``), its rows shuffled into one Parquet file. Timed, each
 - ``loop load+run``: a Python loop over the keys, ``edgeseq.load(MODEL).run(rows)`` each, the
   rows already grouped in memory (what a user writes first);
 - ``loop run``: the same loop with one model loaded once, ``reset()`` then ``run`` per key;
+- ``loop run + I/O``: that loop over the whole fleet as a script does it end to end: Parquet
+  read, rows sorted by key and order (pyarrow), the loop, Parquet written;
 - ``onnxruntime``: one ``InferenceSession.run`` per key over the whole sequence (its own loop).
 
 The loops run over the first SAMPLE keys (their rate does not depend on how many). Asserts
@@ -91,9 +93,21 @@ def main() -> None:
                 feeds = {**stepper.initial, stepper.input_name: x.reshape(len(x), *stepper.input_shape[1:])}
                 stepper.session.run(stepper.wanted[:1], feeds)
 
+        def script():
+            table = pq.read_table(folder / "fleet.parquet").sort_by([("device", "ascending"), ("t", "ascending")])
+            x = np.stack([table[f"f{i}"].to_numpy() for i in range(SHAPE.input_size)], axis=1).astype(np.float32)
+            keys = table["device"].to_numpy()
+            starts = [0, *np.flatnonzero(keys[1:] != keys[:-1]) + 1, len(keys)]
+            y = np.empty(len(keys), np.float32)
+            for start, end in zip(starts[:-1], starts[1:]):
+                one.reset()
+                y[start:end] = one.run(x[start:end])[:, 0]
+            pq.write_table(table.select(["device", "t"]).append_column("y", pa.array(y)), folder / "script.parquet")
+
         rates["loop load+run"] = rate(sample_rows, load_and_run)
         rates["loop run"] = rate(sample_rows, reset_and_run)
         rates["onnxruntime"] = rate(sample_rows, onnxruntime_sequences)
+        rates["loop run + I/O"] = rate(rows, script)
         try:
             import ray
         except ImportError:
