@@ -10,7 +10,8 @@ import edgeseq_runtime
 import numpy as np
 import pytest
 import torch
-from edgeseq_export.forecasting.series import read_series, seasonal_naive, seasonal_period
+from edgeseq_export.forecasting.scores import seasonal_naive_forecasts
+from edgeseq_export.forecasting.series import read_series, seasonal_period
 from edgeseq_export.forecasting.training import TrainOptions, one_step_predictions, train_forecaster
 from edgeseq_export.pytorch.models import load_checkpoint
 
@@ -35,7 +36,7 @@ def test_series_reading_and_seasons():
     assert seasonal_period(wine.values, 60) == 12
     taylor = read_series(DATA / "taylor.csv", column="demand_mw")
     assert seasonal_period(taylor.values[:2500], 800) in (48, 336)
-    naive = seasonal_naive(wine.values, 150, 12)
+    naive = seasonal_naive_forecasts(wine.values, 150, len(wine.values), 12)
     np.testing.assert_array_equal(naive, wine.values[138:164])
 
 
@@ -74,7 +75,7 @@ def test_training_is_reproducible_with_a_seed(taylor_slice):
 def test_ctrl_c_keeps_the_best_epoch_so_far(taylor_slice):
     """A KeyboardInterrupt after epoch 3 ends training there with the best of epochs 1-3,
     the same weights as a run of exactly 3 epochs; without ``interruptible`` it propagates."""
-    options = TrainOptions(cell="rnn", hidden=8, epochs=10, seed=5)
+    options = TrainOptions(cell="rnn", hidden=8, epochs=10, seed=5, design="seasonal")  # one design: its epochs
 
     def interrupt_after_three(epoch, *_):
         if epoch == 3:
@@ -83,7 +84,8 @@ def test_ctrl_c_keeps_the_best_epoch_so_far(taylor_slice):
     interrupted = train_forecaster(read_series(taylor_slice), options, on_epoch=interrupt_after_three,
                                    interruptible=True)
     assert interrupted.metrics["interrupted"] and interrupted.metrics["epochs"] == 3
-    three = train_forecaster(read_series(taylor_slice), TrainOptions(cell="rnn", hidden=8, epochs=3, seed=5))
+    three = train_forecaster(read_series(taylor_slice), TrainOptions(cell="rnn", hidden=8, epochs=3, seed=5,
+                                                                     design="seasonal"))
     for (name, a), b in zip(interrupted.model.state_dict().items(), three.model.state_dict().values()):
         assert torch.equal(a, b), name
     with pytest.raises(KeyboardInterrupt):

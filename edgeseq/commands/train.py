@@ -1,5 +1,6 @@
 """``edgeseq train DATA.csv --cell lstm -o MODEL.pt``: a one-step-ahead forecaster from a CSV column."""
 
+import os
 from contextlib import contextmanager
 
 import click
@@ -10,13 +11,36 @@ from rich.table import Table
 from ..paths import output_file
 
 
+def data_options(command):
+    """The options by which every command that reads a series reads its CSV (``train``,
+    ``evaluate``): the one reader's rules (``edgeseq_export.rows``)."""
+    options = [
+        click.option("--column", help="The column to forecast [default: the last numeric column]."),
+        click.option("--columns", callback=lambda ctx, param, value: value.split(",") if value else None,
+                     help="Covariates: more columns the step takes after the target, comma-separated."),
+        click.option("--missing", type=click.Choice(["error", "drop", "interpolate"]), default="error",
+                     show_default=True, help="A missing value (blank, NA, NaN): an error naming its line, its row "
+                                             "dropped, or filled linearly between its neighbours."),
+        click.option("--header/--no-header", default=None,
+                     help="Whether the first line names the columns [default: detected, and said]."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 @click.command("train", short_help="Train an LSTM, GRU or RNN forecaster on a CSV column.")
 @click.argument("data", type=click.Path(dir_okay=False))
 @click.option("--cell", type=click.Choice(["lstm", "gru", "rnn"]), default="lstm", show_default=True,
               help="The recurrent cell.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), callback=output_file,
               help="The checkpoint to write.")
-@click.option("--column", help="The column to forecast [default: the last numeric column].")
+@data_options
+@click.option("--horizon", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Forecasts per step: the target 1..H steps ahead (the step emits H values).")
+@click.option("--design", type=click.Choice(["auto", "plain", "seasonal", "seasonal+level", "3 seasons"]),
+              default="auto", show_default=True,
+              help="What the model keeps around the network; auto: the seasonal designs, the best on validation.")
 @click.option("--window", type=click.IntRange(min=2), help="Training window in steps [default: from the season].")
 @click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True, help="Units per recurrent layer.")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
@@ -28,22 +52,22 @@ from ..paths import output_file
               help="Adam's learning rate.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights and batch order: same seed, same model.")
 @click.option("--season", type=click.IntRange(min=1),
-              help="Season length for the seasonal-naive baseline [default: detected].")
-def command(data, cell, output, column, window, hidden, layers, dropout, epochs, lr, seed, season):
+              help="Season length of the seasonal designs and the seasonal-naive baseline [default: detected].")
+def command(data, cell, output, column, columns, missing, header, horizon, design, window, hidden, layers, dropout,
+            epochs, lr, seed, season):
     """Train a CELL forecaster on a column of DATA.csv (chronological train / validation / test
-    split, early stopping), print its test RMSE and MAE next to a seasonal-naive baseline, and
-    write an edgeseq checkpoint that `edgeseq export` takes as is."""
-    from edgeseq_export.forecasting.series import read_series
-    from edgeseq_export.forecasting.training import TrainOptions, train_forecaster
-    from edgeseq_export.pytorch.models import save_checkpoint
+    split, early stopping), print its test RMSE, MAE and MASE next to a seasonal-naive baseline,
+    and write an edgeseq checkpoint that `edgeseq export` takes as is. The step takes the
+    target, then the --columns covariates, in the data's units, and gives the forecasts in them."""
+    from edgeseq_export.forecasting.training import train_file
 
-    series = read_series(data, column)
-    options = TrainOptions(cell=cell, hidden=hidden, layers=layers, window=window, epochs=epochs, lr=lr,
-                           seed=seed, dropout=dropout, season=season)
     with training_progress() as for_model:
-        result = train_forecaster(series, options, on_epoch=for_model(f"{cell} on {series.name}"), interruptible=True)
-    save_checkpoint(result.model, output, metrics=result.metrics,
-                    training={"data": data, "column": series.name, **vars(options)})
+        series, result = train_file(data, output, column=column, covariates=columns, missing=missing, header=header,
+                                    on_epoch=for_model(f"{cell} on {os.path.basename(data)}"),
+                                    interruptible=True, cell=cell, hidden=hidden, layers=layers, window=window,
+                                    epochs=epochs, lr=lr, seed=seed, dropout=dropout, season=season, horizon=horizon,
+                                    design=design)
+    Console().print(series.read)
     print_scores(series.name, {cell: result.metrics})
     if result.metrics["interrupted"]:
         Console().print(f"interrupted after {result.metrics['epochs']} epochs: kept the best epoch so far")
@@ -79,13 +103,18 @@ def training_progress():
 
 
 def print_scores(column: str, metrics_by_model: dict) -> None:
-    """Test RMSE and MAE of each model next to the seasonal-naive baseline, in data units."""
-    table = Table(title=f"one-step-ahead forecasts of {column}, test span")
-    for name in ("model", "test RMSE", "test MAE", "parameters", "epochs"):
+    """Test RMSE, MAE and MASE of each model (per horizon step h) next to the seasonal-naive
+    baseline, in the data's units, and the design validation chose."""
+    details = "; ".join(f"{name}: {m['design']} design, {m['parameters']:,} parameters, {m['epochs']} epochs"
+                        for name, m in metrics_by_model.items())
+    table = Table(title=f"forecasts of {column}, test span", caption=details)
+    for name in ("model", "h", "test RMSE", "test MAE", "MASE"):
         table.add_column(name, justify="left" if name == "model" else "right")
     naive = next(iter(metrics_by_model.values()))
     for name, m in metrics_by_model.items():
-        table.add_row(name, f"{m['test_rmse']:.4g}", f"{m['test_mae']:.4g}", f"{m['parameters']:,}", str(m["epochs"]))
-    table.add_row(f"seasonal naive (season {naive['season']})", f"{naive['naive_rmse']:.4g}",
-                  f"{naive['naive_mae']:.4g}", "", "")
+        for h in m["horizons"]:
+            table.add_row(name, str(h["horizon"]), f"{h['rmse']:.4g}", f"{h['mae']:.4g}", f"{h['mase']:.3f}")
+    for h in naive["horizons"]:
+        table.add_row(f"seasonal naive ({naive['season']})", str(h["horizon"]), f"{h['naive_rmse']:.4g}",
+                      f"{h['naive_mae']:.4g}", f"{h['naive_mase']:.3f}")
     Console().print(table)

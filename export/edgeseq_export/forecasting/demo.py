@@ -8,6 +8,7 @@ displays progress and the table.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +18,9 @@ from ..api import export
 from ..backends.bench import OnnxRuntimeStepper, step_latencies
 from ..backends.quantize import quantize
 from ..pytorch.models import save_checkpoint
-from .series import Series, rmse
+from .plots import plot_forecasts
+from .scores import horizon_scores
+from .series import Series
 from .training import TrainOptions, TrainResult, train_forecaster
 
 CELLS = ("rnn", "lstm", "gru")
@@ -28,32 +31,40 @@ class StudyRow:
     dataset: str
     model: str
     test_rmse: float
+    test_mase: float
+    design: str | None = None
+    train_seconds: float | None = None
     parameters: int | None = None
     fp32_bytes: int | None = None
     int8_bytes: int | None = None
     int8_rmse: float | None = None
+    int8_mase: float | None = None
     edgeseq_us: float | None = None
     onnxruntime_us: float | None = None
     onnx_path: str | None = None
     test_predictions: np.ndarray | None = None
 
 
-def run_study(series: Series, out_dir: str, epochs: int, calls: int, progress=None) -> list[StudyRow]:
+def run_study(series: Series, out_dir: str, epochs: int, calls: int, progress=None, **options) -> list[StudyRow]:
     """Train, export, quantize and time one forecaster per cell on ``series``; the last row is
     the seasonal-naive baseline. ``progress(cell)``, when given, returns what reports on that
     cell's work: called after every epoch (as ``train_forecaster``'s ``on_epoch``), and its
-    ``phase(text)`` told each step after training."""
+    ``phase(text)`` told each step after training. ``options`` are more ``TrainOptions`` fields
+    (``season``, say)."""
     os.makedirs(out_dir, exist_ok=True)
     calibration = os.path.join(out_dir, "series.npy")
-    np.save(calibration, series.values.astype(np.float32).reshape(-1, 1))
+    np.save(calibration, series.inputs.astype(np.float32))
     rows, baseline = [], None
     for cell in CELLS:
         report = progress(cell) if progress else None
-        result = train_forecaster(series, TrainOptions(cell=cell, epochs=epochs), on_epoch=report)
+        started = time.perf_counter()
+        result = train_forecaster(series, TrainOptions(cell=cell, epochs=epochs, **options), on_epoch=report)
+        result.metrics["train_seconds"] = time.perf_counter() - started
         rows.append(_deploy(series, result, cell, out_dir, calibration, calls,
                             report.phase if report else lambda text: None))
         baseline = result.metrics
-    rows.append(StudyRow(series.name, f"naive ({baseline['season']})", baseline["naive_rmse"]))
+    rows.append(StudyRow(series.name, f"seasonal naive ({baseline['season']})", baseline["naive_rmse"],
+                         baseline["naive_mase"]))
     return rows
 
 
@@ -66,40 +77,28 @@ def _deploy(series: Series, result: TrainResult, cell: str, out_dir: str, calibr
     export(stem + ".pt", stem + ".onnx", steps=50)
     phase("quantizing to int8")
     quantize(stem + ".onnx", stem + ".int8.onnx", "int8", calibration=calibration)
-    test_start = result.metrics["test_start"]
-    actual, inputs = series.values[test_start:], series.values[:-1].astype(np.float32).reshape(-1, 1)
-    int8 = load(stem + ".int8.onnx").run(inputs)[test_start - 1:, 0]
+    metrics = result.metrics
+    inputs = series.inputs[:-1].astype(np.float32)
+    int8 = horizon_scores(load(stem + ".int8.onnx").run(inputs).astype(np.float64)[:, :1], series.values,
+                          metrics["test_start"], len(series.values), metrics["season"], metrics["validation_start"])[0]
     stream = load(stem + ".onnx")
     x = inputs[0]
     phase("timing steps against ONNX Runtime")
     latency = step_latencies({"edgeseq": stream.step, "onnxruntime": OnnxRuntimeStepper(stem + ".onnx").step},
                              x, calls=calls, warmup=min(calls, 500))
     phase(f"done: test RMSE {result.metrics['test_rmse']:.4g}, {latency['edgeseq'].median_us:.1f} µs a step")
-    return StudyRow(series.name, cell.upper(), result.metrics["test_rmse"], result.metrics["parameters"],
-                    os.path.getsize(stem + ".onnx"), os.path.getsize(stem + ".int8.onnx"), rmse(int8, actual),
-                    latency["edgeseq"].median_us, latency["onnxruntime"].median_us, stem + ".onnx",
-                    result.test_predictions)
+    return StudyRow(series.name, cell.upper(), metrics["test_rmse"], metrics["test_mase"], metrics["design"],
+                    metrics["train_seconds"], metrics["parameters"], os.path.getsize(stem + ".onnx"),
+                    os.path.getsize(stem + ".int8.onnx"), int8["rmse"], int8["mase"], latency["edgeseq"].median_us,
+                    latency["onnxruntime"].median_us, stem + ".onnx", result.test_predictions)
 
 
 def plot(series: Series, rows: list[StudyRow], path: str) -> bool:
-    """Forecasts against the actual test span, as a PNG; False when matplotlib is absent."""
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return False
+    """The networks' forecasts and the seasonal-naive baseline against the actual test span, as
+    a PNG (``plots.plot_forecasts``); False when matplotlib is absent."""
     models = [r for r in rows if r.test_predictions is not None]
+    baseline = rows[-1]
     start = len(series.values) - len(models[0].test_predictions)
-    figure, axes = plt.subplots(figsize=(10, 4))
-    axes.plot(range(start, len(series.values)), series.values[start:], color="black", lw=2, label="actual")
-    for row in models:
-        axes.plot(range(start, len(series.values)), row.test_predictions, lw=1,
-                  label=f"{row.model} (RMSE {row.test_rmse:.4g})")
-    axes.set_title(f"{series.name}: one-step-ahead forecasts on the test span")
-    axes.set_xlabel("step")
-    axes.legend()
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return True
+    season = int(baseline.model.rpartition("(")[2].rstrip(")"))
+    lines = {f"{r.model} (RMSE {r.test_rmse:.4g})": r.test_predictions for r in models}
+    return plot_forecasts(path, series, start, lines, season, f"{series.name}: one-step-ahead forecasts, test span")

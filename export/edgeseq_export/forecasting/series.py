@@ -26,6 +26,7 @@ class Series:
     covariates: np.ndarray | None = None  # float64 (time, k): the other columns the model takes
     covariate_names: tuple = ()
     labels: list | None = None          # the file's label column (dates, say), one per value
+    label_name: str | None = None
     dates: np.ndarray | None = None     # the labels as datetimes, when they are dates
     read: str = ""                      # the reader's account of the file (header, delimiter, gaps)
 
@@ -63,7 +64,7 @@ def read_series(path, column: str | None = None, covariates: list[str] | None = 
     table = read_table(path, [column, *covariates], header=header, missing=missing)
     values = table.values
     return Series(column, values[:, 0].copy(), path, values[:, 1:].copy() if covariates else None,
-                  tuple(covariates), table.labels, table.dates(), table.describe())
+                  tuple(covariates), table.labels, table.label_name, table.dates(), table.describe())
 
 
 def seasonal_period(values: np.ndarray, longest: int) -> int:
@@ -76,16 +77,3 @@ def seasonal_period(values: np.ndarray, longest: int) -> int:
     acf = np.array([1.0] + [float(centred[lag:] @ centred[:-lag]) / scale for lag in range(1, top + 2)])
     peaks = [lag for lag in range(2, top + 1) if acf[lag] >= acf[lag - 1] and acf[lag] >= acf[lag + 1]]
     return max(peaks, key=lambda lag: acf[lag]) if peaks else 1
-
-
-def seasonal_naive(values: np.ndarray, start: int, season: int) -> np.ndarray:
-    """Predictions of values[start:] by the value one season earlier."""
-    return values[start - season:len(values) - season]
-
-
-def rmse(predicted: np.ndarray, actual: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((np.asarray(predicted, np.float64) - actual) ** 2)))
-
-
-def mae(predicted: np.ndarray, actual: np.ndarray) -> float:
-    return float(np.mean(np.abs(np.asarray(predicted, np.float64) - actual)))

@@ -148,6 +148,28 @@ class State:
     """One state tensor: a graph input and its next value, of shape ``dims`` ("batch" marks the
     batch axis): (layers, batch, size) for a recurrent state, (batch, channels, frames) for a
     conv's cache, (1, batch, 1) for the warm-up count."""
+@dataclass(frozen=True)
+class Seasonal:
+    """A forecaster's seasonal ends (``forecasting.seasonal``): a delay line of the target's last
+    ``seasons`` seasons kept as state, the network's inputs relative to their mean, and its
+    outputs taken as residuals over that seasonal mean forecast."""
+
+    season: int
+    inputs: int = 1     # values per step: the target, then the covariates
+    horizon: int = 1    # forecasts per step: of the target 1..horizon steps ahead
+    level: bool = True  # the target's standardised level is one of the network's inputs
+    seasons: int = 1    # seasons averaged by the baseline (1: seasonal naive)
+
+    def __post_init__(self):
+        if min(self.season, self.inputs, self.horizon, self.seasons) < 1:
+            raise ValueError(f"seasonal: season, inputs, horizon and seasons must be positive; got {self}")
+
+    @property
+    def features(self) -> int:
+        """What the recurrent network takes: the seasonal change, [the level], the covariates."""
+        return self.inputs + int(self.level)
+
+
 
     name: str       # the graph input, e.g. "h0" (h of recurrent module 0)
     next_name: str  # the graph output that carries its value after the step, e.g. "h0_next"
@@ -181,6 +203,7 @@ class Architecture:
             if layer.input_size != size:
                 raise ValueError(f"recurrent module {index} takes {layer.input_size} features, "
                                  f"but receives {size}")
+    seasonal: Seasonal | None = None     # a forecaster's seasonal ends around the whole network
             size = layer.output_size
         for layer in self.head:
             if isinstance(layer, Linear):
@@ -204,6 +227,12 @@ class Architecture:
             takes = layer.in_channels if isinstance(layer, Conv) else getattr(layer, "num_features", size)
             if takes != size:
                 raise ValueError(f"front-end layer {layer} takes {takes} channels, but receives {size}")
+        if self.seasonal and (self.vocab_size or self.front or self.input_normalisation or self.output_normalisation
+                              or not self.batch_first
+                              or (self.recurrent[0].input_size, size) != (self.seasonal.features, self.seasonal.horizon)):
+            raise ValueError(f"seasonal ends take {self.seasonal.features} features to the recurrent module "
+                             f"and {self.seasonal.horizon} outputs from the head, batch first, with no "
+                             f"embedding, front end or normalisation of their own")
             size = layer.out_channels if isinstance(layer, Conv) else size
         return size
 
@@ -224,6 +253,8 @@ class Architecture:
 
     @property
     def convs(self) -> list[Conv]:
+        if self.seasonal:
+            return self.seasonal.inputs
         return [layer for layer in self.front if isinstance(layer, Conv)]
 
     @property
@@ -258,8 +289,11 @@ class Architecture:
 
     @property
     def states(self) -> list[State]:
-        """Every state input of the step graph, in its order: recurrent first, then the front end's."""
-        return self.recurrent_states + self.front_states
+        """Every state input of the step graph, in its order: recurrent first, then the front end's,
+        then a forecaster's delay line ``lags`` (1, batch, seasons * season)."""
+        lags = ([State("lags", "lags_next", (1, "batch", self.seasonal.seasons * self.seasonal.season))]
+                if self.seasonal else [])
+        return self.recurrent_states + self.front_states + lags
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -282,3 +316,4 @@ def _front_layer(data: dict) -> FrontLayer:
     if "num_features" in data:
         return BatchNorm(**data)
     return Activation(data["kind"], tuple(tuple(pair) for pair in data.get("settings", ())))
+        data["seasonal"] = Seasonal(**data["seasonal"]) if data.get("seasonal") else None

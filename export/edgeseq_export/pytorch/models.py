@@ -36,7 +36,7 @@ from edgeseq_runtime.atomic import write_atomic
 from .. import __version__
 from ..errors import SourceError
 from . import torch_files
-from .architecture import Architecture, Linear, Recurrent
+from .architecture import Architecture, Linear, Recurrent, Seasonal
 from .network import RecurrentNetwork
 
 TASKS = ("regression", "classification", "tokens")
@@ -58,6 +58,9 @@ class ModelConfig:
                                 # classes; tokens: vocab_size (the default)
     vocab_size: int = 0         # > 0: the input is token ids in [0, vocab_size)
     normalise: bool = False     # carry the data's mean/std and apply them in forward
+    season: int = 0             # > 0: a forecaster with seasonal ends (``architecture.Seasonal``) of
+    level_input: bool = True    # this season, taking input_size values, forecasting outputs steps,
+    seasons: int = 1            # its baseline the mean of this many seasons
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -81,12 +84,14 @@ class ModelConfig:
         self.architecture()  # sizes, cell and the rest are checked there
 
     def architecture(self) -> Architecture:
-        recurrent = Recurrent(self.cell, self.input_size, self.hidden_size, self.num_layers,
-                              dropout=self.dropout if self.num_layers > 1 else 0.0)
+        seasonal = Seasonal(self.season, self.input_size, self.outputs, self.level_input, self.seasons) if self.season \
+            else None
+        recurrent = Recurrent(self.cell, seasonal.features if seasonal else self.input_size, self.hidden_size,
+                              self.num_layers, dropout=self.dropout if self.num_layers > 1 else 0.0)
         return Architecture((recurrent,), (Linear(self.hidden_size, self.outputs),),
                             vocab_size=self.vocab_size, batch_first=True, dropout=self.dropout,
                             input_normalisation=self.normalise and not self.vocab_size,
-                            output_normalisation=self.normalise and self.task == "regression")
+                            output_normalisation=self.normalise and self.task == "regression", seasonal=seasonal)
 
     def task_description(self) -> dict:
         """The task as the exported model's metadata records it."""

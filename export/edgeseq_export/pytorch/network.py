@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .architecture import Activation, Architecture, BatchNorm, Conv, FrontLayer, Linear, Recurrent
+from ..forecasting.seasonal import SeasonalEnds
 
 TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
@@ -74,6 +75,7 @@ class RecurrentNetwork(nn.Module):
             self.register_buffer("output_std", torch.ones(architecture.output_size))
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None):
+        self.seasonal = SeasonalEnds(architecture.seasonal) if architecture.seasonal else None
         """Run a whole sequence; returns ``(y, next_state)``.
 
         ``x`` is (batch, time, features) when batch-first, else (time, batch, features); token
@@ -107,6 +109,10 @@ class RecurrentNetwork(nn.Module):
         if self.architecture.output_normalisation:
             y = y * self.output_std + self.output_mean
         return y, tuple(next_state)
+        if self.seasonal is not None:  # a forecaster's delay line: the last state
+            lags = state[-1] if state is not None else self.seasonal.empty_lags(x)
+            state = state[:-1] if state is not None else None
+            x, baselines, next_lags = self.seasonal.features(x, lags)
 
     def front_end(self, x: torch.Tensor) -> torch.Tensor:
         """The front end over a whole sequence laid out as the recurrent modules take it."""
@@ -120,6 +126,8 @@ class RecurrentNetwork(nn.Module):
 
     def set_normalisation(self, input_mean=None, input_std=None, output_mean=None, output_std=None):
         """Store the data's mean and standard deviation (per feature) for ``forward`` to apply."""
+        if self.seasonal is not None:
+            return self.seasonal.forecast(y, baselines), (*next_state, next_lags)
         given = dict(input_mean=input_mean, input_std=input_std, output_mean=output_mean,
                      output_std=output_std)
         for name, value in given.items():
@@ -149,3 +157,5 @@ def to_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
 def from_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
     """The inverse of ``to_channels``."""
     return x.transpose(1, 2) if batch_first else x.permute(2, 0, 1)
+        if self.seasonal is not None:
+            return self.seasonal.normalisation()

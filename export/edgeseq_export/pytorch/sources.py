@@ -118,9 +118,9 @@ def read_source(model_or_path, options: ReadOptions = ReadOptions()) -> Source:
     if models.is_checkpoint(data):
         checkpoint = models.checkpoint_from_dict(data, path)
         config = checkpoint.model.config
-        column = checkpoint.training.get("column")
+        columns = checkpoint.training.get("columns") or [checkpoint.training.get("column")]  # target, covariates
         return Source(checkpoint.model, "edgeseq checkpoint", path, digest, config.task_description(), options,
-                      columns=[column] if isinstance(column, str) else None)
+                      columns=list(columns) if all(isinstance(c, str) for c in columns) else None)
     if isinstance(data, dict) and data and all(isinstance(v, torch.Tensor) for v in data.values()):
         architecture, weights = layers.assemble(layers.from_state_dict(data, path), options, path)
         return Source(_network(architecture, weights, path), "state_dict", path, digest, options=options)

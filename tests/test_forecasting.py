@@ -1,0 +1,156 @@
+"""Forecasters with seasonal ends: the exported step graph streamed by edgeseq's runtime against
+the PyTorch module, the seasonal arithmetic against float64 numpy, training that starts from
+and beats the baseline, covariates and horizons, scores per horizon, and ``edgeseq evaluate``."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import edgeseq_runtime
+import numpy as np
+import pytest
+import torch
+from edgeseq_export.api import export
+from edgeseq_export.forecasting.scores import horizon_scores
+from edgeseq_export.forecasting.series import Series, read_series
+from edgeseq_export.forecasting.training import TrainOptions, forecast_series, train_forecaster
+from edgeseq_export.pytorch.models import ModelConfig, SequenceModel, load_checkpoint, save_checkpoint
+
+DATA = Path(__file__).parents[1] / "edgeseq" / "data"
+EDGESEQ = [sys.executable, "-m", "edgeseq.cli"]
+
+
+def _seasonal_model(cell="gru", season=5, seasons=2, horizon=3, covariates=2, level=True, seed=0):
+    """Random weights (the head too) and scales of the data below."""
+    torch.manual_seed(seed)
+    model = SequenceModel(ModelConfig(cell=cell, input_size=1 + covariates, hidden_size=6, outputs=horizon,
+                                      season=season, seasons=seasons, level_input=level)).eval()
+    model.seasonal.set_scales(0.75, 5.0, 2.0, [1.0] * covariates, [0.5] * covariates)
+    return model
+
+
+def _rows(steps=40, covariates=2, seed=1):
+    rng = np.random.default_rng(seed)
+    target = 5 + 2 * np.sin(np.arange(steps) * 2 * np.pi / 5) + rng.normal(0, 0.3, steps)
+    return np.column_stack([target, rng.normal(1, 0.5, (steps, covariates))])
+
+
+def _numpy_baselines(target: np.ndarray, season: int, seasons: int, horizon: int) -> np.ndarray:
+    """float64: the mean of the ``seasons`` values a whole number of seasons before each target,
+    known at the forecast's origin t, with the values before the stream taken as zeros."""
+    padded = np.concatenate([np.zeros(season * seasons), target])
+    start = season * seasons
+    out = np.empty((len(target), horizon))
+    for t in range(len(target)):
+        for h in range(1, horizon + 1):
+            back = season * -(-h // season)  # the latest whole number of seasons at or past h
+            out[t, h - 1] = np.mean([padded[start + t + h - back - (j - 1) * season] for j in range(1, seasons + 1)])
+    return out
+
+
+def test_seasonal_arithmetic_matches_float64_numpy():
+    """The baselines and the network's first input (the departure from the value's own
+    baseline, in units of scale) against a float64 numpy reference written from the definition."""
+    model = _seasonal_model(season=4, seasons=3, horizon=6)
+    rows = _rows(30)
+    x = torch.tensor(rows, dtype=torch.float64).unsqueeze(0)
+    ends = model.seasonal.double()
+    features, baselines, lags = ends.features(x, ends.empty_lags(x))
+    expected = _numpy_baselines(rows[:, 0], 4, 3, 6)
+    np.testing.assert_allclose(baselines[0].numpy(), expected, rtol=0, atol=1e-12)
+    padded = np.concatenate([np.zeros(12), rows[:, 0]])
+    own = np.mean([padded[12 - 4 * j:12 - 4 * j + 30] for j in (1, 2, 3)], axis=0)
+    np.testing.assert_allclose(features[0, :, 0].numpy(), (rows[:, 0] - own) / 0.75, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(features[0, :, 1].numpy(), (rows[:, 0] - 5.0) / 2.0, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(lags[0, 0].numpy(), rows[-12:, 0], rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("cell,seasons,level", [("gru", 2, True), ("lstm", 1, False), ("rnn", 3, True)])
+def test_exported_step_graph_streams_the_pytorch_forecasts(tmp_path, cell, seasons, level):
+    """The product's exporter writes the delay line as state; edgeseq's runtime, stepping the
+    file one row at a time, gives PyTorch's forecasts within 1e-5 and ends in its state."""
+    model = _seasonal_model(cell, seasons=seasons, level=level)
+    save_checkpoint(model, tmp_path / "m.pt")
+    export(tmp_path / "m.pt", tmp_path / "m.onnx")
+    stream = edgeseq_runtime.load(tmp_path / "m.onnx")
+    assert (stream.input_size, stream.output_size) == (3, 3)
+    rows = _rows(40).astype(np.float32)
+    stepped = np.stack([stream.step(row) for row in rows])
+    with torch.no_grad():
+        expected, state = model(torch.from_numpy(rows).unsqueeze(0))
+    np.testing.assert_allclose(stepped, expected[0].numpy(), rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(stream.get_state()["lags"], state[-1].numpy())
+
+
+def test_a_zero_head_streams_the_seasonal_mean_baseline(tmp_path):
+    """With its head at zero (where training starts) the exported model is the baseline: the
+    runtime's forecasts equal float64 numpy's seasonal means, horizon by horizon."""
+    model = _seasonal_model(season=4, seasons=2, horizon=5, covariates=0)
+    with torch.no_grad():
+        for parameter in model.head.parameters():
+            parameter.zero_()
+    save_checkpoint(model, tmp_path / "m.pt")
+    export(tmp_path / "m.pt", tmp_path / "m.onnx")
+    rows = _rows(30, covariates=0)
+    got = edgeseq_runtime.load(tmp_path / "m.onnx").run(rows.astype(np.float32))
+    np.testing.assert_allclose(got, _numpy_baselines(rows[:, 0], 4, 2, 5), rtol=0, atol=1e-5)
+
+
+def _noisy_seasonal(steps=240, season=6, seed=0):
+    rng = np.random.default_rng(seed)
+    t = np.arange(steps)
+    return 100 + 0.05 * t + 10 * np.sin(2 * np.pi * t / season) + rng.normal(0, 2, steps)
+
+
+def test_training_starts_from_the_baseline_and_beats_it():
+    """On a noisy seasonal series the chosen design's test RMSE is below seasonal naive's; the
+    metrics name the design and every candidate's validation RMSE."""
+    series = Series("y", _noisy_seasonal(), "synthetic")
+    result = train_forecaster(series, TrainOptions(cell="gru", hidden=8, epochs=4, season=6))
+    metrics = result.metrics
+    assert metrics["design"] in metrics["candidates"] and set(metrics["candidates"]) >= {"seasonal", "3 seasons"}
+    assert metrics["validation_rmse"] == min(metrics["candidates"].values())
+    assert metrics["test_rmse"] < metrics["naive_rmse"] and metrics["test_mase"] < metrics["naive_mase"]
+
+
+def test_horizon_scores_per_step_against_numpy():
+    """forecasts[t, h - 1] is of values[t + h]; seasonal naive h steps ahead looks back a whole
+    number of seasons; MASE divides by the training span's mean absolute seasonal change."""
+    rng = np.random.default_rng(3)
+    values = rng.normal(10, 3, 60)
+    forecasts = rng.normal(10, 3, (59, 4))
+    scores = horizon_scores(forecasts, values, 45, 60, 3, 30)
+    scale = np.mean(np.abs(values[3:30] - values[:27]))
+    for h, score in enumerate(scores, start=1):
+        targets = np.arange(45, 60)
+        model = forecasts[targets - h, h - 1]
+        naive = values[targets - 3 * int(np.ceil(h / 3))]
+        assert score["rmse"] == pytest.approx(np.sqrt(np.mean((model - values[targets]) ** 2)), rel=1e-12)
+        assert score["naive_mae"] == pytest.approx(np.mean(np.abs(naive - values[targets])), rel=1e-12)
+        assert score["mase"] == pytest.approx(np.mean(np.abs(model - values[targets])) / scale, rel=1e-12)
+
+
+def test_covariates_and_a_horizon_are_trained_and_recorded(tmp_path):
+    """The step takes the target and its covariates, and emits ``horizon`` forecasts; metrics
+    score every horizon step."""
+    target = _noisy_seasonal(200)
+    driver = np.random.default_rng(5).normal(0, 1, 200)
+    path = tmp_path / "sales.csv"
+    path.write_text("month;price;sales\n" + "".join(f"m{i};{p:.4f};{v:.4f}\n" for i, (p, v) in
+                                                   enumerate(zip(driver, target))))
+    series = read_series(path, "sales", ["price"])
+    assert series.columns == ["sales", "price"] and series.inputs.shape == (200, 2)
+    result = train_forecaster(series, TrainOptions(cell="lstm", hidden=8, epochs=2, season=6, horizon=3))
+    assert result.model.architecture.input_size == 2 and result.model.architecture.output_size == 3
+    assert [h["horizon"] for h in result.metrics["horizons"]] == [1, 2, 3]
+    forecasts = forecast_series(result.model, series.inputs)
+    assert forecasts.shape == (199, 3)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,options", [("wineind.csv", {}), ("taylor.csv", {})])
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+def test_every_cell_beats_seasonal_naive_on_the_shipped_series(name, options, cell):
+    result = train_forecaster(read_series(DATA / name), TrainOptions(cell=cell, **options))
+    assert result.metrics["test_rmse"] < result.metrics["naive_rmse"], result.metrics
