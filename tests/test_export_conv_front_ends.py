@@ -282,3 +282,28 @@ def test_quantized_crnn_streams_in_edgeseq_as_in_onnx_runtime(tmp_path, mode):
     x, delay = random_sequence(model, STEPS), expected_delay(model)
     y = edgeseq.load(quantized.output).run(x)[delay:]
     assert np.abs(y - full_sequence(model, x)[:STEPS - delay]).max() < (0.05 if mode == "int8" else 5e-3)
+
+
+# -- padding modules ------------------------------------------------------------------------------------
+
+
+def test_a_zero_pad_before_a_conv_is_its_padding_and_a_causal_conv_streams_without_delay(tmp_path):
+    model = crnn(nn.ZeroPad1d((4, 0)), nn.Conv1d(3, 5, 3, dilation=2), nn.BatchNorm1d(5), nn.ReLU(),
+                 nn.ConstantPad1d((1, 1), 0.0), nn.Conv1d(5, 5, 3, padding=1))
+    report = export(model, tmp_path)
+    assert [conv.padding for conv in report.architecture.convs] == [(4, 0), (2, 2)]
+    assert report.architecture.delay == 0 and "warmup" not in {s.name for s in report.architecture.states}
+    x = random_sequence(model, STEPS)
+    np.testing.assert_allclose(edgeseq.load(report.path).run(x), full_sequence(model, x)[:STEPS], rtol=0, atol=TOLERANCE)
+
+
+@pytest.mark.parametrize("front, message", [
+    ([nn.ReflectionPad1d(1), nn.Conv1d(3, 4, 3)], r"module 'front.0' \(ReflectionPad1d\) pads with frames of the "
+                                                  r"sequence itself"),
+    ([nn.ConstantPad1d((2, 0), 0.5), nn.Conv1d(3, 4, 3)], r"module 'front.0' \(ConstantPad1d\) pads with 0.5"),
+    ([nn.Conv1d(3, 4, 3), nn.ZeroPad1d((2, 0)), nn.ReLU(), nn.Conv1d(4, 4, 3)],
+     r"module 'front.1' pads the time axis, but what follows is not a Conv1d"),
+], ids=["reflection", "non-zero value", "not before a conv"])
+def test_padding_modules_a_stream_cannot_follow_are_refused(tmp_path, front, message):
+    with pytest.raises(SourceError, match=message):
+        export(crnn(*front), tmp_path)

@@ -38,11 +38,14 @@ class CRNN(nn.Module):
 
 def crnn(*front: nn.Module, seed: int = 0, **options) -> CRNN:
     """A CRNN in eval mode with random weights and BatchNorm statistics far from the identity
-    (so that folding them is tested), seeded."""
+    (so that folding them is tested), seeded (the front end's modules, made before the call, are
+    initialised again after the seed)."""
     torch.manual_seed(seed)
     model = CRNN(list(front), **options)
     with torch.no_grad():
         for module in model.modules():
+            if module is not model and hasattr(module, "reset_parameters"):
+                module.reset_parameters()
             if isinstance(module, nn.BatchNorm1d) and module.track_running_stats:
                 module.running_mean.uniform_(-1, 1)
                 module.running_var.uniform_(0.3, 3)

@@ -13,7 +13,9 @@ before the sequence and reaches ``r = (kernel - 1) * dilation`` frames back emit
 full-sequence position ``j`` once input ``j + r - p`` has arrived: a stream of it lags the
 full-sequence forward by ``r - p`` steps (``Conv.delay``), and a chain of convs by the sum
 (``Architecture.delay``). No padding (``p = 0``) is a causal conv that drops its first ``r``
-outputs; symmetric padding is a non-causal conv, streamed ``r - p`` steps late.
+outputs; padding ``r`` frames before only (``nn.ZeroPad1d((r, 0))`` ahead of the conv) is a
+causal conv that keeps them, streamed without delay; symmetric padding is a non-causal conv,
+streamed ``r - p`` steps late.
 """
 
 from __future__ import annotations
@@ -68,8 +70,10 @@ class Recurrent:
 
 @dataclass(frozen=True)
 class Conv:
-    """One ``nn.Conv1d`` over time, stride 1, zero padding: ``padding`` frames on both sides, or
-    ``"same"`` (PyTorch's: the odd frame, if any, after the sequence)."""
+    """One ``nn.Conv1d`` over time, stride 1, zero padding: ``padding`` frames on both sides,
+    ``"same"`` (PyTorch's: the odd frame, if any, after the sequence), or (before, after) frames
+    (an ``nn.ZeroPad1d`` / ``nn.ConstantPad1d`` of zeros before the conv: ``(reach, 0)`` is the
+    usual causal conv, whose stream has no delay)."""
 
     in_channels: int
     out_channels: int
@@ -77,17 +81,21 @@ class Conv:
     dilation: int = 1
     groups: int = 1
     bias: bool = True
-    padding: int | str = 0
+    padding: int | str | tuple[int, int] = 0
 
     def __post_init__(self):
+        if isinstance(self.padding, list):  # from JSON
+            object.__setattr__(self, "padding", tuple(self.padding))
         if min(self.in_channels, self.out_channels, self.kernel_size, self.dilation, self.groups) < 1:
             raise ValueError(f"conv: sizes, dilation and groups must be positive; got {self}")
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"conv: groups={self.groups} does not divide {self.in_channels} input and "
                              f"{self.out_channels} output channels")
-        if self.padding != "same" and not (isinstance(self.padding, int) and 0 <= self.padding <= self.reach):
+        sides = self.padding if isinstance(self.padding, tuple) else (self.padding, self.padding)
+        if self.padding != "same" and not (len(sides) == 2 and all(isinstance(p, int) and 0 <= p <= self.reach
+                                                                   for p in sides)):
             raise ValueError(f"conv: padding {self.padding!r}: a streamed conv pads 0 to (kernel - 1) * "
-                             f"dilation = {self.reach} frames, or 'same'")
+                             f"dilation = {self.reach} frames on each side, or 'same'")
 
     @property
     def reach(self) -> int:
@@ -96,10 +104,14 @@ class Conv:
 
     @property
     def pad_before(self) -> int:
+        if isinstance(self.padding, tuple):
+            return self.padding[0]
         return self.reach // 2 if self.padding == "same" else self.padding
 
     @property
     def pad_after(self) -> int:
+        if isinstance(self.padding, tuple):
+            return self.padding[1]
         return self.reach - self.pad_before if self.padding == "same" else self.padding
 
     @property
@@ -148,28 +160,6 @@ class State:
     """One state tensor: a graph input and its next value, of shape ``dims`` ("batch" marks the
     batch axis): (layers, batch, size) for a recurrent state, (batch, channels, frames) for a
     conv's cache, (1, batch, 1) for the warm-up count."""
-@dataclass(frozen=True)
-class Seasonal:
-    """A forecaster's seasonal ends (``forecasting.seasonal``): a delay line of the target's last
-    ``seasons`` seasons kept as state, the network's inputs relative to their mean, and its
-    outputs taken as residuals over that seasonal mean forecast."""
-
-    season: int
-    inputs: int = 1     # values per step: the target, then the covariates
-    horizon: int = 1    # forecasts per step: of the target 1..horizon steps ahead
-    level: bool = True  # the target's standardised level is one of the network's inputs
-    seasons: int = 1    # seasons averaged by the baseline (1: seasonal naive)
-
-    def __post_init__(self):
-        if min(self.season, self.inputs, self.horizon, self.seasons) < 1:
-            raise ValueError(f"seasonal: season, inputs, horizon and seasons must be positive; got {self}")
-
-    @property
-    def features(self) -> int:
-        """What the recurrent network takes: the seasonal change, [the level], the covariates."""
-        return self.inputs + int(self.level)
-
-
 
     name: str       # the graph input, e.g. "h0" (h of recurrent module 0)
     next_name: str  # the graph output that carries its value after the step, e.g. "h0_next"
@@ -203,7 +193,6 @@ class Architecture:
             if layer.input_size != size:
                 raise ValueError(f"recurrent module {index} takes {layer.input_size} features, "
                                  f"but receives {size}")
-    seasonal: Seasonal | None = None     # a forecaster's seasonal ends around the whole network
             size = layer.output_size
         for layer in self.head:
             if isinstance(layer, Linear):
@@ -227,12 +216,6 @@ class Architecture:
             takes = layer.in_channels if isinstance(layer, Conv) else getattr(layer, "num_features", size)
             if takes != size:
                 raise ValueError(f"front-end layer {layer} takes {takes} channels, but receives {size}")
-        if self.seasonal and (self.vocab_size or self.front or self.input_normalisation or self.output_normalisation
-                              or not self.batch_first
-                              or (self.recurrent[0].input_size, size) != (self.seasonal.features, self.seasonal.horizon)):
-            raise ValueError(f"seasonal ends take {self.seasonal.features} features to the recurrent module "
-                             f"and {self.seasonal.horizon} outputs from the head, batch first, with no "
-                             f"embedding, front end or normalisation of their own")
             size = layer.out_channels if isinstance(layer, Conv) else size
         return size
 
@@ -253,8 +236,6 @@ class Architecture:
 
     @property
     def convs(self) -> list[Conv]:
-        if self.seasonal:
-            return self.seasonal.inputs
         return [layer for layer in self.front if isinstance(layer, Conv)]
 
     @property
@@ -289,11 +270,8 @@ class Architecture:
 
     @property
     def states(self) -> list[State]:
-        """Every state input of the step graph, in its order: recurrent first, then the front end's,
-        then a forecaster's delay line ``lags`` (1, batch, seasons * season)."""
-        lags = ([State("lags", "lags_next", (1, "batch", self.seasonal.seasons * self.seasonal.season))]
-                if self.seasonal else [])
-        return self.recurrent_states + self.front_states + lags
+        """Every state input of the step graph, in its order: recurrent first, then the front end's."""
+        return self.recurrent_states + self.front_states
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -316,4 +294,3 @@ def _front_layer(data: dict) -> FrontLayer:
     if "num_features" in data:
         return BatchNorm(**data)
     return Activation(data["kind"], tuple(tuple(pair) for pair in data.get("settings", ())))
-        data["seasonal"] = Seasonal(**data["seasonal"]) if data.get("seasonal") else None

@@ -52,7 +52,9 @@ ACTIVATION_CALLS = {"leaky_relu": "aten::leaky_relu", "elu": "aten::elu", "gelu"
                     "hardtanh": "aten::hardtanh"}
 CONV_CALLS = ("aten::_convolution", "aten::_convolution_mode", "aten::conv1d")
 OTHER_CONVS = {"Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d"}
-FRONT_KINDS = ("conv", "batchnorm", "activation")
+ZERO_PADS = {"ZeroPad1d", "ConstantPad1d"}  # before a Conv1d: its padding, on each side as given
+OTHER_PADS = {"ReflectionPad1d", "ReplicationPad1d", "CircularPad1d"}
+FRONT_KINDS = ("pad", "conv", "batchnorm", "activation")
 PASSIVE_TYPES = {"Dropout", "Dropout1d", "AlphaDropout", "Identity"}  # nothing to export in eval
 RNN_MODES = {"RNN_TANH": "tanh", "RNN_RELU": "relu"}
 # The ATen calls a traced recurrent module makes; an RNN's nonlinearity is in the call's name.
@@ -200,6 +202,11 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
             layers.append(Layer(name, "embedding", params))
         elif type_name == "Conv1d":
             layers.append(Layer(name, "conv", params, _conv_settings(child, f"{where}: {label}")))
+        elif type_name in ZERO_PADS:
+            layers.append(Layer(name, "pad", settings=_pad_settings(child, f"{where}: {label}")))
+        elif type_name in OTHER_PADS:
+            raise SourceError(f"{where}: {label} pads with frames of the sequence itself: a stream cannot read "
+                              f"frames that have not come; edgeseq streams zero padding only")
         elif type_name == "BatchNorm1d":
             layers.append(Layer(name, "batchnorm", params, _batchnorm_settings(child, f"{where}: {label}")))
         elif type_name in ACTIVATION_TYPES:
@@ -233,6 +240,17 @@ def _conv_settings(module: nn.Module, where: str) -> dict:
     if padding == "valid":
         padding = 0
     return {"dilation": dilation, "groups": int(settings["groups"] or 1), "padding": padding}
+
+
+def _pad_settings(module: nn.Module, where: str) -> dict:
+    """A ZeroPad1d's or ConstantPad1d's (before, after) frames; refused unless it pads with zeros
+    (the value a stream's caches start from)."""
+    call = _call_arguments(module, ("aten::pad", "aten::constant_pad_nd"))
+    sides, value = getattr(module, "padding", call.get("pad")), getattr(module, "value", call.get("value", 0.0))
+    if value not in (0, None):
+        raise SourceError(f"{where} pads with {value}: a stream's caches start at zeros; edgeseq streams "
+                          f"zero padding only")
+    return {"padding": tuple(int(side) for side in sides)}
 
 
 def _batchnorm_settings(module: nn.Module, where: str) -> dict:
@@ -390,17 +408,28 @@ def _front_from_option(layers: list[Layer], options: ReadOptions, where: str) ->
 
 def _front(layers: list[Layer], where: str) -> tuple[tuple, dict]:
     """The front end's specs, and its weights named for ``RecurrentNetwork.front``."""
-    specs, weights = [], {}
+    specs, weights, pad = [], {}, None
     for index, layer in enumerate(layers):
+        if pad is not None and layer.kind != "conv":
+            raise SourceError(f"{where}: module '{pad.name}' pads the time axis, but what follows is not a Conv1d "
+                              f"(edgeseq streams a padding that a conv reads)")
+        if layer.kind == "pad":
+            pad = layer
+            continue
         try:
             if layer.kind == "conv":
                 weight = layer.params.get("weight")
                 if weight is None or weight.dim() != 3:
                     raise ValueError(f"weight of shape {list(weight.shape) if weight is not None else 'none'}, "
                                      f"not (out channels, in channels / groups, kernel)")
-                groups = layer.settings["groups"]
+                groups, padding = layer.settings["groups"], layer.settings["padding"]
+                if pad is not None:
+                    if padding == "same":
+                        raise ValueError(f"padding 'same' after '{pad.name}', which pads too: give one of them")
+                    padding = tuple(side + padding for side in pad.settings["padding"])
+                    pad = None
                 specs.append(Conv(int(weight.shape[1]) * groups, int(weight.shape[0]), int(weight.shape[2]),
-                                  layer.settings["dilation"], groups, "bias" in layer.params, layer.settings["padding"]))
+                                  layer.settings["dilation"], groups, "bias" in layer.params, padding))
             elif layer.kind == "batchnorm":
                 specs.append(BatchNorm(int(layer.params["running_mean"].shape[0]), layer.settings["eps"],
                                        layer.settings["affine"]))
@@ -408,7 +437,9 @@ def _front(layers: list[Layer], where: str) -> tuple[tuple, dict]:
                 specs.append(Activation(layer.settings["activation"], layer.settings["settings"]))
         except ValueError as e:
             raise SourceError(f"{where}: module '{layer.name}': {e}") from None
-        weights.update({f"front.{index}.{p}": v for p, v in layer.params.items()})
+        weights.update({f"front.{len(specs) - 1}.{p}": v for p, v in layer.params.items()})
+    if pad is not None:
+        raise SourceError(f"{where}: module '{pad.name}' pads the time axis, but no Conv1d follows it")
     return tuple(specs), weights
 
 

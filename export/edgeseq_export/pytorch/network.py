@@ -9,10 +9,10 @@ user's class looked like. edgeseq's own model family (``edgeseq_export.pytorch.m
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .architecture import Activation, Architecture, BatchNorm, Conv, FrontLayer, Linear, Recurrent
-from ..forecasting.seasonal import SeasonalEnds
 
 TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
 TORCH_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "leaky_relu": nn.LeakyReLU}
@@ -35,12 +35,25 @@ def build_recurrent(spec: Recurrent, batch_first: bool) -> nn.Module:
 def build_front_layer(spec: FrontLayer) -> nn.Module:
     """The ``nn.Conv1d``, ``nn.BatchNorm1d`` or activation module that ``spec`` describes."""
     if isinstance(spec, Conv):
-        return nn.Conv1d(spec.in_channels, spec.out_channels, spec.kernel_size, dilation=spec.dilation,
-                         groups=spec.groups, bias=spec.bias, padding=spec.padding)
+        conv = PaddedConv1d if isinstance(spec.padding, tuple) else nn.Conv1d
+        return conv(spec.in_channels, spec.out_channels, spec.kernel_size, dilation=spec.dilation,
+                    groups=spec.groups, bias=spec.bias, padding=spec.padding)
     if isinstance(spec, BatchNorm):
         return nn.BatchNorm1d(spec.num_features, eps=spec.eps, affine=spec.affine)
     assert isinstance(spec, Activation)
     return FRONT_ACTIVATION_MODULES[spec.kind](**dict(spec.settings))
+
+
+class PaddedConv1d(nn.Conv1d):
+    """An ``nn.Conv1d`` padded by (before, after) zero frames, as a user's ``nn.ZeroPad1d`` and
+    ``nn.Conv1d`` compute it (``nn.Conv1d`` pads both sides alike); its weights keep their names."""
+
+    def __init__(self, *args, padding: tuple[int, int], **kwargs):
+        super().__init__(*args, padding=0, **kwargs)
+        self.sides = padding
+
+    def forward(self, x):
+        return super().forward(F.pad(x, self.sides))
 
 
 class RecurrentNetwork(nn.Module):
@@ -75,7 +88,6 @@ class RecurrentNetwork(nn.Module):
             self.register_buffer("output_std", torch.ones(architecture.output_size))
 
     def forward(self, x: torch.Tensor, state: tuple[torch.Tensor, ...] | None = None):
-        self.seasonal = SeasonalEnds(architecture.seasonal) if architecture.seasonal else None
         """Run a whole sequence; returns ``(y, next_state)``.
 
         ``x`` is (batch, time, features) when batch-first, else (time, batch, features); token
@@ -109,10 +121,6 @@ class RecurrentNetwork(nn.Module):
         if self.architecture.output_normalisation:
             y = y * self.output_std + self.output_mean
         return y, tuple(next_state)
-        if self.seasonal is not None:  # a forecaster's delay line: the last state
-            lags = state[-1] if state is not None else self.seasonal.empty_lags(x)
-            state = state[:-1] if state is not None else None
-            x, baselines, next_lags = self.seasonal.features(x, lags)
 
     def front_end(self, x: torch.Tensor) -> torch.Tensor:
         """The front end over a whole sequence laid out as the recurrent modules take it."""
@@ -126,8 +134,6 @@ class RecurrentNetwork(nn.Module):
 
     def set_normalisation(self, input_mean=None, input_std=None, output_mean=None, output_std=None):
         """Store the data's mean and standard deviation (per feature) for ``forward`` to apply."""
-        if self.seasonal is not None:
-            return self.seasonal.forecast(y, baselines), (*next_state, next_lags)
         given = dict(input_mean=input_mean, input_std=input_std, output_mean=output_mean,
                      output_std=output_std)
         for name, value in given.items():
@@ -157,5 +163,3 @@ def to_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
 def from_channels(x: torch.Tensor, batch_first: bool) -> torch.Tensor:
     """The inverse of ``to_channels``."""
     return x.transpose(1, 2) if batch_first else x.permute(2, 0, 1)
-        if self.seasonal is not None:
-            return self.seasonal.normalisation()
