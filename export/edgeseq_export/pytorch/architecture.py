@@ -149,6 +149,28 @@ FrontLayer = Conv | BatchNorm | Activation
 
 
 @dataclass(frozen=True)
+class Seasonal:
+    """A forecaster's seasonal ends (``forecasting.seasonal``): a delay line of the target's last
+    ``seasons`` seasons kept as state, the network's inputs relative to their mean, and its
+    outputs taken as residuals over that seasonal mean forecast."""
+
+    season: int
+    inputs: int = 1     # values per step: the target, then the covariates
+    horizon: int = 1    # forecasts per step: of the target 1..horizon steps ahead
+    level: bool = True  # the target's standardised level is one of the network's inputs
+    seasons: int = 1    # seasons averaged by the baseline (1: seasonal naive)
+
+    def __post_init__(self):
+        if min(self.season, self.inputs, self.horizon, self.seasons) < 1:
+            raise ValueError(f"seasonal: season, inputs, horizon and seasons must be positive; got {self}")
+
+    @property
+    def features(self) -> int:
+        """What the recurrent network takes: the seasonal change, [the level], the covariates."""
+        return self.inputs + int(self.level)
+
+
+@dataclass(frozen=True)
 class Linear:
     in_features: int
     out_features: int
@@ -181,6 +203,7 @@ class Architecture:
     input_normalisation: bool = False    # x -> (x - input_mean) / input_std first
     output_normalisation: bool = False   # y -> y * output_std + output_mean last
     front: tuple[FrontLayer, ...] = ()   # over (batch, channels, time), before the recurrent modules
+    seasonal: Seasonal | None = None     # a forecaster's seasonal ends around the whole network
 
     def __post_init__(self):
         if not self.recurrent:
@@ -204,6 +227,12 @@ class Architecture:
                 raise ValueError(f"activation {layer!r}: expected one of {', '.join(ACTIVATIONS)}")
         if self.vocab_size and self.input_normalisation:
             raise ValueError("a token model's input (ids) cannot be normalised")
+        if self.seasonal and (self.vocab_size or self.front or self.input_normalisation or self.output_normalisation
+                              or not self.batch_first
+                              or (self.recurrent[0].input_size, size) != (self.seasonal.features, self.seasonal.horizon)):
+            raise ValueError(f"seasonal ends take {self.seasonal.features} features to the recurrent module "
+                             f"and {self.seasonal.horizon} outputs from the head, batch first, with no "
+                             f"embedding, front end or normalisation of their own")
 
     def _check_front(self) -> int:
         """The channels the front end gives (the recurrent input size when it has none)."""
@@ -224,6 +253,8 @@ class Architecture:
         """Values per step and stream: features, or 1 (the token id) for token models."""
         if self.vocab_size:
             return 1
+        if self.seasonal:
+            return self.seasonal.inputs
         return self._front_input_size()
 
     def _front_input_size(self) -> int:
@@ -270,8 +301,11 @@ class Architecture:
 
     @property
     def states(self) -> list[State]:
-        """Every state input of the step graph, in its order: recurrent first, then the front end's."""
-        return self.recurrent_states + self.front_states
+        """Every state input of the step graph, in its order: recurrent first, then the front end's,
+        then a forecaster's delay line ``lags`` (1, batch, seasons * season)."""
+        lags = ([State("lags", "lags_next", (1, "batch", self.seasonal.seasons * self.seasonal.season))]
+                if self.seasonal else [])
+        return self.recurrent_states + self.front_states + lags
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -284,6 +318,7 @@ class Architecture:
         data["head"] = tuple(layer if isinstance(layer, str) else Linear(**layer)
                              for layer in data.get("head", ()))
         data["front"] = tuple(_front_layer(layer) for layer in data.get("front", ()))
+        data["seasonal"] = Seasonal(**data["seasonal"]) if data.get("seasonal") else None
         return cls(**data)
 
 

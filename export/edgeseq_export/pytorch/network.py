@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..forecasting.seasonal import SeasonalEnds
 from .architecture import Activation, Architecture, BatchNorm, Conv, FrontLayer, Linear, Recurrent
 
 TORCH_CELLS = {"lstm": nn.LSTM, "gru": nn.GRU, "rnn": nn.RNN}
@@ -74,6 +75,7 @@ class RecurrentNetwork(nn.Module):
         self.embedding = (nn.Embedding(architecture.vocab_size, first.input_size)
                           if architecture.vocab_size else None)
         self.front = nn.Sequential(*map(build_front_layer, architecture.front))
+        self.seasonal = SeasonalEnds(architecture.seasonal) if architecture.seasonal else None
         self.recurrent = nn.ModuleList(build_recurrent(layer, architecture.batch_first)
                                        for layer in architecture.recurrent)
         self.dropout = nn.Dropout(architecture.dropout)
@@ -107,6 +109,10 @@ class RecurrentNetwork(nn.Module):
         if self.architecture.input_normalisation:
             x = (x - self.input_mean) / self.input_std
         x = (front or self.front_end)(x)
+        if self.seasonal is not None:  # a forecaster's delay line: the last state
+            lags = state[-1] if state is not None else self.seasonal.empty_lags(x)
+            state = state[:-1] if state is not None else None
+            x, baselines, next_lags = self.seasonal.features(x, lags)
         given = iter(state) if state is not None else None
         next_state = []
         for spec, module in zip(self.architecture.recurrent, recurrent):
@@ -120,6 +126,8 @@ class RecurrentNetwork(nn.Module):
         y = self.head(self.dropout(x))
         if self.architecture.output_normalisation:
             y = y * self.output_std + self.output_mean
+        if self.seasonal is not None:
+            return self.seasonal.forecast(y, baselines), (*next_state, next_lags)
         return y, tuple(next_state)
 
     def front_end(self, x: torch.Tensor) -> torch.Tensor:
@@ -151,6 +159,8 @@ class RecurrentNetwork(nn.Module):
 
     def normalisation(self) -> dict[str, list[float]]:
         """The stored means and standard deviations, as lists (empty without normalisation)."""
+        if self.seasonal is not None:
+            return self.seasonal.normalisation()
         names = ("input_mean", "input_std", "output_mean", "output_std")
         return {name: getattr(self, name).tolist() for name in names if hasattr(self, name)}
 
