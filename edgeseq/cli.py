@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "bench": "bench",
     "codegen": "codegen",
     "demo": "demo",
+    "evaluate": "evaluate",
     "export": "export",
     "inspect": "inspect",
     "quantize": "quantize",

@@ -154,3 +154,45 @@ def test_covariates_and_a_horizon_are_trained_and_recorded(tmp_path):
 def test_every_cell_beats_seasonal_naive_on_the_shipped_series(name, options, cell):
     result = train_forecaster(read_series(DATA / name), TrainOptions(cell=cell, **options))
     assert result.metrics["test_rmse"] < result.metrics["naive_rmse"], result.metrics
+
+
+def test_evaluate_scores_the_exported_and_the_checkpoint_alike(tmp_path):
+    """train -> export -> evaluate: the JSON of the ONNX file (edgeseq's runtime) and of the
+    checkpoint (PyTorch) agree; the baseline's scores are numpy's seasonal naive on the test
+    span; the model's RMSE is that of PyTorch's own forecasts; the plot is a PNG."""
+    target = _noisy_seasonal(150)
+    data = tmp_path / "sales.csv"
+    data.write_text("month,sales\n" + "".join(f"{2000 + i // 12}-{i % 12 + 1:02d},{v:.3f}\n"
+                                              for i, v in enumerate(target)))
+    for args in (["train", data, "-o", tmp_path / "m.pt", "--epochs", "2", "--hidden", "4", "--season", "6"],
+                 ["export", tmp_path / "m.pt", "-o", tmp_path / "m.onnx"]):
+        done = subprocess.run([*EDGESEQ, *map(str, args)], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+    results = {}
+    for model in ("m.onnx", "m.pt"):
+        done = subprocess.run([*EDGESEQ, "evaluate", str(tmp_path / model), str(data), "--json",
+                               "--plot", str(tmp_path / f"{model}.png")], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        results[model] = json.loads(done.stdout)
+        assert (tmp_path / f"{model}.png").read_bytes()[:4] == b"\x89PNG"
+    onnx_run, torch_run = results["m.onnx"], results["m.pt"]
+    assert onnx_run["steps"] == torch_run["steps"] == 22 and onnx_run["baseline"]["season"] == 6
+    assert onnx_run["rmse"] == pytest.approx(torch_run["rmse"], rel=1e-5)
+    values = read_series(data).values
+    naive = values[128 - 6:150 - 6]
+    assert onnx_run["baseline"]["rmse"] == pytest.approx(np.sqrt(np.mean((naive - values[128:]) ** 2)), rel=1e-12)
+    expected = forecast_series(load_checkpoint(tmp_path / "m.pt").model, values)[127:, 0]
+    assert torch_run["rmse"] == pytest.approx(np.sqrt(np.mean((expected - values[128:]) ** 2)), rel=1e-9)
+
+
+def test_evaluate_refuses_a_gap_in_one_line(tmp_path):
+    model = _seasonal_model(covariates=0, horizon=1)
+    save_checkpoint(model, tmp_path / "m.pt")
+    data = tmp_path / "gap.csv"
+    data.write_text("t,y\n" + "".join(f"{i},{v:.3f}\n" for i, v in enumerate(_noisy_seasonal(60)[:-1])) + "59,\n")
+    done = subprocess.run([*EDGESEQ, "evaluate", str(tmp_path / "m.pt"), str(data)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert "gap.csv: line 61, column 'y': a missing value" in done.stderr
+    assert subprocess.run([*EDGESEQ, "evaluate", str(tmp_path / "m.pt"), str(data), "--missing", "drop", "--json",
+                           "--season", "5"], capture_output=True, text=True, timeout=120).returncode == 0

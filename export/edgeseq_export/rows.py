@@ -177,7 +177,8 @@ def _numbers(path, body, indices, picked) -> tuple[np.ndarray, np.ndarray]:
             try:
                 number = parse_number(field)
             except ValueError:
-                raise DataError(f"{path}: line {line}, column {picked[column]!r}: {field!r} is not a finite number") from None
+                raise DataError(f"{path}: line {line}, column {picked[column]!r}: {field!r} is not a finite "
+                                f"number") from None
             if number is not None and not math.isfinite(number):
                 raise DataError(f"{path}: line {line}, column {picked[column]!r}: {field!r} is not a finite number")
             values[row, column] = math.nan if number is None else number

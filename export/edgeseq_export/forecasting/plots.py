@@ -28,7 +28,8 @@ def plot_forecasts(path: str, series: Series, start: int, lines: dict[str, np.nd
     naive = seasonal_naive_forecasts(series.values, start, len(series.values), season)
     figure, axes = plt.subplots(figsize=(10, 4))
     axes.plot(x, actual, color="black", lw=2, label="actual")
-    axes.plot(x, naive, color="grey", lw=1, ls="--", label=f"seasonal naive, season {season} (RMSE {rmse(naive, actual):.4g})")
+    axes.plot(x, naive, color="grey", lw=1, ls="--",
+              label=f"seasonal naive, season {season} (RMSE {rmse(naive, actual):.4g})")
     for label, forecasts in lines.items():
         axes.plot(x, forecasts, lw=1, label=label)
     axes.set_title(title)

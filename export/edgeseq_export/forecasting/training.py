@@ -114,7 +114,8 @@ def _train(series: Series, options: TrainOptions, on_epoch, interruptible: bool)
     if options.design == "auto":  # the seasonal designs whose windows fit once their delay line is full
         designs = tuple(d for d in DESIGNS if d != "plain" and val_start >= _delay_line(d, season) + window + horizon
                         and season > 1) or ("plain",)
-    if val_start < _delay_line(designs[0], season) + window + horizon or test_start - season * math.ceil(horizon / season) < horizon:
+    if (val_start < _delay_line(designs[0], season) + window + horizon
+            or test_start - season * math.ceil(horizon / season) < horizon):
         raise SeriesError(f"{series.source}: {len(values)} values are too few for a window of {window}, "
                           f"a season of {season} and a horizon of {horizon}")
     fits = {}
@@ -178,7 +179,8 @@ def _fit(series: Series, design: str, options: TrainOptions, season: int, window
         for epoch in range(1, options.epochs + 1):
             total = _epoch(model, optimizer, windows, options.batch_size, unit, generator)
             forecasts = forecast_series(model, series.inputs[:test_start])
-            val_rmse = horizon_scores(forecasts[:, :1], series.values, val_start, test_start, season, val_start)[0]["rmse"]
+            val_rmse = horizon_scores(forecasts[:, :1], series.values, val_start, test_start, season,
+                                      val_start)[0]["rmse"]
             history.append({"epoch": epoch, "design": design, "train_loss": total, "validation_rmse": val_rmse})
             if val_rmse < best_loss:
                 best, best_loss, stale = copy.deepcopy(model.state_dict()), val_rmse, 0
