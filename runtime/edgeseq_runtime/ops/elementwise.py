@@ -72,6 +72,16 @@ def lower_unary(ctx, node, inputs):
     return [out]
 
 
+def lower_hard_swish(ctx, node, inputs):
+    """HardSwish(x) = x * HardSigmoid(x) with alpha 1/6, beta 0.5, as ONNX defines it."""
+    x = inputs[0]
+    gate = ctx.new_tensor(x.shape)
+    kind = ACTIVATIONS["HardSigmoid"][0]
+    ctx.builder.emit(isa.ACTIVATION, act=[kind, ctx.builder.constant([1.0 / 6.0, 0.5])], x=x.offset, y=gate.offset,
+                     n=x.size)
+    return [emit_binary(ctx, node, BINARY_FUNCTION.MUL, x, gate)]
+
+
 def lower_softmax(ctx, node, inputs):
     x = inputs[0]
     rank = len(x.shape)
@@ -94,6 +104,7 @@ def lower_softmax(ctx, node, inputs):
 HANDLERS = {
     **{op: lower_binary for op in BINARY if op != "Div"},  # Div: see integers
     **{op: lower_unary for op in UNARY},
+    "HardSwish": lower_hard_swish,
     "Softmax": lower_softmax,
     "LogSoftmax": lower_softmax,
 }

@@ -10,12 +10,14 @@ import onnx
 
 from .. import isa
 from ..graph import attribute
-from ..isa import MATRIX_KIND
+from ..isa import BINARY_FUNCTION, MATRIX_KIND
 from ..quantized import QuantizedWeight
 from ..tensor import Tensor
+from .elementwise import emit_binary
 from .recurrent import text
 
-MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile")
+MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile",
+            "DepthToSpace", "SpaceToDepth")
 
 
 DATA_INPUTS = {"Concat": None, "ScatterND": (0, 2), "ScatterElements": (0, 2)}  # None: every input
@@ -46,6 +48,7 @@ def lower_pad(ctx, node, inputs):
         ctx.fail(node, "input 'constant_value' is computed at run time; it must be constant")
     cell = ctx.resident(np.asarray(value, np.float32).reshape(1))
     if ctx.graph.opset >= 11:
+        inputs[0], inputs[1] = _cropped(ctx, node, inputs)
         inputs[2] = np.asarray(cell.offset, np.int64)
         node = _with_inputs(node, [*node.input[:2], node.input[2] if len(node.input) > 2 and node.input[2]
                                    else f"{node.output[0]}/constant_value", *node.input[3:]])
@@ -63,12 +66,83 @@ def lower_pad(ctx, node, inputs):
     return [ctx.from_addresses(np.pad(addresses, widths, mode=mode, **extra))]
 
 
+def _cropped(ctx, node, inputs):
+    """(data, pads) with the negative pads applied first, as crops (as ONNX Runtime does: the
+    rest then pads what is left); the reference evaluator pads by numpy's, which takes no
+    negative widths."""
+    data, pads, axes = inputs[0], inputs[1], inputs[3] if len(inputs) > 3 else None
+    if isinstance(pads, Tensor) or isinstance(axes, Tensor) or pads is None:
+        return data, pads  # lower_movement refuses these, naming the input
+    pads = np.asarray(pads, np.int64).ravel()
+    if not (pads < 0).any():
+        return data, pads
+    addresses = ctx.resident(data).addresses()
+    rank = addresses.ndim
+    axes = range(rank) if axes is None else [int(a) % rank for a in np.asarray(axes).ravel()]
+    if pads.size != 2 * len(axes):
+        ctx.fail(node, f"pads {pads.tolist()} do not give a start and an end for each of {len(axes)} axes")
+    index = [slice(None)] * rank
+    for k, axis in enumerate(axes):
+        start, end = -min(pads[k], 0), -min(pads[k + len(axes)], 0)
+        if start + end > addresses.shape[axis]:
+            ctx.fail(node, f"pads {pads.tolist()} crop more than the {addresses.shape[axis]} elements of axis {axis}")
+        index[axis] = slice(start, addresses.shape[axis] - end)
+    return ctx.from_addresses(addresses[tuple(index)]), np.maximum(pads, 0)
+
+
 def _with_inputs(node, names):
     copy = onnx.NodeProto()
     copy.CopyFrom(node)
     del copy.input[:]
     copy.input.extend(names)
     return copy
+
+
+SCATTER_REDUCTIONS = {"add": BINARY_FUNCTION.ADD, "mul": BINARY_FUNCTION.MUL}
+
+
+def lower_scatter(ctx, node, inputs):
+    """ScatterND and ScatterElements. Without a reduction, movement. With one, each update is
+    combined with the value at its target in the order of the updates, as ONNX's loop does: in
+    rounds, the n-th update of every target in round n, each round one gather of the targets'
+    current values, one instruction, and the results taking the targets' place."""
+    reduction = text(attribute(node, "reduction", "none"))
+    if reduction == "none":
+        return lower_movement(ctx, node, inputs)
+    if reduction not in SCATTER_REDUCTIONS:
+        ctx.fail(node, f"reduction='{reduction}' is not supported (none, {', '.join(SCATTER_REDUCTIONS)})")
+    data, indices, updates = inputs
+    if isinstance(indices, Tensor):
+        ctx.fail(node, f"input '{node.input[1]}' is computed at run time; shapes, axes and indices must be constant")
+    data, updates = ctx.resident(data).addresses(), ctx.resident(updates).addresses().ravel()
+    targets = _scatter_targets(ctx, node, np.arange(data.size).reshape(data.shape), np.asarray(indices, np.int64))
+    if targets.size != updates.size:
+        ctx.fail(node, f"updates of shape {list(updates.shape)} do not match indices of shape {list(np.shape(indices))}")
+    result = data.ravel().copy()
+    occurrence = np.zeros(targets.size, np.int64)
+    seen: dict[int, int] = {}
+    for k, target in enumerate(targets):
+        occurrence[k] = seen.get(target, 0)
+        seen[target] = occurrence[k] + 1
+    for round_ in range(int(occurrence.max(initial=-1)) + 1):
+        picked = targets[occurrence == round_]
+        combined = emit_binary(ctx, node, SCATTER_REDUCTIONS[reduction], ctx.from_addresses(result[picked]),
+                               ctx.from_addresses(updates[occurrence == round_]))
+        result[picked] = combined.addresses()
+    return [ctx.from_addresses(result.reshape(data.shape))]
+
+
+def _scatter_targets(ctx, node, positions, indices) -> np.ndarray:
+    """The flat position in data that each update element lands on, in the updates' order: what
+    GatherND / GatherElements with the same indices read from the positions."""
+    try:
+        if node.op_type == "ScatterND":
+            if indices.ndim < 1 or indices.shape[-1] > positions.ndim:
+                raise IndexError(f"indices of shape {list(indices.shape)} for data of rank {positions.ndim}")
+            return positions[tuple(np.moveaxis(indices, -1, 0))].ravel()
+        return np.take_along_axis(positions, indices, axis=attribute(node, "axis", 0)).ravel()
+    except (IndexError, ValueError, np.exceptions.AxisError) as e:
+        ctx.fail(node, f"indices do not index the data: {e}")
 
 
 def lower_gather(ctx, node, inputs):
@@ -122,8 +196,8 @@ HANDLERS = {
     **{op: lower_movement for op in MOVEMENT},
     "Gather": lower_gather,
     "Pad": lower_pad,
-    "ScatterND": lower_movement,
-    "ScatterElements": lower_movement,
+    "ScatterND": lower_scatter,
+    "ScatterElements": lower_scatter,
     "Identity": lower_identity,
     "Dropout": lower_dropout,
     "Shape": lower_shape,

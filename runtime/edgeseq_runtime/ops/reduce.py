@@ -42,6 +42,22 @@ def lower_reduce(ctx, node, inputs):
     axes = _axes(ctx, node, inputs, len(x.shape))
     if axes is None:
         return [x]
+    return [_reduced(ctx, x, axes, keepdims, REDUCE[node.op_type])]
+
+
+def lower_global_pool(ctx, node, inputs):
+    """GlobalAveragePool and GlobalMaxPool: the mean or maximum over every spatial axis, kept."""
+    x = inputs[0]
+    if len(x.shape) < 3:
+        ctx.fail(node, f"X of shape {list(x.shape)} has no spatial axis to pool over")
+    function = REDUCE_FUNCTION.MEAN if node.op_type == "GlobalAveragePool" else REDUCE_FUNCTION.MAX
+    return [_reduced(ctx, x, list(range(2, len(x.shape))), 1, function)]
+
+
+def _reduced(ctx, x: Tensor, axes: list[int], keepdims: int, function) -> Tensor:
+    """x reduced over ``axes`` (sorted) by ``function``, one REDUCE instruction (after one
+    indexed copy that gathers the axes last when they are not one contiguous run)."""
+    source = x
     kept = [a for a in range(len(x.shape)) if a not in axes]
     if axes == list(range(axes[0], axes[-1] + 1)):
         outer, n = math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:axes[-1] + 1])
@@ -49,11 +65,11 @@ def lower_reduce(ctx, node, inputs):
     else:
         x = ctx.from_addresses(x.addresses().transpose(kept + axes))
         outer, n, inner = math.prod(x.shape[:len(kept)]), math.prod(x.shape[len(kept):]), 1
-    shape = [1 if a in axes else d for a, d in enumerate(inputs[0].shape)] if keepdims \
-        else [inputs[0].shape[a] for a in kept]
+    shape = [1 if a in axes else d for a, d in enumerate(source.shape)] if keepdims \
+        else [source.shape[a] for a in kept]
     y = ctx.new_tensor(shape)
-    ctx.builder.emit(isa.REDUCE, function=REDUCE[node.op_type], x=x.offset, y=y.offset, outer=outer, n=n, inner=inner)
-    return [y]
+    ctx.builder.emit(isa.REDUCE, function=function, x=x.offset, y=y.offset, outer=outer, n=n, inner=inner)
+    return y
 
 
 def _normalize(ctx, x: Tensor, rows: int, epsilon: float) -> Tensor:
@@ -98,4 +114,5 @@ def lower_instance_norm(ctx, node, inputs):
 
 
 HANDLERS = {**{op: lower_reduce for op in REDUCE}, "LayerNormalization": lower_layer_norm,
-            "InstanceNormalization": lower_instance_norm}
+            "InstanceNormalization": lower_instance_norm, "GlobalAveragePool": lower_global_pool,
+            "GlobalMaxPool": lower_global_pool}

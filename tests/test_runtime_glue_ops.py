@@ -1,0 +1,115 @@
+"""The glue of the conv + recurrent families that the front-end suite leaves out: Pad with
+negative pads (crops), DepthToSpace / SpaceToDepth, GlobalAveragePool / GlobalMaxPool, HardSwish,
+ScatterND / ScatterElements with a reduction (updates that meet at one target too), attribute by
+attribute against ONNX Runtime and onnx.reference (<= 1e-5 relative), each between the model input
+and an LSTM that streams them (tests/support/front_end_models.py); against ONNX Runtime alone where
+onnx.reference cannot run the case (negative pads, a 1-D GlobalMaxPool). Then the ops still outside
+the set: each refused naming op, node and reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+from support.front_end_models import front_end_model
+
+import edgeseq_runtime
+from edgeseq_runtime import ModelError
+
+STEPS = 5
+RTOL = 1e-5
+rng = np.random.default_rng(17)
+
+
+def node(op, inputs, **attrs):
+    return helper.make_node(op, list(inputs), ["features"], name=f"{op.lower()}_under_test", **attrs)
+
+
+def ints(name, values):
+    return (name, np.asarray(values, np.int64))
+
+
+def floats(name, *shape):
+    return (name, rng.uniform(-1, 1, shape).astype(np.float32))
+
+
+CASES = {
+    # Pad: negative pads crop before the rest pads (ONNX Runtime's order)
+    "pad constant, crop and pad": (node("Pad", ["x", "pads", "value"]), (1, 2, 7),
+                                   [ints("pads", [0, 0, -2, 0, 1, 3]), ("value", np.float32(0.5))], {"engines": ("onnxruntime",)}),
+    "pad reflect, crop start, pad end": (node("Pad", ["x", "pads"], mode="reflect"), (1, 2, 9),
+                                         [ints("pads", [0, 0, -3, 0, 0, 2])], {"engines": ("onnxruntime",)}),
+    "pad edge, crop both ends": (node("Pad", ["x", "pads"], mode="edge"), (1, 3, 8),
+                                 [ints("pads", [0, -1, -2, 0, 1, -1])], {"engines": ("onnxruntime",)}),
+    "pad constant, negative on axes": (node("Pad", ["x", "pads", "", "axes"]), (1, 2, 6),
+                                       [ints("pads", [-1, 2]), ints("axes", [-1])], {"engines": ("onnxruntime",)}),
+    # rearrangements
+    "depthtospace DCR": (node("DepthToSpace", ["x"], blocksize=2), (1, 8, 2, 3), [], {}),
+    "depthtospace CRD": (node("DepthToSpace", ["x"], blocksize=2, mode="CRD"), (1, 8, 2, 3), [], {}),
+    "spacetodepth": (node("SpaceToDepth", ["x"], blocksize=2), (1, 2, 4, 6), [], {}),
+    # global pools
+    "globalaveragepool 1-D": (node("GlobalAveragePool", ["x"]), (1, 3, 7), [], {}),
+    "globalaveragepool 2-D": (node("GlobalAveragePool", ["x"]), (1, 3, 4, 5), [], {}),
+    "globalmaxpool 1-D": (node("GlobalMaxPool", ["x"]), (1, 3, 7), [], {"engines": ("onnxruntime",)}),
+    "globalmaxpool 2-D": (node("GlobalMaxPool", ["x"]), (2, 3, 2, 5), [], {}),
+    "hardswish": (node("HardSwish", ["x"]), (1, 3, 8), [], {"scale": 4.0}),
+    # scatters with a reduction; indices that meet at one target are applied in order
+    "scatternd add": (node("ScatterND", ["x", "i", "u"], reduction="add"), (1, 3, 5),
+                      [ints("i", [[0, 2], [0, 0], [0, 2]]), floats("u", 3, 5)], {}),
+    "scatternd mul, element indices": (node("ScatterND", ["x", "i", "u"], reduction="mul"), (1, 3, 5),
+                                       [ints("i", [[0, 1, 4], [0, 1, 4], [0, 2, -1]]), floats("u", 3)], {}),
+    "scatternd add of run-time updates": (
+        [helper.make_node("Slice", ["x", "s", "e", "a"], ["u"]),
+         node("ScatterND", ["x", "i", "u"], reduction="add")], (1, 3, 5),
+        [ints("i", [[[0, 1], [0, 1]]]), ints("s", [0]), ints("e", [2]), ints("a", [1])], {}),
+    "scatterelements add axis 2": (node("ScatterElements", ["x", "i", "u"], axis=2, reduction="add"), (1, 3, 5),
+                                   [ints("i", [[[0, 4, 0], [1, 1, 1], [-1, 2, 3]]]), floats("u", 1, 3, 3)], {}),
+    "scatterelements mul axis 1": (node("ScatterElements", ["x", "i", "u"], axis=1, reduction="mul"), (1, 3, 5),
+                                   [ints("i", [[[2, 0, 2, 1, 0]]]), floats("u", 1, 1, 5)], {}),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_op_streams_as_the_references_compute_it(tmp_path, name):
+    nodes, x_shape, initializers, options = CASES[name]
+    model = front_end_model(tmp_path, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers)
+    m = edgeseq_runtime.load(str(model.path))
+    xs = rng.uniform(-1, 1, (STEPS, int(np.prod(x_shape)))).astype(np.float32) * options.get("scale", 1.0)
+    ys = np.stack([m.step(x) for x in xs])
+    for engine in options.get("engines", ("onnxruntime", "onnx")):
+        reference = model.reference(engine, xs)
+        atol = RTOL * max(1.0, np.abs(reference).max())
+        np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=atol, err_msg=f"{name} vs {engine}")
+
+
+@pytest.mark.parametrize("nodes, initializers, reason", [
+    (node("MaxPool", ["x"], kernel_shape=[2]), [], "op MaxPool is not supported"),
+    (node("AveragePool", ["x"], kernel_shape=[2]), [], "op AveragePool is not supported"),
+    (node("Round", ["x"]), [], "op Round is not supported"),
+    (node("Mod", ["x", "d"], fmod=1), [("d", np.float32(0.3))], "op Mod is not supported"),
+    (node("CumSum", ["x", "axis"]), [ints("axis", 2)], "op CumSum is not supported"),
+    (node("Pad", ["x", "pads"]), [ints("pads", [0, 0, -5, 0, 0, -3])], r"pads \[0, 0, -5, 0, 0, -3\] crop more than"),
+    (node("ScatterND", ["x", "i", "u"], reduction="max"), [ints("i", [[0, 1]]), floats("u", 1, 6)],
+     r"reduction='max' is not supported \(none, add, mul\)"),
+    (node("ScatterElements", ["x", "i", "u"], axis=2, reduction="add"), [ints("i", [[[9]]]), floats("u", 1, 1, 1)],
+     "indices do not index the data"),
+    (helper.make_node("LayerNormalization", ["x", "s"], ["features", "mean"], name="layernormalization_under_test"),
+     [("s", np.ones(6, np.float32))], "outputs Mean and InvStdDev are not supported"),
+], ids=["maxpool", "averagepool", "round", "mod", "cumsum", "pad crops all", "scatternd max", "scatter out of range",
+        "layernorm mean"])
+def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, reason):
+    op = nodes.op_type
+    with pytest.raises(ModelError, match=rf"'{op.lower()}_under_test' \({op}\): {reason}"):
+        edgeseq_runtime.load(str(_one_node_model(tmp_path, nodes, initializers)))
+
+
+def _one_node_model(tmp_path, front, initializers):
+    """x [1, 3, 6] -> front -> features, the graph output (no LSTM: the load stops before one)."""
+    graph = helper.make_graph([front], "outside", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 6])],
+                              [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 3, 6])],
+                              [numpy_helper.from_array(np.asarray(v), k) for k, v in initializers])
+    path = tmp_path / "outside.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)]), path)
+    return path
