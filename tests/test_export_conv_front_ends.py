@@ -307,3 +307,25 @@ def test_a_zero_pad_before_a_conv_is_its_padding_and_a_causal_conv_streams_witho
 def test_padding_modules_a_stream_cannot_follow_are_refused(tmp_path, front, message):
     with pytest.raises(SourceError, match=message):
         export(crnn(*front), tmp_path)
+
+
+def test_edgeseq_checkpoint_with_a_front_end(tmp_path):
+    from edgeseq_export.pytorch.architecture import Activation, BatchNorm, Conv
+    from edgeseq_export.pytorch.models import ModelConfig, SequenceModel, load_checkpoint, save_checkpoint
+
+    torch.manual_seed(3)
+    config = ModelConfig(cell="gru", input_size=3, hidden_size=8, task="classification", outputs=4,
+                         front=(Conv(3, 6, 3, dilation=2, padding=2), BatchNorm(6), Activation("silu"),
+                                Conv(6, 6, 3, padding=(2, 0))))
+    model = SequenceModel(config).eval()
+    with torch.no_grad():
+        model.front[1].running_mean.uniform_(-1, 1)
+        model.front[1].running_var.uniform_(0.5, 2)
+    save_checkpoint(model, tmp_path / "model.pt")
+    assert load_checkpoint(tmp_path / "model.pt").model.config == config
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", steps=STEPS)
+    assert report.form == "edgeseq checkpoint" and report.architecture.delay == 2
+    x = np.random.default_rng(1).standard_normal((STEPS, 3)).astype(np.float32)
+    with torch.no_grad():
+        expected = model.double()(torch.from_numpy(x.astype(np.float64))[None])[0][0].numpy()
+    np.testing.assert_allclose(edgeseq.load(report.path).run(x)[2:], expected[:STEPS - 2], rtol=0, atol=TOLERANCE)

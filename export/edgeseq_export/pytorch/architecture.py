@@ -317,12 +317,12 @@ class Architecture:
         data["recurrent"] = tuple(Recurrent(**layer) for layer in data["recurrent"])
         data["head"] = tuple(layer if isinstance(layer, str) else Linear(**layer)
                              for layer in data.get("head", ()))
-        data["front"] = tuple(_front_layer(layer) for layer in data.get("front", ()))
+        data["front"] = tuple(front_layer_from_dict(layer) for layer in data.get("front", ()))
         data["seasonal"] = Seasonal(**data["seasonal"]) if data.get("seasonal") else None
         return cls(**data)
 
 
-def _front_layer(data: dict) -> FrontLayer:
+def front_layer_from_dict(data: dict) -> FrontLayer:
     """A front-end item from its ``to_dict`` form, told apart by its fields."""
     if "kernel_size" in data:
         return Conv(**data)

@@ -36,7 +36,7 @@ from edgeseq_runtime.atomic import write_atomic
 from .. import __version__
 from ..errors import SourceError
 from . import torch_files
-from .architecture import Architecture, Linear, Recurrent, Seasonal
+from .architecture import Architecture, Conv, Linear, Recurrent, Seasonal, front_layer_from_dict
 from .network import RecurrentNetwork
 
 TASKS = ("regression", "classification", "tokens")
@@ -61,8 +61,12 @@ class ModelConfig:
     season: int = 0             # > 0: a forecaster with seasonal ends (``architecture.Seasonal``) of
     level_input: bool = True    # this season, taking input_size values, forecasting outputs steps,
     seasons: int = 1            # its baseline the mean of this many seasons
+    front: tuple = ()           # a conv front end over the input_size features: ``architecture.Conv``,
+                                # ``BatchNorm`` and ``Activation`` items (or their dict forms), in order
 
     def __post_init__(self):
+        object.__setattr__(self, "front", tuple(front_layer_from_dict(layer) if isinstance(layer, dict) else layer
+                                                for layer in self.front))
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r}: expected one of {', '.join(TASKS)}")
         if self.task == "tokens" and not self.vocab_size:
@@ -86,12 +90,18 @@ class ModelConfig:
     def architecture(self) -> Architecture:
         seasonal = Seasonal(self.season, self.input_size, self.outputs, self.level_input, self.seasons) if self.season \
             else None
-        recurrent = Recurrent(self.cell, seasonal.features if seasonal else self.input_size, self.hidden_size,
-                              self.num_layers, dropout=self.dropout if self.num_layers > 1 else 0.0)
-        return Architecture((recurrent,), (Linear(self.hidden_size, self.outputs),),
-                            vocab_size=self.vocab_size, batch_first=True, dropout=self.dropout,
-                            input_normalisation=self.normalise and not self.vocab_size,
-                            output_normalisation=self.normalise and self.task == "regression", seasonal=seasonal)
+        convs = [layer for layer in self.front if isinstance(layer, Conv)]
+        features = seasonal.features if seasonal else convs[-1].out_channels if convs else self.input_size
+        recurrent = Recurrent(self.cell, features, self.hidden_size, self.num_layers,
+                              dropout=self.dropout if self.num_layers > 1 else 0.0)
+        architecture = Architecture((recurrent,), (Linear(self.hidden_size, self.outputs),),
+                                    vocab_size=self.vocab_size, batch_first=True, dropout=self.dropout,
+                                    input_normalisation=self.normalise and not self.vocab_size,
+                                    output_normalisation=self.normalise and self.task == "regression",
+                                    seasonal=seasonal, front=self.front)
+        if architecture.input_size != self.input_size and not self.vocab_size:
+            raise ValueError(f"the front end takes {architecture.input_size} features, input_size is {self.input_size}")
+        return architecture
 
     def task_description(self) -> dict:
         """The task as the exported model's metadata records it."""
