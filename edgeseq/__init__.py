@@ -13,8 +13,8 @@ are loaded only when used.
 from edgeseq_runtime import EdgeseqError, LoadOptions, ModelError, StreamingModel, load
 
 __version__ = "0.1.0"
-__all__ = ["EdgeseqError", "LoadOptions", "ModelError", "StreamingModel", "export", "load", "quantize", "replay",
-           "verify", "__version__"]
+__all__ = ["EdgeseqError", "LoadOptions", "ModelError", "StreamingModel", "evaluate", "export", "load", "quantize",
+           "replay", "train", "verify", "__version__"]
 
 
 def export(model_or_path, path, **options):
@@ -64,3 +64,28 @@ def replay(model, data, *, key, order=None, columns=None, states=None, resume=Fa
 
     return replay_fleet(model, data, key=key, order=order, columns=columns, states=states, resume=resume,
                         engine=engine, address=address, **options)
+
+
+def train(data, output=None, **options):
+    """Train a forecaster on a CSV (what ``edgeseq train`` runs) and write its checkpoint to
+    ``output`` when given; returns the result: ``.model`` (PyTorch, eval mode) and ``.metrics``
+    (test RMSE, MAE and MASE beside seasonal naive's, per horizon step under ``horizons``, the
+    design validation chose).
+
+    The options say how the CSV is read (``column``, ``covariates``, ``missing``, ``header``)
+    and how to train (``edgeseq_export.forecasting.training.TrainOptions``'s fields: ``cell``,
+    ``horizon``, ``design``, ``season``, ``epochs``, ``seed``, ...). Needs edgeseq-export.
+    """
+    from edgeseq_export.forecasting.training import train_file
+
+    return train_file(data, output, **options)[1]
+
+
+def evaluate(model, data, **options) -> dict:
+    """Score MODEL.onnx or MODEL.pt on a CSV against the seasonal-naive baseline (what
+    ``edgeseq evaluate --json`` prints); the options are ``column``, ``covariates``, ``missing``,
+    ``header`` and ``season``. Needs edgeseq-export.
+    """
+    from edgeseq_export.forecasting.evaluation import evaluate as evaluate_model
+
+    return evaluate_model(model, data, **options).summary()

@@ -196,3 +196,15 @@ def test_evaluate_refuses_a_gap_in_one_line(tmp_path):
     assert "gap.csv: line 61, column 'y': a missing value" in done.stderr
     assert subprocess.run([*EDGESEQ, "evaluate", str(tmp_path / "m.pt"), str(data), "--missing", "drop", "--json",
                            "--season", "5"], capture_output=True, text=True, timeout=120).returncode == 0
+
+
+def test_python_api_trains_and_evaluates(tmp_path):
+    """``edgeseq.train`` writes the checkpoint ``edgeseq.evaluate`` scores the same as training did."""
+    import edgeseq
+
+    data = tmp_path / "y.csv"
+    data.write_text("y\n" + "".join(f"{v:.3f}\n" for v in _noisy_seasonal(120)))
+    result = edgeseq.train(data, tmp_path / "m.pt", cell="rnn", hidden=4, epochs=2, season=6)
+    scored = edgeseq.evaluate(tmp_path / "m.pt", data)
+    assert scored["rmse"] == pytest.approx(result.metrics["test_rmse"], rel=1e-9)
+    assert scored["baseline"]["rmse"] == pytest.approx(result.metrics["naive_rmse"], rel=1e-12)
