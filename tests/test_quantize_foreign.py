@@ -16,6 +16,7 @@ import onnxruntime as ort
 import pytest
 from edgeseq_export.backends.quantize import METADATA_KEY, QuantizationError, quantize
 from onnx import TensorProto, helper, numpy_helper
+from support import audio, silero_files
 from support.foreign_graphs import lstm_in_if_branches
 
 INPUTS, HIDDEN = 3, 5
@@ -142,20 +143,12 @@ def test_fp16_converts_constants_inside_if_branches(tmp_path):
     assert report.max_abs_error < 1e-3
 
 
-def write_wav(path, samples: np.ndarray) -> None:
-    with wave.open(str(path), "wb") as wav:
-        wav.setnchannels(1)
-        wav.setsampwidth(2)
-        wav.setframerate(16000)
-        wav.writeframes((samples * 32768).astype("<i2").tobytes())
-
-
 def test_calibration_wav_is_cut_into_steps_of_the_step_input(tmp_path):
     """A WAV calibrates an audio model: its samples in steps of the step input's size (a last
     partial step left out), the same numbers as those steps given as rows of a .npy."""
     source = silero_like(tmp_path / "model.onnx")
     samples = np.round(np.sin(np.arange(301) / 7) * 0.5 * 32768) / 32768
-    write_wav(tmp_path / "tone.wav", samples)
+    audio.write_wav(tmp_path / "tone.wav", samples.astype(np.float32))
     np.save(tmp_path / "tone.npy", samples[:300].reshape(100, INPUTS).astype(np.float32))
     from_wav = quantize(source, tmp_path / "a.onnx", calibration=tmp_path / "tone.wav", load_options=OPTIONS)
     from_npy = quantize(source, tmp_path / "b.onnx", calibration=tmp_path / "tone.npy", load_options=OPTIONS)
@@ -208,3 +201,94 @@ def test_a_tolerance_that_no_int8_weight_meets_is_refused(tmp_path):
     with pytest.raises(QuantizationError, match="no weight stays within the tolerance .*--mode fp16"):
         quantize(source, tmp_path / "q.onnx", tolerance=1e-4, load_options=OPTIONS)
     assert not (tmp_path / "q.onnx").exists()
+
+
+# -- the Silero VAD files, on real speech ---------------------------------------------------
+
+THRESHOLD = 0.5  # Silero's speech threshold
+SILERO_TOLERANCE = 0.0095  # what quantize measures against; the tests hold every chunk to 0.01
+
+
+@pytest.fixture(scope="module")
+def silero():
+    try:
+        return silero_files.fetch()
+    except silero_files.Unavailable as e:
+        pytest.skip(f"the Silero files cannot be had here: {e}")
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory):
+    if missing := audio.tools_missing():
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
+    folder = tmp_path_factory.mktemp("speech")
+    recording = audio.speech_recording(folder)
+    audio.write_wav(folder / "speech.wav", recording.samples)
+    return recording, folder / "speech.wav"
+
+
+def silero_probabilities(path, variant, windows, optimized=True) -> np.ndarray:
+    """ONNX Runtime stepping a Silero file as Silero's wrapper does (graph optimizations off for a
+    QDQ file: it then runs the graph as written)."""
+    stepper = silero_files.OnnxRuntimeSilero(path, variant)
+    if not optimized:
+        stepper.session = unoptimized_session(path)
+    return np.array([stepper.step(window) for window in windows], np.float32)
+
+
+def unoptimized_session(path) -> ort.InferenceSession:
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def stored_as(path) -> dict[str, str]:
+    """{value: "int8" or "fp16"} for the values a DequantizeLinear or a Cast from float16
+    computes, anywhere in the file (read with onnx, not with edgeseq)."""
+    found = {}
+
+    def walk(graph):
+        halves = {t.name for t in graph.initializer if t.data_type == TensorProto.FLOAT16}
+        halves |= {n.output[0] for n in graph.node if n.op_type == "Constant"
+                   and next(a.t for a in n.attribute if a.name == "value").data_type == TensorProto.FLOAT16}
+        for node in graph.node:
+            if node.op_type == "DequantizeLinear":
+                found[node.output[0]] = "int8"
+            elif node.op_type == "Cast" and node.input[0] in halves:
+                found[node.output[0]] = "fp16"
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    walk(attribute.g)
+    walk(onnx.load(str(path)).graph)
+    return found
+
+
+@pytest.mark.parametrize("mode", [pytest.param("int8", marks=pytest.mark.slow), "fp16"])
+@pytest.mark.parametrize("name", silero_files.VARIANTS)
+def test_silero_quantized_within_one_percent_in_onnx_runtime(name, mode, silero, speech, tmp_path):
+    """Every Silero file, quantized with the recording as calibration (int8: within 0.0095,
+    fp16 kept where int8 would pass it): ONNX Runtime on the quantized file, graph as written,
+    within 0.01 of ONNX Runtime on the fp32 file on every chunk of >= 300, the same speech
+    decisions, and edgeseq's runtime on the quantized file within 2e-5 of ONNX Runtime on it.
+    The file says what each weight became, and that is what it holds."""
+    recording, wav = speech
+    variant = silero_files.VARIANTS[name]
+    options = edgeseq_runtime.LoadOptions(variant.constants, {}, (silero_files.WINDOW,), silero_files.CONTEXT)
+    output = tmp_path / f"{name}.{mode}.onnx"
+    report = quantize(silero[name], output, mode, calibration=wav, load_options=options,
+                      tolerance=SILERO_TOLERANCE if mode == "int8" else None)
+    windows = recording.windows(silero_files.CHUNK, silero_files.CONTEXT)
+    assert report.steps == len(windows) >= 300
+    expected = silero_probabilities(silero[name], variant, windows)
+    quantized_file = silero_probabilities(output, variant, windows, optimized=False)
+    assert np.abs(quantized_file - expected).max() <= 0.01
+    np.testing.assert_array_equal(quantized_file > THRESHOLD, expected > THRESHOLD)
+    ours = edgeseq_runtime.load(output, constants=variant.constants, input_shape=(silero_files.WINDOW,)).run(windows)
+    np.testing.assert_allclose(ours[:, 0], quantized_file, rtol=0, atol=2e-5)
+    assert report.size_ratio < 0.62
+    if mode == "int8":
+        recorded = json.loads({p.key: p.value for p in onnx.load(str(output)).metadata_props}[METADATA_KEY])
+        assert recorded["weights"] == report.precisions and report.count("int8") >= 2
+        stored = stored_as(output)
+        assert {name: stored[name] for name in report.precisions} == report.precisions

@@ -80,5 +80,14 @@ def read_wav(path: pathlib.Path) -> np.ndarray:
     return (np.frombuffer(frames, dtype="<i2") / 32768.0).astype(np.float32)
 
 
+def write_wav(path: pathlib.Path, samples: np.ndarray) -> None:
+    """float32 samples in [-1, 1) as a 16-bit mono WAV at RATE (what read_wav reads back)."""
+    with wave.open(str(path), "wb") as wav:
+        wav.setnchannels(1)
+        wav.setsampwidth(2)
+        wav.setframerate(RATE)
+        wav.writeframes((samples * 32768).astype("<i2").tobytes())
+
+
 def _run(*command):
     subprocess.run([str(part) for part in command], check=True, capture_output=True)

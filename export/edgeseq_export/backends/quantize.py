@@ -34,6 +34,7 @@ from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 from onnx import helper, numpy_helper
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
+from .gptq import Curvature, features, gptq, inline_taken_branches, layer_inputs
 
 MODES = ("int8", "fp16")
 PRECISIONS = ("int8", "fp16", "float32")
@@ -65,6 +66,7 @@ class QuantizationReport:
     tolerance: float | None = None
     precisions: dict[str, str] = field(default_factory=dict)  # int8: each weight's precision
     unreached: list[str] = field(default_factory=list)  # weights the calibration never reads
+    rounding: dict[str, str] = field(default_factory=dict)  # int8 weights not rounded to nearest: how
 
     @property
     def size_ratio(self) -> float:
@@ -97,11 +99,14 @@ class _Values:
         self.graphs: list[onnx.GraphProto] = []
         self.defined: list[dict] = []  # per graph: name -> ("initializer", tensor) | ("node", node) | ("input", None)
         self.readers: dict = defaultdict(list)  # (graph, name) -> [(node, input index, scope)]
+        self.owners: dict[int, tuple] = {}  # subgraph -> (the node holding it, its attribute name)
         self._walk(graph, ())
 
-    def _walk(self, graph, outer: tuple):
+    def _walk(self, graph, outer: tuple, owner: tuple | None = None):
         number = len(self.graphs)
         self.graphs.append(graph)
+        if owner:
+            self.owners[number] = owner
         defined = {i.name: ("input", None) for i in graph.input}
         defined.update({t.name: ("initializer", t) for t in graph.initializer})
         defined.update({o: ("node", n) for n in graph.node for o in n.output if o})
@@ -111,11 +116,18 @@ class _Values:
             for index, name in enumerate(node.input):
                 if name and (key := self.resolve(scope, name)):
                     self.readers[key].append((node, index, scope))
-            for subgraph in _subgraphs(node):
-                self._walk(subgraph, scope)
+            for attribute in node.attribute:
+                for subgraph in [attribute.g] if attribute.type == onnx.AttributeProto.GRAPH else attribute.graphs:
+                    self._walk(subgraph, scope, (node, attribute.name))
         for output in graph.output:
             if key := self.resolve(scope, output.name):
                 self.readers[key].append((None, 0, scope))
+
+    def taken(self, scope: tuple, branches: dict) -> bool:
+        """Whether the graphs of ``scope`` are those the loader ran: each an If branch it took
+        (``branches``: {If's first output: branch name}), none a Loop or Scan body."""
+        return all(branches.get(self.owners[g][0].output[0]) == self.owners[g][1]
+                   for g in scope if g in self.owners)
 
     def resolve(self, scope: tuple, name: str):
         return next(((g, name) for g in reversed(scope) if name in self.defined[g]), None)
@@ -141,10 +153,6 @@ class _Values:
                     _constant_tensor(where) if kind == "node" and where.op_type == "Constant" else None
                 if tensor is not None and tensor.data_type == onnx.TensorProto.FLOAT:
                     yield Tensor(number, name, kind == "node"), tensor
-
-
-def _subgraphs(node: onnx.NodeProto) -> list[onnx.GraphProto]:
-    return [g for a in node.attribute for g in ([a.g] if a.type == onnx.AttributeProto.GRAPH else a.graphs)]
 
 
 def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
@@ -197,9 +205,10 @@ def _channel_axis(node, index, rank: int, values: _Values, scope) -> int | None:
     return None
 
 
-def _weight_axis(values: _Values, key, layout: list, seen: set) -> set:
+def _weight_axis(values: _Values, key, layout: list, seen: set, uses: list) -> set:
     """The weight's own axes that its readers (through layout ops) take as output channels;
-    None in the set when some reader does not read it as a weight."""
+    None in the set when some reader does not read it as a weight. Each reading is added to
+    ``uses`` as (node, input index, layout there, scope)."""
     axes = set()
     for node, index, scope in values.readers.get(key, []):
         if node is None or id(node) in seen:
@@ -208,6 +217,7 @@ def _weight_axis(values: _Values, key, layout: list, seen: set) -> set:
         axis = _channel_axis(node, index, len(layout), values, scope)
         if axis is not None:
             axes.add(layout[axis])
+            uses.append((node, index, layout, scope))
             continue
         moved = _moved(node, values, scope, layout) if node.op_type in LAYOUT and \
             (index == 0 or node.op_type == "Concat") else None
@@ -216,7 +226,7 @@ def _weight_axis(values: _Values, key, layout: list, seen: set) -> set:
             continue
         for output in node.output:
             if output:
-                axes |= _weight_axis(values, values.resolve(scope, output), moved, seen | {id(node)})
+                axes |= _weight_axis(values, values.resolve(scope, output), moved, seen | {id(node)}, uses)
     return axes
 
 
@@ -228,12 +238,17 @@ def weights(graph: onnx.GraphProto) -> dict[Tensor, int]:
     the B of Gemm (axis 0 with transB, else 1), the constant right operand of MatMul (axis 1),
     the table of an embedding Gather (axis 0), the W of Conv (axis 0: one scale per filter) and
     of ConvTranspose (axis 1)."""
-    values = _Values(graph)
+    return {tensor: axis for tensor, (axis, _) in _weights_and_uses(_Values(graph)).items()}
+
+
+def _weights_and_uses(values: _Values) -> dict:
+    """{Tensor: (output-channel axis, [(reader, input index, layout there, scope)])} of ``weights``."""
     found = {}
     for tensor, proto in values.tensors():
-        axes = _weight_axis(values, (tensor.graph, tensor.name), list(range(len(proto.dims))), set())
+        uses = []
+        axes = _weight_axis(values, (tensor.graph, tensor.name), list(range(len(proto.dims))), set(), uses)
         if len(axes) == 1 and None not in axes:
-            found[tensor] = axes.pop()
+            found[tensor] = (axes.pop(), uses)
     return found
 
 
@@ -263,12 +278,15 @@ def _halves(array: np.ndarray) -> bool:
         return bool(np.isfinite(array.astype(np.float16)[np.isfinite(array)]).all())
 
 
-def quantize_int8(model: onnx.ModelProto, keep: dict | None = None) -> tuple[onnx.ModelProto, list[str]]:
+def quantize_int8(model: onnx.ModelProto, keep: dict | None = None,
+                  rounded: dict | None = None) -> tuple[onnx.ModelProto, list[str]]:
     """A copy of ``model`` with its weights in QDQ int8 form, and their names. ``keep``:
-    {Tensor: "fp16" or "float32"} for weights stored otherwise."""
+    {Tensor: "fp16" or "float32"} for weights stored otherwise; ``rounded``: {Tensor: Rounding}
+    for weights whose int8 values were worked out already (else: nearest, per output channel)."""
     model = _copy(model, MIN_OPSET)
-    keep = keep or {}
-    plan = {tensor: (keep.get(tensor, "int8"), axis) for tensor, axis in weights(model.graph).items()}
+    keep, rounded = keep or {}, rounded or {}
+    plan = {tensor: (keep.get(tensor, "int8"), rounded.get(tensor, axis))
+            for tensor, axis in weights(model.graph).items()}
     plan = {tensor: how for tensor, how in plan.items() if how[0] != "float32"}
     _store(model, plan)
     return model, sorted({tensor.name for tensor, (precision, _) in plan.items() if precision == "int8"})
@@ -319,18 +337,97 @@ def _store(model: onnx.ModelProto, plan: dict) -> None:
         graph.input.extend(inputs)
 
 
-def _stored(array: np.ndarray, name: str, precision: str, axis: int | None, fresh):
+@dataclass(frozen=True)
+class Rounding:
+    """A weight's int8 values and scales, worked out beforehand (``gptq``), along ``axis``."""
+    q: np.ndarray
+    scale: np.ndarray
+    axis: int
+
+
+def _stored(array: np.ndarray, name: str, precision: str, axis, fresh):
     """The tensors that store ``array`` in ``precision`` and the node that computes ``name``
-    from them."""
+    from them. ``axis``: the int8 scales' axis, or a ``Rounding``."""
     if precision == "fp16":
         half = numpy_helper.from_array(array.astype(np.float16), fresh(f"{name}_fp16"))
         return [half], helper.make_node("Cast", [half.name], [name], name=fresh(f"{name}_to_float"),
                                         to=onnx.TensorProto.FLOAT)
-    scale = channel_scales(array, axis)
-    q = numpy_helper.from_array(to_int8(array, scale, axis), fresh(f"{name}_int8"))
-    scales = numpy_helper.from_array(scale, fresh(f"{name}_scale"))
+    if not isinstance(axis, Rounding):
+        scale = channel_scales(array, axis)
+        axis = Rounding(to_int8(array, scale, axis), scale, axis)
+    q = numpy_helper.from_array(axis.q, fresh(f"{name}_int8"))
+    scales = numpy_helper.from_array(axis.scale, fresh(f"{name}_scale"))
     return [q, scales], helper.make_node("DequantizeLinear", [q.name, scales.name], [name],
-                                         name=fresh(f"{name}_dequantize"), axis=axis)
+                                         name=fresh(f"{name}_dequantize"), axis=axis.axis)
+
+
+def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps: np.ndarray,
+                        branches: dict) -> dict:
+    """{Tensor: [Rounding]} by GPTQ on the inputs each weight meets over ``steps``, for the weights
+    whose inputs can be read (those of the If branches the loader took, ``branches``); a Conv's
+    filters take their scales along another axis where that halves the error on those inputs
+    (Silero's STFT basis: one scale per tap, its window's shape). Empty when ONNX Runtime cannot
+    step the model."""
+    values = _Values(_copy(model, MIN_OPSET).graph)
+    found = _weights_and_uses(values)
+    flat = inline_taken_branches(model, branches)
+    wanted = {tensor: [(node, index, layout) for node, index, layout, scope in uses if values.taken(scope, branches)]
+              for tensor, (_, uses) in found.items()}
+    names = sorted({name for uses in wanted.values() for node, _, _ in uses
+                    for name in (*node.input[:1], *node.output[:2]) if name})
+    if flat is None or not names:
+        return {}
+    try:
+        seen = layer_inputs(flat, load_options, steps, names)
+    except Exception:  # noqa: BLE001 - any refusal of ONNX Runtime's: the weights are rounded to nearest
+        return {}
+    rounded = {}
+    for tensor, (axis, _) in found.items():
+        array = numpy_helper.to_array(_tensor_proto(values, tensor))
+        columns = array.size // max(array.shape[axis], 1)
+        hessian = np.zeros((columns, columns))
+        for node, index, layout in wanted[tensor]:
+            inputs = features(node, index, seen, columns) if _in_order(layout, axis, array.shape) else None
+            if inputs is not None and inputs.shape[1] == columns:
+                hessian += inputs.T.astype(np.float64) @ inputs
+        if hessian.any():
+            rounded[tensor] = _gptq_roundings(array, axis, hessian, any(n.op_type == "Conv" for n, _, _ in wanted[tensor]))
+    return rounded
+
+
+def _in_order(layout: list, axis: int, shape) -> bool:
+    """Whether the reader sees the weight's input axes (all but ``axis``) in the weight's own order."""
+    own = [a for a in layout if a is not None and a != axis and shape[a] > 1]
+    return own == [a for a in range(len(shape)) if a != axis and shape[a] > 1]
+
+
+def _gptq_roundings(array: np.ndarray, axis: int, hessian: np.ndarray, other_axes: bool) -> list[Rounding]:
+    """GPTQ with one scale per output channel (``axis``); with ``other_axes`` also along the
+    other axis, of at most 1/16 as many scales as values, that has the least error on the inputs
+    (tr(D H D^T)), when that is under half the first one's."""
+    rows = np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1).astype(np.float64)
+    curvature = Curvature.of(hessian)
+
+    def attempt(scale_axis):
+        scale = channel_scales(array, scale_axis)
+        shape = [-1 if i == scale_axis else 1 for i in range(array.ndim)]
+        steps = np.moveaxis(np.broadcast_to(scale.reshape(shape), array.shape), axis, 0).reshape(rows.shape)
+        q = gptq(rows, curvature, steps)
+        difference = rows - q * steps
+        restored = np.moveaxis(q.reshape(np.moveaxis(array, axis, 0).shape), 0, axis)
+        return float(np.sum((difference @ hessian) * difference)), Rounding(np.ascontiguousarray(restored), scale,
+                                                                             scale_axis)
+
+    channel_error, channel = attempt(axis)
+    found = [attempt(a) for a in range(array.ndim)
+             if other_axes and a != axis and 1 < array.shape[a] <= array.size // 16]
+    best = min(found, key=lambda attempt: attempt[0], default=None)
+    return [channel] + ([best[1]] if best and best[0] < channel_error / 2 else [])
+
+
+def _tensor_proto(values: _Values, tensor: Tensor) -> onnx.TensorProto:
+    kind, where = values.defined[tensor.graph][tensor.name]
+    return _constant_tensor(where) if kind == "node" else where
 
 
 class _FreshNames:
@@ -379,14 +476,18 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         got = StreamingModel(lower(candidate, output, 1, load_options), 1, output).run(inputs)
         return float(np.abs(got.astype(np.float64) - expected).max()), got
 
-    precisions, unreached = {}, []
+    precisions, unreached, rounded = {}, [], {}
     if mode == "fp16":
         quantized, names = quantize_fp16(model)
     else:
-        quantized, names, precisions, unreached = _int8_within(source, model, tolerance, measure)
+        branches = lower(model, source, 1, load_options).branches
+        options = calibrated_rounding(model, load_options, inputs, branches)
+        quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
-    _record(quantized, mode, precisions, unreached, tolerance)
+    rounding = {tensor.name: f"gptq, scales along axis {r.axis}" for tensor, r in rounded.items()
+                if precisions.get(tensor.name) == "int8"}
+    _record(quantized, mode, precisions, unreached, tolerance, rounding)
     onnx.checker.check_model(quantized)
     serialized = quantized.SerializeToString()
     got = measure(quantized)[1]
@@ -394,55 +495,64 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     report = QuantizationReport(mode, source, output, _file_bytes(source), len(serialized), len(inputs),
                                 float(error.max()), float(error.mean()), names,
                                 _task_metrics(model, inputs, expected, got, calibration is not None), tolerance,
-                                precisions, unreached)
+                                precisions, unreached, rounding)
     if report.passed:
         write_atomic(output, serialized)
     return report
 
 
-def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure):
-    """int8 weights, keeping in fp16 those that must stay float for the outputs to stay within
-    ``tolerance``: each weight's int8 error is measured alone (the others fp16), and the weights
-    are made int8 from the least sensitive on, each kept only while the whole stays within.
-    A weight whose int8 form does not change the outputs at all is one the calibration never
-    reads (an untaken If branch): it stays fp16, unmeasured. Without a tolerance, or when all
-    int8 is within it, every weight is int8."""
+def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure, options: dict):
+    """int8 weights, each rounded the way that moves the outputs least, and with a ``tolerance``,
+    fp16 kept for those that must stay float for the outputs to stay within it.
+
+    Each weight is measured alone in int8 (the others float32, or fp16 with a tolerance), rounded
+    to nearest and by each of its ``options`` ({Tensor: [Rounding]}); its best rounding is kept.
+    With a tolerance the all-int8 model comes first; past it, the weights are made int8 in the
+    order of their error per value, each kept only while the whole stays within. A weight whose int8 form
+    does not change the outputs at all is one the calibration never reads (an untaken If
+    branch): rounded to nearest, and with a tolerance stored fp16, unmeasured."""
     found = weights(_copy(model, MIN_OPSET).graph)
-    every = {tensor.name: "int8" for tensor in found}
-    quantized, names = quantize_int8(model)
-    if tolerance is None or not found or measure(quantized)[0] <= tolerance:
-        return quantized, names, every, []
-    fallback = {tensor: "fp16" for tensor in found}
-    halves = quantize_int8(model, fallback)[0]
-    half_error, baseline = measure(halves)
-    if half_error > tolerance:
-        return quantized, names, every, []  # even fp16 misses: the all-int8 report says by how much
-    alone = {}
+    others = "float32" if tolerance is None else "fp16"
+    base = {tensor: others for tensor in found}
+    base_error, baseline = measure(quantize_int8(model, base)[0])
+    alone, rounded = {}, {}
     for tensor in found:
-        error, got = measure(quantize_int8(model, {**fallback, tensor: "int8"})[0])
-        if not np.array_equal(got, baseline):
-            alone[tensor] = error
+        for option in (None, *options.get(tensor, ())):
+            error, got = measure(quantize_int8(model, {**base, tensor: "int8"}, {tensor: option} if option else {})[0])
+            if np.array_equal(got, baseline):
+                break
+            if tensor not in alone or error < alone[tensor]:
+                alone[tensor] = error
+                rounded.pop(tensor, None)
+                if option:
+                    rounded[tensor] = option
+    quantized, names = quantize_int8(model, rounded=rounded)
+    every = {tensor.name: "int8" for tensor in found}
+    unreached = sorted(tensor.name for tensor in found if tensor not in alone)
+    if tolerance is None or not found or measure(quantized)[0] <= tolerance or base_error > tolerance:
+        return quantized, names, every, rounded, unreached  # past it even in fp16: the report says by how much
+    sizes = {tensor: int(np.prod(proto.dims)) for tensor, proto in _Values(model.graph).tensors()}
     chosen: list = []
-    for tensor in sorted(alone, key=alone.get):
+    for tensor in sorted(alone, key=lambda t: alone[t] / sizes[t]):  # the least error per value saved first
         if alone[tensor] > tolerance:
-            break
-        trial = {**fallback, **{t: "int8" for t in (*chosen, tensor)}}
-        if measure(quantize_int8(model, trial)[0])[0] <= tolerance:
+            continue
+        trial = {**base, **{t: "int8" for t in (*chosen, tensor)}}
+        if measure(quantize_int8(model, trial, rounded)[0])[0] <= tolerance:
             chosen.append(tensor)
     if not chosen:
         least = min(alone, key=alone.get)
         raise QuantizationError(f"{source}: no weight stays within the tolerance {tolerance:g} as int8 (the least "
                                 f"sensitive, {least.name}, moves the outputs by {alone[least]:.3g}); fp16 weights "
-                                f"move them by {half_error:.3g} (--mode fp16)")
-    quantized, names = quantize_int8(model, {tensor: "fp16" for tensor in found if tensor not in chosen})
+                                f"move them by {base_error:.3g} (--mode fp16)")
+    quantized, names = quantize_int8(model, {tensor: "fp16" for tensor in found if tensor not in chosen}, rounded)
     precisions = {tensor.name: "int8" if tensor in chosen else "fp16" for tensor in found}
-    unreached = sorted({tensor.name for tensor in found if tensor not in alone})
-    return quantized, names, precisions, unreached
+    return quantized, names, precisions, rounded, unreached
 
 
-def _record(model: onnx.ModelProto, mode: str, precisions: dict, unreached: list, tolerance) -> None:
+def _record(model: onnx.ModelProto, mode: str, precisions: dict, unreached: list, tolerance, rounding: dict) -> None:
     """What each weight became, in the file's metadata (``inspect`` and readers of the file see it)."""
-    record = {"mode": mode, "tolerance": tolerance, "weights": precisions, "unreached": unreached}
+    record = {"mode": mode, "tolerance": tolerance, "weights": precisions, "unreached": unreached,
+              "rounding": rounding}
     props = [p for p in model.metadata_props if p.key != METADATA_KEY]
     del model.metadata_props[:]
     model.metadata_props.extend(props)
