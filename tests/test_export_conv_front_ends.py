@@ -329,3 +329,16 @@ def test_edgeseq_checkpoint_with_a_front_end(tmp_path):
     with torch.no_grad():
         expected = model.double()(torch.from_numpy(x.astype(np.float64))[None])[0][0].numpy()
     np.testing.assert_allclose(edgeseq.load(report.path).run(x)[2:], expected[:STEPS - 2], rtol=0, atol=TOLERANCE)
+
+
+def test_lstm_with_a_projection_after_a_front_end(tmp_path):
+    model = crnn(nn.Conv1d(3, 5, 3, padding=1), nn.ReLU(), cell="LSTM")
+    model.rnn, model.head = nn.LSTM(5, 6, proj_size=4, batch_first=True), nn.Linear(4, 3)
+    assert_streams_like_pytorch(export(model.eval(), tmp_path).path, model)
+
+
+@pytest.mark.slow  # the dynamo exporter takes 5-10 s
+def test_dynamo_exporter(tmp_path):
+    model = crnn(nn.Conv1d(3, 5, 3, dilation=2, padding=2), nn.BatchNorm1d(5), nn.GELU(), nn.Conv1d(5, 5, 3), cell="LSTM")
+    report = export(model, tmp_path, exporter="dynamo")
+    assert_streams_like_pytorch(report.path, model)
