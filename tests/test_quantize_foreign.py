@@ -292,3 +292,40 @@ def test_silero_quantized_within_one_percent_in_onnx_runtime(name, mode, silero,
         assert recorded["weights"] == report.precisions and report.count("int8") >= 2
         stored = stored_as(output)
         assert {name: stored[name] for name in report.precisions} == report.precisions
+
+
+def test_gptq_moves_a_layer_s_outputs_less_than_rounding_to_nearest():
+    """On strongly correlated inputs (like audio samples or STFT magnitudes), GPTQ's int8 weights
+    give the layer's outputs a fraction of the error of nearest rounding, with the same scales."""
+    from edgeseq_export.backends.gptq import Curvature, gptq
+
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.standard_normal((2000, 48)), axis=1)  # random walks: neighbours correlate
+    w = rng.normal(0, 1, (16, 48))
+    scales = np.abs(w).max(1) / 127
+    nearest = np.clip(np.rint(w / scales[:, None]), -127, 127)
+    q = gptq(w, Curvature.of(x.T @ x), scales)
+    assert q.dtype == np.int8 and np.abs(q.astype(int)).max() <= 127
+
+    def output_error(ints):
+        return np.sqrt(np.mean((x @ (w - ints * scales[:, None]).T) ** 2))
+    assert output_error(q) < 0.5 * output_error(nearest)
+
+
+def test_gptq_reads_the_inputs_of_the_weights_in_the_branch_taken(tmp_path):
+    """The layers' inputs are read inside the If branch the loader takes (its weights get GPTQ
+    roundings to choose from); the untaken branch's weights, never run, get none. The file
+    records what the chosen roundings were."""
+    from edgeseq_export.backends.quantize import calibrated_rounding
+    from edgeseq_runtime.lowering import lower
+
+    source = silero_like(tmp_path / "model.onnx")
+    xs = np.random.default_rng(6).standard_normal((100, INPUTS)).astype(np.float32)
+    model = onnx.load(source)
+    options, why = calibrated_rounding(model, OPTIONS, xs, lower(model, source, 1, OPTIONS).branches)
+    assert why is None
+    assert {tensor.name for tensor in options} == {"then_W_torch", "then_R_torch", "then_head"}
+    np.save(tmp_path / "steps.npy", xs)
+    report = quantize(source, tmp_path / "q.onnx", calibration=tmp_path / "steps.npy", load_options=OPTIONS)
+    recorded = json.loads({p.key: p.value for p in onnx.load(str(tmp_path / "q.onnx")).metadata_props}[METADATA_KEY])
+    assert recorded["rounding"] == report.rounding and report.nearest_because is None

@@ -61,6 +61,10 @@ def print_report(report) -> None:
                   if precision != "int8" and name not in report.unreached)
     if kept:
         Console().print(f"kept in fp16 to stay within {report.tolerance:g}: {', '.join(kept)}")
+    if report.nearest_because:
+        Console().print(f"int8 weights rounded to nearest: {report.nearest_because}")
+    elif report.rounding:
+        Console().print(f"int8 weights rounded by GPTQ on the calibration steps: {len(report.rounding)}")
     if report.unreached:
         Console().print(f"never read by the calibration run (stored fp16, unmeasured): {', '.join(report.unreached)}")
     if report.passed:

@@ -19,8 +19,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
+from edgeseq_runtime import EdgeseqError
 from onnx import helper
+from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+# What stepping a model with ONNX Runtime may raise: the runtime's refusals and ONNX Runtime's own
+# (not RuntimeError subclasses), shape inference's, the checker's.
+UNREADABLE = (EdgeseqError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ort_errors.Fail,
+              ort_errors.InvalidArgument, ort_errors.InvalidGraph, ort_errors.NotImplemented,
+              ort_errors.RuntimeException)
 INT8_MAX = 127
 DAMPING = 0.01  # of H's mean diagonal, added to its diagonal: GPTQ's default, keeps H invertible
 BLOCK = 64  # columns rounded before the rest are updated (GPTQ's lazy batch updates: same result, faster)

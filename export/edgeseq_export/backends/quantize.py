@@ -29,14 +29,16 @@ import numpy as np
 import onnx
 from edgeseq_runtime import EdgeseqError, LoadOptions, StreamingModel, load
 from edgeseq_runtime.atomic import write_atomic
+from edgeseq_runtime.errors import first_line
 from edgeseq_runtime.lowering import lower
 from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 from onnx import helper, numpy_helper
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
-from .gptq import Curvature, features, gptq, inline_taken_branches, layer_inputs
+from .gptq import UNREADABLE, Curvature, features, gptq, inline_taken_branches, layer_inputs
 
 MODES = ("int8", "fp16")
+MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
 PRECISIONS = ("int8", "fp16", "float32")
 INT8_MAX = 127
 MIN_OPSET = 13  # per-axis DequantizeLinear
@@ -67,6 +69,7 @@ class QuantizationReport:
     precisions: dict[str, str] = field(default_factory=dict)  # int8: each weight's precision
     unreached: list[str] = field(default_factory=list)  # weights the calibration never reads
     rounding: dict[str, str] = field(default_factory=dict)  # int8 weights not rounded to nearest: how
+    nearest_because: str | None = None  # why no weight could be rounded on its inputs
 
     @property
     def size_ratio(self) -> float:
@@ -362,37 +365,37 @@ def _stored(array: np.ndarray, name: str, precision: str, axis, fresh):
 
 
 def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps: np.ndarray,
-                        branches: dict) -> dict:
+                        branches: dict) -> tuple[dict, str | None]:
     """{Tensor: [Rounding]} by GPTQ on the inputs each weight meets over ``steps``, for the weights
     whose inputs can be read (those of the If branches the loader took, ``branches``); a Conv's
     filters take their scales along another axis where that halves the error on those inputs
-    (Silero's STFT basis: one scale per tap, its window's shape). Empty when ONNX Runtime cannot
-    step the model."""
+    (Silero's STFT basis: one scale per tap, its window's shape). With it, why no weight could
+    be rounded so (then every weight is rounded to nearest)."""
     values = _Values(_copy(model, MIN_OPSET).graph)
     found = _weights_and_uses(values)
-    flat = inline_taken_branches(model, branches)
     wanted = {tensor: [(node, index, layout) for node, index, layout, scope in uses if values.taken(scope, branches)]
               for tensor, (_, uses) in found.items()}
     names = sorted({name for uses in wanted.values() for node, _, _ in uses
-                    for name in (*node.input[:1], *node.output[:2]) if name})
-    if flat is None or not names:
-        return {}
+                    for name in (node.input[0], *(node.output[:2] if node.op_type in RECURRENT else ())) if name})
+    flat = inline_taken_branches(model, branches)
+    if flat is None:
+        return {}, "an If whose branch the loader did not record"
     try:
         seen = layer_inputs(flat, load_options, steps, names)
-    except Exception:  # noqa: BLE001 - any refusal of ONNX Runtime's: the weights are rounded to nearest
-        return {}
+    except UNREADABLE as e:
+        return {}, f"ONNX Runtime cannot step the model to read its layers' inputs ({first_line(e)})"
     rounded = {}
     for tensor, (axis, _) in found.items():
         array = numpy_helper.to_array(_tensor_proto(values, tensor))
         columns = array.size // max(array.shape[axis], 1)
-        hessian = np.zeros((columns, columns))
-        for node, index, layout in wanted[tensor]:
-            inputs = features(node, index, seen, columns) if _in_order(layout, axis, array.shape) else None
-            if inputs is not None and inputs.shape[1] == columns:
-                hessian += inputs.T.astype(np.float64) @ inputs
-        if hessian.any():
-            rounded[tensor] = _gptq_roundings(array, axis, hessian, any(n.op_type == "Conv" for n, _, _ in wanted[tensor]))
-    return rounded
+        readings = [features(node, index, seen, columns) for node, index, layout in wanted[tensor]
+                    if columns <= MAX_GPTQ_COLUMNS and _in_order(layout, axis, array.shape)]
+        readings = [inputs for inputs in readings if inputs is not None and inputs.shape[1] == columns]
+        if readings:
+            hessian = sum(inputs.T.astype(np.float64) @ inputs for inputs in readings)
+            conv = any(node.op_type == "Conv" for node, _, _ in wanted[tensor])
+            rounded[tensor] = _gptq_roundings(array, axis, hessian, conv)
+    return rounded, None
 
 
 def _in_order(layout: list, axis: int, shape) -> bool:
@@ -476,12 +479,12 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         got = StreamingModel(lower(candidate, output, 1, load_options), 1, output).run(inputs)
         return float(np.abs(got.astype(np.float64) - expected).max()), got
 
-    precisions, unreached, rounded = {}, [], {}
+    precisions, unreached, rounded, nearest_because = {}, [], {}, None
     if mode == "fp16":
         quantized, names = quantize_fp16(model)
     else:
         branches = lower(model, source, 1, load_options).branches
-        options = calibrated_rounding(model, load_options, inputs, branches)
+        options, nearest_because = calibrated_rounding(model, load_options, inputs, branches)
         quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
@@ -495,7 +498,7 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     report = QuantizationReport(mode, source, output, _file_bytes(source), len(serialized), len(inputs),
                                 float(error.max()), float(error.mean()), names,
                                 _task_metrics(model, inputs, expected, got, calibration is not None), tolerance,
-                                precisions, unreached, rounding)
+                                precisions, unreached, rounding, nearest_because)
     if report.passed:
         write_atomic(output, serialized)
     return report
