@@ -1,5 +1,6 @@
 """The glue of the conv + recurrent families that the front-end suite leaves out: Pad with
-negative pads (crops), DepthToSpace / SpaceToDepth, GlobalAveragePool / GlobalMaxPool, HardSwish,
+negative pads (crops), DepthToSpace / SpaceToDepth, MaxPool / AveragePool and their global forms,
+HardSwish,
 ScatterND / ScatterElements with a reduction (updates that meet at one target too), attribute by
 attribute against ONNX Runtime and onnx.reference (<= 1e-5 relative), each between the model input
 and an LSTM that streams them (tests/support/front_end_models.py); against ONNX Runtime alone where
@@ -55,6 +56,25 @@ CASES = {
     "globalmaxpool 1-D": (node("GlobalMaxPool", ["x"]), (1, 3, 7), [], {"engines": ("onnxruntime",)}),
     "globalmaxpool 2-D": (node("GlobalMaxPool", ["x"]), (2, 3, 2, 5), [], {}),
     "hardswish": (node("HardSwish", ["x"]), (1, 3, 8), [], {"scale": 4.0}),
+    # pools: every window attribute (onnx.reference's MaxPool mis-indexes padded windows: ONNX Runtime there)
+    **{f"{op.lower()} {label}": (node(op, ["x"], **attrs), shape, [],
+                                 {"engines": ("onnxruntime",)} if op == "MaxPool" and padded else
+                                 {"opset": 19} if "dilations" in attrs else {})
+       for op in ("MaxPool", "AveragePool")
+       for label, shape, attrs, padded in [
+           ("1-D", (1, 3, 8), {"kernel_shape": [3]}, False),
+           ("1-D strides", (1, 3, 9), {"kernel_shape": [3], "strides": [2]}, False),
+           ("1-D pads", (1, 3, 8), {"kernel_shape": [3], "pads": [1, 2]}, True),
+           ("1-D dilations", (1, 3, 9), {"kernel_shape": [2], "dilations": [3]}, False),
+           ("1-D ceil_mode", (1, 3, 8), {"kernel_shape": [3], "strides": [2], "ceil_mode": 1}, False),
+           ("1-D ceil_mode pads", (1, 3, 7), {"kernel_shape": [3], "strides": [2], "pads": [2, 1], "ceil_mode": 1}, True),
+           ("1-D SAME_UPPER", (1, 3, 8), {"kernel_shape": [3], "strides": [2], "auto_pad": "SAME_UPPER"}, True),
+           ("1-D SAME_LOWER", (1, 3, 8), {"kernel_shape": [4], "auto_pad": "SAME_LOWER"}, True),
+           ("2-D", (1, 2, 6, 5), {"kernel_shape": [3, 2], "strides": [2, 1]}, False),
+           ("2-D pads", (2, 2, 6, 5), {"kernel_shape": [3, 2], "pads": [1, 0, 1, 1]}, True),
+       ]},
+    "averagepool count_include_pad": (node("AveragePool", ["x"], kernel_shape=[3], pads=[1, 2], count_include_pad=1),
+                                      (1, 3, 8), [], {}),
     # scatters with a reduction; indices that meet at one target are applied in order
     "scatternd add": (node("ScatterND", ["x", "i", "u"], reduction="add"), (1, 3, 5),
                       [ints("i", [[0, 2], [0, 0], [0, 2]]), floats("u", 3, 5)], {}),
@@ -74,7 +94,8 @@ CASES = {
 @pytest.mark.parametrize("name", CASES)
 def test_op_streams_as_the_references_compute_it(tmp_path, name):
     nodes, x_shape, initializers, options = CASES[name]
-    model = front_end_model(tmp_path, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers)
+    model = front_end_model(tmp_path, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers,
+                            **{k: v for k, v in options.items() if k == "opset"})
     m = edgeseq_runtime.load(str(model.path))
     xs = rng.uniform(-1, 1, (STEPS, int(np.prod(x_shape)))).astype(np.float32) * options.get("scale", 1.0)
     ys = np.stack([m.step(x) for x in xs])
@@ -85,8 +106,8 @@ def test_op_streams_as_the_references_compute_it(tmp_path, name):
 
 
 @pytest.mark.parametrize("nodes, initializers, reason", [
-    (node("MaxPool", ["x"], kernel_shape=[2]), [], "op MaxPool is not supported"),
-    (node("AveragePool", ["x"], kernel_shape=[2]), [], "op AveragePool is not supported"),
+    (helper.make_node("MaxPool", ["x"], ["features", "where"], name="maxpool_under_test", kernel_shape=[2]), [],
+     "output Indices is not supported"),
     (node("Round", ["x"]), [], "op Round is not supported"),
     (node("Mod", ["x", "d"], fmod=1), [("d", np.float32(0.3))], "op Mod is not supported"),
     (node("CumSum", ["x", "axis"]), [ints("axis", 2)], "op CumSum is not supported"),
@@ -97,7 +118,7 @@ def test_op_streams_as_the_references_compute_it(tmp_path, name):
      "indices do not index the data"),
     (helper.make_node("LayerNormalization", ["x", "s"], ["features", "mean"], name="layernormalization_under_test"),
      [("s", np.ones(6, np.float32))], "outputs Mean and InvStdDev are not supported"),
-], ids=["maxpool", "averagepool", "round", "mod", "cumsum", "pad crops all", "scatternd max", "scatter out of range",
+], ids=["maxpool indices", "round", "mod", "cumsum", "pad crops all", "scatternd max", "scatter out of range",
         "layernorm mean"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, reason):
     op = nodes.op_type

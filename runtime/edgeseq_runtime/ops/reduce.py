@@ -42,7 +42,7 @@ def lower_reduce(ctx, node, inputs):
     axes = _axes(ctx, node, inputs, len(x.shape))
     if axes is None:
         return [x]
-    return [_reduced(ctx, x, axes, keepdims, REDUCE[node.op_type])]
+    return [reduce_axes(ctx, x, axes, keepdims, REDUCE[node.op_type])]
 
 
 def lower_global_pool(ctx, node, inputs):
@@ -51,10 +51,10 @@ def lower_global_pool(ctx, node, inputs):
     if len(x.shape) < 3:
         ctx.fail(node, f"X of shape {list(x.shape)} has no spatial axis to pool over")
     function = REDUCE_FUNCTION.MEAN if node.op_type == "GlobalAveragePool" else REDUCE_FUNCTION.MAX
-    return [_reduced(ctx, x, list(range(2, len(x.shape))), 1, function)]
+    return [reduce_axes(ctx, x, list(range(2, len(x.shape))), 1, function)]
 
 
-def _reduced(ctx, x: Tensor, axes: list[int], keepdims: int, function) -> Tensor:
+def reduce_axes(ctx, x: Tensor, axes: list[int], keepdims: int, function) -> Tensor:
     """x reduced over ``axes`` (sorted) by ``function``, one REDUCE instruction (after one
     indexed copy that gathers the axes last when they are not one contiguous run)."""
     source = x
