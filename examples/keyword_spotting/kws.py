@@ -146,7 +146,10 @@ def build_and_run(onnx_path: pathlib.Path, name: str, frames_dir: pathlib.Path, 
             f"BUILD={build}"]
     printed = _run(*make, "run")
     sizes = _run(*make, "size")
-    return {**parse_firmware_output(printed), **parse_sizes(sizes)}
+    header = (generated / f"{name}.h").read_text()  # the model's own figures, as codegen states them
+    model = {f"model_{kind}_bytes": int(re.search(rf"#define {name}_{kind.upper()}_BYTES (\d+)", header)[1])
+             for kind in ("flash", "ram")}
+    return {**parse_firmware_output(printed), **parse_sizes(sizes), **model}
 
 
 def parse_firmware_output(text: str) -> dict:
@@ -196,14 +199,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--no-firmware", dest="firmware", action="store_false",
                         help="stop after the Python stream (no arm-none-eabi-gcc or QEMU needed)")
     args = parser.parse_args(argv)
-    size = speech.FULL if args.size == "full" else speech.CI
-    epochs = args.epochs or (30 if args.size == "full" else 12)
     torch.set_num_threads(1)  # a GRU of this size trains fastest on one thread (more contend)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    report: dict = {"size": args.size, "epochs": epochs}
+    report: dict = {"size": args.size, "epochs": args.epochs or (30 if args.size == "full" else 12)}
 
     started = time.perf_counter()
+    size = speech.FULL if args.size == "full" else speech.CI
     train_set = speech.make_split(size.train, part=0, seed=SEED)
     test_set = speech.make_split(size.test, part=1, seed=SEED + 1)
     x_train, x_test = features(train_set.audio), features(test_set.audio)
@@ -212,48 +214,60 @@ def main(argv=None) -> dict:
           f"{x_test.shape[1]} frames x {x_test.shape[2]} bands ({report['data_seconds']:.1f} s)")
 
     started = time.perf_counter()
-    model = train(x_train, train_set.labels, epochs)
+    model = train(x_train, train_set.labels, report["epochs"])
     report["train_seconds"] = time.perf_counter() - started
     reference = pytorch_scores(model, x_test)
     report["pytorch_accuracy"] = accuracy(reference[:, -1].argmax(1), test_set.labels)
-    print(f"train: {epochs} epochs in {report['train_seconds']:.1f} s; PyTorch test accuracy "
+    print(f"train: {report['epochs']} epochs in {report['train_seconds']:.1f} s; PyTorch test accuracy "
           f"{report['pytorch_accuracy']:.1%} (held-out voices and speeds)")
 
-    model_pt, onnx_fp32, onnx_int8 = out / "model.pt", out / "kws.onnx", out / "kws.int8.onnx"
-    torch.save(model.state_dict(), model_pt)
-    export(model_pt, onnx_fp32)
+    models = {"fp32": out / "kws.onnx", "int8": out / "kws.int8.onnx"}
+    torch.save(model.state_dict(), out / "model.pt")
+    export(out / "model.pt", models["fp32"])
     np.save(out / "calibration.npy", x_train[::max(1, len(x_train) // 64)].reshape(-1, logmel.BANDS))
-    quantize(onnx_fp32, onnx_int8, out / "calibration.npy")
+    quantize(models["fp32"], models["int8"], out / "calibration.npy")
 
-    delay = x_test.shape[1] - reference.shape[1]
-    streamed = {"fp32": stream(onnx_fp32, x_test), "int8": stream(onnx_int8, x_test)}
-    error = np.abs(streamed["fp32"][:, delay:] - reference) / np.maximum(1.0, np.abs(reference))
-    report["stream_vs_pytorch_error"] = float(error.max())  # absolute below 1, relative above
-    report["stream_decisions_equal_pytorch"] = bool(
-        (streamed["fp32"][:, -1].argmax(1) == reference[:, -1].argmax(1)).all())
-    for precision, outputs in streamed.items():
-        report[f"stream_{precision}_accuracy"] = accuracy(outputs[:, -1].argmax(1), test_set.labels)
-    print(f"stream: fp32 within {report['stream_vs_pytorch_error']:.1e} of PyTorch (every frame), "
-          f"accuracy fp32 {report['stream_fp32_accuracy']:.1%}, int8 {report['stream_int8_accuracy']:.1%}")
-
+    streamed = {precision: stream(path, x_test) for precision, path in models.items()}
+    report.update(stream_report(streamed, reference, test_set.labels))
     if args.firmware:
-        frames_dir = out / "frames"
-        frames_dir.mkdir(exist_ok=True)
-        write_frames_header(x_test, frames_dir / "kws_frames.h")
-        for precision, onnx_path in (("fp32", onnx_fp32), ("int8", onnx_int8)):
-            device = build_and_run(onnx_path, f"kws_{precision}", frames_dir, out)
-            python = streamed[precision][:, -1]
-            report[f"qemu_{precision}"] = {
-                "accuracy": accuracy(device["decisions"], test_set.labels),
-                "decisions_equal_python": bool((device["decisions"] == python.argmax(1)).all()),
-                "scores_error_vs_python": float((np.abs(device["scores"] - python) / np.maximum(1.0, np.abs(python))).max()),
-                **{key: value for key, value in device.items() if key not in ("decisions", "scores")}}
-            row = report[f"qemu_{precision}"]
-            print(f"QEMU {precision}: accuracy {row['accuracy']:.1%}, decisions equal Python's: "
-                  f"{row['decisions_equal_python']}, scores within {row['scores_error_vs_python']:.1e}; "
-                  f"{row['instructions_per_frame']:,.0f} instructions/frame; flash {row['flash_bytes']:,} B "
-                  f"(without the test frames), RAM {row['ram_bytes']:,} B + stack {row['stack_bytes']:,} B")
+        (out / "frames").mkdir(exist_ok=True)
+        write_frames_header(x_test, out / "frames" / "kws_frames.h")
+        for precision, path in models.items():
+            device = build_and_run(path, f"kws_{precision}", out / "frames", out)
+            report[f"qemu_{precision}"] = device_report(device, streamed[precision][:, -1], test_set.labels, precision)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def stream_report(streamed: dict, reference: np.ndarray, labels: np.ndarray) -> dict:
+    """The stream against PyTorch's float64 forward (every frame, aligned by the delay) and against the labels."""
+    delay = streamed["fp32"].shape[1] - reference.shape[1]
+    decisions = {precision: outputs[:, -1].argmax(1) for precision, outputs in streamed.items()}
+    error = np.abs(streamed["fp32"][:, delay:] - reference) / np.maximum(1.0, np.abs(reference))
+    report = {"stream_vs_pytorch_error": float(error.max()),  # absolute below 1, relative above
+              "stream_decisions_equal_pytorch": bool((decisions["fp32"] == reference[:, -1].argmax(1)).all()),
+              **{f"stream_{precision}_accuracy": accuracy(d, labels) for precision, d in decisions.items()},
+              "int8_decisions_equal_fp32": accuracy(decisions["int8"], decisions["fp32"]),
+              "stream_fp32_accuracy_by_class": {name: accuracy(decisions["fp32"][labels == index], index)
+                                                for index, name in enumerate(speech.CLASSES)}}
+    print(f"stream: fp32 within {report['stream_vs_pytorch_error']:.1e} of PyTorch (every frame), "
+          f"accuracy fp32 {report['stream_fp32_accuracy']:.1%}, int8 {report['stream_int8_accuracy']:.1%} "
+          f"(int8 decides as fp32 on {report['int8_decisions_equal_fp32']:.1%} of the clips)")
+    print("stream fp32 accuracy by class: " + ", ".join(
+        f"{name} {value:.0%}" for name, value in report["stream_fp32_accuracy_by_class"].items()))
+    return report
+
+
+def device_report(device: dict, python: np.ndarray, labels: np.ndarray, precision: str) -> dict:
+    """The firmware's decisions and last scores against the Python stream's (``python``), and its costs."""
+    report = {"accuracy": accuracy(device["decisions"], labels),
+              "decisions_equal_python": bool((device["decisions"] == python.argmax(1)).all()),
+              "scores_error_vs_python": float((np.abs(device["scores"] - python) / np.maximum(1.0, np.abs(python))).max()),
+              **{key: value for key, value in device.items() if key not in ("decisions", "scores")}}
+    print(f"QEMU {precision}: accuracy {report['accuracy']:.1%}, decisions equal Python's: "
+          f"{report['decisions_equal_python']}, scores within {report['scores_error_vs_python']:.1e}; "
+          f"{report['instructions_per_frame']:,.0f} instructions/frame; flash {report['flash_bytes']:,} B "
+          f"(without the test frames), RAM {report['ram_bytes']:,} B + stack {report['stack_bytes']:,} B")
     return report
 
 
