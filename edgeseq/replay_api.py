@@ -17,6 +17,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -34,6 +35,7 @@ from .replay_local import (
 )
 
 ENGINES = ("local", "ray")
+FLUSHES = 32  # state files fsynced at once before they are moved into DIR
 POLICIES = ("stop", "skip")
 
 
@@ -149,12 +151,19 @@ def _staged_states(states, resume):
         raise EdgeseqError(f"{states}: cannot write state files there ({e.strerror or e})") from None
     try:
         yield StatePaths(states if resume else None, staging)
-        for entry in os.scandir(staging):
-            os.replace(entry.path, os.path.join(states, entry.name))
-        descriptor = os.open(states, os.O_RDONLY)
-        try:
-            os.fsync(descriptor)
-        finally:
-            os.close(descriptor)
+        staged = [entry.name for entry in os.scandir(staging)]
+        with ThreadPoolExecutor(FLUSHES) as pool:  # the disk takes many flushes at once
+            list(pool.map(_fsync, [os.path.join(staging, name) for name in staged]))
+        for name in staged:
+            os.replace(os.path.join(staging, name), os.path.join(states, name))
+        _fsync(states)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _fsync(path: str) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)

@@ -106,6 +106,11 @@ def test_states_and_resume_continue_one_long_run(tmp_path, gru):
     assert sorted(os.listdir(states)) == sorted(f"{k}.state" for k in streams)  # no staging folder left
     device = edgeseq.load(gru.path)
     assert device.load_state(states / "12.state") == 4 and device.steps == 4
+    for key, rows in ((12, 4), (0, 10)):  # a stream stepped alone, one stepped as a lane
+        device.reset()
+        device.run(streams[key][:rows])
+        device.save_state(tmp_path / "saved.state")  # what a device writes after the same steps
+        assert (states / f"{key}.state").read_bytes() == (tmp_path / "saved.state").read_bytes()
     day2 = edgeseq.replay(gru.path, tmp_path / "day2.parquet", key="device", order="t", states=states, resume=True)
     got = outputs_by_key(day2)
     model = edgeseq.load(gru.path)

@@ -71,7 +71,13 @@ class SavedState:
 
 
 def write_state(path, fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray]) -> None:
-    write_atomic(path, _record(VERSION, fingerprint, steps, rows, arrays))
+    write_atomic(path, encode_state(fingerprint, steps, rows, arrays))
+
+
+def encode_state(fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray]) -> bytes:
+    """A state file's bytes, for a writer that makes many files durable at once (replay's
+    staging folder) rather than each with its own fsyncs."""
+    return _record(VERSION, fingerprint, steps, rows, arrays)
 
 
 def _record(version: int, fingerprint: str, steps: int, rows: int, arrays: dict[str, np.ndarray],
