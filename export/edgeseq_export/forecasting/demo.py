@@ -93,7 +93,7 @@ def _deploy(series: Series, result: TrainResult, cell: str, out_dir: str, calibr
                     latency["onnxruntime"].median_us, stem + ".onnx", result.test_predictions)
 
 
-def plot(series: Series, rows: list[StudyRow], path: str) -> bool:
+def plot(series: Series, rows: list[StudyRow], path: str, unit: str | None = None) -> bool:
     """The networks' forecasts and the seasonal-naive baseline against the actual test span, as
     a PNG (``plots.plot_forecasts``); False when matplotlib is absent."""
     models = [r for r in rows if r.test_predictions is not None]
@@ -101,4 +101,5 @@ def plot(series: Series, rows: list[StudyRow], path: str) -> bool:
     start = len(series.values) - len(models[0].test_predictions)
     season = int(baseline.model.rpartition("(")[2].rstrip(")"))
     lines = {f"{r.model} (RMSE {r.test_rmse:.4g})": r.test_predictions for r in models}
-    return plot_forecasts(path, series, start, lines, season, f"{series.name}: one-step-ahead forecasts, test span")
+    return plot_forecasts(path, series, start, lines, season, f"{series.name}: one-step-ahead forecasts, test span",
+                          unit)
