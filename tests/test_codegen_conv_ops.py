@@ -62,14 +62,22 @@ CANCELLING = [
                                      node("LayerNormalization", ["b", "s"])], (1, 3, 8),
          [("small", np.array(0.01, np.float32)), ("far", np.array(30.0, np.float32)), ("s", np.ones(8, np.float32))]),
 ]
+# Subtraction and division (the cases above reach them only inside folded constants).
+ARITHMETIC = Case("sub and div, of constants and of run-time tensors", [
+    node("Sub", ["x", "shift"], ["shifted"]), node("Div", ["shifted", "scale"], ["scaled"]),
+    node("Mul", ["x", "x"], ["square"]), node("Add", ["square", "one"], ["positive"]),
+    node("Div", ["scaled", "positive"], ["ratio"]), node("Sub", ["one", "ratio"])],
+    (1, 3, 5), [("shift", np.linspace(-0.5, 0.5, 5, dtype=np.float32)), ("scale", np.array([[0.5], [2.0], [-3.0]], np.float32)),
+                ("one", np.array(1.0, np.float32))])
 # Every case in float32, and the Conv cases with int8 filters (input-major and by output).
-FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING]] + [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
+FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING, ARITHMETIC]] + \
+    [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
 FRONT_END_IDS = [case.name + (f" {mode}" if mode else "") for case, mode in FRONT_ENDS]
 # The instructions of the conv front-end ops, each of whose functions the cases must reach.
-FRONT_END_OPS = {isa.OPCODE.CONV, isa.OPCODE.UNARY, isa.OPCODE.ELEMENTWISE, isa.OPCODE.WHERE, isa.OPCODE.REDUCE,
+FRONT_END_OPS = {isa.OPCODE.CONV, isa.OPCODE.UNARY, isa.OPCODE.BINARY, isa.OPCODE.WHERE, isa.OPCODE.REDUCE,
                  isa.OPCODE.NORMALIZE, isa.OPCODE.MATMUL}
 FUNCTIONS = {isa.OPCODE.UNARY: (isa.UNARY.FUNCTION, isa.UNARY_FUNCTION),
-             isa.OPCODE.ELEMENTWISE: (isa.ELEMENTWISE.FUNCTION, isa.ELEMENTWISE_FUNCTION),
+             isa.OPCODE.BINARY: (isa.BINARY.FUNCTION, isa.BINARY_FUNCTION),
              isa.OPCODE.REDUCE: (isa.REDUCE.FUNCTION, isa.REDUCE_FUNCTION),
              isa.OPCODE.CONV: (isa.CONV.W + isa.MATRIX.KIND, isa.MATRIX_KIND)}
 
@@ -158,7 +166,7 @@ def test_front_end_op_in_c_computes_as_the_runtime(index, compiler, front_ends):
 
 
 def test_the_cases_reach_every_front_end_instruction_and_function(front_ends):
-    """Each front-end instruction, each function of UNARY, ELEMENTWISE and REDUCE, and each
+    """Each front-end instruction, each function of UNARY, BINARY and REDUCE, and each
     filter storage of CONV is in some case's plan, so the parity above covers it."""
     reached = set()
     for index in range(len(FRONT_ENDS)):

@@ -177,8 +177,8 @@ def test_emit_checks_operands_and_kinds():
         builder.emit(isa.DENSE, **fields, w=[isa.MATRIX_KIND.FLOAT32, 0])
     with pytest.raises(ValueError, match=r"DENSE\.w\.kind: 7 is not one of 0 \(FLOAT32\)"):
         builder.emit(isa.DENSE, **fields, w=[7, 0, -1])
-    with pytest.raises(ValueError, match=r"BINARY\.function: 9 is not one of 0 \(ADD\)"):
-        builder.emit(isa.BINARY, function=9, a=[isa.SOURCE.ARENA, 0, 1], b=[isa.SOURCE.ARENA, 0, 1], c=0, n=1)
+    with pytest.raises(ValueError, match=r"BINARY\.function: 99 is not one of 0 \(ADD\)"):
+        builder.emit(isa.BINARY, function=99, a=[isa.SOURCE.ARENA, 0, 1], b=[isa.SOURCE.ARENA, 0, 1], c=0, n=1)
 
 
 def test_emit_reserves_the_declared_scratch():

@@ -149,8 +149,13 @@ ACTIVATIONS = {
     "Softplus": (ACTIVATION_KIND.SOFTPLUS, None, None),
 }
 
-BINARY_FUNCTION = _group("BINARY_FUNCTION", "the elementwise arithmetic of BINARY", [
+BINARY_FUNCTION = _group("BINARY_FUNCTION", "the two-operand functions of BINARY; comparisons and logic "
+                         "give 1.0 or 0.0", [
     ("ADD", "a + b"), ("SUB", "a - b"), ("MUL", "a * b"), ("DIV", "a / b"),
+    ("POW", "a ^ b"), ("MIN", "min(a, b)"), ("MAX", "max(a, b)"), ("PRELU", "a if a >= 0 else b * a"),
+    ("EQUAL", "a == b"), ("LESS", "a < b"), ("LESS_OR_EQUAL", "a <= b"), ("GREATER", "a > b"),
+    ("GREATER_OR_EQUAL", "a >= b"), ("AND", "a != 0 and b != 0"), ("OR", "a != 0 or b != 0"),
+    ("XOR", "(a != 0) != (b != 0)"),
 ])
 
 SOURCE = _group("SOURCE", "the array a BROADCAST operand reads", [
@@ -362,7 +367,7 @@ DENSE = _instruction("DENSE", 4, "y = x @ W + bias: Gemm and MatMul against a co
     ("bias", WEIGHTS_OR_NONE, "(rows, n_out), beta and broadcasting applied"),
 ])
 
-BINARY = _instruction("BINARY", 5, "c = a (function) b over n floats (kernels.elementwise_f32)", [
+BINARY = _instruction("BINARY", 5, "c = function(a, b) over n floats (kernels.elementwise_f32)", [
     ("function", Slot("function", choices=BINARY_FUNCTION)),
     ("a", _BROADCAST), ("b", _BROADCAST),
     ("c", ARENA, "n floats"),
@@ -432,21 +437,6 @@ UNARY = _instruction("UNARY", 11, "y = function(x) over n floats (kernels.math_f
     ("function", Slot("function", choices=UNARY_FUNCTION)),
     ("x", ARENA), ("y", ARENA), ("n", COUNT),
     ("params", WEIGHTS, "alpha, beta"),
-])
-
-ELEMENTWISE_FUNCTION = _group("ELEMENTWISE_FUNCTION", "the two-operand functions of ELEMENTWISE; "
-                              "comparisons give 1.0 or 0.0", [
-    ("POW", "a ^ b"), ("MIN", "min(a, b)"), ("MAX", "max(a, b)"), ("PRELU", "a if a >= 0 else b * a"),
-    ("EQUAL", "a == b"), ("LESS", "a < b"), ("LESS_OR_EQUAL", "a <= b"), ("GREATER", "a > b"),
-    ("GREATER_OR_EQUAL", "a >= b"), ("AND", "a != 0 and b != 0"), ("OR", "a != 0 or b != 0"),
-    ("XOR", "(a != 0) != (b != 0)"),
-])
-
-ELEMENTWISE = _instruction("ELEMENTWISE", 12, "c = function(a, b) over n floats (kernels.math_f32)", [
-    ("function", Slot("function", choices=ELEMENTWISE_FUNCTION)),
-    ("a", _BROADCAST), ("b", _BROADCAST),
-    ("c", ARENA, "n floats"),
-    ("n", COUNT),
 ])
 
 WHERE = _instruction("WHERE", 13, "y = a if condition != 0 else b over n floats (kernels.math_f32)", [

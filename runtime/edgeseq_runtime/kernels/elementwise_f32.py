@@ -1,8 +1,9 @@
-"""Elementwise ops over flat float32 ranges: binary arithmetic, activations and softmax.
+"""Elementwise ops over flat float32 ranges: two-operand functions, activations and softmax.
 
 Fields: ``isa.BINARY``, ``isa.ACTIVATION``, ``isa.SOFTMAX``. A binary operand is read from the
 arena or the weights and repeats with its period (``isa.BROADCAST``), which covers broadcasting
-over leading axes; other broadcasts are materialised at load time.
+over leading axes; other broadcasts are materialised at load time. Comparisons and logic give 1.0
+or 0.0: the runtime holds every tensor as float32, booleans too.
 """
 
 import numpy as np
@@ -23,25 +24,17 @@ def binary_f32(code, p, w, a):
     ao, ap = code[pa + BROADCAST.OFFSET], code[pa + BROADCAST.PERIOD]
     bo, bp = code[pb + BROADCAST.OFFSET], code[pb + BROADCAST.PERIOD]
     xa, xb, out = va[ao:ao + ap], vb[bo:bo + bp], a[c_off:c_off + n]
-    if ap == n and bp == n:  # no broadcast: loops without the index arithmetic, vectorised
-        _binary(fn, xa, xb, out)
+    if ap == n and bp == n and fn <= BINARY_FUNCTION.DIV:  # arithmetic without broadcast: vectorised
+        _arithmetic(fn, xa, xb, out)
         return
     for i in range(n):
-        x = xa[i % ap]
-        y = xb[i % bp]
-        if fn == BINARY_FUNCTION.ADD:
-            out[i] = x + y
-        elif fn == BINARY_FUNCTION.SUB:
-            out[i] = x - y
-        elif fn == BINARY_FUNCTION.MUL:
-            out[i] = x * y
-        else:
-            out[i] = x / y
+        out[i] = _function(fn, xa[i % ap], xb[i % bp])
 
 
 @njit(**JIT_OPTIONS)
-def _binary(fn, xa, xb, out):
-    """out = xa (fn) xb, all of one length."""
+def _arithmetic(fn, xa, xb, out):
+    """out = xa (fn) xb for the four arithmetic functions, all of one length: a loop each, without
+    the index arithmetic or a branch inside."""
     if fn == BINARY_FUNCTION.ADD:
         for i in range(out.size):
             out[i] = xa[i] + xb[i]
@@ -54,6 +47,44 @@ def _binary(fn, xa, xb, out):
     else:
         for i in range(out.size):
             out[i] = xa[i] / xb[i]
+
+
+@njit(**JIT_OPTIONS)
+def _function(fn, x, y):
+    """fn(x, y) for one pair of values (``isa.BINARY_FUNCTION``)."""
+    if fn == BINARY_FUNCTION.ADD:
+        return x + y
+    if fn == BINARY_FUNCTION.SUB:
+        return x - y
+    if fn == BINARY_FUNCTION.MUL:
+        return x * y
+    if fn == BINARY_FUNCTION.DIV:
+        return x / y
+    if fn == BINARY_FUNCTION.POW:
+        return x ** y
+    if fn == BINARY_FUNCTION.MIN:
+        return min(x, y)
+    if fn == BINARY_FUNCTION.MAX:
+        return max(x, y)
+    if fn == BINARY_FUNCTION.PRELU:
+        return x if x >= 0 else y * x
+    if fn == BINARY_FUNCTION.EQUAL:
+        truth = x == y
+    elif fn == BINARY_FUNCTION.LESS:
+        truth = x < y
+    elif fn == BINARY_FUNCTION.LESS_OR_EQUAL:
+        truth = x <= y
+    elif fn == BINARY_FUNCTION.GREATER:
+        truth = x > y
+    elif fn == BINARY_FUNCTION.GREATER_OR_EQUAL:
+        truth = x >= y
+    elif fn == BINARY_FUNCTION.AND:
+        truth = x != 0 and y != 0
+    elif fn == BINARY_FUNCTION.OR:
+        truth = x != 0 or y != 0
+    else:
+        truth = (x != 0) != (y != 0)
+    return np.float32(1.0) if truth else np.float32(0.0)
 
 
 @njit(**JIT_OPTIONS)

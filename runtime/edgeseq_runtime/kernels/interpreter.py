@@ -14,7 +14,7 @@ from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .lstm_f32 import lstm_f32
-from .math_f32 import elementwise_f32, unary_f32, where_f32
+from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
 from .matvec import copy
 from .movement import copy_indexed, embedding, is_row_index
@@ -102,8 +102,6 @@ def execute(model, a, x, y, steps, pre):
                 conv_f32(code, p, w, q, a)
             elif op == OPCODE.UNARY:
                 unary_f32(code, p, w, a)
-            elif op == OPCODE.ELEMENTWISE:
-                elementwise_f32(code, p, w, a)
             elif op == OPCODE.WHERE:
                 where_f32(code, p, w, a)
             elif op == OPCODE.REDUCE:

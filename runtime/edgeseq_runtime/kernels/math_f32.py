@@ -1,9 +1,8 @@
-"""Elementwise math beyond the recurrent activations: unary functions, two-operand functions and
-comparisons, and Where, over flat float32 ranges.
+"""Elementwise math beyond the recurrent activations: unary functions and Where, over flat float32
+ranges (the two-operand functions are BINARY's, in elementwise_f32).
 
-Fields: ``isa.UNARY`` (alpha, beta = w[params], w[params + 1]), ``isa.ELEMENTWISE`` and
-``isa.WHERE``, whose operands repeat with their period (``isa.BROADCAST``) as BINARY's do.
-Comparisons and logic give 1.0 or 0.0: the runtime holds every tensor as float32, booleans too.
+Fields: ``isa.UNARY`` (alpha, beta = w[params], w[params + 1]) and ``isa.WHERE``, whose operands
+repeat with their period (``isa.BROADCAST``) as BINARY's do; a condition is non-zero for true.
 The branch on the function sits outside each element loop, so each loop is one LLVM vectorises.
 """
 
@@ -12,7 +11,7 @@ import math
 import numpy as np
 from numba import njit
 
-from ..isa import BROADCAST, ELEMENTWISE, ELEMENTWISE_FUNCTION, SOURCE, UNARY, UNARY_FUNCTION, WHERE
+from ..isa import BROADCAST, SOURCE, UNARY, UNARY_FUNCTION, WHERE
 from .bits import bits_from_float, float_from_bits
 from .config import JIT_OPTIONS
 
@@ -105,56 +104,6 @@ def _operand(code, op, w, a):
     source = a if code[op + BROADCAST.SOURCE] == SOURCE.ARENA else w
     offset, period = code[op + BROADCAST.OFFSET], code[op + BROADCAST.PERIOD]
     return source[offset:offset + period], period
-
-
-@njit(**JIT_OPTIONS)
-def _truth(v):
-    return _ONE if v else _ZERO
-
-
-@njit(**JIT_OPTIONS)
-def elementwise_f32(code, p, w, a):
-    fn, n, out = code[p + ELEMENTWISE.FUNCTION], code[p + ELEMENTWISE.N], code[p + ELEMENTWISE.C]
-    xa, ap = _operand(code, p + ELEMENTWISE.A, w, a)
-    xb, bp = _operand(code, p + ELEMENTWISE.B, w, a)
-    c = a[out:out + n]
-    if fn == ELEMENTWISE_FUNCTION.POW:
-        for i in range(n):
-            c[i] = xa[i % ap] ** xb[i % bp]
-    elif fn == ELEMENTWISE_FUNCTION.MIN:
-        for i in range(n):
-            c[i] = min(xa[i % ap], xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.MAX:
-        for i in range(n):
-            c[i] = max(xa[i % ap], xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.PRELU:
-        for i in range(n):
-            v = xa[i % ap]
-            c[i] = v if v >= 0 else xb[i % bp] * v
-    elif fn == ELEMENTWISE_FUNCTION.EQUAL:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] == xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.LESS:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] < xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.LESS_OR_EQUAL:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] <= xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.GREATER:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] > xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.GREATER_OR_EQUAL:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] >= xb[i % bp])
-    elif fn == ELEMENTWISE_FUNCTION.AND:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] != 0 and xb[i % bp] != 0)
-    elif fn == ELEMENTWISE_FUNCTION.OR:
-        for i in range(n):
-            c[i] = _truth(xa[i % ap] != 0 or xb[i % bp] != 0)
-    else:
-        for i in range(n):
-            c[i] = _truth((xa[i % ap] != 0) != (xb[i % bp] != 0))
 
 
 @njit(**JIT_OPTIONS)

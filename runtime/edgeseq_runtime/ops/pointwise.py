@@ -1,12 +1,12 @@
 """Pointwise math of the front ends: unary functions (Sqrt, Pow, Exp, Clip, ...), two-operand
-functions and comparisons (Min, Max, PRelu, Equal, Less, ...), Where; every tensor is float32 in
-the arena, so a comparison gives 1.0 or 0.0 (see kernels.math_f32)."""
+functions and comparisons (Min, Max, PRelu, Equal, Less, ...: BINARY, as Add is), Where; every
+tensor is float32 in the arena, so a comparison gives 1.0 or 0.0 (see kernels.elementwise_f32)."""
 
 import numpy as np
 
 from .. import isa
 from ..graph import attribute
-from ..isa import ELEMENTWISE_FUNCTION, UNARY_FUNCTION
+from ..isa import BINARY_FUNCTION, UNARY_FUNCTION
 from ..tensor import Tensor
 from .elementwise import emit_binary, operands
 
@@ -14,12 +14,12 @@ UNARY = {"Sqrt": UNARY_FUNCTION.SQRT, "Exp": UNARY_FUNCTION.EXP, "Log": UNARY_FU
          "Abs": UNARY_FUNCTION.ABS, "Neg": UNARY_FUNCTION.NEG, "Reciprocal": UNARY_FUNCTION.RECIPROCAL,
          "Floor": UNARY_FUNCTION.FLOOR, "Ceil": UNARY_FUNCTION.CEIL, "Erf": UNARY_FUNCTION.ERF,
          "Not": UNARY_FUNCTION.NOT}
-TWO_OPERANDS = {"Pow": ELEMENTWISE_FUNCTION.POW, "PRelu": ELEMENTWISE_FUNCTION.PRELU,
-                "Equal": ELEMENTWISE_FUNCTION.EQUAL, "Less": ELEMENTWISE_FUNCTION.LESS,
-                "LessOrEqual": ELEMENTWISE_FUNCTION.LESS_OR_EQUAL, "Greater": ELEMENTWISE_FUNCTION.GREATER,
-                "GreaterOrEqual": ELEMENTWISE_FUNCTION.GREATER_OR_EQUAL, "And": ELEMENTWISE_FUNCTION.AND,
-                "Or": ELEMENTWISE_FUNCTION.OR, "Xor": ELEMENTWISE_FUNCTION.XOR}
-VARIADIC = {"Min": ELEMENTWISE_FUNCTION.MIN, "Max": ELEMENTWISE_FUNCTION.MAX}
+TWO_OPERANDS = {"Pow": BINARY_FUNCTION.POW, "PRelu": BINARY_FUNCTION.PRELU,
+                "Equal": BINARY_FUNCTION.EQUAL, "Less": BINARY_FUNCTION.LESS,
+                "LessOrEqual": BINARY_FUNCTION.LESS_OR_EQUAL, "Greater": BINARY_FUNCTION.GREATER,
+                "GreaterOrEqual": BINARY_FUNCTION.GREATER_OR_EQUAL, "And": BINARY_FUNCTION.AND,
+                "Or": BINARY_FUNCTION.OR, "Xor": BINARY_FUNCTION.XOR}
+VARIADIC = {"Min": BINARY_FUNCTION.MIN, "Max": BINARY_FUNCTION.MAX}
 SELU_ALPHA, SELU_GAMMA = 1.67326319217681884765625, 1.05070102214813232421875  # ONNX's defaults
 
 
@@ -43,8 +43,8 @@ def lower_clip(ctx, node, inputs):
     """Clip's bounds: attributes min and max before opset 11, optional constant inputs after."""
     x, low, high = (list(inputs) + [None, None])[:3]
     if isinstance(low, Tensor) or isinstance(high, Tensor):
-        return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.MIN,
-                          _emit_two(ctx, node, ELEMENTWISE_FUNCTION.MAX, x, -np.inf if low is None else low),
+        return [emit_binary(ctx, node, BINARY_FUNCTION.MIN,
+                          emit_binary(ctx, node, BINARY_FUNCTION.MAX, x, -np.inf if low is None else low),
                           np.inf if high is None else high)]
     low = attribute(node, "min", -np.inf) if low is None else float(np.asarray(low).reshape(()))
     high = attribute(node, "max", np.inf) if high is None else float(np.asarray(high).reshape(()))
@@ -61,24 +61,18 @@ def lower_pow(ctx, node, inputs):
                 return [x]
             special = {2.0: UNARY_FUNCTION.SQUARE, 0.5: UNARY_FUNCTION.SQRT}
             return [emit_unary(ctx, x, special.get(e, UNARY_FUNCTION.POW), e)]
-    return [_emit_two(ctx, node, ELEMENTWISE_FUNCTION.POW, x, exponent)]
-
-
-def _emit_two(ctx, node, function, a, b) -> Tensor:
-    out, (operand_a, operand_b) = operands(ctx, node, (a, b))
-    ctx.builder.emit(isa.ELEMENTWISE, function=function, a=operand_a, b=operand_b, c=out.offset, n=out.size)
-    return out
+    return [emit_binary(ctx, node, BINARY_FUNCTION.POW, x, exponent)]
 
 
 def lower_two_operands(ctx, node, inputs):
-    return [_emit_two(ctx, node, TWO_OPERANDS[node.op_type], *inputs)]
+    return [emit_binary(ctx, node, TWO_OPERANDS[node.op_type], *inputs)]
 
 
 def lower_variadic(ctx, node, inputs):
     """Min and Max of one or more inputs, pairwise."""
     result = inputs[0]
     for other in inputs[1:]:
-        result = _emit_two(ctx, node, VARIADIC[node.op_type], result, other)
+        result = emit_binary(ctx, node, VARIADIC[node.op_type], result, other)
     return [result if isinstance(result, Tensor) else ctx.resident(result)]
 
 
@@ -92,9 +86,9 @@ def lower_sum_mean(ctx, node, inputs):
     """Sum and Mean of one or more inputs: BINARY adds, then a scale for Mean."""
     result = inputs[0]
     for other in inputs[1:]:
-        result = emit_binary(ctx, node, isa.BINARY_FUNCTION.ADD, result, other)
+        result = emit_binary(ctx, node, BINARY_FUNCTION.ADD, result, other)
     if node.op_type == "Mean":
-        result = emit_binary(ctx, node, isa.BINARY_FUNCTION.MUL, result, np.float32(1.0 / len(inputs)))
+        result = emit_binary(ctx, node, BINARY_FUNCTION.MUL, result, np.float32(1.0 / len(inputs)))
     return [result if isinstance(result, Tensor) else ctx.resident(result)]
 
 

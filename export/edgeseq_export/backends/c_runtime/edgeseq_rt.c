@@ -13,7 +13,7 @@
  */
 #include "edgeseq_rt.h"
 
-#include <math.h>   /* libm functions newlib has too: softmax, softplus, UNARY, ELEMENTWISE's pow */
+#include <math.h>   /* libm functions newlib has too: softmax, softplus, UNARY, BINARY's pow */
 #include <stddef.h> /* NULL */
 #include <string.h> /* memcpy */
 
@@ -463,6 +463,12 @@ static const float *broadcast_values(const int32_t *operand, const edgeseq_rt_mo
     return source + operand[EDGESEQ_BROADCAST_OFFSET];
 }
 
+/* Comparisons and logic give 1.0 or 0.0: every tensor is float32, booleans too. */
+static float truth(int v)
+{
+    return v ? 1.0f : 0.0f;
+}
+
 static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *xa = broadcast_values(args + EDGESEQ_BINARY_A, model, a);
@@ -478,7 +484,19 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
         case EDGESEQ_BINARY_FUNCTION_ADD: out[i] = x + y; break;
         case EDGESEQ_BINARY_FUNCTION_SUB: out[i] = x - y; break;
         case EDGESEQ_BINARY_FUNCTION_MUL: out[i] = x * y; break;
-        default: out[i] = x / y; break;
+        case EDGESEQ_BINARY_FUNCTION_DIV: out[i] = x / y; break;
+        case EDGESEQ_BINARY_FUNCTION_POW: out[i] = powf(x, y); break;
+        case EDGESEQ_BINARY_FUNCTION_MIN: out[i] = y < x ? y : x; break;
+        case EDGESEQ_BINARY_FUNCTION_MAX: out[i] = y > x ? y : x; break;
+        case EDGESEQ_BINARY_FUNCTION_PRELU: out[i] = x >= 0.0f ? x : y * x; break;
+        case EDGESEQ_BINARY_FUNCTION_EQUAL: out[i] = truth(x == y); break;
+        case EDGESEQ_BINARY_FUNCTION_LESS: out[i] = truth(x < y); break;
+        case EDGESEQ_BINARY_FUNCTION_LESS_OR_EQUAL: out[i] = truth(x <= y); break;
+        case EDGESEQ_BINARY_FUNCTION_GREATER: out[i] = truth(x > y); break;
+        case EDGESEQ_BINARY_FUNCTION_GREATER_OR_EQUAL: out[i] = truth(x >= y); break;
+        case EDGESEQ_BINARY_FUNCTION_AND: out[i] = truth(x != 0.0f && y != 0.0f); break;
+        case EDGESEQ_BINARY_FUNCTION_OR: out[i] = truth(x != 0.0f || y != 0.0f); break;
+        default: out[i] = truth((x != 0.0f) != (y != 0.0f)); break; /* XOR */
         }
     }
 }
@@ -603,7 +621,7 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
     }
 }
 
-/* ---- math_f32.py: unary functions, two-operand functions and comparisons, Where ------------- */
+/* ---- math_f32.py: unary functions, Where ------------------------------------------------------ */
 
 /* A float32's bits and back (memcpy: the one way C99 defines). */
 static uint32_t float_bits(float v)
@@ -743,39 +761,6 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
             y[i] = round_bits(x[i], 16);
         }
         break;
-    }
-}
-
-static float truth(int v)
-{
-    return v ? 1.0f : 0.0f;
-}
-
-static void elementwise_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
-{
-    const float *xa = broadcast_values(args + EDGESEQ_ELEMENTWISE_A, model, a);
-    const float *xb = broadcast_values(args + EDGESEQ_ELEMENTWISE_B, model, a);
-    const int32_t period_a = args[EDGESEQ_ELEMENTWISE_A + EDGESEQ_BROADCAST_PERIOD];
-    const int32_t period_b = args[EDGESEQ_ELEMENTWISE_B + EDGESEQ_BROADCAST_PERIOD];
-    const int32_t fn = args[EDGESEQ_ELEMENTWISE_FUNCTION], n = args[EDGESEQ_ELEMENTWISE_N];
-    float *out = a + args[EDGESEQ_ELEMENTWISE_C];
-    int32_t i;
-    for (i = 0; i < n; i++) {
-        const float x = xa[i % period_a], y = xb[i % period_b];
-        switch (fn) {
-        case EDGESEQ_ELEMENTWISE_FUNCTION_POW: out[i] = powf(x, y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_MIN: out[i] = y < x ? y : x; break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_MAX: out[i] = y > x ? y : x; break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_PRELU: out[i] = x >= 0.0f ? x : y * x; break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_EQUAL: out[i] = truth(x == y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_LESS: out[i] = truth(x < y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_LESS_OR_EQUAL: out[i] = truth(x <= y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_GREATER: out[i] = truth(x > y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_GREATER_OR_EQUAL: out[i] = truth(x >= y); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_AND: out[i] = truth(x != 0.0f && y != 0.0f); break;
-        case EDGESEQ_ELEMENTWISE_FUNCTION_OR: out[i] = truth(x != 0.0f || y != 0.0f); break;
-        default: out[i] = truth((x != 0.0f) != (y != 0.0f)); break; /* XOR */
-        }
     }
 }
 
@@ -1052,7 +1037,6 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
         case EDGESEQ_OPCODE_EMBEDDING: status = embedding(args, model, a); break;
         case EDGESEQ_OPCODE_CONV: conv_f32(args, model, a); break;
         case EDGESEQ_OPCODE_UNARY: unary_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_ELEMENTWISE: elementwise_f32(args, model, a); break;
         case EDGESEQ_OPCODE_WHERE: where_f32(args, model, a); break;
         case EDGESEQ_OPCODE_REDUCE: reduce_f32(args, a); break;
         case EDGESEQ_OPCODE_NORMALIZE: normalize_f32(args, model, a); break;
