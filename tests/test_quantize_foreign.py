@@ -17,6 +17,7 @@ import pytest
 from edgeseq_export.backends.quantize import METADATA_KEY, QuantizationError, quantize
 from onnx import TensorProto, helper, numpy_helper
 from support import audio, silero_files
+from support.cli_results import assert_one_line_error, run
 from support.foreign_graphs import lstm_in_if_branches
 
 INPUTS, HIDDEN = 3, 5
@@ -201,6 +202,22 @@ def test_a_tolerance_that_no_int8_weight_meets_is_refused(tmp_path):
     with pytest.raises(QuantizationError, match="no weight stays within the tolerance .*--mode fp16"):
         quantize(source, tmp_path / "q.onnx", tolerance=1e-4, load_options=OPTIONS)
     assert not (tmp_path / "q.onnx").exists()
+    result = run("quantize", source, "-o", tmp_path / "q.onnx", "--constant", "sr=16000", "--input-shape", INPUTS,
+                 "--tolerance", "1e-4")
+    assert_one_line_error(result, "model.onnx", "no weight stays within the tolerance")
+    assert not (tmp_path / "q.onnx").exists()
+
+
+def test_cli_report_shows_what_stayed_fp16_and_what_the_calibration_never_ran(tmp_path):
+    source = silero_like(tmp_path / "model.onnx")
+    np.save(tmp_path / "steps.npy", np.random.default_rng(2).standard_normal((120, INPUTS)).astype(np.float32))
+    loading = ("--constant", "sr=16000", "--input-shape", INPUTS, "--calibration", tmp_path / "steps.npy")
+    all_int8 = quantize(source, tmp_path / "all.onnx", calibration=tmp_path / "steps.npy", load_options=OPTIONS)
+    result = run("quantize", source, "-o", tmp_path / "q.onnx", *loading, "--tolerance", all_int8.max_abs_error / 2)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.stdout.split())  # rich wraps long lines
+    assert "weight tensors" in text and "kept in fp16 to stay within" in text
+    assert "never read by the calibration run (stored fp16, unmeasured): else_" in text
 
 
 # -- the Silero VAD files, on real speech ---------------------------------------------------

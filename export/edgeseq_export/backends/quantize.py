@@ -13,9 +13,10 @@ adding the direction axis), which keep the weight's channels apart.
 fp16: every float32 tensor is stored as float16 behind a ``Cast`` to float32: half the file,
 computed in float32.
 
-Mixed precision: with a tolerance, ``quantize`` measures each weight's int8 error on the
-calibration input and keeps in fp16 (or float32, when fp16 alone misses) the weights whose int8
-form would take the outputs past it. What each weight became is recorded in the file's metadata
+Rounding: each int8 weight is rounded to nearest or by GPTQ on the inputs it meets over the
+calibration steps (``gptq.py``), whichever moves the model's outputs less, measured. Mixed
+precision: with a tolerance, the weights whose int8 form would take the outputs past it stay in
+fp16. What each weight became, and how it was rounded, is recorded in the file's metadata
 (``edgeseq.quantization``) and in the report.
 """
 
@@ -39,7 +40,6 @@ from .gptq import UNREADABLE, Curvature, features, gptq, inline_taken_branches, 
 
 MODES = ("int8", "fp16")
 MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
-PRECISIONS = ("int8", "fp16", "float32")
 INT8_MAX = 127
 MIN_OPSET = 13  # per-axis DequantizeLinear
 METADATA_KEY = "edgeseq.quantization"
@@ -87,11 +87,10 @@ class QuantizationReport:
 
 @dataclass(frozen=True)
 class Tensor:
-    """A float tensor the file stores: an initializer of graph number ``graph`` (in ``_graphs``
-    order), or the value of a Constant node there."""
+    """A float tensor the file stores: an initializer or a Constant node's value in graph number
+    ``graph`` (``_Values.graphs``: the main graph, then its subgraphs depth first)."""
     graph: int
     name: str
-    constant: bool  # a Constant node's value, not an initializer
 
 
 class _Values:
@@ -155,7 +154,7 @@ class _Values:
                 tensor = where if kind == "initializer" else \
                     _constant_tensor(where) if kind == "node" and where.op_type == "Constant" else None
                 if tensor is not None and tensor.data_type == onnx.TensorProto.FLOAT:
-                    yield Tensor(number, name, kind == "node"), tensor
+                    yield Tensor(number, name), tensor
 
 
 def _constant_tensor(node: onnx.NodeProto) -> onnx.TensorProto | None:
