@@ -119,4 +119,5 @@ def test_the_ci_configuration_decides_alike_in_pytorch_the_stream_and_qemu(tmp_p
         assert device["accuracy"] == report[f"stream_{precision}_accuracy"]
         assert device["scores_error_vs_python"] <= TOLERANCE, precision
         assert 0 < device["instructions_per_frame"] and 0 < device["stack_bytes"] < 16384
+        assert device["flash_bytes"] > device["model_flash_bytes"] and device["ram_bytes"] >= device["model_ram_bytes"]
     assert (tmp_path / "model.pt").exists() and (tmp_path / "kws.int8.onnx").exists()

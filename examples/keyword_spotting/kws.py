@@ -5,13 +5,13 @@
 makes the data (speech.py: espeak-ng + sox), computes its log-mel frames (logmel.py), trains a
 causal Conv1d + GRU + Linear classifier, saves its state_dict as ``model.pt``, exports it with
 ``edgeseq export`` (which checks PyTorch, ONNX Runtime and edgeseq against each other) and
-``edgeseq quantize`` (int8), streams every test utterance frame by frame through
+``edgeseq quantize`` (int8), streams every test clip frame by frame through
 ``edgeseq.load(...).step``, and builds and runs both models for the Cortex-M4 under QEMU
-(firmware/), comparing each stage's per-utterance decisions with the one before. It prints a
+(firmware/), comparing each stage's per-clip decisions with the one before. It prints a
 report and writes it to ``DIR/report.json``.
 
-A decision is the class of the largest output after an utterance's last frame (one second of
-audio, 98 frames), the stream reset before each utterance.
+A decision is the class of the largest output after a clip's last frame (one second of
+audio, 98 frames), the stream reset before each clip.
 """
 
 from __future__ import annotations
