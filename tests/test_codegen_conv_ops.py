@@ -339,3 +339,23 @@ def test_silero_nan_chunk_leaves_the_state_bytes_untouched(silero_builds, chunks
         region = slice(slot.offset, slot.offset + slot.size)
         assert np.array_equal(arenas[4][region], arenas[3][region]), slot.name
         assert not np.array_equal(arenas[5][region], arenas[4][region]), slot.name  # and the next step moves it
+
+
+# ---- recurrent nodes whose sequence runs inside one step ----------------------------------------
+
+@pytest.mark.parametrize("intra", ["GRU", "LSTM"])
+def test_a_bidirectional_node_across_the_bins_of_a_frame_runs_in_c_as_in_the_runtime(intra, tmp_path):
+    """tests/test_runtime_in_step_recurrent.py's DPCRN-like model (a bidirectional GRU or LSTM over
+    33 bins, its final state carried to the next frame, then a streaming GRU), generated and built
+    with gcc: the runtime's outputs within 1e-5 relative over 40 frames."""
+    from test_runtime_in_step_recurrent import dpcrn_like
+
+    path = dpcrn_like(tmp_path, 33, intra=intra, intra_state=True)
+    frames = np.abs(np.random.default_rng(9).standard_normal((40, 33))).astype(np.float32)
+    codegen.generate(path, tmp_path / "c", "dpcrn")
+    program = compile_program(GCC, tmp_path / "c", "dpcrn", [HOST_MAIN, tmp_path / "c" / "dpcrn.c",
+                                                             tmp_path / "c" / "edgeseq_rt.c"], tmp_path / "stream")
+    result = stream_chunks(program, frames)
+    assert result.returncode == 0, result.stderr
+    expected = edgeseq_runtime.load(path).run(frames)
+    np.testing.assert_allclose(parse_rows(result.stdout), expected, rtol=RTOL, atol=RTOL * np.abs(expected).max())
