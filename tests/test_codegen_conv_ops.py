@@ -33,6 +33,7 @@ from support.codegen_builds import (
     parse_rows,
     rows_text,
 )
+from support.foreign_graphs import two_states
 from support.front_end_models import front_end_model
 from test_runtime_conv_ops import CASES, QUANTIZED_FRONT_ENDS, Case, conv, node
 
@@ -294,6 +295,27 @@ def test_codegen_without_the_sample_rate_says_what_to_pass(silero, tmp_path):
     result = CliRunner().invoke(main, ["codegen", str(silero["silero_vad"]), "-o", str(tmp_path / "c")])
     assert result.exit_code == 1 and "--constant" in result.output and result.output.count("\n") == 1, result.output
     assert not (tmp_path / "c").exists()
+
+
+def test_codegen_cli_pairs_states_as_state_says(tmp_path):
+    """Two states whose names say nothing of their outputs: codegen refuses in one line naming
+    --state, and with --state a=p --state b=q the C steps as edgeseq.load(state=...) does."""
+    from edgeseq.cli import main
+
+    path = two_states(tmp_path / "two.onnx")
+    refused = CliRunner().invoke(main, ["codegen", path, "-o", str(tmp_path / "refused"), "--name", "two"])
+    assert refused.exit_code == 1 and "--state INPUT=OUTPUT" in refused.output, refused.output
+    assert refused.output.count("\n") == 1 and not (tmp_path / "refused").exists()
+    result = CliRunner().invoke(main, ["codegen", path, "-o", str(tmp_path / "c"), "--name", "two",
+                                       "--state", "a=p", "--state", "b=q"])
+    assert result.exit_code == 0, result.output
+    program = compile_program(GCC, tmp_path / "c", "two", [HOST_MAIN, tmp_path / "c" / "two.c",
+                                                           tmp_path / "c" / "edgeseq_rt.c"], tmp_path / "stream")
+    xs = np.random.default_rng(3).uniform(-1, 1, (20, 2)).astype(np.float32)
+    streamed = stream_chunks(program, xs)
+    assert streamed.returncode == 0, streamed.stderr
+    expected = edgeseq_runtime.load(path, state={"a": "p", "b": "q"}).run(xs)
+    np.testing.assert_allclose(parse_rows(streamed.stdout), expected, rtol=RTOL, atol=1e-7)
 
 
 @pytest.mark.parametrize("name", SILERO)
