@@ -7,6 +7,7 @@ from the convs' attributes): the stream's output t + delay is the forward's outp
 """
 
 import json
+import re
 
 import numpy as np
 import onnx
@@ -203,7 +204,8 @@ def test_a_two_dimensional_conv_is_refused_by_name(tmp_path):
 def test_attention_is_refused_by_name(tmp_path):
     model = crnn(nn.Conv1d(3, 4, 3))
     model.attention = nn.MultiheadAttention(6, 2)
-    with pytest.raises(SourceError, match=r"module 'attention' \(MultiheadAttention\) holds parameters of its own"):
+    with pytest.raises(SourceError, match=r"module 'attention' \(MultiheadAttention\) is not supported: attention "
+                                          r"reads the whole sequence at once"):
         export(model, tmp_path)
 
 
@@ -342,3 +344,27 @@ def test_dynamo_exporter(tmp_path):
     model = crnn(nn.Conv1d(3, 5, 3, dilation=2, padding=2), nn.BatchNorm1d(5), nn.GELU(), nn.Conv1d(5, 5, 3), cell="LSTM")
     report = export(model, tmp_path, exporter="dynamo")
     assert_streams_like_pytorch(report.path, model)
+
+
+CONV = {"in_channels": 4, "out_channels": 4, "kernel_size": 3}
+
+
+@pytest.mark.parametrize("front, message", [
+    ([CONV | {"dilation": 10**9}], "more than the 4,194,304 floats a streamed conv may keep"),
+    ([CONV, {"kind": "gelu", "settings": [["approximate", "cubic"]]}], "approximate 'cubic'; expected 'none' or 'tanh'"),
+    ([CONV, {"kind": "elu", "settings": [["alpha", float("nan")]]}], "alpha nan is not a finite number"),
+    (["relu"], "Conv, BatchNorm and Activation items only"),
+], ids=["huge cache", "unknown approximation", "nan setting", "not a layer"])
+def test_a_checkpoint_whose_front_end_cannot_be_built_is_refused_as_damaged(tmp_path, front, message):
+    """A checkpoint loads without running code, but its config is the file's word: it is checked
+    before any module or cache is made."""
+    from edgeseq_export.pytorch.architecture import Activation, Conv
+    from edgeseq_export.pytorch.models import CHECKPOINT_FORMAT, CHECKPOINT_VERSION, ModelConfig, SequenceModel
+
+    config = dict(cell="gru", input_size=4, hidden_size=4)
+    weights = SequenceModel(ModelConfig(**config, front=(Conv(4, 4, 3), Activation("elu")))).state_dict()
+    torch.save({"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "config": {**config, "front": front},
+                "state_dict": weights}, tmp_path / "model.pt")
+    with pytest.raises(SourceError, match=re.escape(message)) as error:
+        edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx")
+    assert "a damaged edgeseq checkpoint" in str(error.value)

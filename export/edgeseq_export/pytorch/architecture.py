@@ -21,6 +21,7 @@ streamed ``r - p`` steps late.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 CELLS = ("lstm", "gru", "rnn")
@@ -32,6 +33,10 @@ FRONT_ACTIVATIONS = {"relu": (), "relu6": (), "tanh": (), "sigmoid": (), "silu":
 NONLINEARITIES = ("tanh", "relu")
 INPUT_NAME, OUTPUT_NAME = "x", "y"
 WARMUP = "warmup"
+# What one conv's cache may hold per stream: 2^22 floats (16 MiB), e.g. 256 channels x 16,384
+# frames. A device streams far less; a file that claims more (a dilation of 10^9 costs the file
+# nothing) is refused before a cache is made.
+MAX_CACHE_FLOATS = 1 << 22
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,9 @@ class Conv:
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"conv: groups={self.groups} does not divide {self.in_channels} input and "
                              f"{self.out_channels} output channels")
+        if self.in_channels * self.reach > MAX_CACHE_FLOATS:
+            raise ValueError(f"conv: a cache of {self.in_channels} channels x {self.reach} frames is more than the "
+                             f"{MAX_CACHE_FLOATS:,} floats a streamed conv may keep")
         sides = self.padding if isinstance(self.padding, tuple) else (self.padding, self.padding)
         if self.padding != "same" and not (len(sides) == 2 and all(isinstance(p, int) and 0 <= p <= self.reach
                                                                    for p in sides)):
@@ -143,6 +151,14 @@ class Activation:
         unknown = {name for name, _ in self.settings} - set(FRONT_ACTIVATIONS[self.kind])
         if unknown:
             raise ValueError(f"activation {self.kind}: no setting {', '.join(sorted(unknown))}")
+        for name, value in self.settings:  # PyTorch checks some only when the module runs
+            if name == "approximate" and value not in ("none", "tanh"):
+                raise ValueError(f"activation gelu: approximate {value!r}; expected 'none' or 'tanh'")
+            if name != "approximate" and not (isinstance(value, (int, float)) and math.isfinite(value)):
+                raise ValueError(f"activation {self.kind}: {name} {value!r} is not a finite number")
+        bounds = dict(self.settings)
+        if self.kind == "hardtanh" and not bounds.get("min_val", -1.0) < bounds.get("max_val", 1.0):
+            raise ValueError(f"activation hardtanh: min_val must be below max_val; got {bounds}")
 
 
 FrontLayer = Conv | BatchNorm | Activation

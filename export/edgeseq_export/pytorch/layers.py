@@ -52,6 +52,8 @@ ACTIVATION_CALLS = {"leaky_relu": "aten::leaky_relu", "elu": "aten::elu", "gelu"
                     "hardtanh": "aten::hardtanh"}
 CONV_CALLS = ("aten::_convolution", "aten::_convolution_mode", "aten::conv1d")
 OTHER_CONVS = {"Conv2d", "Conv3d", "ConvTranspose1d", "ConvTranspose2d", "ConvTranspose3d", "LazyConv1d"}
+ATTENTION_TYPES = {"MultiheadAttention", "Transformer", "TransformerEncoder", "TransformerEncoderLayer",
+                   "TransformerDecoder", "TransformerDecoderLayer"}
 ZERO_PADS = {"ZeroPad1d", "ConstantPad1d"}  # before a Conv1d: its padding, on each side as given
 OTHER_PADS = {"ReflectionPad1d", "ReplicationPad1d", "CircularPad1d"}
 FRONT_KINDS = ("pad", "conv", "batchnorm", "activation")
@@ -182,6 +184,9 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
             weighted.add(id(child))
         type_name = module_type(child)
         label = f"module '{name or '(root)'}' ({type_name})"
+        if type_name in ATTENTION_TYPES:
+            raise SourceError(f"{where}: {label} is not supported: attention reads the whole sequence at once, "
+                              f"and a stream has only the steps so far; {ACCEPTED}")
         if any(True for _ in child.children()):  # a container: its children are the layers
             own = [n for n, _ in (*child.named_parameters(recurse=False), *child.named_buffers(recurse=False))]
             if own:

@@ -36,7 +36,8 @@ from edgeseq_runtime.atomic import write_atomic
 from .. import __version__
 from ..errors import SourceError
 from . import torch_files
-from .architecture import Architecture, Conv, Linear, Recurrent, Seasonal, front_layer_from_dict
+from .architecture import (Activation, Architecture, BatchNorm, Conv, Linear, Recurrent, Seasonal,
+                           front_layer_from_dict)
 from .network import RecurrentNetwork
 
 TASKS = ("regression", "classification", "tokens")
@@ -67,6 +68,8 @@ class ModelConfig:
     def __post_init__(self):
         object.__setattr__(self, "front", tuple(front_layer_from_dict(layer) if isinstance(layer, dict) else layer
                                                 for layer in self.front))
+        if not all(isinstance(layer, (Conv, BatchNorm, Activation)) for layer in self.front):
+            raise ValueError(f"front: Conv, BatchNorm and Activation items only; got {list(self.front)}")
         if self.task not in TASKS:
             raise ValueError(f"task {self.task!r}: expected one of {', '.join(TASKS)}")
         if self.task == "tokens" and not self.vocab_size:
