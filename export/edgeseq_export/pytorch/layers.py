@@ -21,7 +21,9 @@ archive, where every layer's type is known. ``from_state_dict`` has only the key
 a plain state_dict and infers the types: ``weight_ih_l*`` / ``weight_hh_l*`` make a recurrent
 module (the gate count in their shapes tells LSTM from GRU from RNN, ``weight_hr_l*`` gives
 ``proj_size``, the highest ``l*`` the layer count, ``bias_*`` the bias); a lone 2-D weight
-before it is an Embedding; a 2-D weight (and bias) after it is a Linear. Both end in
+before it is an Embedding; a 2-D weight (and bias) after it is a Linear; 3-D weights before it
+are convs and running statistics batch norms, whose settings and the activations between come
+from ``--front-end`` (``parse_front_end``). Both end in
 ``assemble``, which checks the chain and returns the ``Architecture`` and the weights under
 ``RecurrentNetwork``'s names. What the weights cannot tell comes from ``ReadOptions``, and an
 error names the option when it is needed.

@@ -1,8 +1,8 @@
 """MODEL.pt, or an ``nn.Module``, read into a ``RecurrentNetwork`` to export and check against.
 
 The forms a file may take (the contract's list): an edgeseq checkpoint; a plain state_dict of
-``nn.LSTM`` / ``GRU`` / ``RNN`` layers (optionally after an ``nn.Embedding``) followed by
-``nn.Linear`` layers; a TorchScript archive or a pickled ``nn.Module``, only when their code is
+``nn.LSTM`` / ``GRU`` / ``RNN`` layers (optionally after an ``nn.Embedding``, or a front end
+of ``nn.Conv1d`` and ``nn.BatchNorm1d``) followed by ``nn.Linear`` layers; a TorchScript archive or a pickled ``nn.Module``, only when their code is
 trusted (``torch_files``). Modules are read through their module tree, state_dicts through
 their keys and shapes (``layers``).
 """
@@ -49,7 +49,8 @@ class Source:
     columns: list[str] | None = None  # the data columns it takes, when the file records them (edgeseq checkpoints)
 
     def run(self, x: np.ndarray) -> TorchRun:
-        """Run the whole (time, batch, ...) sequence ``x`` in one call, from a zero state.
+        """Run the whole (time, batch, ...) sequence ``x`` in one call, from a zero state. With a
+        conv front end, ``y`` has the full-sequence forward's positions (see ``architecture.Conv.delay``).
 
         The reference for the exported graph: PyTorch's own recurrence rather than the
         step-by-step path that the graph takes. When the user's module is at hand and its
