@@ -72,7 +72,7 @@ class Recurrent:
     @property
     def streams(self) -> bool:
         """Whether the node's sequence is the stream (one forward element per step, state carried)."""
-        return self.steps == 1 and self.directions[0].reverse is False and len(self.directions) == 1
+        return self.steps == 1 and [d.reverse for d in self.directions] == [False]
 
     @property
     def state_shape(self) -> tuple[int, ...]:
