@@ -33,7 +33,7 @@ import pyarrow.parquet as pq
 from edgeseq_export.backends.bench import OnnxRuntimeStepper
 from step_models import StepShape, build, export
 
-from edgeseq.replay_api import replay_to_file
+from edgeseq.fleet.replay import replay_to_file
 
 SHAPE = StepShape("GRU", 4, 32)
 

@@ -57,10 +57,10 @@ def replay(model, data, *, key, order=None, columns=None, states=None, resume=Fa
     ``model`` from its own state: a ``pyarrow.Table`` of one output row per input row, the numbers
     of ``load(model).run(rows of that key)``.
 
-    The arguments and ``options`` (``on_error``, ``load_options``) are ``edgeseq.replay_api.replay``'s.
+    The arguments and ``options`` (``on_error``, ``load_options``) are ``edgeseq.fleet.replay.replay``'s.
     Needs pyarrow (and Ray for ``engine="ray"``).
     """
-    from .replay_api import replay as replay_fleet
+    from .fleet.replay import replay as replay_fleet
 
     return replay_fleet(model, data, key=key, order=order, columns=columns, states=states, resume=resume,
                         engine=engine, address=address, **options)

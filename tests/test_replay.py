@@ -20,7 +20,7 @@ from support.replay_fleets import (
 )
 
 import edgeseq
-import edgeseq.replay_data
+import edgeseq.fleet.data
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +54,7 @@ def test_outputs_match_an_independent_reference(tmp_path, gru):
 
 
 def test_many_buckets_give_the_same_numbers(tmp_path, lstm, monkeypatch):
-    monkeypatch.setattr(edgeseq.replay_data, "ROWS_PER_BUCKET", 64)  # ~15 buckets, split through files
+    monkeypatch.setattr(edgeseq.fleet.data, "ROWS_PER_BUCKET", 64)  # ~15 buckets, split through files
     table, streams = fleet([30] * 20 + list(range(1, 40)), seed=1)
     pq.write_table(table, tmp_path / "fleet.parquet", row_group_size=100)
     out = edgeseq.replay(lstm.path, tmp_path / "fleet.parquet", key="device", order="t")

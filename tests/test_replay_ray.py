@@ -16,7 +16,7 @@ from support.ray_cluster import ray_cluster  # noqa: F401 (a fixture)
 from support.replay_fleets import assert_each_stream_is_its_own_run, fleet
 
 import edgeseq
-import edgeseq.replay_data
+import edgeseq.fleet.data
 
 pytestmark = [pytest.mark.usefixtures("ray_cluster"), pytest.mark.slow]  # a Ray run takes seconds to start
 
@@ -75,7 +75,7 @@ def _worker_pids():
 
 
 def test_a_worker_killed_mid_run_loses_and_repeats_nothing(tmp_path, gru, monkeypatch):
-    monkeypatch.setattr(edgeseq.replay_data, "ROWS_PER_BUCKET", 2000)  # ~60 buckets: the kill lands mid-run
+    monkeypatch.setattr(edgeseq.fleet.data, "ROWS_PER_BUCKET", 2000)  # ~60 buckets: the kill lands mid-run
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the run's parts go: watched below
     table, streams = fleet([200] * 500 + list(range(1, 200, 2)), seed=12)
     pq.write_table(table, tmp_path / "fleet.parquet", row_group_size=5000)

@@ -1,6 +1,6 @@
 """``edgeseq replay``: a fleet's recorded streams, each through its own state, into one Parquet file.
 
-The work is ``edgeseq.replay_api``'s; this module parses the options, shows progress on a
+The work is ``edgeseq.fleet.replay``'s; this module parses the options, shows progress on a
 terminal and reports skipped rows and totals on stderr.
 """
 
@@ -53,7 +53,7 @@ def command(model, data, output, key, order, columns, states, resume, engine, ad
     )
 
     from ..compiling import announce
-    from ..replay_api import replay_to_file
+    from ..fleet.replay import replay_to_file
 
     if resume and not states:
         raise click.UsageError("--resume needs --states DIR")

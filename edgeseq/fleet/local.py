@@ -31,7 +31,7 @@ import pyarrow as pa
 from edgeseq_runtime import EdgeseqError, LoadOptions, StreamingModel
 from edgeseq_runtime.state_file import encode_state
 
-from .replay_data import (
+from .data import (
     Bucket,
     DataError,
     Fleet,

@@ -32,8 +32,8 @@ import pyarrow.parquet as pq
 from edgeseq_runtime import EdgeseqError
 from edgeseq_runtime.atomic import atomic_writer
 
-from .replay_data import Fleet, bucket_count, gather_bucket, read_piece, split_batch
-from .replay_local import BucketResult, Replayer, StatePaths
+from .data import Fleet, bucket_count, gather_bucket, read_piece, split_batch
+from .local import BucketResult, Replayer, StatePaths
 
 RESTARTS = 3  # times Ray starts a dead worker's actor again before the run fails
 

@@ -3,8 +3,8 @@ command ``edgeseq replay``.
 
 DATA holds the rows of many streams in any order; each key is one stream, stepped in order from
 the model's initial state (or from its state file, resuming). The work is cut into buckets of
-streams (``replay_data``: the memory bound), replayed as batched lanes and threads
-(``replay_local``) on this machine or over a Ray cluster's workers (``replay_ray``).
+streams (``fleet.data``: the memory bound), replayed as batched lanes and threads
+(``fleet.local``) on this machine or over a Ray cluster's workers (``fleet.ray_engine``).
 
 Nothing is half-written: OUT is written to a temporary file renamed over it at the end, and
 the streams' final states go to a staging folder inside DIR whose files are moved over the old
@@ -25,8 +25,8 @@ import pyarrow.parquet as pq
 from edgeseq_runtime import EdgeseqError, LoadOptions
 from edgeseq_runtime.atomic import atomic_writer
 
-from .replay_data import open_fleet
-from .replay_local import (
+from .data import open_fleet
+from .local import (
     MAX_REPORTED,
     Replayer,
     StatePaths,
@@ -122,7 +122,7 @@ def _run(fleet, model, options, paths, engine, address, on_error, sink, work, pr
         if engine == "local":
             results = replay_locally(fleet, replayer, sink, progress)
         else:
-            from .replay_ray import replay_on_ray
+            from .ray_engine import replay_on_ray
 
             results = replay_on_ray(fleet, model, options, on_error, paths, work, address, sink, progress)
     finally:
