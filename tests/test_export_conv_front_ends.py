@@ -368,3 +368,35 @@ def test_a_checkpoint_whose_front_end_cannot_be_built_is_refused_as_damaged(tmp_
     with pytest.raises(SourceError, match=re.escape(message)) as error:
         edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx")
     assert "a damaged edgeseq checkpoint" in str(error.value)
+
+
+# -- the generated C ------------------------------------------------------------------------------------
+
+
+@pytest.mark.slow  # builds the host example and the C runtime: 4-8 s
+@pytest.mark.parametrize("compiler", ["gcc", "clang_sanitized"])
+def test_generated_c_streams_an_exported_crnn_like_pytorch(tmp_path, compiler):
+    """PyTorch -> ONNX -> C99 (warnings as errors; clang with ASan/UBSan), stepped by the host
+    example over the same rows: the runtime's numbers, and PyTorch's aligned by the delay."""
+    import subprocess
+
+    from support.codegen_builds import FIRMWARE, GCC, SANITIZED, make, parse_rows, require, rows_text
+
+    host = {"gcc": GCC, "clang_sanitized": SANITIZED}[compiler]
+    require("make", host.cc)
+    model = crnn(nn.Conv1d(3, 6, 3, dilation=2, padding=2), nn.BatchNorm1d(6), nn.GELU(), nn.Conv1d(6, 6, 3, groups=2),
+                 nn.Hardtanh(-1.0, 2.0), cell="LSTM")
+    report = export(model, tmp_path)
+    generated = subprocess.run(["edgeseq", "codegen", report.path, "-o", tmp_path / "c", "--name", "crnn"],
+                               capture_output=True, text=True)
+    assert generated.returncode == 0, generated.stderr
+    make(FIRMWARE / "host", f"MODEL_DIR={tmp_path / 'c'}", "NAME=crnn", f"BUILD={tmp_path / 'build'}",
+         f"CC={host.cc}", f"CFLAGS={host.cflags}")
+    x = random_sequence(model, STEPS)
+    ran = subprocess.run([tmp_path / "build" / "crnn" / "stream"], input=rows_text(x), capture_output=True,
+                         text=True, timeout=60)
+    assert ran.returncode == 0, ran.stderr
+    c_outputs = parse_rows(ran.stdout)
+    np.testing.assert_allclose(c_outputs, edgeseq.load(report.path).run(x), rtol=0, atol=TOLERANCE)
+    delay = expected_delay(model)
+    np.testing.assert_allclose(c_outputs[delay:], full_sequence(model, x)[:STEPS - delay], rtol=0, atol=TOLERANCE)
