@@ -40,6 +40,7 @@ from .gptq import UNREADABLE, Curvature, features, gptq, inline_taken_branches, 
 
 MODES = ("int8", "fp16")
 MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
+MAX_GPTQ_STEPS = 4096  # calibration steps whose layer inputs GPTQ reads (all are kept in memory)
 INT8_MAX = 127
 MIN_OPSET = 13  # per-axis DequantizeLinear
 METADATA_KEY = "edgeseq.quantization"
@@ -380,7 +381,7 @@ def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps
     if flat is None:
         return {}, "an If whose branch the loader did not record"
     try:
-        seen = layer_inputs(flat, load_options, steps, names)
+        seen = layer_inputs(flat, load_options, steps[:MAX_GPTQ_STEPS], names)
     except UNREADABLE as e:
         return {}, f"ONNX Runtime cannot step the model to read its layers' inputs ({first_line(e)})"
     rounded = {}
