@@ -65,7 +65,7 @@ def seeds(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sandbox(request):
-    with LoadSandbox(seconds_per_case=5) as box:  # a load takes milliseconds
+    with LoadSandbox(seconds_per_case=30) as box:  # a load takes milliseconds; a busy machine stalls it for seconds
         yield box
         with request.config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
             print(f"\nfuzz_load: {box.summary()}")
