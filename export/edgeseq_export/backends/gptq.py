@@ -23,6 +23,8 @@ from edgeseq_runtime import EdgeseqError
 from onnx import helper
 from onnxruntime.capi import onnxruntime_pybind11_state as ort_errors
 
+from .bench import OnnxRuntimeStepper
+
 # What stepping a model with ONNX Runtime may raise: the runtime's refusals and ONNX Runtime's own
 # (not RuntimeError subclasses), shape inference's, the checker's.
 UNREADABLE = (EdgeseqError, onnx.checker.ValidationError, onnx.shape_inference.InferenceError, ort_errors.Fail,
@@ -72,8 +74,6 @@ def layer_inputs(model: onnx.ModelProto, load_options, steps: np.ndarray, names:
     ONNX Runtime stepping it over ``steps`` as ``edgeseq bench`` does: constants fed, state fed
     back. Left out: a state input (its value is the state, not a step's) and a value whose rank
     shape inference cannot tell."""
-    from .bench import OnnxRuntimeStepper
-
     inputs = {i.name for i in model.graph.input}
     tapped = onnx.ModelProto()
     tapped.CopyFrom(model)

@@ -36,12 +36,11 @@ from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 from onnx import helper, numpy_helper
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
-from .gptq import UNREADABLE, Curvature, features, gptq, inline_taken_branches, layer_inputs
+from .gptq import INT8_MAX, UNREADABLE, Curvature, features, gptq, inline_taken_branches, layer_inputs
 
 MODES = ("int8", "fp16")
 MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
 MAX_GPTQ_STEPS = 4096  # calibration steps whose layer inputs GPTQ reads (all are kept in memory)
-INT8_MAX = 127
 MIN_OPSET = 13  # per-axis DequantizeLinear
 METADATA_KEY = "edgeseq.quantization"
 RECURRENT = ("LSTM", "GRU", "RNN")
