@@ -1,7 +1,7 @@
 """The glue of the conv + recurrent families that the front-end suite leaves out: Pad with
 negative pads (crops), DepthToSpace / SpaceToDepth, MaxPool / AveragePool and their global forms,
 HardSwish,
-ScatterND / ScatterElements with a reduction (updates that meet at one target too), attribute by
+ScatterND / ScatterElements with a reduction (add, mul, max, min) (updates that meet at one target too), attribute by
 attribute against ONNX Runtime and onnx.reference (<= 1e-5 relative), each between the model input
 and an LSTM that streams them (tests/support/front_end_models.py); against ONNX Runtime alone where
 onnx.reference cannot run the case (negative pads, a 1-D GlobalMaxPool). Then the ops still outside
@@ -86,6 +86,10 @@ CASES = {
         [ints("i", [[[0, 1], [0, 1]]]), ints("s", [0]), ints("e", [2]), ints("a", [1])], {}),
     "scatterelements add axis 2": (node("ScatterElements", ["x", "i", "u"], axis=2, reduction="add"), (1, 3, 5),
                                    [ints("i", [[[0, 4, 0], [1, 1, 1], [-1, 2, 3]]]), floats("u", 1, 3, 3)], {}),
+    "scatternd max": (node("ScatterND", ["x", "i", "u"], reduction="max"), (1, 3, 5),
+                      [ints("i", [[0, 1], [0, 1], [0, 2]]), floats("u", 3, 5)], {}),
+    "scatterelements min axis 2": (node("ScatterElements", ["x", "i", "u"], axis=2, reduction="min"), (1, 3, 5),
+                                   [ints("i", [[[0, 0, 4], [3, 3, 3], [1, 2, 1]]]), floats("u", 1, 3, 3)], {}),
     "scatterelements mul axis 1": (node("ScatterElements", ["x", "i", "u"], axis=1, reduction="mul"), (1, 3, 5),
                                    [ints("i", [[[2, 0, 2, 1, 0]]]), floats("u", 1, 1, 5)], {}),
 }
@@ -112,13 +116,13 @@ def test_op_streams_as_the_references_compute_it(tmp_path, name):
     (node("Mod", ["x", "d"], fmod=1), [("d", np.float32(0.3))], "op Mod is not supported"),
     (node("CumSum", ["x", "axis"]), [ints("axis", 2)], "op CumSum is not supported"),
     (node("Pad", ["x", "pads"]), [ints("pads", [0, 0, -5, 0, 0, -3])], r"pads \[0, 0, -5, 0, 0, -3\] crop more than"),
-    (node("ScatterND", ["x", "i", "u"], reduction="max"), [ints("i", [[0, 1]]), floats("u", 1, 6)],
-     r"reduction='max' is not supported \(none, add, mul\)"),
+    (node("ScatterND", ["x", "i", "u"], reduction="sum"), [ints("i", [[0, 1]]), floats("u", 1, 6)],
+     r"reduction='sum' is not supported \(none, add, mul, max, min\)"),
     (node("ScatterElements", ["x", "i", "u"], axis=2, reduction="add"), [ints("i", [[[9]]]), floats("u", 1, 1, 1)],
      "indices do not index the data"),
     (helper.make_node("LayerNormalization", ["x", "s"], ["features", "mean"], name="layernormalization_under_test"),
      [("s", np.ones(6, np.float32))], "outputs Mean and InvStdDev are not supported"),
-], ids=["maxpool indices", "round", "mod", "cumsum", "pad crops all", "scatternd max", "scatter out of range",
+], ids=["maxpool indices", "round", "mod", "cumsum", "pad crops all", "scatternd sum", "scatter out of range",
         "layernorm mean"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, reason):
     op = nodes.op_type

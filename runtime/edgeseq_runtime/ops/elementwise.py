@@ -102,7 +102,7 @@ def lower_softmax(ctx, node, inputs):
 
 
 HANDLERS = {
-    **{op: lower_binary for op in BINARY if op != "Div"},  # Div: see integers
+    **{op: lower_binary for op in BINARY},
     **{op: lower_unary for op in UNARY},
     "HardSwish": lower_hard_swish,
     "Softmax": lower_softmax,

@@ -4,9 +4,10 @@ The arena holds every tensor as float32, whatever type the graph names. An integ
 held as its value, exact while |value| <= 2^24 (float32's integers): a Cast to an integer type
 truncates toward zero, as ONNX and ONNX Runtime do; a Cast to bool gives 1.0 where the value is
 not 0 (NaN included) and 0.0 elsewhere. Add, Sub, Mul, comparisons, Where, Min, Max and Gather
-indices then compute exactly what the integer types would, and Div, whose integer meaning
-differs from float division, truncates its quotient toward zero (C's integer division, as ONNX
-Runtime divides; exact for |values| <= 2^24).
+indices then compute exactly what the integer types would, and the ops whose float result of
+integers may be a fraction (Div, Pow, ReduceMean, ReduceL2, ...) truncate it toward zero where
+the result is an integer tensor, as ONNX Runtime's integer kernels do (C's integer division;
+exact for |values| <= 2^24).
 
 Values outside the target type's range, and NaN, are undefined in ONNX (ONNX Runtime wraps
 them modulo 2^bits below int32, or gives the type's minimum, as the machine's conversion does).
@@ -22,7 +23,7 @@ import onnx
 from ..graph import FLOAT_TYPES, INTEGER_TYPES, attribute, type_name
 from ..isa import BINARY_FUNCTION, UNARY_FUNCTION
 from ..tensor import Tensor
-from .elementwise import emit_binary, lower_binary
+from .elementwise import emit_binary
 from .pointwise import emit_unary
 
 NARROWING_CASTS = {onnx.TensorProto.FLOAT16: UNARY_FUNCTION.TO_FLOAT16,
@@ -96,14 +97,18 @@ def _known_range(ctx, name) -> tuple[float, float] | None:
     return None
 
 
-def lower_div(ctx, node, inputs):
-    """Div: float division, and for integer tensors the quotient truncated toward zero."""
-    types = ctx.graph.value_types
-    integer = types.get(node.output[0]) in INTEGER_TYPES or (
-        node.output[0] not in types and any(types.get(n) in INTEGER_TYPES for n in node.input))
-    if not integer:
-        return lower_binary(ctx, node, inputs)
-    return [truncated(ctx, node, emit_binary(ctx, node, BINARY_FUNCTION.DIV, *inputs))]
+def truncating(handler):
+    """``handler`` of an op that computes fractions from integers (FRACTIONAL), its outputs
+    truncated toward zero where they are integer tensors, as ONNX Runtime's integer kernels
+    give them (C's integer division, a cast of the float result)."""
+    def lower(ctx, node, inputs):
+        outputs = handler(ctx, node, inputs)
+        types = ctx.graph.value_types
+        integer = types.get(node.output[0]) in INTEGER_TYPES or (
+            node.output[0] not in types and any(types.get(n) in INTEGER_TYPES for n in node.input))
+        return [truncated(ctx, node, y) for y in outputs] if integer else outputs
+    return lower
 
 
-HANDLERS = {"Cast": lower_cast, "Div": lower_div}
+FRACTIONAL = ("Div", "Pow", "ReduceMean", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp")
+HANDLERS = {"Cast": lower_cast}

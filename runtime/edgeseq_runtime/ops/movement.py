@@ -98,7 +98,8 @@ def _with_inputs(node, names):
     return copy
 
 
-SCATTER_REDUCTIONS = {"add": BINARY_FUNCTION.ADD, "mul": BINARY_FUNCTION.MUL}
+SCATTER_REDUCTIONS = {"add": BINARY_FUNCTION.ADD, "mul": BINARY_FUNCTION.MUL, "max": BINARY_FUNCTION.MAX,
+                      "min": BINARY_FUNCTION.MIN}
 
 
 def lower_scatter(ctx, node, inputs):
