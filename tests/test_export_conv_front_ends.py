@@ -400,3 +400,10 @@ def test_generated_c_streams_an_exported_crnn_like_pytorch(tmp_path, compiler):
     np.testing.assert_allclose(c_outputs, edgeseq.load(report.path).run(x), rtol=0, atol=TOLERANCE)
     delay = expected_delay(model)
     np.testing.assert_allclose(c_outputs[delay:], full_sequence(model, x)[:STEPS - delay], rtol=0, atol=TOLERANCE)
+
+
+def test_a_batch_norm_that_follows_no_conv_is_a_scale_and_shift(tmp_path):
+    model = crnn(nn.BatchNorm1d(3), nn.Conv1d(3, 5, 3, padding=1), nn.ReLU(), nn.BatchNorm1d(5))
+    report = export(model, tmp_path)
+    assert_streams_like_pytorch(report.path, model)
+    assert "BatchNormalization" not in {node.op_type for node in onnx.load(report.path).graph.node}
