@@ -403,22 +403,3 @@ def test_activations_for_one_direction_of_two_are_refused(tmp_path):
     with pytest.raises(ModelError, match=r"'cell' \(GRU\): GRU takes 2 activations for each of its 2 direction"):
         edgeseq_runtime.load(path)
 
-
-@pytest.mark.slow  # compiles the generated C
-def test_the_c_runtime_runs_it_unchanged(tmp_path):
-    """Only instructions the C runtime has: the generated C gives the runtime's numbers."""
-    import subprocess
-
-    from edgeseq_export.backends.codegen import generate
-    from support.codegen_builds import FIRMWARE, make, parse_rows, require, rows_text
-
-    require("make", "gcc")
-    path = dpcrn_like(tmp_path, 33, intra="LSTM", intra_state=True)
-    generate(path, tmp_path / "generated", "dpcrn")
-    make(FIRMWARE / "host", f"MODEL_DIR={tmp_path / 'generated'}", "NAME=dpcrn", f"BUILD={tmp_path / 'build'}",
-         "CC=gcc", "CFLAGS=-O2")
-    frames = np.abs(np.random.default_rng(12).standard_normal((50, 33))).astype(np.float32)
-    result = subprocess.run([str(tmp_path / "build" / "dpcrn" / "stream")], input=rows_text(frames),
-                            capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    _close(parse_rows(result.stdout), edgeseq_runtime.load(path).run(frames), "C against the runtime")
