@@ -403,3 +403,8 @@ def test_activations_for_one_direction_of_two_are_refused(tmp_path):
     with pytest.raises(ModelError, match=r"'cell' \(GRU\): GRU takes 2 activations for each of its 2 direction"):
         edgeseq_runtime.load(path)
 
+
+def test_a_sequence_too_long_to_unroll_inside_a_step_is_refused_before_it_is_unrolled(tmp_path):
+    path, _ = node_model(tmp_path, "GRU", steps=5000, n_in=1, hidden=2, initial="absent")
+    with pytest.raises(ModelError, match=r"'cell' \(GRU\): X runs a sequence of 5000 inside one step; at most 4096"):
+        edgeseq_runtime.load(path)

@@ -36,6 +36,8 @@ DEFAULT_ACTIVATIONS = {"RNN": ["Tanh"], "GRU": ["Sigmoid", "Tanh"], "LSTM": ["Si
 DIRECTIONS = {"forward": (False,), "reverse": (True,), "bidirectional": (False, True)}  # reversed, per direction
 _BY_LOWER_NAME = {name.lower(): name for name in ACTIVATIONS}
 _INSTRUCTIONS = {"RNN": isa.RNN, "GRU": isa.GRU, "LSTM": isa.LSTM}
+MAX_STEPS_INSIDE = 4096  # a sequence inside one step costs two instructions per element and direction:
+                         # beyond the bins of a 8192-point FFT, it is no frame's, and loading slows (~0.2 ms each)
 
 
 @dataclass(frozen=True)
@@ -139,6 +141,9 @@ def _checked(ctx, node, inputs) -> Recurrent:
         ctx.fail(node, f"direction='{direction}' over a sequence of one element per step: that sequence is the "
                        f"stream, which it needs whole before the first output, so it cannot stream; export a "
                        f"forward (unidirectional) model (a sequence inside one step runs in any direction)")
+    if steps > MAX_STEPS_INSIDE:
+        ctx.fail(node, f"X runs a sequence of {steps} inside one step; at most {MAX_STEPS_INSIDE} are supported "
+                       f"(each element is an instruction); export it with the sequence as the stream's time axis")
     if seq_lens is not None:
         _check_sequence_lens(ctx, node, np.asarray(seq_lens), None if steps == 1 else steps)
     clip = attribute(node, "clip", None)
