@@ -19,11 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import numpy_helper
 import pytest
-
+from onnx import numpy_helper
 from support import audio, silero_files
-from support.codegen_builds import FIRMWARE, make, require
+from support.codegen_builds import FIRMWARE, builds, make, require  # noqa: F401 (builds: a fixture)
 
 pytestmark = pytest.mark.slow  # quantizes and generates Silero, cross-compiles it, runs QEMU
 
@@ -34,13 +33,17 @@ FLASH_OVER_INT8_WEIGHTS = 24 * 1024  # the goals of the int8 VAD
 RAM_GOAL = 16 * 1024
 MAX_STACK_BYTES = 4096
 # get_speech_timestamps' rules as the firmware applies them
-RULES = dict(threshold=0.5, neg_threshold=0.35, min_silence_duration_ms=100, min_speech_duration_ms=250,
-             speech_pad_ms=30)
+RULES = {"threshold": 0.5, "neg_threshold": 0.35, "min_silence_duration_ms": 100, "min_speech_duration_ms": 250,
+         "speech_pad_ms": 30}
+
+
+OUTPUTS = {"qemu": "run", "host": "run-host", "size": "size"}  # what each make target printed
 
 
 @pytest.fixture(scope="module")
-def firmware(tmp_path_factory):
-    """The Makefile's build folder after `make run` and `make run-host`, and their outputs."""
+def firmware(builds):  # noqa: F811
+    """The Makefile's build folder after `make run`, `make run-host` and `make size`, and what
+    they printed: made once per test run, shared by the pytest-xdist workers."""
     require("make", "cc", "arm-none-eabi-gcc", "qemu-system-arm", "timeout")
     if missing := audio.tools_missing():
         pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
@@ -48,22 +51,25 @@ def firmware(tmp_path_factory):
         silero = silero_files.silero_file("silero_vad_v6")
     except silero_files.Unavailable as e:
         pytest.skip(f"the Silero files cannot be had here: {e}")
-    build = tmp_path_factory.mktemp("vad")
+    build = builds.root / "vad"
     options = [f"BUILD={build}", f"SILERO={silero}", f"EDGESEQ={Path(sys.executable).parent / 'edgeseq'}",
                f"PYTHON={sys.executable}"]
-    qemu = make(VAD, *options, target="run", timeout=600)
-    host = make(VAD, *options, target="run-host", timeout=600)
-    size = make(VAD, *options, target="size")
-    return types.SimpleNamespace(build=build, qemu=qemu, host=host, size=size)
+
+    def run():
+        for name, target in OUTPUTS.items():
+            (build / f"{name}.out").write_text(make(VAD, *options, target=target, timeout=600))
+
+    builds.once("vad-firmware", run)
+    return types.SimpleNamespace(build=build, **{name: (build / f"{name}.out").read_text() for name in OUTPUTS})
 
 
 def chunk_lines(output: str) -> list[tuple[int, int, float, list[str]]]:
     return [(int(i), int(ms), float(p), rest.split())
-            for i, ms, p, rest in re.findall(r"^chunk (\d+) (\d+) ([0-9.]+)(.*)$", output, re.M)]
+            for i, ms, p, rest in re.findall(r"^chunk (\d+) (\d+) ([0-9.]+)(.*)$", output, re.MULTILINE)]
 
 
 def segments(output: str) -> list[tuple[int, int, int, int]]:
-    return [tuple(map(int, found)) for found in re.findall(r"^speech (\d+) (\d+) (\d+) (\d+)$", output, re.M)]
+    return [tuple(map(int, found)) for found in re.findall(r"^speech (\d+) (\d+) (\d+) (\d+)$", output, re.MULTILINE)]
 
 
 def recording(build: Path) -> np.ndarray:
@@ -122,7 +128,7 @@ def test_vad_finds_each_spoken_sentence(firmware, tmp_path):
 def test_vad_on_the_cortex_m4_counts_its_instructions_and_stack(firmware):
     counts = {int(rest[0]) for _, _, _, rest in chunk_lines(firmware.qemu)}
     assert len(counts) >= 1 and min(counts) > 100_000  # SysTick under -icount: 40 instructions a tick
-    stack = int(re.search(r"^stack (\d+)$", firmware.qemu, re.M).group(1))
+    stack = int(re.search(r"^stack (\d+)$", firmware.qemu, re.MULTILINE).group(1))
     assert 0 < stack <= MAX_STACK_BYTES
     assert "stack" not in firmware.host and all(not rest for *_, rest in chunk_lines(firmware.host))
 
@@ -147,9 +153,9 @@ def test_vad_flash_is_within_the_int8_weights_and_24_kb(firmware):
     assert flash <= int8_weight_bytes(firmware.build) + FLASH_OVER_INT8_WEIGHTS
 
 
-@pytest.mark.xfail(strict=True, reason="every tensor and every scratch has an arena region of its own (56 KB); "
-                                       "see firmware_examples/README.md")
+@pytest.mark.xfail(strict=True, reason="the model's arena (its intermediate tensors and scratch) is over 16 KB "
+                                       "alone; see firmware_examples/README.md")
 def test_vad_ram_is_within_16_kb(firmware):
     ram = int(re.search(r"RAM (\d+) bytes", firmware.size).group(1))
-    stack = int(re.search(r"^stack (\d+)$", firmware.qemu, re.M).group(1))
+    stack = int(re.search(r"^stack (\d+)$", firmware.qemu, re.MULTILINE).group(1))
     assert ram + stack <= RAM_GOAL
