@@ -1,11 +1,11 @@
 """The glue of the conv + recurrent families that the front-end suite leaves out: Pad with
-negative pads (crops), DepthToSpace / SpaceToDepth, MaxPool / AveragePool and their global forms,
-HardSwish,
-ScatterND / ScatterElements with a reduction (add, mul, max, min) (updates that meet at one target too), attribute by
-attribute against ONNX Runtime and onnx.reference (<= 1e-5 relative), each between the model input
-and an LSTM that streams them (tests/support/front_end_models.py); against ONNX Runtime alone where
-onnx.reference cannot run the case (negative pads, a 1-D GlobalMaxPool). Then the ops still outside
-the set: each refused naming op, node and reason.
+negative pads (crops), DepthToSpace / SpaceToDepth, GatherND / GatherElements, MaxPool /
+AveragePool and their global forms, HardSwish, ScatterND / ScatterElements with a reduction (add,
+mul, max, min; updates that meet at one target too), attribute by attribute against ONNX Runtime
+and onnx.reference (<= 1e-5 relative), each between the model input and an LSTM that streams them
+(tests/support/front_end_models.py); against ONNX Runtime alone where onnx.reference cannot run
+the case (negative pads, a 1-D GlobalMaxPool, a padded MaxPool, a negative GatherElements axis).
+Then the ops still outside the set: each refused naming op, node and reason.
 """
 
 from __future__ import annotations
@@ -50,6 +50,12 @@ CASES = {
     "depthtospace DCR": (node("DepthToSpace", ["x"], blocksize=2), (1, 8, 2, 3), [], {}),
     "depthtospace CRD": (node("DepthToSpace", ["x"], blocksize=2, mode="CRD"), (1, 8, 2, 3), [], {}),
     "spacetodepth": (node("SpaceToDepth", ["x"], blocksize=2), (1, 2, 4, 6), [], {}),
+    "gathernd": (node("GatherND", ["x", "i"]), (2, 3, 4), [ints("i", [[0, 1], [1, -1]])], {}),
+    "gathernd batch_dims": (node("GatherND", ["x", "i"], batch_dims=1), (2, 3, 4), [ints("i", [[2], [0]])], {}),
+    "gatherelements": (node("GatherElements", ["x", "i"], axis=2), (1, 3, 4), [ints("i", [[[0, 3], [1, 1], [-1, 0]]])],
+                       {}),
+    "gatherelements negative axis": (node("GatherElements", ["x", "i"], axis=-2), (1, 3, 4),
+                                     [ints("i", [[[0, 2, 1, 1], [2, -1, 0, 0]]])], {"engines": ("onnxruntime",)}),
     # global pools
     "globalaveragepool 1-D": (node("GlobalAveragePool", ["x"]), (1, 3, 7), [], {}),
     "globalaveragepool 2-D": (node("GlobalAveragePool", ["x"]), (1, 3, 4, 5), [], {}),

@@ -17,7 +17,7 @@ from .elementwise import emit_binary
 from .recurrent import text
 
 MOVEMENT = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Concat", "Split", "Expand", "Tile",
-            "DepthToSpace", "SpaceToDepth")
+            "DepthToSpace", "SpaceToDepth", "GatherND")
 
 
 DATA_INPUTS = {"Concat": None, "ScatterND": (0, 2), "ScatterElements": (0, 2)}  # None: every input
@@ -88,6 +88,20 @@ def _cropped(ctx, node, inputs):
             ctx.fail(node, f"pads {pads.tolist()} crop more than the {addresses.shape[axis]} elements of axis {axis}")
         index[axis] = slice(start, addresses.shape[axis] - end)
     return ctx.from_addresses(addresses[tuple(index)]), np.maximum(pads, 0)
+
+
+def lower_gather_elements(ctx, node, inputs):
+    """GatherElements as movement, its axis counted from the front first (the reference
+    evaluator takes a negative axis for another)."""
+    rank = len(inputs[0].shape)  # a Tensor's, or a constant array's
+    axis = attribute(node, "axis", 0)
+    if not -rank <= axis < rank:
+        ctx.fail(node, f"attribute 'axis'={axis} is out of range for data of rank {rank}")
+    copy = onnx.NodeProto()
+    copy.CopyFrom(node)
+    del copy.attribute[:]
+    copy.attribute.extend([*(a for a in node.attribute if a.name != "axis"), onnx.helper.make_attribute("axis", axis % rank)])
+    return lower_movement(ctx, copy, inputs)
 
 
 def _with_inputs(node, names):
@@ -196,6 +210,7 @@ def lower_shape(ctx, node, inputs):
 HANDLERS = {
     **{op: lower_movement for op in MOVEMENT},
     "Gather": lower_gather,
+    "GatherElements": lower_gather_elements,
     "Pad": lower_pad,
     "ScatterND": lower_scatter,
     "ScatterElements": lower_scatter,
