@@ -61,35 +61,31 @@ class FrontEndStep(nn.Module):
     padding). An ``nn.BatchNorm1d`` right after a conv is folded into its weights; elsewhere it
     is a per-channel scale and shift. A padded conv is the same computation ``delay`` steps late
     (``architecture.Conv.delay``): while the stream is younger than the delays of the convs
-    before one, that conv reads zeros, as the full-sequence forward reads its padding there; the
-    ``warmup`` state counts the steps up to the whole delay, and ``reached`` tells the caller when
-    the recurrent layers may start.
+    before one, that conv reads zeros (a ``_Gate``), as the full-sequence forward reads its
+    padding there; the ``warmup`` state counts the steps up to the whole delay, and ``reached``
+    tells the caller when the recurrent layers may start.
     """
 
     def __init__(self, network):
         super().__init__()
         self.batch_first = network.architecture.batch_first
         self.delay = network.architecture.delay
-        self.steps = []  # (what, argument): conv (index into self.convs), gate (steps), scale or activation
-        self.convs = nn.ModuleList()
-        self.reaches = []
+        self.layers = nn.ModuleList()
         delayed = 0
         modules = list(zip(network.architecture.front, network.front))
         for position, (spec, module) in enumerate(modules):
             if isinstance(spec, Conv):
                 if delayed:
-                    self.steps.append(("gate", delayed))
+                    self.layers.append(_Gate(delayed))
                 following = modules[position + 1][1] if position + 1 < len(modules) else None
-                folded = following if isinstance(following, nn.BatchNorm1d) else None
-                self.steps.append(("conv", len(self.convs)))
-                self.convs.append(_FoldedConv(module, folded))
-                self.reaches.append(spec.reach)
+                self.layers.append(_CachedConv(module, spec.reach, following if isinstance(following, nn.BatchNorm1d)
+                                               else None))
                 delayed += spec.delay
             elif isinstance(spec, BatchNorm):
                 if position == 0 or not isinstance(modules[position - 1][0], Conv):
-                    self.steps.append(("scale", _FoldedConv.affine(module)))
+                    self.layers.append(_Scale(module))
             else:
-                self.steps.append(("activation", _step_activation(spec, module)))
+                self.layers.append(_step_activation(spec, module))
 
     def forward(self, x, state):
         """``x``: one frame in the network's layout; ``state``: the caches of the convs that have
@@ -98,22 +94,14 @@ class FrontEndStep(nn.Module):
         caches = iter(state)
         count = state[-1] if self.delay else None
         next_state = []
-        for what, argument in self.steps:
-            if what == "gate":
-                frames = frames * self.reached(count, argument).transpose(0, 1)
-            elif what == "conv":
-                conv = self.convs[argument]
-                if self.reaches[argument]:
-                    window = torch.cat([next(caches), frames], dim=2)
-                    next_state.append(window[:, :, 1:])
-                else:
-                    window = frames
-                frames = conv(window)
-            elif what == "scale":
-                scale, shift = argument
-                frames = frames * scale[:, None] + shift[:, None]
+        for layer in self.layers:
+            if isinstance(layer, _CachedConv):
+                frames, cache = layer(frames, next(caches) if layer.reach else None)
+                next_state += [cache] if layer.reach else []
+            elif isinstance(layer, _Gate):
+                frames = frames * self.reached(count, layer.steps).transpose(0, 1)
             else:
-                frames = argument(frames)
+                frames = layer(frames)
         if self.delay:
             next_state.append(torch.clamp(count + 1, max=float(self.delay)))
         return from_channels(frames, self.batch_first), next_state
@@ -125,43 +113,81 @@ class FrontEndStep(nn.Module):
         return torch.clamp(count - (steps - 1), 0.0, 1.0)
 
 
-class _FoldedConv(nn.Module):
-    """A ``nn.Conv1d`` over a window that holds exactly its reach, with the ``nn.BatchNorm1d``
-    after it (if any) folded in: weight * s, (bias - mean) * s + beta, s = gamma / sqrt(var + eps),
-    computed in float64."""
+class _Gate(nn.Module):
+    """Zeros in place of the frames until the stream has seen ``steps`` steps (``FrontEndStep``
+    multiplies by ``reached``: it needs the warm-up count)."""
 
-    def __init__(self, conv: nn.Conv1d, norm: nn.BatchNorm1d | None):
+    def __init__(self, steps: int):
         super().__init__()
-        self.dilation, self.groups = conv.dilation[0], conv.groups
+        self.steps = steps
+
+
+class _CachedConv(nn.Module):
+    """A ``nn.Conv1d`` over its cache of ``reach`` frames and the new one, with the
+    ``nn.BatchNorm1d`` after it (if any) folded in: weight * s, (bias - mean) * s + beta,
+    s = gamma / sqrt(var + eps), computed in float64."""
+
+    def __init__(self, conv: nn.Conv1d, reach: int, norm: nn.BatchNorm1d | None):
+        super().__init__()
+        self.reach, self.dilation, self.groups = reach, conv.dilation[0], conv.groups
         weight = conv.weight.detach().double()
         bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
         if norm is not None:
-            scale, shift = self.affine(norm, torch.float64)
+            scale, shift = batch_norm_affine(norm)
             weight, bias = weight * scale[:, None, None], bias * scale + shift
         self.register_buffer("weight", weight.float())
         self.register_buffer("bias", bias.float())
 
-    def forward(self, window):
-        return F.conv1d(window, self.weight, self.bias, dilation=self.dilation, groups=self.groups)
-
-    @staticmethod
-    def affine(norm: nn.BatchNorm1d, dtype=torch.float32):
-        """(scale, shift) of an eval-mode batch norm: y = x * scale + shift, per channel."""
-        mean, var = norm.running_mean.detach().double(), norm.running_var.detach().double()
-        gamma = norm.weight.detach().double() if norm.weight is not None else torch.ones_like(mean)
-        beta = norm.bias.detach().double() if norm.bias is not None else torch.zeros_like(mean)
-        scale = gamma / torch.sqrt(var + norm.eps)
-        return scale.to(dtype), (beta - mean * scale).to(dtype)
+    def forward(self, frames, cache):
+        """(output frame, next cache): the cache is the window but its oldest frame."""
+        window = torch.cat([cache, frames], dim=2) if self.reach else frames
+        out = F.conv1d(window, self.weight, self.bias, dilation=self.dilation, groups=self.groups)
+        return out, window[:, :, 1:] if self.reach else None
 
 
-def _step_activation(spec, module: nn.Module):
+class _Scale(nn.Module):
+    """A batch norm that follows no conv: y = x * scale + shift, per channel."""
+
+    def __init__(self, norm: nn.BatchNorm1d):
+        super().__init__()
+        scale, shift = batch_norm_affine(norm)
+        self.register_buffer("scale", scale.float()[:, None])
+        self.register_buffer("shift", shift.float()[:, None])
+
+    def forward(self, frames):
+        return frames * self.scale + self.shift
+
+
+def batch_norm_affine(norm: nn.BatchNorm1d):
+    """(scale, shift) of an eval-mode batch norm, in float64: y = x * scale + shift, per channel."""
+    mean, var = norm.running_mean.detach().double(), norm.running_var.detach().double()
+    gamma = norm.weight.detach().double() if norm.weight is not None else torch.ones_like(mean)
+    beta = norm.bias.detach().double() if norm.bias is not None else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + norm.eps)
+    return scale, beta - mean * scale
+
+
+class _GeluErf(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+class _GeluTanh(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+class _Hardswish(nn.Module):
+    def forward(self, x):
+        return x * F.hardsigmoid(x)
+
+
+def _step_activation(spec, module: nn.Module) -> nn.Module:
     """The activation as the step graph computes it: the module itself where ONNX has its op and
     edgeseq's runtime runs it, else its formula in ops it does (GELU through Erf or Tanh,
     Hardswish through HardSigmoid; opset 20's Gelu and HardSwish ops are not among them)."""
     if spec.kind == "gelu":
-        if module.approximate == "tanh":
-            return lambda x: 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
-        return lambda x: 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+        return _GeluTanh() if module.approximate == "tanh" else _GeluErf()
     if spec.kind == "hardswish":
-        return lambda x: x * F.hardsigmoid(x)
+        return _Hardswish()
     return module
