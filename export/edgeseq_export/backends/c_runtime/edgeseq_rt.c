@@ -654,16 +654,15 @@ static float round_bits(float v, int dropped)
 #define FLOAT16_SMALLEST_NORMAL 6.103515625e-05f /* 2^-14 */
 #define FLOAT16_MAX 65504.0f
 #define TWO_24 16777216.0f
-#define ROUNDING_SHIFT 12582912.0f /* 1.5 * 2^23: x + it - it rounds |x| < 2^22 to an integer, ties to even */
 
 /* The float16 nearest v, as float32: 10 mantissa bits for normal float16s, multiples of 2^-24
- * below 2^-14 (its subnormals; |v * 2^24| < 2^10 there, so the shift rounds it exactly as rint
- * does), inf from 65520 on. */
+ * below 2^-14 (its subnormals: rintf rounds ties to even in the default rounding mode, and the
+ * scalings by 2^24 are exact), inf from 65520 on. */
 static float to_float16(float v)
 {
     float rounded;
     if (fabsf(v) < FLOAT16_SMALLEST_NORMAL) {
-        return ((v * TWO_24 + ROUNDING_SHIFT) - ROUNDING_SHIFT) / TWO_24;
+        return rintf(v * TWO_24) / TWO_24;
     }
     rounded = round_bits(v, 13);
     if (fabsf(rounded) <= FLOAT16_MAX || !is_finite(v)) {
