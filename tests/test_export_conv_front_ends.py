@@ -228,13 +228,22 @@ def test_state_dict_with_its_front_end_named(tmp_path):
     assert_streams_like_pytorch(report.path, model)
 
 
+def test_state_dict_of_a_causal_crnn_with_zeropad(tmp_path):
+    model = crnn(nn.ZeroPad1d((4, 0)), nn.Conv1d(3, 5, 3, dilation=2), nn.Tanh())
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    report = edgeseq.export(tmp_path / "model.pt", tmp_path / "crnn.onnx", batch_first=True,
+                            front_end="zeropad(before=4) conv(dilation=2) tanh", steps=STEPS)
+    assert report.architecture.delay == expected_delay(model) == 0
+    assert_streams_like_pytorch(report.path, model)
+
+
 @pytest.mark.parametrize("front_end, message", [
     (None, "a state_dict does not record its convs' padding, dilation and groups, nor the activations between "
            "them; give them with --front-end"),
     ("conv batchnorm relu", "--front-end names conv batchnorm; the state_dict holds conv 'front.0' batchnorm "
                             "'front.1' conv 'front.4'"),
     ("conv(pad=1) batchnorm conv", "conv takes padding, dilation, groups; got 'pad=1'"),
-    ("conv batchnorm softmax conv", "'softmax' is none of conv, batchnorm, dropout, relu"),
+    ("conv batchnorm softmax conv", "'softmax' is none of conv, batchnorm, dropout, zeropad, relu"),
     ("conv(padding=2,dilation=2) batchnorm conv(groups=3) ;", "cannot read ';'"),
 ])
 def test_state_dict_front_end_mistakes(tmp_path, front_end, message):

@@ -48,7 +48,7 @@ reading_options = _stack(
                  help="A plain state_dict's conv front end in forward order, which it does not record: each "
                       "conv's padding, dilation and groups (default 0, 1, 1), batchnorm(eps=E), and the "
                       "activations between (relu, gelu, silu, leaky_relu(negative_slope=S), hardtanh(min_val=A,"
-                      "max_val=B), elu(alpha=A), ...)."),
+                      "max_val=B), elu(alpha=A), ...); zeropad(before=B,after=A) for an nn.ZeroPad1d before a conv."),
     trust_code_option,
 )
 

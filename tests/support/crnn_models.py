@@ -2,8 +2,9 @@
 (batch, channels, time), between transposes in forward, then an LSTM or GRU and a Linear head.
 
 ``expected_delay`` is the stream's lag computed here from the convs' own attributes, apart from
-the exporter's code: a conv of kernel k, dilation d and padding p (each side) gives the output
-of full-sequence position j once input j + (k - 1) * d - p has arrived.
+the exporter's code: a conv of kernel k, dilation d and padding p before the sequence (its own,
+and an nn.ZeroPad1d's before it) gives the output of full-sequence position j once input
+j + (k - 1) * d - p has arrived.
 """
 
 from __future__ import annotations
@@ -60,11 +61,14 @@ def input_channels(model: CRNN) -> int:
 
 
 def expected_delay(model: CRNN) -> int:
-    delay = 0
-    for conv in (m for m in model.front if isinstance(m, nn.Conv1d)):
-        reach = (conv.kernel_size[0] - 1) * conv.dilation[0]
-        before = reach // 2 if conv.padding == "same" else conv.padding[0]
-        delay += reach - before
+    delay, padded = 0, 0
+    for module in model.front:
+        if isinstance(module, nn.ConstantPad1d):  # ZeroPad1d too: frames before the conv that follows
+            padded = module.padding[0]
+        elif isinstance(module, nn.Conv1d):
+            reach = (module.kernel_size[0] - 1) * module.dilation[0]
+            before = padded + (reach // 2 if module.padding == "same" else module.padding[0])
+            delay, padded = delay + reach - before, 0
     return delay
 
 

@@ -96,13 +96,14 @@ FRONT_END_FORM = ("'conv(padding=P,dilation=D,groups=G) [batchnorm(eps=E)] [relu
                   "leaky_relu(negative_slope=S)|...] ...', in forward order")
 _FRONT_ITEM = re.compile(r"\s*(\w+)(?:\(([^()]*)\))?\s*")
 FRONT_ITEM_SETTINGS = {"conv": ("padding", "dilation", "groups"), "batchnorm": ("eps",), "dropout": ("p",),
-                       **FRONT_ACTIVATIONS}
+                       "zeropad": ("before", "after"), **FRONT_ACTIVATIONS}
 
 
 def parse_front_end(text: str) -> list[tuple[str, dict]]:
     """``--front-end``: what a state_dict cannot record of its front end, as (kind, settings) in
     forward order: its convs' padding, dilation and groups (default 0, 1, 1), its batch norms'
-    eps (default 1e-5), and the activations between them. SourceError naming what is wrong."""
+    eps (default 1e-5), the activations between them, and ``zeropad(before=B,after=A)`` where an
+    ``nn.ZeroPad1d`` pads before a conv. SourceError naming what is wrong."""
     items, position = [], 0
     while position < len(text):
         found = _FRONT_ITEM.match(text, position)
@@ -404,6 +405,8 @@ def _front_from_option(layers: list[Layer], options: ReadOptions, where: str) ->
             front.append(Layer(layer.name, kind, layer.params, {"padding": settings.get("padding", 0),
                                                                 "dilation": settings.get("dilation", 1),
                                                                 "groups": settings.get("groups", 1)}))
+        elif kind == "zeropad":
+            front.append(Layer(kind, "pad", settings={"padding": (settings.get("before", 0), settings.get("after", 0))}))
         elif kind == "batchnorm":
             layer = next(stored_layers)
             front.append(Layer(layer.name, kind, layer.params, {"affine": layer.settings["affine"],
