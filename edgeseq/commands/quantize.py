@@ -23,8 +23,8 @@ from .options import loading_options
               help="The CSV columns to read from --calibration [default: those the model was trained on, "
                    "else every numeric column].")
 @click.option("--tolerance", type=float,
-              help="The largest output error allowed. int8 keeps in fp16 the weights whose int8 form would "
-                   "exceed it (measured one by one); exit non-zero when even that cannot meet it.")
+              help="The largest output error allowed. int8 keeps float (fp16, else float32) the weights whose "
+                   "int8 form would exceed it, measured; exit non-zero when no weight can be int8 within it.")
 @loading_options
 def command(model, output, mode, calibration, columns, tolerance, load_options):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
@@ -55,17 +55,18 @@ def print_report(report) -> None:
                   f"max {report.max_abs_error:.3g}, mean {report.mean_abs_error:.3g}")
     if report.precisions:
         table.add_row("weight tensors", f"{len(report.precisions)}",
-                      ", ".join(f"{report.count(p)} {p}" for p in ("int8", "fp16") if report.count(p)))
+                      ", ".join(f"{report.count(p)} {p}" for p in ("int8", "fp16", "float32") if report.count(p)))
     Console().print(table)
-    kept = sorted(name for name, precision in report.precisions.items()
-                  if precision != "int8" and name not in report.unreached)
-    if kept:
-        Console().print(f"kept in fp16 to stay within {report.tolerance:g}: {', '.join(kept)}")
+    for precision in ("fp16", "float32"):
+        kept = sorted(name for name, stored in report.precisions.items()
+                      if stored == precision and name not in report.unreached)
+        if kept:
+            Console().print(f"kept in {precision} to stay within {report.tolerance:g}: {', '.join(kept)}")
     if report.nearest_because:
         Console().print(f"int8 weights rounded to nearest: {report.nearest_because}")
     elif report.rounding:
         Console().print(f"int8 weights rounded by GPTQ on the calibration steps: {len(report.rounding)}")
     if report.unreached:
-        Console().print(f"never read by the calibration run (stored fp16, unmeasured): {', '.join(report.unreached)}")
+        Console().print(f"never run by the calibration (unmeasured): {', '.join(report.unreached)}")
     if report.passed:
         Console().print(f"wrote {report.output} ({len(report.quantized)} weight tensors converted)")

@@ -15,8 +15,8 @@ computed in float32.
 
 Rounding: each int8 weight is rounded to nearest or by GPTQ on the inputs it meets over the
 calibration steps (``gptq.py``), whichever moves the model's outputs less, measured. Mixed
-precision: with a tolerance, the weights whose int8 form would take the outputs past it stay in
-fp16. What each weight became, and how it was rounded, is recorded in the file's metadata
+precision: with a tolerance, the weights whose int8 form would take the outputs past it stay
+float (fp16, or float32 where fp16 too would pass it). What each weight became, and how it was rounded, is recorded in the file's metadata
 (``edgeseq.quantization``) and in the report.
 """
 
@@ -504,23 +504,22 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
 
 
 def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure, options: dict):
-    """int8 weights, each rounded the way that moves the outputs least, and with a ``tolerance``,
-    fp16 kept for those that must stay float for the outputs to stay within it.
+    """int8 weights, each rounded the way that moves the outputs least; with a ``tolerance``,
+    float kept for those that must stay float for the outputs to stay within it.
 
-    Each weight is measured alone in int8 (the others float32, or fp16 with a tolerance), rounded
-    to nearest and by each of its ``options`` ({Tensor: [Rounding]}); its best rounding is kept.
-    With a tolerance the all-int8 model comes first; past it, the weights are made int8 in the
-    order of their error per value, each kept only while the whole stays within. A weight whose int8 form
-    does not change the outputs at all is one the calibration never reads (an untaken If
-    branch): rounded to nearest, and with a tolerance stored fp16, unmeasured."""
+    Each weight is measured alone in int8 (the others float32), rounded to nearest and by each of
+    its ``options`` ({Tensor: [Rounding]}); its best rounding is kept. With a tolerance the
+    all-int8 model comes first; past it, from all float32, the weights are made int8 in the order
+    of their error per value, then the rest fp16 from the largest, each change kept only while
+    the whole stays within. A weight whose int8 form does not change the outputs at all is one
+    the calibration never runs (an untaken If branch): rounded to nearest, unmeasured."""
     found = weights(_copy(model, MIN_OPSET).graph)
-    others = "float32" if tolerance is None else "fp16"
-    base = {tensor: others for tensor in found}
-    base_error, baseline = measure(quantize_int8(model, base)[0])
+    floats = {tensor: "float32" for tensor in found}
+    baseline = measure(quantize_int8(model, floats)[0])[1]
     alone, rounded = {}, {}
     for tensor in found:
         for option in (None, *options.get(tensor, ())):
-            error, got = measure(quantize_int8(model, {**base, tensor: "int8"}, {tensor: option} if option else {})[0])
+            error, got = measure(quantize_int8(model, {**floats, tensor: "int8"}, {tensor: option} if option else {})[0])
             if np.array_equal(got, baseline):
                 break
             if tensor not in alone or error < alone[tensor]:
@@ -528,27 +527,31 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
                 rounded.pop(tensor, None)
                 if option:
                     rounded[tensor] = option
-    quantized, names = quantize_int8(model, rounded=rounded)
-    every = {tensor.name: "int8" for tensor in found}
     unreached = sorted(tensor.name for tensor in found if tensor not in alone)
-    if tolerance is None or not found or measure(quantized)[0] <= tolerance or base_error > tolerance:
-        return quantized, names, every, rounded, unreached  # past it even in fp16: the report says by how much
+    quantized, names = quantize_int8(model, rounded=rounded)
+    if tolerance is None or not found or measure(quantized)[0] <= tolerance:
+        return quantized, names, {tensor.name: "int8" for tensor in found}, rounded, unreached
+
+    def within(precisions: dict) -> bool:
+        keep = {tensor: precision for tensor, precision in precisions.items() if precision != "int8"}
+        return measure(quantize_int8(model, keep, rounded)[0])[0] <= tolerance
+
     sizes = {tensor: int(np.prod(proto.dims)) for tensor, proto in _Values(model.graph).tensors()}
-    chosen: list = []
+    chosen = dict(floats)
     for tensor in sorted(alone, key=lambda t: alone[t] / sizes[t]):  # the least error per value saved first
-        if alone[tensor] > tolerance:
-            continue
-        trial = {**base, **{t: "int8" for t in (*chosen, tensor)}}
-        if measure(quantize_int8(model, trial, rounded)[0])[0] <= tolerance:
-            chosen.append(tensor)
-    if not chosen:
+        if alone[tensor] <= tolerance and within({**chosen, tensor: "int8"}):
+            chosen[tensor] = "int8"
+    if "int8" not in chosen.values():
         least = min(alone, key=alone.get)
+        halves = measure(quantize_int8(model, {tensor: "fp16" for tensor in found})[0])[0]
         raise QuantizationError(f"{source}: no weight stays within the tolerance {tolerance:g} as int8 (the least "
                                 f"sensitive, {least.name}, moves the outputs by {alone[least]:.3g}); fp16 weights "
-                                f"move them by {base_error:.3g} (--mode fp16)")
-    quantized, names = quantize_int8(model, {tensor: "fp16" for tensor in found if tensor not in chosen}, rounded)
-    precisions = {tensor.name: "int8" if tensor in chosen else "fp16" for tensor in found}
-    return quantized, names, precisions, rounded, unreached
+                                f"move them by {halves:.3g} (--mode fp16)")
+    for tensor in sorted((t for t in found if chosen[t] == "float32"), key=lambda t: -sizes[t]):
+        if within({**chosen, tensor: "fp16"}):
+            chosen[tensor] = "fp16"
+    quantized, names = quantize_int8(model, {t: p for t, p in chosen.items() if p != "int8"}, rounded)
+    return quantized, names, {tensor.name: precision for tensor, precision in chosen.items()}, rounded, unreached
 
 
 def _record(model: onnx.ModelProto, mode: str, precisions: dict, unreached: list, tolerance, rounding: dict) -> None:
