@@ -58,7 +58,7 @@ def main() -> None:
         print(f"{len(windows)} chunks; int8 within --tolerance {args.tolerance:g} on the calibration; "
               f"held out: calibrated on chunks 0-{half // CHUNK - 1}, measured on the other "
               f"{len(windows) - half // CHUNK}\n")
-        print("| file | mode | size vs fp32 | weights int8 / fp16 | max abs dp | decisions differing | "
+        print("| file | mode | size vs fp32 | weights int8 / fp16 / float32 | max abs dp | decisions differing | "
               "held out: max abs dp | held out: decisions differing |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, variant in VARIANTS.items():
@@ -71,7 +71,8 @@ def main() -> None:
                                   tolerance=tolerance, load_options=options)
                 got = probabilities(output, variant, windows, optimized=False)
                 row = [name + ".onnx", mode, f"{os.path.getsize(output) / os.path.getsize(files[name]):.0%}",
-                       f"{report.count('int8')} / {report.count('fp16')}" if mode == "int8" else "- / all",
+                       " / ".join(str(report.count(p)) for p in ("int8", "fp16", "float32")) if mode == "int8"
+                       else "- / all / -",
                        f"{np.abs(got - expected).max():.4f}", str(int(np.sum((got > THRESHOLD) != (expected > THRESHOLD))))]
                 if mode == "int8":
                     held = folder / f"{name}.held.onnx"
