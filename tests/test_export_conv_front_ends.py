@@ -50,7 +50,8 @@ def export(model, tmp_path, **options):
 @pytest.mark.parametrize("padding", [0, 1, 2, "same"], ids=lambda p: f"padding={p}")
 @pytest.mark.parametrize("dilation", [1, 2, 4])
 def test_causal_and_padded_convs_stream_like_pytorch_aligned_by_the_delay(tmp_path, padding, dilation):
-    model = crnn(nn.Conv1d(3, 5, 3, dilation=dilation, padding=padding * dilation if isinstance(padding, int) else padding))
+    frames = padding * dilation if isinstance(padding, int) else padding
+    model = crnn(nn.Conv1d(3, 5, 3, dilation=dilation, padding=frames))
     report = export(model, tmp_path)
     assert report.architecture.delay == expected_delay(model)
     assert_streams_like_pytorch(report.path, model)
@@ -211,7 +212,8 @@ def test_attention_is_refused_by_name(tmp_path):
 
 # -- a plain state_dict, with --front-end ------------------------------------------------------------
 
-STATE_DICT_FRONT = "conv(padding=2,dilation=2) batchnorm(eps=0.001) leaky_relu(negative_slope=0.1) dropout conv(groups=3) gelu"
+STATE_DICT_FRONT = ("conv(padding=2,dilation=2) batchnorm(eps=0.001) leaky_relu(negative_slope=0.1) dropout "
+                    "conv(groups=3) gelu")
 
 
 def state_dict_model():
@@ -305,7 +307,8 @@ def test_a_zero_pad_before_a_conv_is_its_padding_and_a_causal_conv_streams_witho
     assert [conv.padding for conv in report.architecture.convs] == [(4, 0), (2, 2)]
     assert report.architecture.delay == 0 and "warmup" not in {s.name for s in report.architecture.states}
     x = random_sequence(model, STEPS)
-    np.testing.assert_allclose(edgeseq.load(report.path).run(x), full_sequence(model, x)[:STEPS], rtol=0, atol=TOLERANCE)
+    np.testing.assert_allclose(edgeseq.load(report.path).run(x), full_sequence(model, x)[:STEPS], rtol=0,
+                               atol=TOLERANCE)
 
 
 @pytest.mark.parametrize("front, message", [
@@ -350,7 +353,8 @@ def test_lstm_with_a_projection_after_a_front_end(tmp_path):
 
 @pytest.mark.slow  # the dynamo exporter takes 5-10 s
 def test_dynamo_exporter(tmp_path):
-    model = crnn(nn.Conv1d(3, 5, 3, dilation=2, padding=2), nn.BatchNorm1d(5), nn.GELU(), nn.Conv1d(5, 5, 3), cell="LSTM")
+    model = crnn(nn.Conv1d(3, 5, 3, dilation=2, padding=2), nn.BatchNorm1d(5), nn.GELU(), nn.Conv1d(5, 5, 3),
+                 cell="LSTM")
     report = export(model, tmp_path, exporter="dynamo")
     assert_streams_like_pytorch(report.path, model)
 
@@ -360,7 +364,8 @@ CONV = {"in_channels": 4, "out_channels": 4, "kernel_size": 3}
 
 @pytest.mark.parametrize("front, message", [
     ([CONV | {"dilation": 10**9}], "more than the 4,194,304 floats a streamed conv may keep"),
-    ([CONV, {"kind": "gelu", "settings": [["approximate", "cubic"]]}], "approximate 'cubic'; expected 'none' or 'tanh'"),
+    ([CONV, {"kind": "gelu", "settings": [["approximate", "cubic"]]}],
+     "approximate 'cubic'; expected 'none' or 'tanh'"),
     ([CONV, {"kind": "elu", "settings": [["alpha", float("nan")]]}], "alpha nan is not a finite number"),
     (["relu"], "Conv, BatchNorm and Activation items only"),
 ], ids=["huge cache", "unknown approximation", "nan setting", "not a layer"])

@@ -131,7 +131,8 @@ class _CachedConv(nn.Module):
         super().__init__()
         self.reach, self.dilation, self.groups = reach, conv.dilation[0], conv.groups
         weight = conv.weight.detach().double()
-        bias = conv.bias.detach().double() if conv.bias is not None else torch.zeros(weight.shape[0], dtype=torch.float64)
+        bias = (conv.bias.detach().double() if conv.bias is not None
+                else torch.zeros(weight.shape[0], dtype=torch.float64))
         if norm is not None:
             scale, shift = batch_norm_affine(norm)
             weight, bias = weight * scale[:, None, None], bias * scale + shift

@@ -38,8 +38,17 @@ import torch
 from torch import nn
 
 from ..errors import SourceError
-from .architecture import (ACTIVATIONS, FRONT_ACTIVATIONS, NONLINEARITIES, Activation, Architecture, BatchNorm,
-                           Conv, Linear, Recurrent)
+from .architecture import (
+    ACTIVATIONS,
+    FRONT_ACTIVATIONS,
+    NONLINEARITIES,
+    Activation,
+    Architecture,
+    BatchNorm,
+    Conv,
+    Linear,
+    Recurrent,
+)
 from .network import build_recurrent
 
 ACCEPTED = ("edgeseq exports [nn.Embedding, or a front end of nn.Conv1d, nn.BatchNorm1d and activations] -> "
@@ -232,7 +241,8 @@ def from_module(module: nn.Module, where: str) -> list[Layer]:
 def _conv_settings(module: nn.Module, where: str) -> dict:
     """A Conv1d's kernel, dilation, groups and padding (attributes, or a traced archive's call),
     refused when a stream cannot compute it."""
-    settings = {name: getattr(module, name, None) for name in ("stride", "padding", "dilation", "groups", "padding_mode")}
+    names = ("stride", "padding", "dilation", "groups", "padding_mode")
+    settings = {name: getattr(module, name, None) for name in names}
     call = _call_arguments(module, CONV_CALLS)
     for name in ("stride", "padding", "dilation", "groups"):
         if settings[name] is None:
@@ -348,7 +358,8 @@ def assemble(layers: list[Layer], options: ReadOptions, where: str) -> tuple[Arc
     if len(before) > 1 and len(front) < len(before):
         raise SourceError(f"{where}: modules {', '.join(repr(layer.name) for layer in before)} come before "
                           f"the recurrent layers, where only one embedding, or a front end alone, can; {ACCEPTED}")
-    for position, part, allowed in (("before", before, ("embedding", *FRONT_KINDS)), ("between", middle, ("recurrent",)),
+    for position, part, allowed in (("before", before, ("embedding", *FRONT_KINDS)),
+                                    ("between", middle, ("recurrent",)),
                                     ("after", after, ("linear", "activation", "gap"))):
         for layer in part:
             if layer.kind not in allowed:
@@ -406,7 +417,8 @@ def _front_from_option(layers: list[Layer], options: ReadOptions, where: str) ->
                                                                 "dilation": settings.get("dilation", 1),
                                                                 "groups": settings.get("groups", 1)}))
         elif kind == "zeropad":
-            front.append(Layer(kind, "pad", settings={"padding": (settings.get("before", 0), settings.get("after", 0))}))
+            sides = (settings.get("before", 0), settings.get("after", 0))
+            front.append(Layer(kind, "pad", settings={"padding": sides}))
         elif kind == "batchnorm":
             layer = next(stored_layers)
             front.append(Layer(layer.name, kind, layer.params, {"affine": layer.settings["affine"],

@@ -36,8 +36,16 @@ from edgeseq_runtime.atomic import write_atomic
 from .. import __version__
 from ..errors import SourceError
 from . import torch_files
-from .architecture import (Activation, Architecture, BatchNorm, Conv, Linear, Recurrent, Seasonal,
-                           front_layer_from_dict)
+from .architecture import (
+    Activation,
+    Architecture,
+    BatchNorm,
+    Conv,
+    Linear,
+    Recurrent,
+    Seasonal,
+    front_layer_from_dict,
+)
 from .network import RecurrentNetwork
 
 TASKS = ("regression", "classification", "tokens")

@@ -2,9 +2,9 @@
 
 The forms a file may take (the contract's list): an edgeseq checkpoint; a plain state_dict of
 ``nn.LSTM`` / ``GRU`` / ``RNN`` layers (optionally after an ``nn.Embedding``, or a front end
-of ``nn.Conv1d`` and ``nn.BatchNorm1d``) followed by ``nn.Linear`` layers; a TorchScript archive or a pickled ``nn.Module``, only when their code is
-trusted (``torch_files``). Modules are read through their module tree, state_dicts through
-their keys and shapes (``layers``).
+of ``nn.Conv1d`` and ``nn.BatchNorm1d``) followed by ``nn.Linear`` layers; a TorchScript
+archive or a pickled ``nn.Module``, only when their code is trusted (``torch_files``). Modules
+are read through their module tree, state_dicts through their keys and shapes (``layers``).
 """
 
 from __future__ import annotations
