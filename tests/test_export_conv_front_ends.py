@@ -255,7 +255,7 @@ def test_state_dict_front_end_mistakes(tmp_path, front_end, message):
 
 
 def test_command_line_export_verify_inspect(tmp_path):
-    from support.cli_results import run
+    from support.cli_results import assert_one_line_error, run
 
     model = state_dict_model()
     torch.save(model.state_dict(), tmp_path / "model.pt")
@@ -271,6 +271,8 @@ def test_command_line_export_verify_inspect(tmp_path):
     assert "PyTorch vs edgeseq" in verified.stdout
     inspected = run("inspect", out)
     assert inspected.exit_code == 0 and "delay" in inspected.stdout and "4 steps" in inspected.stdout
+    assert_one_line_error(run("verify", out, "--steps", 4), f"{out}: its stream lags the full-sequence forward by 4 "
+                                                              f"steps; check it over more than 4 steps")
     assert "conv0_next" in inspected.stdout and "dilation 2" in inspected.stdout
 
 

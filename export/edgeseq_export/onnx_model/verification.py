@@ -87,6 +87,9 @@ def verify(path: str | os.PathLike, source=None, *, label: str | None = None, st
     architecture = description.architecture
     if source is not None:
         _check_same_interface(source.network.architecture, architecture, source.label, label)
+    if steps <= architecture.delay:
+        raise SourceError(f"{label}: its stream lags the full-sequence forward by {architecture.delay} steps; "
+                          f"check it over more than {steps} steps")
     x = random_sequence(architecture, description.normalisation, steps, batch, seed)
 
     runs, notes = {}, []
@@ -135,9 +138,8 @@ DELAY_NOTE = ("the stream lags the full-sequence forward by {delay} steps (the f
 def _aligned(runs: dict, delay: int, steps: int) -> dict:
     """Each run's outputs from the step that PyTorch's full-sequence output 0 corresponds to:
     the streams' from step ``delay`` on, PyTorch's first ``steps - delay`` (a front end's full
-    forward also gives the outputs of a padded conv's right padding, which no stream has reached)."""
-    if steps <= delay:
-        raise ValueError(f"steps {steps}: the model's stream lags by {delay} steps; check it over more")
+    forward also gives the outputs of a padded conv's right padding, which no stream has reached).
+    ``steps`` exceeds ``delay`` (``verify`` checks it first)."""
     return {name: (y[:steps - delay] if name == "PyTorch" else y[delay:], state) for name, (y, state) in runs.items()}
 
 
