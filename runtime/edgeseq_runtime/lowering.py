@@ -90,7 +90,8 @@ class Lowering:
         """A tensor whose elements are the arena elements at ``addresses``: a view when they
         are contiguous, otherwise a new region filled by one indexed copy per step."""
         flat = addresses.ravel()
-        if flat.size and np.array_equal(flat, flat[0] + np.arange(flat.size)):
+        if flat.size and np.array_equal(flat, flat[0] + np.arange(flat.size)) \
+                and self.builder.one_region(int(flat[0]), flat.size):
             return Tensor(tuple(addresses.shape), int(flat[0]))
         out = self.new_tensor(addresses.shape)
         self.builder.emit(isa.COPY, y=out.offset, n=flat.size, table=self.builder.table(flat))
@@ -173,6 +174,8 @@ class Lowering:
         if self.token_input and not self.vocab:
             graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         plan = self.builder.build(step_x.offset, step_x.size, y.offset, y.size, self.vocab, self.states)
+        for slot in self.states:
+            slot.offset = int(self.builder.placed(slot.offset))
         return LoweredModel(plan, x_name, x_shape, self.vocab, output, y.shape, self.states, self.input_time_axis,
                             context=self.options.context, state_outputs=dict(feedback),
                             stream_shape=None if self.options.context else self.options.input_shape,

@@ -4,8 +4,8 @@ The plan is four flat arrays: ``code`` (int64: header, instructions, index table
 ``isa``), ``weights`` (float32: every float constant, packed and aligned),
 ``qweights`` (int8: quantized weight matrices) and the arena's initial image (float32: model
 input, recurrent state and its copy for taking back a refused step, intermediate tensors and
-scratch, each at a fixed offset). A step
-allocates nothing: it runs ``code`` over the weights and an arena.
+scratch, each at a fixed offset; regions never live at once share memory, see ``arena_plan``).
+A step allocates nothing: it runs ``code`` over the weights and an arena.
 """
 
 from dataclasses import dataclass
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import isa
+from .arena_plan import Region, arena_slots, live_intervals, place
 from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, RECORD
 from .quantized import QuantizedWeight
 
@@ -38,6 +39,11 @@ class PlanBuilder:
     def __init__(self):
         self._arena_size = 0
         self._arena_init: list[tuple[int, np.ndarray]] = []
+        self._regions: list[Region] = []
+        self._region_starts: list[int] = []
+        self._region_ends: list[int] = []  # one past the last float asked for
+        self._placed = None  # after build: allocation-order address -> arena address
+        self.layout: list[tuple[int, int, bool, int, int]] = []  # after build, see _place
         self._weights: list[tuple[int, np.ndarray]] = []
         self._weights_size = 0
         self._qweights: list[tuple[int, np.ndarray]] = []
@@ -45,15 +51,33 @@ class PlanBuilder:
         self._code: list[int] = []
         self._tables: list[np.ndarray] = []
         self._tables_size = 0
+        self._table_at: dict[int, int] = {}  # offset -> index in _tables (of the one non-empty table there)
+        self._arena_tables: list[int] = []  # indices in _tables of the tables of arena addresses
 
     def alloc(self, n: int, init: np.ndarray | None = None) -> int:
-        """Reserve n floats of arena (zeros, or ``init``) and return their offset."""
+        """Reserve n floats of arena and return their offset. A region with ``init`` holds it
+        from load on and is never shared; any other is zeros at load but may share memory with
+        regions not live at the same time (see ``arena_plan``): the first instruction that
+        names it must write all of it that the step reads. Offsets are in allocation order
+        until ``build`` places the regions (``placed``)."""
         offset = self._arena_size
         self._arena_size = _aligned(offset + max(int(n), 1))
         self._check_size(self._arena_size, "arena")
+        self._regions.append(Region(offset, self._arena_size - offset, init is not None, init is not None))
+        self._region_starts.append(offset)
+        self._region_ends.append(offset + max(int(n), 1))
         if init is not None:
             self._arena_init.append((offset, np.asarray(init, np.float32).ravel()))
         return offset
+
+    def one_region(self, offset: int, n: int) -> bool:
+        """Whether the n floats from ``offset`` lie in one region (a view of them is one tensor)."""
+        k = np.searchsorted(self._region_starts, offset, side="right") - 1
+        return k >= 0 and offset + n <= self._region_ends[k]
+
+    def placed(self, offsets):
+        """Where ``build`` put arena offsets (int or array) of allocation order."""
+        return self._placed(offsets)
 
     def constant(self, values) -> int:
         """Store values (any shape, flattened row-major) as float32 weights; return the offset."""
@@ -96,15 +120,19 @@ class PlanBuilder:
         """Store an index table of arena addresses (a copy reads ``a[table[i]]``, unchecked at run
         time); return its offset relative to the table base."""
         indices = np.asarray(indices, dtype=np.int64).ravel()
-        outside = indices[(indices < 0) | (indices >= self._arena_size)]
+        region = np.searchsorted(self._region_starts, indices, side="right") - 1
+        ends = np.asarray(self._region_ends, np.int64)[np.maximum(region, 0)]
+        outside = indices[(region < 0) | (indices >= ends)]
         if outside.size:
             raise ValueError(f"an index table reaches arena element {int(outside[0])}, outside "
-                             f"the arena of {self._arena_size} elements")
+                             f"every region of the arena's {self._arena_size} elements")
+        self._arena_tables.append(len(self._tables))
         return self._store_table(indices)
 
     def _store_table(self, values) -> int:
         indices = np.asarray(values, dtype=np.int64).ravel()
         offset = self._tables_size
+        self._table_at[offset] = len(self._tables)
         self._tables.append(indices)
         self._tables_size += indices.size
         self._check_size(self._tables_size, "index tables")
@@ -126,15 +154,23 @@ class PlanBuilder:
         """The plan; ``states`` are the regions (with ``offset`` and ``size``) that carry
         recurrent state from one step to the next, which a refused step puts back (see
         kernels.rollback): their copy takes a region of the arena as large as they are."""
-        regions = [(int(s.offset), int(s.size)) for s in states]  # isa.STATE_ENTRY: offset, size
+        sizes = [int(s.size) for s in states]
+        saved, fault = self.alloc(sum(sizes)), self.alloc(2)
+        # read or written outside the instructions: by the caller (the output after the step), the
+        # next step (state), the rollback of a refused one (the copy, fault); the input too, as
+        # run finds the recurrent layer that reads it as is by its address (kernels.sequence)
+        kept = [x_offset, saved, fault, *(int(s.offset) for s in states)]
+        self._place(from_start=kept, to_end=[y_offset, *kept])
+        regions = np.stack([self.placed(np.array([int(s.offset) for s in states], np.int64)),
+                            np.array(sizes, np.int64)], axis=1)  # isa.STATE_ENTRY: offset, size
         header = [0] * HEADER_SIZE
         header[HEADER.STATES] = self._store_table(np.ravel(regions))
-        header[HEADER.N_STATES] = len(regions)
-        header[HEADER.SAVED] = self.alloc(sum(size for _, size in regions))
-        header[HEADER.FAULT] = self.alloc(2)
-        header[HEADER.X_OFFSET] = x_offset
+        header[HEADER.N_STATES] = len(sizes)
+        header[HEADER.SAVED] = int(self.placed(saved))
+        header[HEADER.FAULT] = int(self.placed(fault))
+        header[HEADER.X_OFFSET] = int(self.placed(x_offset))
         header[HEADER.X_SIZE] = x_size
-        header[HEADER.Y_OFFSET] = y_offset
+        header[HEADER.Y_OFFSET] = int(self.placed(y_offset))
         header[HEADER.Y_SIZE] = y_size
         header[HEADER.VOCAB] = vocab
         header[HEADER.START] = HEADER_SIZE
@@ -151,8 +187,39 @@ class PlanBuilder:
             qweights[offset:offset + values.size] = values
         arena = np.zeros(max(self._arena_size, 1), np.float32)
         for offset, values in self._arena_init:
+            offset = int(self.placed(offset))
             arena[offset:offset + values.size] = values
         return Plan(code, weights, qweights, arena)
+
+    def _place(self, from_start, to_end) -> None:
+        """Place every region (``arena_plan``), those holding ``from_start`` addresses live from the
+        step's start and those holding ``to_end`` ones to its end, and rewrite the arena addresses
+        of the code and the index tables to their places."""
+        starts = np.asarray(self._region_starts, np.int64)
+        first, last = (set((np.searchsorted(starts, kept, side="right") - 1).tolist()) for kept in (from_start, to_end))
+        regions = [Region(r.start, r.size, r.from_start or k in first, r.to_end or k in last)
+                   for k, r in enumerate(self._regions)]
+        code = np.asarray(self._code, np.int64)
+        tables = self._tables
+        slots = list(arena_slots(code, 0, code.size))
+        steps = 1 + max((index for index, _, _ in slots), default=-1)
+        references = [(index, tables[self._table_at[int(code[position])]] if is_table else code[position:position + 1])
+                      for index, position, is_table in slots]
+        intervals = live_intervals(regions, references, steps)
+        offsets, self._arena_size = place(regions, intervals)
+        # (offset, floats, pinned, first and last instruction naming it) of each region placed
+        self.layout = [(o, r.size, r.pinned, *live) for o, r, live in zip(offsets, regions, intervals) if live]
+        shift = np.asarray(offsets, np.int64) - starts
+
+        def moved(addresses):
+            return addresses + shift[np.searchsorted(starts, addresses, side="right") - 1]
+        self._placed = moved
+        for index, position, is_table in slots:
+            if not is_table:
+                code[position] = moved(code[position])
+        for k in self._arena_tables:
+            tables[k] = moved(tables[k])
+        self._code = code.tolist()
 
     @staticmethod
     def _check_size(n: int, what: str) -> None:
