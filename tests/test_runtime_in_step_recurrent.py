@@ -348,6 +348,36 @@ def test_intra_state_without_an_output_is_carried_by_the_node(tmp_path):
         _close(model.step(frame), expected[t], f"frame {t}")
 
 
+@pytest.mark.parametrize("op", GATES)
+def test_state_carried_by_a_batch_first_node(tmp_path, op):
+    """layout=1: X [batch, 6, 2], the states h0 (and c0) [batch, 2 directions, 3] graph inputs that
+    no output feeds back: each step starts from the last one's Y_h (and Y_c), checked against the
+    float64 reference stepped the same way."""
+    rng = np.random.default_rng(14)
+    gates, batch, steps, hidden = GATES[op], 2, 6, 3
+    W, R = (rng.uniform(-0.6, 0.6, (2, gates * hidden, n)).astype(np.float32) for n in (2, hidden))
+    B = rng.uniform(-0.3, 0.3, (2, 2 * gates * hidden)).astype(np.float32)
+    states = ["h0", "c0"][:2 if op == "LSTM" else 1]
+    nodes = [helper.make_node(op, ["X", "W", "R", "B", "", *states], ["Y"], name="cell", hidden_size=hidden,
+                              direction="bidirectional", layout=1)]
+    inputs = [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", steps, 2])] + \
+        [helper.make_tensor_value_info(name, TensorProto.FLOAT, ["batch", 2, hidden]) for name in states]
+    graph = helper.make_graph(nodes, "carried", inputs,
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["batch", steps, 2, hidden])],
+                              [numpy_helper.from_array(v, k) for k, v in (("W", W), ("R", R), ("B", B))])
+    path = tmp_path / "carried.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 14)]), path)
+    model = edgeseq_runtime.load(path, batch=batch)
+    carried = {name: np.zeros((batch, 2, hidden)) for name in states}
+    for x in rng.uniform(-1, 1, (3, batch, steps, 2)).astype(np.float32):
+        outs = reference(op, x, W, R, B, {f"initial_{name[0]}": v for name, v in carried.items()}, {}, 1,
+                         "bidirectional")
+        _close(model.step(x.reshape(batch, -1)), outs[0], "Y")
+        carried = dict(zip(states, outs[1:]))
+    for name in states:
+        _close(model.get_state()[name], carried[name], f"final {name}")
+
+
 def test_a_node_across_the_fixed_axis_of_the_model_input(tmp_path):
     """The model input [B, 33 bins, 2] reaches the bidirectional node through a Transpose only:
     its bins axis is a sequence inside the step, not the stream's time axis."""
