@@ -6,18 +6,22 @@ writes it (a value kept from the previous step, or zeros relied on from the load
 turn the outputs into NaN, so these runs check the pinning as well as the packing.
 """
 
+from itertools import pairwise
 from pathlib import Path
 
+import edgeseq_runtime
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from onnx import TensorProto, helper
-
-import edgeseq_runtime
 from edgeseq_runtime.model import StreamingModel
 from edgeseq_runtime.plan import ALIGN, PlanBuilder
+from onnx import TensorProto, helper
 from support import silero_files
+from support.crnn_models import crnn, expected_delay, full_sequence, random_sequence
+from torch import nn
+
+import edgeseq
 
 WIDTH = 16
 HIDDEN = 8
@@ -124,7 +128,7 @@ def diamond(path: Path) -> Path:
 def chain(path: Path, links: int) -> Path:
     """x -> Tanh -> Tanh ... (``links`` of them) -> y, each (1, 1, WIDTH)."""
     names = ["x", *(f"t{k}" for k in range(links - 1)), "y"]
-    nodes = [helper.make_node("Tanh", [a], [b]) for a, b in zip(names, names[1:])]
+    nodes = [helper.make_node("Tanh", [a], [b]) for a, b in pairwise(names)]
     graph = helper.make_graph(nodes, "chain", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, WIDTH])],
                               [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, WIDTH])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
@@ -212,3 +216,31 @@ def test_silero_arena_shrinks_to_what_liveness_allows(name, silero):
     windows = np.concatenate([np.zeros((1, 64), np.float32), chunks[:-1, -64:]])
     expected = [session.step(np.concatenate([w, c])) for w, c in zip(windows, chunks)]
     np.testing.assert_allclose(poisoned_steps(model, layout, chunks)[:, 0], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_a_crnn_streams_like_pytorch_with_its_arena_shared(tmp_path):
+    """The keyword spotter's shape (two causal convs, dilation 1 and 2, batch norm, ReLU, a GRU, a
+    head), exported: arena at what liveness allows, 40 poisoned steps as PyTorch's full-sequence
+    forward aligned by the delay."""
+    network = crnn(nn.Conv1d(8, 12, 3), nn.BatchNorm1d(12), nn.ReLU(), nn.Conv1d(12, 12, 3, dilation=2),
+                   nn.BatchNorm1d(12), nn.ReLU())
+    report = edgeseq.export(network, tmp_path / "crnn.onnx", steps=48)
+    model, layout = load(report.path)
+    assert_no_live_overlap(layout)
+    assert model._arena.size == peak_live(layout) < sum(floats for _, floats, *_ in layout)
+    delay = expected_delay(network)
+    xs = random_sequence(network, 40 + delay)
+    np.testing.assert_allclose(poisoned_steps(model, layout, xs)[delay:], full_sequence(network, xs)[:40],
+                               rtol=0, atol=1e-5)
+
+
+def test_an_index_table_reaches_only_into_regions():
+    """A copy's table is not checked at run time: an address between two regions (alignment
+    padding, which placing the regions drops) or past the last is refused when it is stored."""
+    builder = PlanBuilder()
+    first = builder.alloc(3)
+    second = builder.alloc(1)
+    assert builder.table([first, first + 2, second]) >= 0
+    for address in (first + 3, second - 1, second + 1, -1):
+        with pytest.raises(ValueError, match=f"reaches arena element {address}, outside every region"):
+            builder.table([first, address])
