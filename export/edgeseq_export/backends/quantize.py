@@ -14,7 +14,9 @@ fp16: every float32 tensor is stored as float16 behind a ``Cast`` to float32: ha
 computed in float32.
 
 Rounding: each int8 weight is rounded to nearest or by GPTQ on the inputs it meets over the
-calibration steps (``gptq.py``), whichever moves the model's outputs less, measured. Mixed
+calibration steps (``gptq.py``), whichever moves the model's outputs less, measured; with a
+tolerance, a Conv's filters may also be scaled along another axis (then the runtime holds them
+as float32). Mixed
 precision: with a tolerance, the weights whose int8 form would take the outputs past it stay
 float (fp16, or float32 where fp16 too would pass it). What each weight became, and how it was rounded, is recorded in the file's metadata
 (``edgeseq.quantization``) and in the report.
@@ -364,12 +366,14 @@ def _stored(array: np.ndarray, name: str, precision: str, axis, fresh):
 
 
 def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps: np.ndarray,
-                        branches: dict) -> tuple[dict, str | None]:
+                        branches: dict, other_axes: bool = False) -> tuple[dict, str | None]:
     """{Tensor: [Rounding]} by GPTQ on the inputs each weight meets over ``steps``, for the weights
-    whose inputs can be read (those of the If branches the loader took, ``branches``); a Conv's
-    filters take their scales along another axis where that halves the error on those inputs
-    (Silero's STFT basis: one scale per tap, its window's shape). With it, why no weight could
-    be rounded so (then every weight is rounded to nearest)."""
+    whose inputs can be read (those of the If branches the loader took, ``branches``). With
+    ``other_axes``, a Conv's filters may take their scales along another axis where that halves
+    the error on those inputs (Silero's STFT basis: one scale per tap, its window's shape); the
+    runtime and the generated C then hold them as float32 (only one scale per output channel
+    stays int8 in memory). With it, why no weight could be rounded so (then every weight is
+    rounded to nearest)."""
     values = _Values(_copy(model, MIN_OPSET).graph)
     found = _weights_and_uses(values)
     wanted = {tensor: [(node, index, layout) for node, index, layout, scope in uses if values.taken(scope, branches)]
@@ -393,7 +397,7 @@ def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps
         if readings:
             hessian = sum(inputs.T.astype(np.float64) @ inputs for inputs in readings)
             conv = any(node.op_type == "Conv" for node, _, _ in wanted[tensor])
-            rounded[tensor] = _gptq_roundings(array, axis, hessian, conv)
+            rounded[tensor] = _gptq_roundings(array, axis, hessian, other_axes and conv)
     return rounded, None
 
 
@@ -483,7 +487,8 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         quantized, names = quantize_fp16(model)
     else:
         branches = lower(model, source, 1, load_options).branches
-        options, nearest_because = calibrated_rounding(model, load_options, inputs, branches)
+        # Scales along another axis only where a tolerance asks for accuracy before memory.
+        options, nearest_because = calibrated_rounding(model, load_options, inputs, branches, tolerance is not None)
         quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
