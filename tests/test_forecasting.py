@@ -149,10 +149,14 @@ def test_covariates_and_a_horizon_are_trained_and_recorded(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name,options", [("wineind.csv", {}), ("taylor.csv", {})])
+@pytest.mark.parametrize("name,reading,options", [
+    ("wineind.csv", {}, {}), ("taylor.csv", {}, {}), ("elnino.csv", {}, {"season": 12}),
+    ("co2.csv", {"missing": "interpolate"}, {"season": 52}),
+    ("macrodata.csv", {"column": "realcons", "covariates": ["realdpi", "tbilrate"]}, {"season": 4}),
+], ids=["wineind", "taylor", "elnino", "co2", "macrodata"])
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
-def test_every_cell_beats_seasonal_naive_on_the_shipped_series(name, options, cell):
-    result = train_forecaster(read_series(DATA / name), TrainOptions(cell=cell, **options))
+def test_every_cell_beats_seasonal_naive_on_the_shipped_series(name, reading, options, cell):
+    result = train_forecaster(read_series(DATA / name, **reading), TrainOptions(cell=cell, **options))
     assert result.metrics["test_rmse"] < result.metrics["naive_rmse"], result.metrics
 
 

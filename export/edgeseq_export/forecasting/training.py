@@ -79,13 +79,17 @@ def train_forecaster(series: Series, options: TrainOptions = TrainOptions(), on_
     (KeyboardInterrupt) after the first epoch stops training early: the best epoch so far is
     scored and returned, with ``metrics["interrupted"]``. Runs on one thread: these models are
     too small to gain from more, and several threads fighting over a small machine's cores are
-    many times slower.
+    many times slower; with denormal floats flushed to zero (PyTorch's default is restored after).
     """
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    # Denormal floats off: a head started at zero sends tiny gradients back, and x86 computes
+    # with denormals many times slower (a GRU epoch on co2 took 0.61 s with them, 0.21 s without)
+    torch.set_flush_denormal(True)
     try:
         return _train(series, options, on_epoch, interruptible)
     finally:
+        torch.set_flush_denormal(False)
         torch.set_num_threads(threads)
 
 
