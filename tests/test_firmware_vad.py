@@ -4,8 +4,8 @@ under QEMU's mps2-an386 (Cortex-M4F) and as a host program over the recording th
 Each 32 ms chunk's probability is compared with the Python runtime on the same int8 file with the
 same load options (<= 1e-4), and the speech segments with those that silero-vad's own
 get_speech_timestamps_from_probs (from the silero-vad wheel) finds in the runtime's probabilities
-(identical). The goals of the int8 VAD (flash <= its int8 weights + 24 KB, RAM <= 16 KB) are
-not met yet; their tests say why.
+(identical). The goals of the int8 VAD: flash <= its int8 weights + 24 KB (held), RAM <= 16 KB
+(not yet: its test says why).
 """
 
 from __future__ import annotations
@@ -145,9 +145,6 @@ def int8_weight_bytes(build: Path) -> int:
     return sum(numpy_helper.to_array(t).nbytes for t in model.graph.initializer if t.data_type == onnx.TensorProto.INT8)
 
 
-@pytest.mark.xfail(strict=True, reason="quantize scales the STFT basis per tap and two convs per input channel "
-                                       "(more accurate), and the plan keeps a matrix int8 only with one scale "
-                                       "per output: those weights are stored as float32 (701 KB of flash)")
 def test_vad_flash_is_within_the_int8_weights_and_24_kb(firmware):
     flash = int(re.search(r"flash (\d+) bytes", firmware.size).group(1))
     assert flash <= int8_weight_bytes(firmware.build) + FLASH_OVER_INT8_WEIGHTS
