@@ -35,8 +35,6 @@ MAX_STACK_BYTES = 4096
 # get_speech_timestamps' rules as the firmware applies them
 RULES = {"threshold": 0.5, "neg_threshold": 0.35, "min_silence_duration_ms": 100, "min_speech_duration_ms": 250,
          "speech_pad_ms": 30}
-
-
 OUTPUTS = {"qemu": "run", "host": "run-host", "size": "size"}  # what each make target printed
 
 
