@@ -282,3 +282,18 @@ def test_an_op_of_another_domain_counts_only_in_the_branch_taken(tmp_path):
     edgeseq_runtime.load(path, constants={"sr": 16000}, input_shape=(3,))
     with pytest.raises(ModelError, match=r"else_out.*domain 'com.example'.*else_branch of node 'rate_if'"):
         edgeseq_runtime.load(path, constants={"sr": 8000}, input_shape=(3,))
+
+
+@pytest.mark.parametrize("op", ["GRU", "LSTM", "RNN"])
+def test_a_state_read_after_its_recurrent_node_keeps_the_value_the_step_started_with(tmp_path, op):
+    """The node updates its state in place; nodes after it that read the state input (or a
+    view of it taken before) must still see the old value, as ONNX Runtime does."""
+    path = fg.state_read_after_its_node(tmp_path / "blend.onnx", op=op)
+    states = ["h", "c"] if op == "LSTM" else ["h"]
+    xs = np.random.default_rng(5).standard_normal((30, 1, 1, 3)).astype(np.float32)
+    expected = fg.step_with_onnxruntime(path, xs, {s: np.zeros((1, 1, 4), np.float32) for s in states},
+                                        pairs={s: f"{s}_next" for s in states})
+    m = edgeseq_runtime.load(path)
+    stepped = np.stack([m.step(x.reshape(3)) for x in xs])
+    np.testing.assert_allclose(stepped, expected.reshape(30, 4), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(edgeseq_runtime.load(path).run(xs.reshape(30, 3)), stepped)

@@ -16,6 +16,7 @@ copied back at the end of each step) and the one step input left over.
 """
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,6 +76,7 @@ class Lowering:
         self.input_time_axis = None
         self._claimed: list[tuple[int, int, str]] = []
         self._absorbed: set[str] = set()  # outputs of nodes another handler computed already
+        self._unread: Counter = Counter()  # {value: reads of it still to come: nodes not lowered yet, the step's end}
         self._exposed: set[str] = set()   # values read from outside the graph walk
 
     # -- helpers for op handlers ------------------------------------------------------------
@@ -140,6 +142,7 @@ class Lowering:
                 if start < other_end and other_start < end:
                     self.fail(node, f"{suffix} shares state with {other}: each recurrent node needs its own")
             self._claimed.append((start, end, self.graph.describe(node)))
+            self._keep_for_later_readers(node, start, end)
             return Tensor(shape, value.offset)
         label = node.name or node.output[0]
         init = None
@@ -151,6 +154,25 @@ class Lowering:
         region = self.new_tensor(shape, init)
         self.states.append(StateSlot(f"{label}.{suffix}", shape, region.offset))
         return region
+
+    def _keep_for_later_readers(self, node, start: int, end: int) -> None:
+        """The node about to update arena[start:end] in place holds the state the step started
+        with: nodes lowered after it that read a value within it (the state input, a view of it)
+        must still read that state. Copy the values they read aside, before the node runs, and
+        point them at the copy. A value that holds more than this state (h of every layer, of
+        which each layer's node takes its own part) keeps reading the arena: a later read of it
+        sees the states the nodes before it have updated."""
+        own = Counter(self.graph.reads(node))
+        later = {name: v for name, v in self.values.items() if isinstance(v, Tensor)
+                 and start <= v.offset and v.offset + v.size <= end and self._unread[name] > own[name]}
+        if not later:
+            return
+        low = min(v.offset for v in later.values())
+        high = max(v.offset + v.size for v in later.values())
+        aside = self.new_tensor((high - low,))
+        self.builder.emit(isa.COPY, y=aside.offset, n=aside.size, table=self.builder.table(np.arange(low, high)))
+        for name, v in later.items():
+            self.values[name] = Tensor(v.shape, aside.offset + v.offset - low)
 
     def state_input_holding(self, value: Tensor) -> str | None:
         """The state input whose region holds all of ``value``, or None (it is computed in the step)."""
@@ -164,7 +186,10 @@ class Lowering:
         x_name, x_shape, output, feedback, step_x = self._bind_inputs()
         self.state_outputs = feedback
         self._exposed = {output, *feedback.values()}
-        self._lower_nodes(graph.needed_nodes([output, *feedback.values()]))
+        nodes = graph.needed_nodes([output, *feedback.values()])
+        self._unread.update([output, *feedback.values()])  # read when the step ends
+        self._unread.update(name for node in nodes for name in graph.reads(node))
+        self._lower_nodes(nodes)
         y = self.values.get(output)
         if not isinstance(y, Tensor):
             graph.fail(None, f"output '{output}' does not depend on the input or the state")
@@ -184,6 +209,7 @@ class Lowering:
     def _lower_nodes(self, nodes) -> None:
         for node in nodes:
             if node.output and node.output[0] in self._absorbed:
+                self._lowered(node)
                 continue
             inputs = [self._value(node, name) if name else None for name in node.input]
             if node.op_type == "If":
@@ -198,6 +224,10 @@ class Lowering:
             for name, value in zip(node.output, outputs):
                 if name:
                     self.values[name] = value
+            self._lowered(node)
+
+    def _lowered(self, node) -> None:
+        self._unread.subtract(self.graph.reads(node))
 
     def _lower_if(self, node, cond) -> list:
         """The outputs of the branch an If takes: its condition must be known at load time
@@ -227,6 +257,12 @@ class Lowering:
                 self.values[tensor.name] = onnx.numpy_helper.to_array(tensor)
             except Exception as e:  # noqa: BLE001 - onnx raises several kinds on a bad tensor
                 self.fail(node, f"initializer '{tensor.name}' of its {name} cannot be read ({e})")
+        # While its branch is lowered, the If's reads are its branch's nodes' (each counted off
+        # as it is lowered; see _keep_for_later_readers); the walk counts the If's off after it.
+        reads, results = self.graph.reads(node), [output.name for output in branch.output]
+        self._unread.subtract(reads)
+        self._unread.update(read for inner in branch.node for read in self.graph.reads(inner))
+        self._unread.update(results)  # read as the If's outputs once the branch is lowered
         self._depth += 1
         try:
             with self.folder.inside(node, name):
@@ -235,7 +271,9 @@ class Lowering:
                 self._lower_nodes(branch.node)
         finally:
             self._depth -= 1
-        return [self._value(node, output.name) for output in branch.output]
+            self._unread.update(reads)
+            self._unread.subtract(results)
+        return [self._value(node, name) for name in results]
 
     def _feed_back(self, feedback: dict[str, str]) -> None:
         """End each step by copying each state output into its state input, for graphs whose

@@ -213,3 +213,29 @@ def named_like_its_output(path, width: int = 4) -> str:
                    [helper.make_tensor_value_info(n, TensorProto.FLOAT, vector) for n in ("audio_out", "state_out")],
                    [_const("two", np.float32(2))])
     return _save(model, path)
+
+
+def state_read_after_its_node(path, *, op: str = "GRU", inputs: int = 3, hidden: int = 4, seed: int = 4) -> str:
+    """A recurrent node whose state input is read again after the node: the next state is a
+    blend of the node's Y_h and the state it started from, ``h_next = 0.5 * Y_h + 0.5 * h``
+    (and c likewise for an LSTM), through a Squeeze view of ``h`` taken before the node and
+    ``h`` itself read after it. The step's values of ``h`` are the ones it started with."""
+    rng = np.random.default_rng(seed)
+    gates = {"GRU": 3, "LSTM": 4, "RNN": 1}[op]
+    inits = [_const("W", rng.standard_normal((1, gates * hidden, inputs)).astype(np.float32) * 0.5),
+             _const("R", rng.standard_normal((1, gates * hidden, hidden)).astype(np.float32) * 0.5),
+             _const("half", np.float32(0.5)), _const("axes", np.array([0], np.int64))]
+    states = ["h", "c"] if op == "LSTM" else ["h"]
+    nodes = [helper.make_node("Squeeze", ["h", "axes"], ["h_view"])]  # a view taken before the node
+    nodes.append(helper.make_node(op, ["x", "W", "R", "", "", *states], ["", *[f"{s}_y" for s in states]],
+                                  hidden_size=hidden))
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, hidden])]
+    for s in states:
+        nodes += [helper.make_node("Add", [f"{s}_y", s], [f"{s}_sum"]),
+                  helper.make_node("Mul", [f"{s}_sum", "half"], [f"{s}_next"])]
+        outputs.append(helper.make_tensor_value_info(f"{s}_next", TensorProto.FLOAT, [1, 1, hidden]))
+    nodes.append(helper.make_node("Add", ["h_view", "h_next"], ["y_sum"]))
+    nodes.append(helper.make_node("Squeeze", ["y_sum", "axes"], ["y"]))
+    graph_inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, inputs])]
+    graph_inputs += [helper.make_tensor_value_info(s, TensorProto.FLOAT, [1, 1, hidden]) for s in states]
+    return _save(_model(nodes, graph_inputs, outputs, inits), path)
