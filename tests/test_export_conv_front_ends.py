@@ -276,6 +276,21 @@ def test_command_line_export_verify_inspect(tmp_path):
     assert "conv0_next" in inspected.stdout and "dilation 2" in inspected.stdout
 
 
+def test_bench_times_pytorch_stepping_a_crnn_read_with_the_options_recorded_at_export(tmp_path):
+    """bench --reference steps PyTorch with the conv caches fed back (one frame alone is too short
+    for a conv of kernel 3 without padding), reading a state_dict as export read it."""
+    from support.cli_results import run
+
+    model = crnn(nn.Conv1d(3, 4, 3), nn.ReLU(), cell="GRU")
+    torch.save(model.state_dict(), tmp_path / "model.pt")
+    out = tmp_path / "crnn.onnx"
+    exported = run("export", tmp_path / "model.pt", "-o", out, "--batch-first", "--front-end", "conv relu")
+    assert exported.exit_code == 0, exported.output
+    benched = run("bench", out, "--reference", tmp_path / "model.pt", "--json", "--calls", 100, "--no-cold-start")
+    assert benched.exit_code == 0, benched.output
+    assert json.loads(benched.stdout)["engines"]["PyTorch"]["step"]["median_us"] > 0
+
+
 # -- int8 and fp16 ---------------------------------------------------------------------------------------
 
 

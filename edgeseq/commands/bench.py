@@ -29,10 +29,9 @@ def command(model, batch, reference, calls, cold_start, as_json, trust_code, loa
 
     source = None
     if reference is not None:
+        from edgeseq_export.api import read_reference
         from edgeseq_export.errors import SourceError
-        from edgeseq_export.pytorch.layers import ReadOptions
-        from edgeseq_export.pytorch.sources import read_source
-        source = read_source(reference, ReadOptions(trust_code=trust_code))
+        source, _ = read_reference(model, reference, trust_code=trust_code)
         architecture, model_io = source.network.architecture, _io(model, batch, load_options)
         if (architecture.input_size, architecture.output_size) != model_io:
             raise SourceError(f"{reference}: takes {architecture.input_size} and gives {architecture.output_size} "

@@ -79,6 +79,21 @@ def export(model_or_path, path, *, exporter: str = "torchscript", verify: bool =
                         os.path.getsize(path), time.perf_counter() - start, report)
 
 
+def read_reference(path, reference, *, trust_code: bool = False, **given) -> tuple:
+    """(the ``Source`` read from ``reference``, notes): MODEL.pt (or an ``nn.Module``) read with
+    the options the model at ``path`` was exported with (its metadata), those ``given`` (not
+    None) taking precedence; a note when it is not the file the model was exported from."""
+    recorded = describe_file(os.fspath(path), os.fspath(path))
+    options = {**recorded.read_options, **{k: v for k, v in given.items() if v is not None}}
+    if options.get("linear_order") is not None:
+        options["linear_order"] = tuple(options["linear_order"])
+    source = read_source(reference, ReadOptions(**options, trust_code=trust_code))
+    notes = []
+    if source.sha256 and recorded.source_sha256 and source.sha256 != recorded.source_sha256:
+        notes.append(f"{source.label} is not the file the model was exported from (sha256 differs)")
+    return source, notes
+
+
 def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
            tolerance: float = DEFAULT_TOLERANCE, seed: int = 0, batch_first: bool | None = None,
            nonlinearity: str | None = None, activation: str | None = None, linear_order=None,
@@ -90,15 +105,9 @@ def verify(path, reference=None, *, steps: int = DEFAULT_STEPS, batch: int = 1,
     ``export``; ``load_options`` (an ``edgeseq_runtime.LoadOptions``) as edgeseq loads the model. Raises ``VerificationFailed`` when they disagree by more than ``tolerance``."""
     source, notes = None, []
     if reference is not None:
-        recorded = describe_file(os.fspath(path), os.fspath(path))
-        given = dict(batch_first=batch_first, nonlinearity=nonlinearity, activation=activation,
-                     linear_order=tuple(linear_order) if linear_order is not None else None, front_end=front_end)
-        options = {**recorded.read_options, **{k: v for k, v in given.items() if v is not None}}
-        if options.get("linear_order") is not None:
-            options["linear_order"] = tuple(options["linear_order"])
-        source = read_source(reference, ReadOptions(**options, trust_code=trust_code or trust_pickle))
-        if source.sha256 and recorded.source_sha256 and source.sha256 != recorded.source_sha256:
-            notes.append(f"{source.label} is not the file the model was exported from (sha256 differs)")
+        source, notes = read_reference(path, reference, trust_code=trust_code or trust_pickle,
+                                       batch_first=batch_first, nonlinearity=nonlinearity, activation=activation,
+                                       linear_order=linear_order, front_end=front_end)
     report = compare(path, source, steps=steps, batch=batch, tolerance=tolerance, seed=seed,
                      load_options=load_options)
     report.notes[:0] = notes

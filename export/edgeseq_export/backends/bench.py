@@ -121,17 +121,21 @@ class OnnxRuntimeStepper:
 
 def torch_stepper(network, batch: int = 1):
     """One step of a ``RecurrentNetwork`` in PyTorch eager, state fed back: how a PyTorch user
-    would stream it (call under ``torch.inference_mode()`` on one thread)."""
+    would stream it (call under ``torch.inference_mode()`` on one thread). It steps the module
+    the step graph is written from (``StepModule``), so a conv front end keeps its caches as
+    state instead of convolving one frame alone."""
     import torch
 
-    state = None
+    from ..onnx_model.step_graph import StepModule
+
+    module, state = StepModule(network), network.initial_state(batch)
     time_axis = 1 if network.architecture.batch_first else 0
 
     def step(x):
         nonlocal state
         tensor = torch.from_numpy(np.asarray(x)).reshape(batch, -1) if not network.architecture.vocab_size \
             else torch.from_numpy(np.asarray(x, np.int64)).reshape(batch)
-        y, state = network(tensor.unsqueeze(time_axis) if time_axis else tensor.unsqueeze(0), state)
+        y, *state = module(tensor.unsqueeze(time_axis), *state)
         return y
 
     return step
