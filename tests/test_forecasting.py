@@ -234,3 +234,28 @@ def test_generated_c_streams_the_seasonal_forecaster_as_the_runtime_does(tmp_pat
     assert done.returncode == 0, done.stderr
     expected = edgeseq_runtime.load(tmp_path / "m.onnx").run(rows)
     np.testing.assert_allclose(parse_rows(done.stdout), expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm", "rnn"])
+def test_an_ensemble_is_one_network_streaming_the_members_mean(tmp_path, cell):
+    """Three seeds merged into one recurrent layer (block-diagonal recurrence, averaging head):
+    the exported file, stepped by the runtime, gives the mean of the members' PyTorch forecasts."""
+    from edgeseq_export.forecasting.ensemble import merge
+
+    members = [_seasonal_model(cell, seed=seed) for seed in range(3)]
+    save_checkpoint(merge(members), tmp_path / "mean.pt")
+    export(tmp_path / "mean.pt", tmp_path / "mean.onnx")
+    rows = _rows(30).astype(np.float32)
+    with torch.no_grad():
+        expected = np.mean([m(torch.from_numpy(rows).unsqueeze(0))[0][0].numpy() for m in members], axis=0)
+    got = edgeseq_runtime.load(tmp_path / "mean.onnx").run(rows)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+def test_an_ensemble_is_kept_only_where_validation_says_so():
+    series = Series("y", _noisy_seasonal(), "synthetic")
+    metrics = train_forecaster(series, TrainOptions(cell="rnn", hidden=6, epochs=3, season=6, ensemble=3)).metrics
+    ensemble = metrics["ensemble"]
+    assert ensemble["seeds"] == 3 and len(ensemble["members_validation_rmse"]) == 3
+    assert ensemble["kept"] == (ensemble["validation_rmse"] < ensemble["members_validation_rmse"][0])
+    assert metrics["validation_rmse"] == min(ensemble["validation_rmse"], ensemble["members_validation_rmse"][0])

@@ -41,6 +41,9 @@ def data_options(command):
 @click.option("--design", type=click.Choice(["auto", "plain", "seasonal", "seasonal+level", "3 seasons"]),
               default="auto", show_default=True,
               help="What the model keeps around the network; auto: the seasonal designs, the best on validation.")
+@click.option("--ensemble", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Train this many seeds of the chosen design; their mean (one network) is kept if it "
+                   "validates better.")
 @click.option("--window", type=click.IntRange(min=2), help="Training window in steps [default: from the season].")
 @click.option("--hidden", type=click.IntRange(min=1), default=32, show_default=True, help="Units per recurrent layer.")
 @click.option("--layers", type=click.IntRange(min=1), default=1, show_default=True, help="Stacked recurrent layers.")
@@ -53,8 +56,8 @@ def data_options(command):
 @click.option("--seed", type=int, default=0, show_default=True, help="Seeds weights and batch order: same seed, same model.")
 @click.option("--season", type=click.IntRange(min=1),
               help="Season length of the seasonal designs and the seasonal-naive baseline [default: detected].")
-def command(data, cell, output, column, columns, missing, header, horizon, design, window, hidden, layers, dropout,
-            epochs, lr, seed, season):
+def command(data, cell, output, column, columns, missing, header, horizon, design, ensemble, window, hidden, layers,
+            dropout, epochs, lr, seed, season):
     """Train a CELL forecaster on a column of DATA.csv (chronological train / validation / test
     split, early stopping), print its test RMSE, MAE and MASE next to a seasonal-naive baseline,
     and write an edgeseq checkpoint that `edgeseq export` takes as is. The step takes the
@@ -66,7 +69,7 @@ def command(data, cell, output, column, columns, missing, header, horizon, desig
                                     on_epoch=for_model(f"{cell} on {os.path.basename(data)}"),
                                     interruptible=True, cell=cell, hidden=hidden, layers=layers, window=window,
                                     epochs=epochs, lr=lr, seed=seed, dropout=dropout, season=season, horizon=horizon,
-                                    design=design)
+                                    design=design, ensemble=ensemble)
     Console().print(series.read)
     print_scores(series.name, {cell: result.metrics})
     if result.metrics["interrupted"]:

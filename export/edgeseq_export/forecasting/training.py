@@ -23,11 +23,18 @@ candidate beside the seasonal designs: on wineind its validation RMSE beat their
 2,606 for the GRU) while its test RMSE lost to seasonal naive (3,286 against 2,703, the 3-season
 design 2,195): over a short validation span, a network free to leave the baseline wins by
 chance as often as not. Either way callers and runtimes deal in the data's units.
+
+``ensemble=K`` trains K seeds of the chosen design and merges them into one network that
+forecasts their mean (``forecasting.ensemble``), kept only when its validation RMSE beats the
+first seed's. Off by default: on wineind, macrodata and elnino the 3-seed mean validated better in
+7 of 9 cells, and its test RMSE improved in 1 of those 7 (wineind GRU, 2,195 -> 2,185) and
+worsened in 6 (up to 5.5%).
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -35,6 +42,7 @@ import numpy as np
 import torch
 
 from ..pytorch.models import ModelConfig, SequenceModel
+from .ensemble import merge
 from .scores import horizon_scores
 from .series import Series, SeriesError, read_series, seasonal_period
 
@@ -58,6 +66,7 @@ class TrainOptions:
     season: int | None = None      # of the seasonal ends and the baseline; default: detected
     horizon: int = 1               # forecasts per step: the target 1..horizon steps ahead
     design: str = "auto"           # one of DESIGNS, or "auto": each, the best on validation kept
+    ensemble: int = 1              # > 1: that many seeds of the chosen design, their mean kept if validation says so
 
 
 @dataclass
@@ -129,6 +138,10 @@ def _train(series: Series, options: TrainOptions, on_epoch, interruptible: bool)
             break
     design = min(fits, key=lambda d: fits[d].validation_rmse)
     chosen = fits[design]
+    ensemble = None
+    if options.ensemble > 1 and not chosen.interrupted:
+        chosen, ensemble = _ensemble(series, design, options, chosen, season, window, val_start, test_start, on_epoch,
+                                     interruptible)
     forecasts = forecast_series(chosen.model, series.inputs)
     test = horizon_scores(forecasts, values, test_start, len(values), season, val_start)
     first = test[0]
@@ -138,12 +151,33 @@ def _train(series: Series, options: TrainOptions, on_epoch, interruptible: bool)
         "horizons": test, "design": design,
         "validation_rmse": chosen.validation_rmse,
         "candidates": {d: fit.validation_rmse for d, fit in fits.items()},
+        "ensemble": ensemble,
         "season": season, "window": window, "horizon": horizon, "epochs": len(chosen.history),
         "parameters": sum(p.numel() for p in chosen.model.parameters()),
         "test_start": test_start, "validation_start": val_start,
-        "interrupted": any(fit.interrupted for fit in fits.values()),
+        "interrupted": chosen.interrupted or any(fit.interrupted for fit in fits.values()),
     }
     return TrainResult(chosen.model, metrics, forecasts[test_start - 1:, 0], chosen.history)
+
+
+def _ensemble(series: Series, design: str, options: TrainOptions, single: _Fit, season: int, window: int,
+              val_start: int, test_start: int, on_epoch, interruptible: bool) -> tuple[_Fit, dict]:
+    """``options.ensemble`` seeds of ``design`` (``single`` the first) merged into one model
+    (``ensemble.merge``): kept when its validation RMSE beats ``single``'s; what was measured."""
+    members = [single]
+    for offset in range(1, options.ensemble):
+        seeded = dataclasses.replace(options, seed=options.seed + offset)
+        members.append(_fit(series, design, seeded, season, window, val_start, test_start, on_epoch, interruptible))
+        if members[-1].interrupted:
+            break
+    merged = merge([member.model for member in members])
+    forecasts = forecast_series(merged, series.inputs[:test_start])
+    val_rmse = horizon_scores(forecasts[:, :1], series.values, val_start, test_start, season, val_start)[0]["rmse"]
+    kept = val_rmse < single.validation_rmse
+    record = {"seeds": len(members), "validation_rmse": val_rmse, "kept": kept,
+              "members_validation_rmse": [member.validation_rmse for member in members]}
+    fit = _Fit(merged, val_rmse, single.history, any(m.interrupted for m in members)) if kept else single
+    return fit, record
 
 
 def build_model(series: Series, design: str, options: TrainOptions, season: int, train_end: int) -> SequenceModel:
