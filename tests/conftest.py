@@ -5,6 +5,7 @@ import os
 import pathlib
 
 import edgeseq_runtime
+import pytest
 
 KERNELS = pathlib.Path(edgeseq_runtime.__file__).parent / "kernels"
 ISA = KERNELS.parent / "isa.py"  # its constants are compiled into the kernels
@@ -29,3 +30,24 @@ def pytest_configure(config):
         cached.unlink(missing_ok=True)
     stamp.parent.mkdir(exist_ok=True)
     stamp.write_text(digest.hexdigest())
+
+
+@pytest.fixture(scope="session")
+def silero():
+    """The Silero VAD files (``support.silero_files``: fetched once into the test cache)."""
+    from support import silero_files
+
+    try:
+        return silero_files.fetch()
+    except silero_files.Unavailable as e:
+        pytest.skip(f"the Silero files cannot be had here: {e}")
+
+
+@pytest.fixture(scope="session")
+def recording(tmp_path_factory):
+    """Sentences spoken by espeak-ng between silences, in noise (``support.audio``)."""
+    from support import audio
+
+    if missing := audio.tools_missing():
+        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
+    return audio.speech_recording(tmp_path_factory.mktemp("speech"))

@@ -190,14 +190,6 @@ def test_state_round_trips_through_a_file(tmp_path):
     np.testing.assert_array_equal(poisoned_steps(fresh, fresh_layout, xs[20:]), went_on)
 
 
-@pytest.fixture(scope="module")
-def silero():
-    try:
-        return silero_files.fetch()
-    except silero_files.Unavailable as e:
-        pytest.skip(f"the Silero files cannot be had here: {e}")
-
-
 @pytest.mark.parametrize("name", ["silero_vad_v6", "silero_vad"])
 def test_silero_arena_shrinks_to_what_liveness_allows(name, silero):
     """Silero VAD (v6; v5 with its graph inside If branches) at 512 new samples a step: the

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from edgeseq_runtime import isa
-from support import audio, silero_files
+from support import silero_files
 from support.codegen_builds import (
     FIRMWARE,
     GCC,
@@ -205,18 +205,8 @@ THRESHOLD = 0.5
 
 
 @pytest.fixture(scope="module")
-def silero():
-    try:
-        return silero_files.fetch()
-    except silero_files.Unavailable as e:
-        pytest.skip(f"the Silero files cannot be had here: {e}")
-
-
-@pytest.fixture(scope="module")
-def chunks(tmp_path_factory):
-    if missing := audio.tools_missing():
-        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
-    return audio.speech_recording(tmp_path_factory.mktemp("speech")).chunks(silero_files.CHUNK)
+def chunks(recording):
+    return recording.chunks(silero_files.CHUNK)
 
 
 class SileroBuild:

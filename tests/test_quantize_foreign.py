@@ -229,21 +229,11 @@ SILERO_TOLERANCE = 0.0095  # what quantize measures against; the tests hold ever
 
 
 @pytest.fixture(scope="module")
-def silero():
-    try:
-        return silero_files.fetch()
-    except silero_files.Unavailable as e:
-        pytest.skip(f"the Silero files cannot be had here: {e}")
-
-
-@pytest.fixture(scope="module")
-def speech(tmp_path_factory):
-    if missing := audio.tools_missing():
-        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
-    folder = tmp_path_factory.mktemp("speech")
-    recording = audio.speech_recording(folder)
-    audio.write_wav(folder / "speech.wav", recording.samples)
-    return recording, folder / "speech.wav"
+def speech(recording, tmp_path_factory):
+    """The recording, and a WAV of it for --calibration."""
+    path = tmp_path_factory.mktemp("calibration") / "speech.wav"
+    audio.write_wav(path, recording.samples)
+    return recording, path
 
 
 def silero_probabilities(path, variant, windows, optimized=True) -> np.ndarray:

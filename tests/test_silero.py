@@ -14,7 +14,7 @@ import sys
 import edgeseq_runtime
 import numpy as np
 import pytest
-from support import audio, silero_files
+from support import audio
 from support.cli_results import assert_one_line_error, run
 from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW, OnnxRuntimeSilero
 
@@ -40,20 +40,6 @@ def quantize_cases(gaps):
     return [pytest.param(name, mode, marks=gaps.get((name, mode), ()), id=f"{name}-{mode}")
             for name in VARIANTS for mode in ("int8", "fp16")]
 
-
-@pytest.fixture(scope="module")
-def silero():
-    try:
-        return silero_files.fetch()
-    except silero_files.Unavailable as e:
-        pytest.skip(f"the Silero files cannot be had here: {e}")
-
-
-@pytest.fixture(scope="module")
-def recording(tmp_path_factory):
-    if missing := audio.tools_missing():
-        pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
-    return audio.speech_recording(tmp_path_factory.mktemp("speech"))
 
 
 @pytest.fixture(scope="module")
