@@ -12,34 +12,13 @@
 #include "board.h"
 #include "edgeseq_model.h"
 #include "synthetic_sensor.h"
+#include "text_out.h"
 
 #ifndef STEPS
 #define STEPS 200
 #endif
 
 #define SIGNIFICANT_DIGITS 9
-
-static char *append_text(char *out, const char *text)
-{
-    while (*text != '\0') {
-        *out++ = *text++;
-    }
-    return out;
-}
-
-static char *append_unsigned(char *out, uint32_t value)
-{
-    char digits[10];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u);
-    while (n > 0) {
-        *out++ = digits[--n];
-    }
-    return out;
-}
 
 /* value as d.dddddddde[+-]x, computed in double so that the digits are those of the float. */
 static char *append_float(char *out, float value)

@@ -28,6 +28,7 @@
 
 #include "audio.h"
 #include "edgeseq_model.h"
+#include "text_out.h"
 #include "vad_board.h"
 
 #define RATE 16000
@@ -51,28 +52,6 @@ typedef struct {
     uint32_t start;
     uint32_t silence_start; /* where the current silence inside the segment began; 0: none */
 } segmenter_t;
-
-static char *append_text(char *out, const char *text)
-{
-    while (*text != '\0') {
-        *out++ = *text++;
-    }
-    return out;
-}
-
-static char *append_unsigned(char *out, uint32_t value)
-{
-    char digits[10];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u);
-    while (n > 0) {
-        *out++ = digits[--n];
-    }
-    return out;
-}
 
 /* A probability in [0, 1] as 0.ddddddddd, rounded to 9 decimals from the float's bits with
  * integer arithmetic (the Cortex-M4's FPU has no double: double formatting would add kilobytes of

@@ -15,6 +15,7 @@
 #include "board.h"
 #include "edgeseq_model.h"
 #include "kws_frames.h"
+#include "text_out.h"
 
 #if KWS_BANDS != MODEL(INPUT_SIZE)
 #error "the frames have another number of bands than the model takes"
@@ -27,28 +28,6 @@
 #define SYST_ENABLE_PROCESSOR_CLOCK 0x5u
 #define SYST_MASK 0xFFFFFFu
 #define CALIBRATION_LOOPS 100000u /* of two instructions each (subs, bne) */
-
-static char *append_text(char *out, const char *text)
-{
-    while (*text != '\0') {
-        *out++ = *text++;
-    }
-    return out;
-}
-
-static char *append_unsigned(char *out, uint32_t value)
-{
-    char digits[10];
-    int n = 0;
-    do {
-        digits[n++] = (char)('0' + value % 10u);
-        value /= 10u;
-    } while (value != 0u);
-    while (n > 0) {
-        *out++ = digits[--n];
-    }
-    return out;
-}
 
 static char *append_bits(char *out, float value)
 {
