@@ -5,6 +5,7 @@ import os
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 import edgeseq
 
@@ -27,10 +28,13 @@ def fleet(lengths, seed=0, keys=None, features=3):
 
 def outputs_by_key(table, outputs=("y0", "y1")):
     """{key: (steps, outputs) array} from replay's table, each stream's rows in ``t`` order."""
-    frame = table.to_pandas()
-    if "t" in frame:
-        frame = frame.sort_values("t", kind="stable")
-    return {k: group[list(outputs)].to_numpy() for k, group in frame.groupby("device", sort=False)}
+    if "t" in table.column_names:
+        table = table.take(pc.sort_indices(table, sort_keys=[("t", "ascending")]))  # a stable sort
+    values = np.column_stack([table.column(name).to_numpy(zero_copy_only=False) for name in outputs])
+    rows = {}
+    for key, row in zip(table.column("device").to_pylist(), values):
+        rows.setdefault(key, []).append(row)
+    return {key: np.array(stream) for key, stream in rows.items()}
 
 
 def assert_each_stream_is_its_own_run(model_path, table, streams, outputs=("y0", "y1"), states=None):
