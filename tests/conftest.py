@@ -51,3 +51,11 @@ def recording(tmp_path_factory):
     if missing := audio.tools_missing():
         pytest.skip(f"{' and '.join(missing)} not installed (apt-get install espeak-ng sox)")
     return audio.speech_recording(tmp_path_factory.mktemp("speech"))
+
+
+@pytest.fixture(scope="session")
+def builds(tmp_path_factory):
+    """The run's C builds, shared by the tests that compile generated code (``support.codegen_builds``)."""
+    from support.codegen_builds import Builds
+
+    return Builds(tmp_path_factory)

@@ -28,7 +28,6 @@ from support.codegen_builds import (
     FIRMWARE,
     GCC,
     SANITIZED,
-    builds,  # noqa: F401
     compile_program,
     parse_rows,
     rows_text,
@@ -134,7 +133,7 @@ class FrontEndBuild:
 
 
 @pytest.fixture(scope="module")
-def front_ends(builds):  # noqa: F811
+def front_ends(builds):
     return FrontEndBuild(builds)
 
 
@@ -253,7 +252,7 @@ class SileroBuild:
 
 
 @pytest.fixture(scope="module")
-def silero_builds(builds, silero):  # noqa: F811
+def silero_builds(builds, silero):
     return SileroBuild(builds, silero)
 
 

@@ -14,7 +14,6 @@ from support.codegen_builds import (
     MODELS,
     STEPS,
     TOL,
-    builds,
     make,
     max_error,
     parse_rows,

@@ -24,7 +24,6 @@ from support.codegen_builds import (
     STEPS,
     TOL,
     VOCAB,
-    builds,
     max_error,
     parse_rows,
     require,

@@ -22,7 +22,7 @@ import onnx
 import pytest
 from onnx import numpy_helper
 from support import audio, silero_files
-from support.codegen_builds import FIRMWARE, builds, make, require  # noqa: F401 (builds: a fixture)
+from support.codegen_builds import FIRMWARE, make, require
 
 pytestmark = pytest.mark.slow  # quantizes and generates Silero, cross-compiles it, runs QEMU
 
@@ -39,7 +39,7 @@ OUTPUTS = {"qemu": "run", "host": "run-host", "size": "size"}  # what each make 
 
 
 @pytest.fixture(scope="module")
-def firmware(builds):  # noqa: F811
+def firmware(builds):
     """The Makefile's build folder after `make run`, `make run-host` and `make size`, and what
     they printed: made once per test run, shared by the pytest-xdist workers."""
     require("make", "cc", "arm-none-eabi-gcc", "qemu-system-arm", "timeout")

@@ -184,12 +184,6 @@ def compile_program(compiler: HostCompiler, c_dir: Path, name: str, sources, out
     return output
 
 
-@pytest.fixture(scope="session")
-def builds(tmp_path_factory) -> Builds:
-    """The run's shared Builds (import this fixture into a test module to use it)."""
-    return Builds(tmp_path_factory)
-
-
 @dataclass(frozen=True)
 class HostPrograms:
     """What Builds.host made for one model, in the build folder of one compiler."""
