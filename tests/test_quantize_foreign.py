@@ -155,6 +155,10 @@ def test_calibration_wav_is_cut_into_steps_of_the_step_input(tmp_path):
     from_npy = quantize(source, tmp_path / "b.onnx", calibration=tmp_path / "tone.npy", load_options=OPTIONS)
     assert from_wav.steps == 100
     assert from_wav.max_abs_error == from_npy.max_abs_error
+    cut = tmp_path / "cut.wav"  # a recording cut off inside its last sample: the samples before it
+    cut.write_bytes((tmp_path / "tone.wav").read_bytes()[:-1])
+    from_cut = quantize(source, tmp_path / "c.onnx", calibration=cut, load_options=OPTIONS)
+    assert from_cut.steps == 100 and from_cut.max_abs_error == from_npy.max_abs_error
 
 
 @pytest.mark.parametrize(("content", "message"), [

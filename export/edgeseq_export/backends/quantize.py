@@ -624,7 +624,8 @@ def wav_steps(path, width: int) -> np.ndarray:
         raise DataError(f"{path}: expected mono 8, 16 or 32-bit PCM; got {channels} channel(s) of "
                         f"{width_bytes * 8} bits")
     dtype = {1: np.uint8, 2: "<i2", 4: "<i4"}[width_bytes]
-    samples = np.frombuffer(frames, dtype).astype(np.float64)
+    whole = len(frames) // width_bytes * width_bytes  # a recording cut off mid-sample ends before it
+    samples = np.frombuffer(frames[:whole], dtype).astype(np.float64)
     samples = (samples - 128) / 128 if width_bytes == 1 else samples / 2.0 ** (8 * width_bytes - 1)
     if len(samples) < width:
         raise DataError(f"{path}: {len(samples)} samples, fewer than one step of {width}")
