@@ -2,6 +2,7 @@
 bit those of ``edgeseq.load(MODEL).run(its rows)``, state files that continue a stream exactly,
 and every kind of bad input refused in one line with nothing written."""
 
+import fcntl
 import os
 import subprocess
 import sys
@@ -121,6 +122,67 @@ def test_states_and_resume_continue_one_long_run(tmp_path, gru):
             np.testing.assert_array_equal(got[key], whole[10:], err_msg=f"key {key}")
         assert device.load_state(states / f"{key}.state") == len(x) and device.steps == len(x)
         assert all(a.tobytes() == b.tobytes() for a, b in zip(device.get_state().values(), model.get_state().values()))
+
+
+KILLED_WHILE_MOVING = """
+import os, signal, sys
+import edgeseq
+moves, replace = [], os.replace
+def replace_then_die(src, dst):
+    moves.append(src)
+    if len(moves) == 3:  # the commit rename, one state moved in: the next move never happens
+        os.kill(os.getpid(), signal.SIGKILL)
+    replace(src, dst)
+os.replace = replace_then_die
+model, data, states = sys.argv[1:]
+edgeseq.replay(model, data, key="device", order="t", states=states)
+"""
+
+
+def test_a_replay_killed_while_moving_states_is_finished_by_the_next(tmp_path, gru):
+    table, streams = fleet([12, 12, 12, 5], seed=4)
+    first = table.filter(pa.compute.less(table["t"], 106))
+    pq.write_table(first, tmp_path / "day1.parquet")
+    pq.write_table(table.filter(pa.compute.greater_equal(table["t"], 106)), tmp_path / "day2.parquet")
+    states = tmp_path / "states"
+    killed = subprocess.run([sys.executable, "-c", KILLED_WHILE_MOVING, str(gru.path), str(tmp_path / "day1.parquet"),
+                             str(states)], check=False, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert len([name for name in os.listdir(states) if name.endswith(".state")]) == 1  # cut short mid-move
+    day2 = edgeseq.replay(gru.path, tmp_path / "day2.parquet", key="device", order="t", states=states, resume=True)
+    assert sorted(os.listdir(states)) == sorted(f"{k}.state" for k in streams)  # the move finished, folder gone
+    got, model = outputs_by_key(day2), edgeseq.load(gru.path)
+    device = edgeseq.load(gru.path)
+    for key, x in streams.items():  # each stream continues as one long run: no state lost or stale
+        model.reset()
+        whole = model.run(x)
+        if len(x) > 6:
+            np.testing.assert_array_equal(got[key], whole[6:], err_msg=f"key {key}")
+        assert device.load_state(states / f"{key}.state") == len(x)
+
+
+def test_an_uncommitted_staging_folder_of_a_dead_replay_is_removed(tmp_path, gru):
+    table, _ = fleet([5, 5], seed=5)
+    pq.write_table(table, tmp_path / "fleet.parquet")
+    states = tmp_path / "states"
+    (states / ".replay-k1ll3d").mkdir(parents=True)
+    (states / ".replay-k1ll3d" / "0.state").write_bytes(b"half written")
+    edgeseq.replay(gru.path, tmp_path / "fleet.parquet", key="device", order="t", states=states)
+    assert sorted(os.listdir(states)) == ["0.state", "1.state"]
+    assert edgeseq.load(gru.path).load_state(states / "0.state") == 5
+
+
+def test_a_second_replay_into_a_folder_in_use_is_one_line(tmp_path, gru, data):
+    states = tmp_path / "states"
+    states.mkdir()
+    descriptor = os.open(states, os.O_RDONLY)
+    fcntl.flock(descriptor, fcntl.LOCK_EX)  # what a replay writing there holds
+    try:
+        result, out = replay_command(gru.path, data, "--key", "device", "--order", "t", "--states", states)
+    finally:
+        os.close(descriptor)
+    assert_one_line_error(result, str(states), "another replay")
+    assert not out.exists() and os.listdir(states) == []
 
 
 def test_edgeseq_stream_continues_from_a_replayed_state(tmp_path, gru):

@@ -8,12 +8,17 @@ streams (``fleet.data``: the memory bound), replayed as batched lanes and thread
 
 Nothing is half-written: OUT is written to a temporary file renamed over it at the end, and
 the streams' final states go to a staging folder inside DIR whose files are moved over the old
-ones only once OUT is in place. A failure leaves OUT and DIR as they were.
+ones only once OUT is in place. A failure before that leaves OUT and DIR as they were. Moving
+many files is not one atomic act, so it is a journal's roll forward: the staging folder is
+renamed to ``<name>.done`` (the commit point) before its files move, and the next replay into
+DIR first finishes the move of a committed folder a killed run left and removes an uncommitted
+one. One replay writes DIR at a time (a lock on the folder).
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -36,6 +41,8 @@ from .local import (
 
 ENGINES = ("local", "ray")
 FLUSHES = 32  # state files fsynced at once before they are moved into DIR
+STAGING = ".replay-"  # the prefix of a staging folder inside DIR (tempfile's names hold no dot)
+COMMITTED = ".done"  # the suffix a staging folder takes once its states are complete and durable
 POLICIES = ("stop", "skip")
 
 
@@ -139,26 +146,71 @@ def _run(fleet, model, options, paths, engine, address, on_error, sink, work, pr
 @contextlib.contextmanager
 def _staged_states(states, resume):
     """StatePaths whose final states go to a staging folder inside ``states``, moved into it
-    when the block succeeds and removed when it fails."""
+    when the block succeeds and removed when it fails before its commit point."""
     if states is None:
         yield StatePaths()
         return
     states = os.fspath(states)
     try:
         os.makedirs(states, exist_ok=True)
-        staging = tempfile.mkdtemp(prefix=".replay-", dir=states)
+        lock = _locked(states)
     except OSError as e:
         raise EdgeseqError(f"{states}: cannot write state files there ({e.strerror or e})") from None
     try:
-        yield StatePaths(states if resume else None, staging)
-        staged = [entry.name for entry in os.scandir(staging)]
-        with ThreadPoolExecutor(FLUSHES) as pool:  # the disk takes many flushes at once
-            list(pool.map(_fsync, [os.path.join(staging, name) for name in staged]))
-        for name in staged:
-            os.replace(os.path.join(staging, name), os.path.join(states, name))
-        _fsync(states)
+        try:
+            _finish_earlier_moves(states)
+            staging = tempfile.mkdtemp(prefix=STAGING, dir=states)
+        except OSError as e:
+            raise EdgeseqError(f"{e.filename or states}: cannot tidy the state folder ({e.strerror or e})") from None
+        committed = False
+        try:
+            yield StatePaths(states if resume else None, staging)
+            with ThreadPoolExecutor(FLUSHES) as pool:  # the disk takes many flushes at once
+                list(pool.map(_fsync, [entry.path for entry in os.scandir(staging)]))
+            os.replace(staging, staging + COMMITTED)
+            _fsync(states)
+            committed = True
+            try:
+                _move_into(staging + COMMITTED, states)
+            except OSError as e:
+                raise EdgeseqError(f"{states}: moving the final states in stopped ({e.strerror or e}); "
+                                   f"the next replay into this folder finishes the move") from None
+        finally:
+            if not committed:
+                shutil.rmtree(staging, ignore_errors=True)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        os.close(lock)
+
+
+def _locked(states: str) -> int:
+    """A descriptor of ``states`` holding its exclusive lock (released when it is closed)."""
+    descriptor = os.open(states, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise EdgeseqError(f"{states}: another replay is writing its state files (the folder is locked)") from None
+    return descriptor
+
+
+def _finish_earlier_moves(states: str) -> None:
+    """What a killed replay left in ``states``: a committed staging folder's states moved in (the
+    run had finished), an uncommitted one removed (it had not)."""
+    for entry in os.scandir(states):
+        if entry.name.startswith(STAGING) and entry.is_dir(follow_symlinks=False):
+            if entry.name.endswith(COMMITTED):
+                _move_into(entry.path, states)
+            else:
+                shutil.rmtree(entry.path)
+
+
+def _move_into(folder: str, states: str) -> None:
+    """Every file of the committed staging ``folder`` over its namesake in ``states``, then the
+    empty folder removed."""
+    for entry in os.scandir(folder):
+        os.replace(entry.path, os.path.join(states, entry.name))
+    _fsync(states)
+    os.rmdir(folder)
 
 
 def _fsync(path: str) -> None:
