@@ -176,6 +176,9 @@ def test_the_cases_reach_every_front_end_instruction_and_function(front_ends):
                 reached.add((op, int(fields[FUNCTIONS[op][0]])))
     wanted = {(op, None) for op in FRONT_END_OPS}
     wanted |= {(op, int(member)) for op, (_, group) in FUNCTIONS.items() for member in group}
+    from test_codegen_more_ops import COVERED  # the glue ops' functions: their cases are there
+
+    wanted -= COVERED
     assert not wanted - reached, sorted(wanted - reached)
 
 

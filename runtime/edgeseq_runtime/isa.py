@@ -431,6 +431,9 @@ UNARY_FUNCTION = _group("UNARY_FUNCTION", "the elementwise functions of UNARY (a
     ("FLOOR", "floor(x)"), ("CEIL", "ceil(x)"), ("ERF", "erf(x)"), ("NOT", "1 if x == 0 else 0"),
     ("TO_FLOAT16", "x rounded to the nearest float16 (ties to even, inf beyond its range): Cast to FLOAT16"),
     ("TO_BFLOAT16", "x rounded to the nearest bfloat16 (ties to even): Cast to BFLOAT16"),
+    ("SIN", "sin(x)"), ("COS", "cos(x)"), ("ROUND", "x rounded to the nearest integer, ties to even"),
+    ("GELU", "x / 2 * (1 + erf(x / sqrt(2))): Gelu"),
+    ("GELU_TANH", "x / 2 * (1 + tanh(sqrt(2 / pi) * (x + 0.044715 x^3))): Gelu with approximate='tanh'"),
 ])
 
 UNARY = _instruction("UNARY", 11, "y = function(x) over n floats (kernels.math_f32)", [

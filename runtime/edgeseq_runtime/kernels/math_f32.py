@@ -15,7 +15,9 @@ from ..isa import BROADCAST, SOURCE, UNARY, UNARY_FUNCTION, WHERE
 from .bits import bits_from_float, float_from_bits
 from .config import JIT_OPTIONS
 
-_ONE, _ZERO = np.float32(1.0), np.float32(0.0)
+_ONE, _ZERO, _HALF = np.float32(1.0), np.float32(0.0), np.float32(0.5)
+# Gelu's constants, as ONNX's function body of Gelu writes them
+_SQRT_HALF, _SQRT_2_OVER_PI, _GELU_CUBIC = np.float32(0.5 ** 0.5), np.float32((2.0 / math.pi) ** 0.5), np.float32(0.044715)
 _FLOAT16_SMALLEST_NORMAL, _FLOAT16_MAX, _TWO_24 = np.float32(2.0 ** -14), np.float32(65504.0), np.float32(2.0 ** 24)
 
 
@@ -70,9 +72,25 @@ def unary_f32(code, p, w, a):
     elif fn == UNARY_FUNCTION.TO_FLOAT16:
         for i in range(n):
             y[i] = _to_float16(x[i])
-    else:
+    elif fn == UNARY_FUNCTION.TO_BFLOAT16:
         for i in range(n):
             y[i] = _round_bits(x[i], 16)
+    elif fn == UNARY_FUNCTION.SIN:
+        for i in range(n):
+            y[i] = np.sin(x[i])
+    elif fn == UNARY_FUNCTION.COS:
+        for i in range(n):
+            y[i] = np.cos(x[i])
+    elif fn == UNARY_FUNCTION.ROUND:
+        for i in range(n):
+            y[i] = np.rint(x[i])
+    elif fn == UNARY_FUNCTION.GELU:
+        for i in range(n):
+            y[i] = _HALF * x[i] * (_ONE + np.float32(math.erf(x[i] * _SQRT_HALF)))
+    else:
+        for i in range(n):
+            v = x[i]
+            y[i] = _HALF * v * (_ONE + np.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v)))
 
 
 @njit(**JIT_OPTIONS)

@@ -1,6 +1,7 @@
-"""Pointwise math of the front ends: unary functions (Sqrt, Pow, Exp, Clip, ...), two-operand
-functions and comparisons (Min, Max, PRelu, Equal, Less, ...: BINARY, as Add is), Where; every
-tensor is float32 in the arena, so a comparison gives 1.0 or 0.0 (see kernels.elementwise_f32)."""
+"""Pointwise math of the front ends: unary functions (Sqrt, Pow, Exp, Clip, Sin, Round, Gelu, ...),
+two-operand functions and comparisons (Min, Max, PRelu, Equal, Less, ...: BINARY, as Add is),
+Where; every tensor is float32 in the arena, so a comparison gives 1.0 or 0.0 (see
+kernels.elementwise_f32)."""
 
 import numpy as np
 
@@ -9,11 +10,14 @@ from ..graph import attribute
 from ..isa import BINARY_FUNCTION, UNARY_FUNCTION
 from ..tensor import Tensor
 from .elementwise import emit_binary, operands
+from .recurrent import text
 
 UNARY = {"Sqrt": UNARY_FUNCTION.SQRT, "Exp": UNARY_FUNCTION.EXP, "Log": UNARY_FUNCTION.LOG,
          "Abs": UNARY_FUNCTION.ABS, "Neg": UNARY_FUNCTION.NEG, "Reciprocal": UNARY_FUNCTION.RECIPROCAL,
          "Floor": UNARY_FUNCTION.FLOOR, "Ceil": UNARY_FUNCTION.CEIL, "Erf": UNARY_FUNCTION.ERF,
-         "Not": UNARY_FUNCTION.NOT}
+         "Not": UNARY_FUNCTION.NOT, "Sin": UNARY_FUNCTION.SIN, "Cos": UNARY_FUNCTION.COS,
+         "Round": UNARY_FUNCTION.ROUND}
+GELU = {"none": UNARY_FUNCTION.GELU, "tanh": UNARY_FUNCTION.GELU_TANH}  # by attribute 'approximate'
 TWO_OPERANDS = {"Pow": BINARY_FUNCTION.POW, "PRelu": BINARY_FUNCTION.PRELU,
                 "Equal": BINARY_FUNCTION.EQUAL, "Less": BINARY_FUNCTION.LESS,
                 "LessOrEqual": BINARY_FUNCTION.LESS_OR_EQUAL, "Greater": BINARY_FUNCTION.GREATER,
@@ -37,6 +41,13 @@ def lower_unary(ctx, node, inputs):
 def lower_selu(ctx, node, inputs):
     return [emit_unary(ctx, inputs[0], UNARY_FUNCTION.SELU, attribute(node, "alpha", SELU_ALPHA),
                        attribute(node, "gamma", SELU_GAMMA))]
+
+
+def lower_gelu(ctx, node, inputs):
+    approximate = text(attribute(node, "approximate", "none"))
+    if approximate not in GELU:
+        ctx.fail(node, f"attribute 'approximate'='{approximate}' is not supported ({', '.join(GELU)})")
+    return [emit_unary(ctx, inputs[0], GELU[approximate])]
 
 
 def lower_clip(ctx, node, inputs):
@@ -96,6 +107,6 @@ HANDLERS = {
     **{op: lower_unary for op in UNARY},
     **{op: lower_two_operands for op in TWO_OPERANDS if op != "Pow"},
     **{op: lower_variadic for op in VARIADIC},
-    "Pow": lower_pow, "Selu": lower_selu, "Clip": lower_clip, "Where": lower_where,
+    "Pow": lower_pow, "Selu": lower_selu, "Gelu": lower_gelu, "Clip": lower_clip, "Where": lower_where,
     "Sum": lower_sum_mean, "Mean": lower_sum_mean,
 }

@@ -671,6 +671,11 @@ static float to_float16(float v)
     return v > 0.0f ? INFINITY : -INFINITY;
 }
 
+/* Gelu's constants, as ONNX's function body of Gelu writes them. */
+#define GELU_SQRT_HALF 0.70710678118654752f
+#define GELU_SQRT_2_OVER_PI 0.79788456080286536f
+#define GELU_CUBIC 0.044715f
+
 static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t n = args[EDGESEQ_UNARY_N], params = args[EDGESEQ_UNARY_PARAMS];
@@ -755,9 +760,35 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
             y[i] = to_float16(x[i]);
         }
         break;
-    default: /* TO_BFLOAT16 */
+    case EDGESEQ_UNARY_FUNCTION_TO_BFLOAT16:
         for (i = 0; i < n; i++) {
             y[i] = round_bits(x[i], 16);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_SIN:
+        for (i = 0; i < n; i++) {
+            y[i] = sinf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_COS:
+        for (i = 0; i < n; i++) {
+            y[i] = cosf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_ROUND: /* rintf: ties to even in the default rounding mode */
+        for (i = 0; i < n; i++) {
+            y[i] = rintf(x[i]);
+        }
+        break;
+    case EDGESEQ_UNARY_FUNCTION_GELU:
+        for (i = 0; i < n; i++) {
+            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_SQRT_HALF));
+        }
+        break;
+    default: /* GELU_TANH */
+        for (i = 0; i < n; i++) {
+            const float v = x[i];
+            y[i] = 0.5f * v * (1.0f + tanhf(GELU_SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
         }
         break;
     }

@@ -1,0 +1,96 @@
+"""The generated C of the glue ops of tests/test_runtime_more_ops.py (Gelu, Sin, Cos, Round, Mod,
+CumSum, ArgMax / ArgMin, TopK, Resize): every case built into one program with gcc (-O2) and with
+clang (AddressSanitizer + UBSan, any report aborts), both with -std=c99 -Wall -Wextra -Wpedantic
+-Werror, and compared with edgeseq_runtime step by step (<= 1e-5 relative), a NaN row in mid-stream
+refused with the stream going on as without it. Builds are made once per run (conftest `builds`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.codegen_builds import GCC, SANITIZED, compile_program
+from support.front_end_models import front_end_model
+from test_codegen_conv_ops import NOT_FINITE, STEP_CASES, records, step_cases
+from test_runtime_more_ops import CASES, step_inputs
+
+import edgeseq_runtime
+from edgeseq_runtime import isa
+
+pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
+
+codegen = pytest.importorskip("edgeseq_export.backends.codegen")
+
+RTOL = 1e-5
+STEPS = 8
+COMPILERS = [GCC, SANITIZED]
+NAMES = list(CASES)
+# The functions and instructions these ops lower to, each of which some case must reach.
+COVERED = {(isa.OPCODE.UNARY, int(f)) for f in (isa.UNARY_FUNCTION.SIN, isa.UNARY_FUNCTION.COS,
+                                                isa.UNARY_FUNCTION.ROUND, isa.UNARY_FUNCTION.GELU,
+                                                isa.UNARY_FUNCTION.GELU_TANH)}
+
+
+def c_name(index: int) -> str:
+    return f"more{index}"
+
+
+class Build:
+    """Every case generated into one folder and built into one step_cases program per compiler."""
+
+    def __init__(self, shared):
+        self.builds, self.folder = shared, shared.root / "more_ops"
+        shared.once("more_ops-models", self._generate)
+
+    def model_path(self, index: int):
+        return self.folder / c_name(index) / "model.onnx"
+
+    def _generate(self) -> None:
+        c_dir, generated = self.folder / "generated", []
+        for index, name in enumerate(NAMES):
+            nodes, x_shape, initializers, options = CASES[name]
+            path = self.model_path(index)
+            path.parent.mkdir(parents=True)
+            front_end_model(path.parent, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers,
+                            filename=path.name, **{k: v for k, v in options.items() if k == "opset"})
+            generated.append(codegen.generate(path, c_dir, c_name(index)))
+        (c_dir / "cases.h").write_text(
+            "".join(f'#include "{model.name}.h"\n' for model in generated)
+            + "#define CASES " + " ".join(f"X({model.name})" for model in generated) + "\n"
+            + f"#define MAX_INPUT {max(model.input_size for model in generated)}\n"
+            + f"#define MAX_OUTPUT {max(model.output_size for model in generated)}\n")
+
+    def program(self, compiler):
+        c_dir, program = self.folder / "generated", self.folder / f"step_cases_{compiler.name}"
+        sources = [STEP_CASES, c_dir / "edgeseq_rt.c", *(c_dir / f"{c_name(i)}.c" for i in range(len(NAMES)))]
+        self.builds.once(f"more_ops-{compiler.name}",
+                         lambda: compile_program(compiler, c_dir, c_name(0), sources, program))
+        return program
+
+
+@pytest.fixture(scope="module")
+def more_ops(builds):
+    return Build(builds)
+
+
+@pytest.mark.parametrize("compiler", COMPILERS, ids=[c.name for c in COMPILERS])
+@pytest.mark.parametrize("index", range(len(NAMES)), ids=NAMES)
+def test_op_in_c_computes_as_the_runtime(index, compiler, more_ops):
+    reference = edgeseq_runtime.load(more_ops.model_path(index))
+    xs = np.concatenate([step_inputs(CASES[NAMES[index]][3], reference.input_size) for _ in range(2)])[:STEPS]
+    expected = reference.run(xs)
+    with_nan = np.insert(xs, STEPS // 2, np.nan, axis=0)  # refused: the stream goes on as without it
+    statuses, got = step_cases(more_ops.program(compiler), c_name(index), with_nan)
+    assert statuses == [0] * (STEPS // 2) + [NOT_FINITE] + [0] * (STEPS - STEPS // 2)
+    np.testing.assert_allclose(got, expected, rtol=RTOL, atol=RTOL * max(1.0, np.abs(expected).max()),
+                               err_msg=NAMES[index])
+
+
+def test_the_cases_reach_every_function_and_instruction_of_these_ops(more_ops):
+    reached = set()
+    for index in range(len(NAMES)):
+        for op, fields in records(more_ops.model_path(index)):
+            reached.add((op, None))
+            if op == isa.OPCODE.UNARY:
+                reached.add((op, int(fields[isa.UNARY.FUNCTION])))
+    assert not COVERED - reached, sorted(COVERED - reached)
