@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from support.codegen_builds import GCC, SANITIZED, compile_program
 from support.front_end_models import front_end_model
-from test_codegen_conv_ops import NOT_FINITE, STEP_CASES, records, step_cases
+from test_codegen_conv_ops import FUNCTIONS, NOT_FINITE, STEP_CASES, records, step_cases
 from test_runtime_more_ops import CASES, step_inputs
 
 import edgeseq_runtime
@@ -26,9 +26,10 @@ STEPS = 8
 COMPILERS = [GCC, SANITIZED]
 NAMES = list(CASES)
 # The functions and instructions these ops lower to, each of which some case must reach.
-COVERED = {(isa.OPCODE.UNARY, int(f)) for f in (isa.UNARY_FUNCTION.SIN, isa.UNARY_FUNCTION.COS,
-                                                isa.UNARY_FUNCTION.ROUND, isa.UNARY_FUNCTION.GELU,
-                                                isa.UNARY_FUNCTION.GELU_TANH)}
+COVERED = {*((isa.OPCODE.UNARY, int(f)) for f in (isa.UNARY_FUNCTION.SIN, isa.UNARY_FUNCTION.COS,
+                                                   isa.UNARY_FUNCTION.ROUND, isa.UNARY_FUNCTION.GELU,
+                                                   isa.UNARY_FUNCTION.GELU_TANH)),
+           *((isa.OPCODE.BINARY, int(f)) for f in (isa.BINARY_FUNCTION.MOD, isa.BINARY_FUNCTION.FMOD))}
 
 
 def c_name(index: int) -> str:
@@ -91,6 +92,6 @@ def test_the_cases_reach_every_function_and_instruction_of_these_ops(more_ops):
     for index in range(len(NAMES)):
         for op, fields in records(more_ops.model_path(index)):
             reached.add((op, None))
-            if op == isa.OPCODE.UNARY:
-                reached.add((op, int(fields[isa.UNARY.FUNCTION])))
+            if op in FUNCTIONS:
+                reached.add((op, int(fields[FUNCTIONS[op][0]])))
     assert not COVERED - reached, sorted(COVERED - reached)

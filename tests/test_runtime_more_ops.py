@@ -43,6 +43,15 @@ def to_int(name, source="x"):
 
 ONNX_RUNTIME = {"engines": ("onnxruntime",)}
 
+
+def divisors(n):
+    """Divisors of both signs, none near 0."""
+    return ("d", np.array([1.5, -2.0, 3.0, -0.75, 7.0, -4.0][:n], np.float32))
+
+
+INTEGER_DIVISORS = ("d", np.array([2, -3, 4, -5, 7, 1], np.int32))
+
+
 CASES = {
     # unary functions
     "sin": (node("Sin", ["x"]), (1, 3, 6), [], {"scale": 4.0}),
@@ -52,6 +61,20 @@ CASES = {
     "gelu": (node("Gelu", ["x"]), (1, 3, 6), [], {"scale": 4.0, "opset": 20}),
     "gelu approximate none": (node("Gelu", ["x"], approximate="none"), (1, 3, 6), [], {"scale": 4.0, "opset": 20}),
     "gelu approximate tanh": (node("Gelu", ["x"], approximate="tanh"), (1, 3, 6), [], {"scale": 4.0, "opset": 20}),
+    # Mod: fmod=1 truncates (the sign of A), fmod=0 floors (the sign of B): integers, and floats from opset 28
+    "mod fmod=1 by constants": (node("Mod", ["x", "d"], fmod=1), (1, 3, 6), [divisors(6)], {"scale": 5.0}),
+    "mod fmod=1 by a run-time tensor": ([helper.make_node("Sin", ["x"], ["d"]), node("Mod", ["x", "d"], fmod=1)],
+                                        (1, 3, 6), [], {"scale": 3.0}),
+    "mod fmod=1 of integers": ([to_int("a"), node("Mod", ["a", "d"], fmod=1)], (1, 3, 6), [INTEGER_DIVISORS],
+                               {"scale": 20.0}),
+    "mod fmod=0 of integers": ([to_int("a"), node("Mod", ["a", "d"])], (1, 3, 6), [INTEGER_DIVISORS],
+                               {"scale": 20.0}),
+    "mod fmod=0 of integers by integers": ([to_int("a"), helper.make_node("Abs", ["a"], ["b"]),
+                                            helper.make_node("Add", ["b", "one"], ["positive"]),
+                                            node("Mod", ["a", "positive"])], (1, 3, 6), [("one", np.int32(1))],
+                                           {"scale": 20.0}),
+    "mod fmod=0 of floats, opset 28": (node("Mod", ["x", "d"]), (1, 3, 6), [divisors(6)],
+                                       {"scale": 5.0, "opset": 28, **ONNX_RUNTIME}),
 }
 
 
@@ -80,7 +103,10 @@ def step_inputs(options, size) -> np.ndarray:
 
 @pytest.mark.parametrize("nodes, initializers, opset, reason", [
     (node("Gelu", ["x"], approximate="erf"), [], 20, r"attribute 'approximate'='erf' is not supported \(none, tanh\)"),
-], ids=["gelu approximate erf"])
+    (node("Mod", ["x", "d"], fmod=2), [divisors(6)], 18, r"attribute 'fmod'=2 is not 0 or 1"),
+    (node("Mod", ["x", "d"]), [divisors(6)], 18, r"attribute 'fmod'=0 on float tensors is defined from opset 28 on "
+                                                 r"\(the graph has opset 18\); set fmod=1"),
+], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

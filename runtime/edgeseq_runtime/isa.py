@@ -156,6 +156,8 @@ BINARY_FUNCTION = _group("BINARY_FUNCTION", "the two-operand functions of BINARY
     ("EQUAL", "a == b"), ("LESS", "a < b"), ("LESS_OR_EQUAL", "a <= b"), ("GREATER", "a > b"),
     ("GREATER_OR_EQUAL", "a >= b"), ("AND", "a != 0 and b != 0"), ("OR", "a != 0 or b != 0"),
     ("XOR", "(a != 0) != (b != 0)"),
+    ("MOD", "a - floor(a / b) * b, the sign of b: Mod with fmod=0"),
+    ("FMOD", "a - trunc(a / b) * b, the sign of a: Mod with fmod=1"),
 ])
 
 SOURCE = _group("SOURCE", "the array a BROADCAST operand reads", [

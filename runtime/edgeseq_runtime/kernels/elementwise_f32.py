@@ -12,6 +12,7 @@ from numba import njit
 from ..isa import ACTIVATION, BINARY, BINARY_FUNCTION, BROADCAST, SOFTMAX, SOURCE
 from .activations import apply_encoded
 from .config import JIT_OPTIONS
+from .math_f32 import floor_mod
 from .matvec import copy
 
 
@@ -68,6 +69,10 @@ def _function(fn, x, y):
         return max(x, y)
     if fn == BINARY_FUNCTION.PRELU:
         return x if x >= 0 else y * x
+    if fn == BINARY_FUNCTION.MOD:
+        return floor_mod(x, y)
+    if fn == BINARY_FUNCTION.FMOD:
+        return np.fmod(x, y)
     if fn == BINARY_FUNCTION.EQUAL:
         truth = x == y
     elif fn == BINARY_FUNCTION.LESS:

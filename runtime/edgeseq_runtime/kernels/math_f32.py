@@ -1,5 +1,5 @@
 """Elementwise math beyond the recurrent activations: unary functions and Where, over flat float32
-ranges (the two-operand functions are BINARY's, in elementwise_f32).
+ranges (the two-operand functions are BINARY's, in elementwise_f32; Mod's floor form is here).
 
 Fields: ``isa.UNARY`` (alpha, beta = w[params], w[params + 1]) and ``isa.WHERE``, whose operands
 repeat with their period (``isa.BROADCAST``) as BINARY's do; a condition is non-zero for true.
@@ -91,6 +91,16 @@ def unary_f32(code, p, w, a):
         for i in range(n):
             v = x[i]
             y[i] = _HALF * v * (_ONE + np.tanh(_SQRT_2_OVER_PI * (v + _GELU_CUBIC * v * v * v)))
+
+
+@njit(**JIT_OPTIONS)
+def floor_mod(x, y):
+    """x - floor(x / y) * y, the sign of y (ONNX's Mod with fmod=0): the remainder of fmod moved
+    by y where their signs differ; exact for integers (|values| <= 2^24)."""
+    r = np.fmod(x, y)
+    if r != 0 and (r < 0) != (y < 0):
+        r += y
+    return r
 
 
 @njit(**JIT_OPTIONS)

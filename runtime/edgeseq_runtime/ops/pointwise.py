@@ -6,7 +6,7 @@ kernels.elementwise_f32)."""
 import numpy as np
 
 from .. import isa
-from ..graph import attribute
+from ..graph import FLOAT_TYPES, attribute
 from ..isa import BINARY_FUNCTION, UNARY_FUNCTION
 from ..tensor import Tensor
 from .elementwise import emit_binary, operands
@@ -48,6 +48,23 @@ def lower_gelu(ctx, node, inputs):
     if approximate not in GELU:
         ctx.fail(node, f"attribute 'approximate'='{approximate}' is not supported ({', '.join(GELU)})")
     return [emit_unary(ctx, inputs[0], GELU[approximate])]
+
+
+FLOAT_FLOOR_MOD_OPSET = 28  # Mod with fmod=0 is defined for floats from this opset on
+
+
+def lower_mod(ctx, node, inputs):
+    """Mod: fmod=1 truncates (the sign of A), fmod=0 floors (the sign of B). The arena holds
+    integers as their float values, on which both are exact, so one function serves integers
+    and floats; fmod=0 on floats only where the graph's opset defines it."""
+    fmod = attribute(node, "fmod", 0)
+    if fmod not in (0, 1):
+        ctx.fail(node, f"attribute 'fmod'={fmod} is not 0 or 1")
+    if fmod == 0 and ctx.graph.opset < FLOAT_FLOOR_MOD_OPSET and \
+            any(ctx.graph.value_types.get(name) in FLOAT_TYPES for name in node.input):
+        ctx.fail(node, f"attribute 'fmod'=0 on float tensors is defined from opset {FLOAT_FLOOR_MOD_OPSET} on "
+                       f"(the graph has opset {ctx.graph.opset}); set fmod=1")
+    return [emit_binary(ctx, node, BINARY_FUNCTION.FMOD if fmod else BINARY_FUNCTION.MOD, *inputs)]
 
 
 def lower_clip(ctx, node, inputs):
@@ -107,6 +124,6 @@ HANDLERS = {
     **{op: lower_unary for op in UNARY},
     **{op: lower_two_operands for op in TWO_OPERANDS if op != "Pow"},
     **{op: lower_variadic for op in VARIADIC},
-    "Pow": lower_pow, "Selu": lower_selu, "Gelu": lower_gelu, "Clip": lower_clip, "Where": lower_where,
+    "Pow": lower_pow, "Selu": lower_selu, "Gelu": lower_gelu, "Mod": lower_mod, "Clip": lower_clip, "Where": lower_where,
     "Sum": lower_sum_mean, "Mean": lower_sum_mean,
 }

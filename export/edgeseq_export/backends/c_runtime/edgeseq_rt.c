@@ -469,6 +469,14 @@ static float truth(int v)
     return v ? 1.0f : 0.0f;
 }
 
+/* x - floor(x / y) * y, the sign of y (Mod with fmod=0): fmod's remainder moved by y where their
+ * signs differ; exact for integers (|values| <= 2^24). */
+static float floor_mod(float x, float y)
+{
+    const float r = fmodf(x, y);
+    return r != 0.0f && (r < 0.0f) != (y < 0.0f) ? r + y : r;
+}
+
 static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *xa = broadcast_values(args + EDGESEQ_BINARY_A, model, a);
@@ -489,6 +497,8 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
         case EDGESEQ_BINARY_FUNCTION_MIN: out[i] = y < x ? y : x; break;
         case EDGESEQ_BINARY_FUNCTION_MAX: out[i] = y > x ? y : x; break;
         case EDGESEQ_BINARY_FUNCTION_PRELU: out[i] = x >= 0.0f ? x : y * x; break;
+        case EDGESEQ_BINARY_FUNCTION_MOD: out[i] = floor_mod(x, y); break;
+        case EDGESEQ_BINARY_FUNCTION_FMOD: out[i] = fmodf(x, y); break;
         case EDGESEQ_BINARY_FUNCTION_EQUAL: out[i] = truth(x == y); break;
         case EDGESEQ_BINARY_FUNCTION_LESS: out[i] = truth(x < y); break;
         case EDGESEQ_BINARY_FUNCTION_LESS_OR_EQUAL: out[i] = truth(x <= y); break;
