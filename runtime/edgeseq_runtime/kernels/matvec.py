@@ -7,8 +7,11 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
-  once, for 1, 2 or 4 rows (each weight loaded once for all of them), with loops blocked so that
-  the data a tile reads again stays in cache;
+  once, for 1 to 8 rows (each weight loaded once for all of them). From four rows the product
+  goes by strips of outputs, each strip's weights copied into a panel that stays in L1 while all
+  the rows pass over it (as BLAS packs B: see ``_panels``); the panel lives on the stack of the
+  call, like MLAS's, so the plan, the arena and the C runtime know nothing of it and a plan's
+  RAM does not change;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
   vectorised over the inputs.
@@ -22,17 +25,26 @@ import numpy as np
 from numba import njit
 
 from ..isa import LANES, MATRIX, MATRIX_KIND
-from .blocked import block
+from .blocked import WIDE_LANES, block, copy_block, stack_floats
 from .config import JIT_OPTIONS
 from .views import matrix
 
 L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
 K_BLOCK = 8
-ROW_BLOCK = 32  # rows (streams) whose inputs stay in L1 while a product passes over the weights
+# Four rows or more: tiles of ROW_TILE rows x STRIP outputs, all in registers with the weight
+# vectors and an input: 8 x 32 (16 accumulators of AVX-512's 32 registers), else 4 x 24 (12 of
+# AVX2's 16).
+ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
+PANEL_FLOATS = 1 << 14  # 64 KB of stack: a strip of the weights for all the inputs of an int8 matrix up to 512
+PANEL_K = 256  # inputs per float32 panel: 256 x 32 floats, 32 KB, stay in a 48 KB L1 while the rows pass
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
-_tile_4x24, _tile_4x16, _tile_4x8 = block(4, 3), block(4, 2), block(4, 1)
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
+_strip_rows, _strip_half, _strip_one = (block(r, STRIP // WIDE_LANES, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
+_wide_rows, _wide_half, _wide_one = (block(r, 1, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
+_narrow_rows, _narrow_half, _narrow_one = (block(r, 1, LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
+_copy_strip, _copy_wide, _copy_narrow = copy_block(STRIP // WIDE_LANES, WIDE_LANES), copy_block(1, WIDE_LANES), copy_block(1, LANES)
+_panel = stack_floats(PANEL_FLOATS)
 
 
 @njit(**JIT_OPTIONS)
@@ -66,7 +78,7 @@ def _project(x, m, col, out, out_col, n, scale):
     """``project`` for an input-major matrix; ``scale`` is None for float32 weights (numba
     compiles the two cases separately)."""
     if x.shape[0] >= 4:
-        _row_groups(x, m, col, out, out_col, n, scale)
+        _panels(x, m, col, out, out_col, n, scale)
     elif x.shape[0] >= 2:
         _row_pair(x, m, col, out, out_col, n, scale)
     elif x.shape[0] == 1:
@@ -101,40 +113,89 @@ def _row_pair(x, m, col, out, out_col, n, scale):
 
 
 @njit(**JIT_OPTIONS)
-def _row_groups(x, m, col, out, out_col, n, scale):
-    """Four rows or more: tiles of 4 x 24 outputs, then 4 x 16 and 4 x 8, the rows past the last
-    group of four in tiles of 1 x 16 and 1 x 8, then the last n % 8 outputs one by one. Rows are taken ROW_BLOCK
-    (a multiple of 4) at a time and, within a block, the column block is the outer loop: the
-    block's inputs stay in L1 while the weights pass over them once, the rows past the groups
-    included (a convolution's 5 output positions read the filters once, not twice)."""
-    rows, n_in, ld, os = x.shape[0], x.shape[1], m.shape[1], out.shape[1]
-    grouped = rows // 4 * 4
-    for r0 in range(0, rows, ROW_BLOCK):
-        r1 = min(rows, r0 + ROW_BLOCK)
-        g1 = max(r0, min(r1, grouped))
+def _panels(x, m, col, out, out_col, n, scale):
+    """Four rows or more, by column strips: STRIP outputs (then WIDE_LANES, then LANES) for every
+    row in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs one by
+    one. When more than one tile of rows reads a strip, the strip's weights are first copied into
+    a contiguous float32 panel on the stack (int8 converted, exactly), which stays in L1 while
+    every row passes over it: read from the matrix itself, consecutive inputs are ld floats apart,
+    4 KB for a 256-wide LSTM, all in the same few sets of L1, and each tile would read them from
+    L2 again. float32 strips are taken PANEL_K inputs at a time (the output is the accumulator, so
+    the order of every sum stays the same); int8 ones whole (their scale applies to the whole sum),
+    read in place when a strip of all the inputs does not fit the panel."""
+    rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
+    panel = _panel()
+    pack = rows > ROW_TILE and (scale is None or n_in * STRIP <= panel.size)
+    k_step = PANEL_K if pack and scale is None else n_in
+    whole = n // LANES * LANES
+    for k0 in range(0, n_in, k_step):
+        kn = min(k_step, n_in - k0)
         j = 0
-        while j + 3 * LANES <= n:  # 12 accumulators, 3 weight vectors and an input: AVX2's 16 registers
-            for b in range(r0, g1, 4):
-                _tile_4x24(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-            for b in range(g1, r1):
-                _tile_1x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-                _tile_1x8(m, col + j + 2 * LANES, ld, x, b * n_in, n_in, n_in, out,
-                          b * os + out_col + j + 2 * LANES, os, scale, j + 2 * LANES)
-            j += 3 * LANES
-        if j + 2 * LANES <= n:
-            for b in range(r0, g1, 4):
-                _tile_4x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-            for b in range(g1, r1):
-                _tile_1x16(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-            j += 2 * LANES
-        if j + LANES <= n:
-            for b in range(r0, g1, 4):
-                _tile_4x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-            for b in range(g1, r1):
-                _tile_1x8(m, col + j, ld, x, b * n_in, n_in, n_in, out, b * os + out_col + j, os, scale, j)
-            j += LANES
-        for b in range(r0, r1):
-            _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
+        while j < whole:
+            width = STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)
+            if pack:
+                _pack(m, k0, kn, col + j, width, panel)
+                _strip(width, panel, 0, width, x, k0, kn, out, out_col + j, scale, j)
+            else:
+                _strip(width, m, k0 * ld + col + j, ld, x, k0, kn, out, out_col + j, scale, j)
+            j += width
+    for b in range(rows):
+        _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, scale, whole)
+
+
+@njit(**JIT_OPTIONS)
+def _pack(m, k0, kn, col, width, panel):
+    """panel[k*width + j] = M[k0 + k, col + j] as float32, for k < kn and j < width."""
+    ld = m.shape[1]
+    if width == STRIP:
+        _copy_strip(m, k0 * ld + col, ld, kn, panel)
+    elif width == WIDE_LANES:
+        _copy_wide(m, k0 * ld + col, ld, kn, panel)
+    else:
+        _copy_narrow(m, k0 * ld + col, ld, kn, panel)
+
+
+@njit(**JIT_OPTIONS)
+def _strip(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
+    """Inputs k0 .. k0+kn-1 of ``width`` outputs (M's columns from m_off, rows ld apart) for
+    every row of x, ROW_TILE rows at a time, then ROW_TILE / 2, then one."""
+    rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
+    b = 0
+    while b + ROW_TILE <= rows:
+        _tile(ROW_TILE, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
+        b += ROW_TILE
+    if b + ROW_TILE // 2 <= rows:
+        _tile(ROW_TILE // 2, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os,
+              scale, scale_col)
+        b += ROW_TILE // 2
+    while b < rows:
+        _tile(1, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
+        b += 1
+
+
+@njit(**JIT_OPTIONS)
+def _tile(rows, width, m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off):
+    """The tile of ``rows`` (ROW_TILE, its half or 1) x ``width`` (STRIP, WIDE_LANES or LANES)."""
+    if width == STRIP:
+        if rows == ROW_TILE:
+            _strip_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        elif rows == ROW_TILE // 2:
+            _strip_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        else:
+            _strip_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+    elif width == WIDE_LANES:
+        if rows == ROW_TILE:
+            _wide_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        elif rows == ROW_TILE // 2:
+            _wide_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        else:
+            _wide_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+    elif rows == ROW_TILE:
+        _narrow_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+    elif rows == ROW_TILE // 2:
+        _narrow_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+    else:
+        _narrow_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
 
 
 @njit(**JIT_OPTIONS)

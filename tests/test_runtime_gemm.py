@@ -1,0 +1,99 @@
+"""The matrix product every layer uses (kernels.matvec.project), on the shapes that take each of
+its paths: one row, two or three, a tile of rows and its half and single rows past it, strips of
+outputs and their narrower tails, weights packed into a panel or read in place, float32 inputs
+split into blocks. Against float64 numpy and ONNX Runtime; a batch against its rows one by one."""
+
+import numpy as np
+import onnxruntime
+import pytest
+from edgeseq_runtime.isa import MATRIX_KIND
+from edgeseq_runtime.kernels.matvec import (
+    PANEL_FLOATS,
+    PANEL_K,
+    ROW_TILE,
+    STRIP,
+    project,
+    rows_independent,
+)
+from onnx import TensorProto, helper, numpy_helper
+
+# rows: 1, 2, 3 (their own loops), a tile of rows, its half, single rows after them, several tiles
+ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, 40)
+# outputs: one strip, strips with each narrower tail, and outputs past the last vector of 8
+OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5)
+# inputs: a few; more than a float32 panel takes at once; more than an int8 strip of the panel holds
+INPUTS = (1, 33, PANEL_K + 40, PANEL_FLOATS // STRIP + 8)
+
+
+def _operands(rng, n_in, n_out, int8):
+    """(code, w, q, weights as float64): a matrix operand at code[0:] for project."""
+    if int8:
+        q = rng.integers(-127, 128, (n_in, n_out)).astype(np.int8)
+        scale = (rng.random(n_out) * 0.02 + 0.001).astype(np.float32)
+        return np.array([MATRIX_KIND.INT8, 0, 0], np.int64), scale, q.ravel(), q * scale.astype(np.float64)
+    weights = rng.standard_normal((n_in, n_out)).astype(np.float32)
+    return (np.array([MATRIX_KIND.FLOAT32, 0, -1], np.int64), weights.ravel(), np.zeros(1, np.int8),
+            weights.astype(np.float64))
+
+
+def _product(code, w, q, x, start):
+    out = start.copy()
+    project(code, 0, w, q, out.shape[1], 0, x, out, 0, out.shape[1])
+    return out
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+@pytest.mark.parametrize("n_in", INPUTS)
+def test_every_path_adds_the_product_to_the_output(n_in, int8):
+    rng = np.random.default_rng(n_in)
+    for n_out in OUTPUTS:
+        code, w, q, weights = _operands(rng, n_in, n_out, int8)
+        for rows in ROWS:
+            x = rng.standard_normal((rows, n_in)).astype(np.float32)
+            start = rng.standard_normal((rows, n_out)).astype(np.float32)
+            expected = start + x.astype(np.float64) @ weights
+            got = _product(code, w, q, x, start)
+            scale = np.abs(x).astype(np.float64) @ np.abs(weights) + np.abs(start)
+            assert np.all(np.abs(got - expected) <= 1e-6 * scale * np.sqrt(n_in)), (rows, n_in, n_out)
+
+
+@pytest.mark.parametrize("int8", [False, True], ids=["fp32", "int8"])
+@pytest.mark.parametrize("n_in", INPUTS)
+def test_a_batch_gives_the_numbers_of_its_rows_one_by_one(n_in, int8):
+    """rows_independent's promise, which run's precomputed projections and batching rest on:
+    the same operations in the same order for every output whatever the number of rows."""
+    rng = np.random.default_rng(100 + n_in)
+    for n_out in OUTPUTS:
+        code, w, q, _ = _operands(rng, n_in, n_out, int8)
+        x = rng.standard_normal((max(ROWS), n_in)).astype(np.float32)
+        start = rng.standard_normal((max(ROWS), n_out)).astype(np.float32)
+        one_by_one = np.concatenate([_product(code, w, q, x[b:b + 1], start[b:b + 1]) for b in range(len(x))])
+        for rows in ROWS:
+            batch = _product(code, w, q, x[:rows], start[:rows])
+            if rows_independent(n_out):
+                np.testing.assert_array_equal(batch, one_by_one[:rows])
+            else:
+                np.testing.assert_allclose(batch, one_by_one[:rows], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("rows", [1, 16, 40])
+def test_int8_matches_onnxruntime_dequantize_then_matmul(rows):
+    """int8 weights: what ONNX Runtime computes from DequantizeLinear (one scale per output) and
+    MatMul, its graph optimisations off."""
+    rng = np.random.default_rng(rows)
+    n_in, n_out = 168, 3 * STRIP + 24
+    code, w, q, _ = _operands(rng, n_in, n_out, True)
+    x = rng.standard_normal((rows, n_in)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("DequantizeLinear", ["q", "scale"], ["weights"], axis=1),
+         helper.make_node("MatMul", ["x", "weights"], ["y"])], "int8_matmul",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [rows, n_in])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, n_out])],
+        [numpy_helper.from_array(q.reshape(n_in, n_out), "q"), numpy_helper.from_array(w, "scale")])
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+                                           .SerializeToString(), options, providers=["CPUExecutionProvider"])
+    expected, = session.run(None, {"x": x})
+    got = _product(code, w, q, x, np.zeros((rows, n_out), np.float32))
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
