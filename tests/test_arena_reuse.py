@@ -15,6 +15,7 @@ import onnx
 import onnxruntime as ort
 import pytest
 from edgeseq_runtime.model import StreamingModel
+from edgeseq_runtime.isa import GRU, HEADER, OPCODE, RECORD
 from edgeseq_runtime.plan import ALIGN, PlanBuilder
 from onnx import TensorProto, helper
 from support import silero_files
@@ -25,6 +26,7 @@ import edgeseq
 
 WIDTH = 16
 HIDDEN = 8
+WIDE = 64  # as many floats as a GRU's scratch of HIDDEN, aligned
 
 
 def load(path, **options) -> tuple[StreamingModel, list]:
@@ -140,11 +142,12 @@ def steps(count: int, width: int, seed: int = 0) -> np.ndarray:
 
 
 def test_a_chain_needs_two_regions_besides_the_pinned_ones(tmp_path):
-    """Each link's output is live from its Tanh to the next (y from its Tanh to the step's end):
-    two regions of WIDTH floats take turns, besides the pinned x, state copy (no state: one
-    aligned block) and fault cells. Each region its own, the arena would be 3 + 8 blocks."""
+    """x is live until the first Tanh reads it, each link's output from its Tanh to the next (y
+    from its Tanh to the step's end): two regions of WIDTH floats take turns, besides the pinned
+    state copy (no state: one aligned block) and fault cells. Each region its own, the arena
+    would be 2 + 9 blocks."""
     model, layout = load(chain(tmp_path / "chain.onnx", links=8))
-    assert model._arena.size == 3 * max(WIDTH, ALIGN) + 2 * max(WIDTH, ALIGN)
+    assert model._arena.size == 2 * max(WIDTH, ALIGN) + 2 * max(WIDTH, ALIGN)
     xs = steps(5, WIDTH)
     expected = xs.astype(np.float64)
     for _ in range(8):
@@ -174,6 +177,50 @@ def test_run_equals_repeated_poisoned_step_bit_for_bit(tmp_path):
     stepped = poisoned_steps(model, layout, xs)
     model.reset()
     np.testing.assert_array_equal(model.run(xs), stepped)
+
+
+def tanhs_then_gru(path: Path, tanhs: int) -> Path:
+    """x -> Tanh ... (``tanhs`` of them) -> GRU (state h) -> y, x (1, 1, WIDE)."""
+    rng = np.random.default_rng(5)
+    init = [helper.make_tensor(name, TensorProto.FLOAT, shape, rng.uniform(-0.5, 0.5, shape).ravel())
+            for name, shape in (("W", (1, 3 * HIDDEN, WIDE)), ("R", (1, 3 * HIDDEN, HIDDEN)))]
+    names = ["x", *(f"t{k}" for k in range(tanhs))]
+    nodes = [helper.make_node("Tanh", [a], [b]) for a, b in pairwise(names)]
+    nodes.append(helper.make_node("GRU", [names[-1], "W", "R", "", "", "h"], ["y", "h_out"], hidden_size=HIDDEN))
+    graph = helper.make_graph(nodes, "tanhs_then_gru",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 1, WIDE]),
+                               helper.make_tensor_value_info("h", TensorProto.FLOAT, [1, 1, HIDDEN])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1, 1, HIDDEN]),
+                               helper.make_tensor_value_info("h_out", TensorProto.FLOAT, [1, 1, HIDDEN])], init)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+@pytest.mark.parametrize("tanhs", [0, 2])
+def test_run_projects_ahead_only_a_layer_that_reads_the_input(tmp_path, tanhs):
+    """x is live only until its first reader: after two Tanhs, the GRU's input takes x's place
+    in the arena (x and the Tanhs' outputs are as large as the GRU's scratch, placed before it).
+    ``run`` computes a layer's input projections ahead from the steps' inputs
+    only when the layer reads them (no Tanh): both ways it gives ONNX Runtime's numbers, and
+    repeated poisoned steps' bit for bit."""
+    path = tanhs_then_gru(tmp_path / "model.onnx", tanhs)
+    model, layout = load(path)
+    code = model._lowered.plan.code
+    pc = code[HEADER.START]
+    while code[pc + RECORD.OPCODE] != OPCODE.GRU:
+        pc += code[pc + RECORD.LENGTH]
+    assert code[pc + RECORD.FIELDS + GRU.X] == code[HEADER.X_OFFSET]  # where x was, whatever the GRU reads
+    assert (code[HEADER.PROJECTED] >= 0) == (tanhs == 0)
+    xs = steps(30, WIDE, seed=6)
+    stepped = poisoned_steps(model, layout, xs)
+    model.reset()
+    np.testing.assert_array_equal(model.run(xs), stepped)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    h, expected = np.zeros((1, 1, HIDDEN), np.float32), []
+    for x in xs:
+        y, h = session.run(None, {"x": x.reshape(1, 1, WIDE), "h": h})
+        expected.append(y.ravel())
+    np.testing.assert_allclose(stepped, np.stack(expected), rtol=1e-5, atol=1e-6)
 
 
 def test_state_round_trips_through_a_file(tmp_path):

@@ -5,9 +5,10 @@ written by one instruction and read by the next few, then never again in the ste
 live interval runs from the first to the last instruction of the step that names it (an arena
 or scratch field, a broadcast operand read from the arena, an address in an index table:
 found from the instruction set's declaration, ``isa``). A region read after the step (the
-output) is live until its end; one holding a value when the step starts, from its start; the
-input, state and its copy, constants and zero cells are both (``Region.pinned``). Regions are then placed greedily, largest first, each at the lowest offset
-where it meets no region live at the same time (as TFLM's greedy memory planner does).
+output) is live until its end; one holding a value when the step starts (the input), from its
+start; state and its copy, constants and zero cells are both (``Region.pinned``). Regions are
+then placed greedily, largest first, each at the lowest offset where it meets no region live at
+the same time (as TFLM's greedy memory planner does).
 
 Sharing is exact because every region that is not pinned is written in full by the first
 instruction that names it before anything reads it (tests/test_arena_reuse.py checks this by
@@ -55,6 +56,24 @@ def arena_slots(code, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
             position += f.type.width
         p += int(code[p + RECORD.LENGTH])
         index += 1
+
+
+def input_layer(code, x_offset: int, x_size: int) -> int:
+    """Position in ``code`` of the first recurrent record if it reads the model input as is (its
+    X is the input's region, all of it), else -1; asked before placing, while no two regions
+    share an address. The input is not kept live to the step's end, so after placing another
+    region may take its address: ``run`` finds the layer it projects ahead from this, recorded
+    in the plan's header, not from an address (kernels.sequence)."""
+    recurrent = {isa.OPCODE.GRU: isa.GRU, isa.OPCODE.LSTM: isa.LSTM, isa.OPCODE.RNN: isa.RNN}
+    p = 0
+    while p < len(code):
+        fields = recurrent.get(int(code[p + RECORD.OPCODE]))
+        if fields is not None:
+            f = p + RECORD.FIELDS
+            reads_input = code[f + fields.X] == x_offset and code[f + fields.INPUT_SIZE] * code[f + fields.BATCH] == x_size
+            return p if reads_input else -1
+        p += int(code[p + RECORD.LENGTH])
+    return -1
 
 
 def live_intervals(regions: list[Region], references: list[tuple[int, np.ndarray]],

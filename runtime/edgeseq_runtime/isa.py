@@ -77,6 +77,8 @@ HEADER = _group("HEADER", "slots of the plan's header, at the start of its code"
     ("N_STATES", "number of entries (STATE_ENTRY) in the state table"),
     ("SAVED", "arena offset of the state's copy taken when a call starts"),
     ("FAULT", "arena offset of two floats: a refused index and the rows of its table"),
+    ("PROJECTED", "code position of the first recurrent instruction if it reads the model input as is "
+                  "(run may compute its input projections ahead: kernels.sequence), else -1"),
 ])
 
 RECORD = _group("RECORD", "an instruction record: [opcode, length, fields...]", [

@@ -62,7 +62,6 @@ class Lowering:
         self.batch = batch
         self.options = options
         self._depth = 0  # If branches being lowered, nested
-        self._context = None  # with options.context: (its state region, the addresses it keeps)
         self.branches: dict[str, str] = {}  # {If's first output: "then_branch" or "else_branch"}
         self.builder = PlanBuilder()
         self.values: dict[str, object] = dict(graph.initializers)
@@ -194,8 +193,6 @@ class Lowering:
         if not isinstance(y, Tensor):
             graph.fail(None, f"output '{output}' does not depend on the input or the state")
         self._feed_back(feedback)
-        if self.options.context:
-            self._keep_context()
         if self.token_input and not self.vocab:
             graph.fail(None, f"integer input '{x_name}' must index an embedding table (Gather on an initializer)")
         plan = self.builder.build(step_x.offset, step_x.size, y.offset, y.size, self.vocab, self.states)
@@ -481,14 +478,12 @@ class Lowering:
         sources[streams[:, :context] - graph_input.offset] = kept.addresses()
         sources[streams[:, context:] - graph_input.offset] = new.addresses()
         self.builder.emit(isa.COPY, y=graph_input.offset, n=graph_input.size, table=self.builder.table(sources))
+        # the next step's context at once: nothing reads this step's after the COPY above, and
+        # the input need not stay live to the step's end for it (its memory is shared after)
+        self.builder.emit(isa.COPY, y=kept.offset, n=kept.size,
+                          table=self.builder.table(streams[:, per_stream - context:]))
         self.states.append(StateSlot(f"{name}.context", kept.shape, kept.offset))
-        self._context = (kept, streams[:, per_stream - context:])
         return new
-
-    def _keep_context(self) -> None:
-        """End each step by keeping the last ``context`` values of every stream's input."""
-        kept, last = self._context
-        self.builder.emit(isa.COPY, y=kept.offset, n=kept.size, table=self.builder.table(last))
 
     def _concrete(self, name, dims, time_axis, batch_axis) -> tuple[tuple[int, ...], int | None]:
         """Fill an input's dims: batch axis = batch, time axis = 1, other dynamic dims = 1.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import isa
-from .arena_plan import Region, arena_slots, live_intervals, place
+from .arena_plan import Region, arena_slots, input_layer, live_intervals, place
 from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, RECORD
 from .quantized import QuantizedWeight
 
@@ -156,11 +156,11 @@ class PlanBuilder:
         kernels.rollback): their copy takes a region of the arena as large as they are."""
         sizes = [int(s.size) for s in states]
         saved, fault = self.alloc(sum(sizes)), self.alloc(2)
-        # read or written outside the instructions: by the caller (the output after the step), the
-        # next step (state), the rollback of a refused one (the copy, fault); the input too, as
-        # run finds the recurrent layer that reads it as is by its address (kernels.sequence)
-        kept = [x_offset, saved, fault, *(int(s.offset) for s in states)]
-        self._place(from_start=kept, to_end=[y_offset, *kept])
+        # read or written outside the instructions: by the caller (the input before the step, the
+        # output after it), the next step (state), the rollback of a refused one (the copy, fault)
+        kept = [saved, fault, *(int(s.offset) for s in states)]
+        projected = input_layer(self._code, x_offset, x_size)
+        self._place(from_start=[x_offset, *kept], to_end=[y_offset, *kept])
         regions = np.stack([self.placed(np.array([int(s.offset) for s in states], np.int64)),
                             np.array(sizes, np.int64)], axis=1)  # isa.STATE_ENTRY: offset, size
         header = [0] * HEADER_SIZE
@@ -176,6 +176,7 @@ class PlanBuilder:
         header[HEADER.START] = HEADER_SIZE
         header[HEADER.END] = HEADER_SIZE + len(self._code)
         header[HEADER.TABLES] = header[HEADER.END]
+        header[HEADER.PROJECTED] = HEADER_SIZE + projected if projected >= 0 else -1
         parts = [np.asarray(header + self._code, np.int64), *self._tables]
         code = np.concatenate(parts)
         self._check_size(code.size, "code")

@@ -58,15 +58,13 @@ def layer_inputs(code, pc):
 @njit(**JIT_OPTIONS)
 def projected_layer(code):
     """The pc of the recurrent instruction whose input projections ``run`` precomputes, or -1:
-    the first one, if it reads the model input as is and its product is rows_independent."""
-    pc = code[HEADER.START]
-    while pc < code[HEADER.END]:
-        x_off, n_in, batch, width, _, _ = layer_inputs(code, pc)
-        if n_in:
-            reads_input = x_off == code[HEADER.X_OFFSET] and n_in * batch == code[HEADER.X_SIZE]
-            return pc if reads_input and rows_independent(width) else -1
-        pc += code[pc + RECORD.LENGTH]
-    return -1
+    the first one, if it reads the model input as is (the plan says which: the input's memory
+    is shared, so its address alone does not tell) and its product is rows_independent."""
+    pc = code[HEADER.PROJECTED]
+    if pc < 0:
+        return -1
+    _, _, _, width, _, _ = layer_inputs(code, pc)
+    return pc if rows_independent(width) else -1
 
 
 @njit(**JIT_OPTIONS)
