@@ -75,6 +75,14 @@ CASES = {
                                            {"scale": 20.0}),
     "mod fmod=0 of floats, opset 28": (node("Mod", ["x", "d"]), (1, 3, 6), [divisors(6)],
                                        {"scale": 5.0, "opset": 28, **ONNX_RUNTIME}),
+    # ArgMax / ArgMin: the index as int64 (held as its value); ties (multiples of 0.5) take the first or the last
+    **{f"{op.lower()} {label}": (node(op, ["x"], **attrs), (1, 3, 6), [], {"halves": True})
+       for op in ("ArgMax", "ArgMin")
+       for label, attrs in [("defaults", {}), ("axis 2", {"axis": 2}), ("axis 1 keepdims 0", {"axis": 1, "keepdims": 0}),
+                            ("axis -1 select_last_index", {"axis": -1, "select_last_index": 1}),
+                            ("axis 1 select_last_index keepdims 0", {"axis": 1, "select_last_index": 1, "keepdims": 0})]},
+    "argmax of a classifier's scores": ([helper.make_node("Softmax", ["x"], ["p"], axis=-1), node("ArgMax", ["p"], axis=-1)],
+                                        (1, 3, 6), [], {}),
 }
 
 
@@ -106,7 +114,10 @@ def step_inputs(options, size) -> np.ndarray:
     (node("Mod", ["x", "d"], fmod=2), [divisors(6)], 18, r"attribute 'fmod'=2 is not 0 or 1"),
     (node("Mod", ["x", "d"]), [divisors(6)], 18, r"attribute 'fmod'=0 on float tensors is defined from opset 28 on "
                                                  r"\(the graph has opset 18\); set fmod=1"),
-], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28"])
+    (node("ArgMax", ["x"], select_last_index=2), [], 18, r"attribute 'select_last_index'=2 is not 0 or 1"),
+    (node("ArgMin", ["x"], axis=3), [], 18, r"attribute 'axis'=3 is out of range for data of shape \[1, 3, 6\]"),
+], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
+        "argmin axis 3"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

@@ -1,7 +1,8 @@
 """Reductions along one axis and the row normalization of the norm layers, float32.
 
 Fields: ``isa.REDUCE`` (x viewed as (outer, n, inner), reduced along n: ONNX's Reduce ops over any
-set of axes, which the planner first makes one contiguous run) and ``isa.NORMALIZE`` (each row of
+set of axes, which the planner first makes one contiguous run; ArgMax and ArgMin give the index as
+a float, as the runtime holds integers) and ``isa.NORMALIZE`` (each row of
 (rows, n) to mean 0 and variance 1, the variance biased as LayerNormalization and
 InstanceNormalization define it; their scale and bias follow as BINARY instructions). Sums
 accumulate in float64: a row of a few thousand float32 values then loses nothing to rounding.
@@ -27,6 +28,8 @@ def reduce_f32(code, p, w, a):
 @njit(**JIT_OPTIONS)
 def _reduce(fn, a, first, n, stride):
     """The reduction of a[first], a[first + stride], ... (n values)."""
+    if fn >= REDUCE_FUNCTION.ARG_MAX:
+        return _arg_best(fn, a, first, n, stride)
     if fn == REDUCE_FUNCTION.MAX or fn == REDUCE_FUNCTION.MIN:
         best = a[first]
         for i in range(1, n):
@@ -62,6 +65,20 @@ def _reduce(fn, a, first, n, stride):
     if fn == REDUCE_FUNCTION.LOG_SUM_EXP:
         return top + np.log(total)
     return total
+
+
+@njit(**JIT_OPTIONS)
+def _arg_best(fn, a, first, n, stride):
+    """The index of the maximum (ARG_MAX, LAST_ARG_MAX) or minimum of n values: the first of
+    equal ones, or the last (LAST_*)."""
+    largest = fn == REDUCE_FUNCTION.ARG_MAX or fn == REDUCE_FUNCTION.LAST_ARG_MAX
+    last = fn == REDUCE_FUNCTION.LAST_ARG_MAX or fn == REDUCE_FUNCTION.LAST_ARG_MIN
+    best, at = a[first], 0
+    for i in range(1, n):
+        v = a[first + i * stride]
+        if (v > best if largest else v < best) or (last and v == best):
+            best, at = v, i
+    return float(at)
 
 
 @njit(**JIT_OPTIONS)

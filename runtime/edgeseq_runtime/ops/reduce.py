@@ -1,5 +1,5 @@
-"""Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes, and the norm
-layers that normalize along trailing axes (LayerNormalization, InstanceNormalization).
+"""Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes, ArgMax and ArgMin,
+and the norm layers that normalize along trailing axes (LayerNormalization, InstanceNormalization).
 
 A reduction over axes that are not one contiguous run first gathers them last (one indexed
 copy), so that the kernel always reduces the middle axis of (outer, n, inner).
@@ -43,6 +43,24 @@ def lower_reduce(ctx, node, inputs):
     if axes is None:
         return [x]
     return [reduce_axes(ctx, x, axes, keepdims, REDUCE[node.op_type])]
+
+
+ARG = {("ArgMax", 0): REDUCE_FUNCTION.ARG_MAX, ("ArgMin", 0): REDUCE_FUNCTION.ARG_MIN,
+       ("ArgMax", 1): REDUCE_FUNCTION.LAST_ARG_MAX, ("ArgMin", 1): REDUCE_FUNCTION.LAST_ARG_MIN}
+
+
+def lower_arg(ctx, node, inputs):
+    """ArgMax and ArgMin along one axis: the index, an int64 tensor, held as its float value."""
+    x = inputs[0]
+    rank = len(x.shape)
+    axis, keepdims, last = (attribute(node, name, default) for name, default in
+                            (("axis", 0), ("keepdims", 1), ("select_last_index", 0)))
+    for name, value in (("keepdims", keepdims), ("select_last_index", last)):
+        if value not in (0, 1):
+            ctx.fail(node, f"attribute '{name}'={value} is not 0 or 1")
+    if not -rank <= axis < rank:
+        ctx.fail(node, f"attribute 'axis'={axis} is out of range for data of shape {list(x.shape)}")
+    return [reduce_axes(ctx, x, [axis % rank], keepdims, ARG[node.op_type, last])]
 
 
 def lower_global_pool(ctx, node, inputs):
@@ -115,4 +133,4 @@ def lower_instance_norm(ctx, node, inputs):
 
 HANDLERS = {**{op: lower_reduce for op in REDUCE}, "LayerNormalization": lower_layer_norm,
             "InstanceNormalization": lower_instance_norm, "GlobalAveragePool": lower_global_pool,
-            "GlobalMaxPool": lower_global_pool}
+            "GlobalMaxPool": lower_global_pool, "ArgMax": lower_arg, "ArgMin": lower_arg}

@@ -846,6 +846,24 @@ static float total(const exact_sum_t *s)
     return s->sum + s->compensation;
 }
 
+/* The index of the maximum (ARG_MAX, LAST_ARG_MAX) or minimum of x[0], x[stride], ... (n values):
+ * the first of equal ones, or the last (LAST_*). */
+static float arg_best(int32_t fn, const float *x, int32_t n, int32_t stride)
+{
+    const int largest = fn == EDGESEQ_REDUCE_FUNCTION_ARG_MAX || fn == EDGESEQ_REDUCE_FUNCTION_LAST_ARG_MAX;
+    const int last = fn == EDGESEQ_REDUCE_FUNCTION_LAST_ARG_MAX || fn == EDGESEQ_REDUCE_FUNCTION_LAST_ARG_MIN;
+    float best = x[0];
+    int32_t i, at = 0;
+    for (i = 1; i < n; i++) {
+        const float v = x[i * stride];
+        if ((largest ? v > best : v < best) || (last && v == best)) {
+            best = v;
+            at = i;
+        }
+    }
+    return (float)at;
+}
+
 /* The reduction of x[0], x[stride], ... (n values). */
 static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
 {
@@ -853,6 +871,11 @@ static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
     float top = 0.0f, product = 1.0f;
     int32_t i;
     switch (fn) {
+    case EDGESEQ_REDUCE_FUNCTION_ARG_MAX:
+    case EDGESEQ_REDUCE_FUNCTION_ARG_MIN:
+    case EDGESEQ_REDUCE_FUNCTION_LAST_ARG_MAX:
+    case EDGESEQ_REDUCE_FUNCTION_LAST_ARG_MIN:
+        return arg_best(fn, x, n, stride);
     case EDGESEQ_REDUCE_FUNCTION_MAX:
         top = x[0];
         for (i = 1; i < n; i++) {
