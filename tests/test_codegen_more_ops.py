@@ -31,7 +31,8 @@ COVERED = {*((isa.OPCODE.UNARY, int(f)) for f in (isa.UNARY_FUNCTION.SIN, isa.UN
                                                    isa.UNARY_FUNCTION.GELU_TANH)),
            *((isa.OPCODE.BINARY, int(f)) for f in (isa.BINARY_FUNCTION.MOD, isa.BINARY_FUNCTION.FMOD)),
            *((isa.OPCODE.REDUCE, int(f)) for f in (isa.REDUCE_FUNCTION.ARG_MAX, isa.REDUCE_FUNCTION.ARG_MIN,
-                                                    isa.REDUCE_FUNCTION.LAST_ARG_MAX, isa.REDUCE_FUNCTION.LAST_ARG_MIN))}
+                                                    isa.REDUCE_FUNCTION.LAST_ARG_MAX, isa.REDUCE_FUNCTION.LAST_ARG_MIN)),
+           (isa.OPCODE.CUMSUM, None), (isa.OPCODE.TOPK, None)}
 
 
 def c_name(index: int) -> str:

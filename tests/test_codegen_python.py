@@ -136,7 +136,7 @@ def test_cli_missing_model_is_one_line(tmp_path):
 def test_cli_unsupported_model_names_file_node_and_op(tmp_path):
     path = unsupported_op_model(tmp_path)
     line = one_line_error(invoke("codegen", path, "-o", tmp_path / "out"))
-    assert str(path) in line and "cumsum_head" in line and "CumSum" in line
+    assert str(path) in line and "hardmax_head" in line and "Hardmax" in line
 
 
 def test_cli_output_that_is_a_file_is_one_line(model_path, tmp_path):

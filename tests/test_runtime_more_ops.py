@@ -83,6 +83,26 @@ CASES = {
                             ("axis 1 select_last_index keepdims 0", {"axis": 1, "select_last_index": 1, "keepdims": 0})]},
     "argmax of a classifier's scores": ([helper.make_node("Softmax", ["x"], ["p"], axis=-1), node("ArgMax", ["p"], axis=-1)],
                                         (1, 3, 6), [], {}),
+    # CumSum: running sums along a constant axis, before or after each value, from the front or the end
+    **{f"cumsum {label}": (node("CumSum", ["x", "axis"], **attrs), (1, 3, 6), [axis], {"scale": 2.0})
+       for label, axis, attrs in [
+           ("axis 2", ints("axis", 2), {}), ("axis 1", ints("axis", 1), {}), ("axis -1 int32", ("axis", np.int32(-1)), {}),
+           ("exclusive", ints("axis", 2), {"exclusive": 1}), ("reverse", ints("axis", 1), {"reverse": 1}),
+           ("exclusive reverse", ints("axis", 2), {"exclusive": 1, "reverse": 1}),
+       ]},
+    "cumsum of a mask of integers": ([helper.make_node("Greater", ["x", "zero"], ["above"]),
+                                      helper.make_node("Cast", ["above"], ["mask"], to=TensorProto.INT64),
+                                      node("CumSum", ["mask", "axis"])], (1, 3, 6),
+                                     [("zero", np.float32(0.0)), ints("axis", 2)], {}),
+    # TopK with a constant k: both outputs (Values, and Indices cast to float), ties ordered by index
+    **{f"topk {label}": ([node("TopK", ["x", "k"], ["values", "indices"], **attrs),
+                          helper.make_node("Cast", ["indices"], ["where"], to=TensorProto.FLOAT),
+                          helper.make_node("Concat", ["values", "where"], ["features"], axis=attrs.get("axis", -1))],
+                         (1, 3, 6), [ints("k", [k])], {"halves": True})
+       for label, k, attrs in [
+           ("k 3", 3, {}), ("k 3 smallest", 3, {"largest": 0}), ("k 2 axis 1", 2, {"axis": 1}),
+           ("k 6, all", 6, {"axis": 2}), ("k 1 smallest axis -2", 1, {"axis": -2, "largest": 0}),
+       ]},
 }
 
 
@@ -102,6 +122,25 @@ def test_op_streams_as_the_references_compute_it(tmp_path, name):
         np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=atol, err_msg=f"{name} vs {engine}")
 
 
+def test_topk_unsorted_gives_the_values_onnx_runtime_gives_in_order(tmp_path):
+    """sorted=0 leaves the order to the runtime (ONNX Runtime's is a heap's): the same values and
+    indices as ONNX Runtime's, in the order sorted=1 gives them."""
+    def model(sort, folder):
+        nodes = [node("TopK", ["x", "k"], ["values", "indices"], sorted=sort),
+                 helper.make_node("Cast", ["indices"], ["where"], to=TensorProto.FLOAT),
+                 helper.make_node("Concat", ["values", "where"], ["features"], axis=-1)]
+        (tmp_path / folder).mkdir()
+        return front_end_model(tmp_path / folder, nodes, (1, 3, 8), [ints("k", [4])])
+    unsorted, ordered = model(0, "unsorted"), model(1, "sorted")
+    xs = step_inputs({}, 24)
+    got = edgeseq_runtime.load(str(unsorted.path)).run(xs)
+    np.testing.assert_allclose(got, ordered.reference("onnxruntime", xs), rtol=RTOL, atol=RTOL)
+    theirs = unsorted.reference("onnxruntime", xs)[:, :24].reshape(STEPS, 3, 8)
+    pairs = lambda rows: sorted(zip(rows[:4].tolist(), rows[4:].tolist()))  # noqa: E731
+    for ours, heap in zip(got[:, :24].reshape(STEPS, 3, 8), theirs):
+        assert all(pairs(a) == pairs(b) for a, b in zip(ours, heap))
+
+
 def step_inputs(options, size) -> np.ndarray:
     """STEPS rows: uniform in [-scale, scale), or multiples of 0.5 in [-4, 4] (ties for rounding)."""
     if options.get("halves"):
@@ -115,9 +154,17 @@ def step_inputs(options, size) -> np.ndarray:
     (node("Mod", ["x", "d"]), [divisors(6)], 18, r"attribute 'fmod'=0 on float tensors is defined from opset 28 on "
                                                  r"\(the graph has opset 18\); set fmod=1"),
     (node("ArgMax", ["x"], select_last_index=2), [], 18, r"attribute 'select_last_index'=2 is not 0 or 1"),
-    (node("ArgMin", ["x"], axis=3), [], 18, r"attribute 'axis'=3 is out of range for data of shape \[1, 3, 6\]"),
+    (node("ArgMin", ["x"], axis=3), [], 18, r"axis 3 is out of range for data of shape \[1, 3, 6\]"),
+    (node("CumSum", ["x", "axis"], exclusive=2), [ints("axis", 2)], 18, r"attribute 'exclusive'=2 is not 0 or 1"),
+    ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
+      helper.make_node("Cast", ["m"], ["axis"], to=TensorProto.INT64), node("CumSum", ["x", "axis"])], [], 12,
+     r"input 'axis' \(axis\) is computed at run time; it must be constant"),
+    (node("TopK", ["x", "k"], ["features", "i"]), [ints("k", [7])], 18, r"k=7 is not within the 6 values of axis 2"),
+    ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
+      helper.make_node("Cast", ["m"], ["k"], to=TensorProto.INT64), node("TopK", ["x", "k"], ["features", "i"])], [], 12,
+     r"input 'k' \(K\) is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
-        "argmin axis 3"])
+        "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

@@ -709,7 +709,7 @@ def test_unsupported_op_is_refused(tmp_path):
     with pytest.raises(edgeseq_runtime.ModelError) as info:
         edgeseq_runtime.load(path)
     message = str(info.value)
-    assert "CumSum" in message and "cumsum_head" in message, message
+    assert "Hardmax" in message and "hardmax_head" in message, message
 
 
 @pytest.mark.parametrize("fraction", [0.5, 0.9])

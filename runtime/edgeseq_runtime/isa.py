@@ -482,6 +482,20 @@ MATMUL = _instruction("MATMUL", 16, "c[i] = a[i] @ b[i] for i < count: MatMul of
     ("count", COUNT), ("m", COUNT), ("k", COUNT), ("n", COUNT),
 ])
 
+CUMSUM = _instruction("CUMSUM", 17, "y[o, j, i] = the sum of x[o, k, i] for k up to j (k before j: exclusive; "
+                      "k from j to the end: reverse), x (outer, n, inner): CumSum (kernels.reduce_f32)", [
+    ("x", ARENA), ("y", ARENA, "(outer, n, inner)"),
+    ("outer", COUNT), ("n", COUNT, "the summed axis"), ("inner", COUNT),
+    ("exclusive", FLAG), ("reverse", FLAG),
+])
+
+TOPK = _instruction("TOPK", 18, "the k largest (or smallest) of each x[o, :, i], x (outer, n, inner), in order "
+                    "(of equal values the first first): TopK (kernels.reduce_f32)", [
+    ("x", ARENA), ("values", ARENA, "(outer, k, inner)"), ("indices", ARENA, "(outer, k, inner): their indices in x"),
+    ("outer", COUNT), ("n", COUNT, "the axis selected along"), ("inner", COUNT),
+    ("k", COUNT, "at most n"), ("largest", FLAG, "1: the largest, 0: the smallest"),
+])
+
 OPCODE = _group("OPCODE", "the instructions", [(i.name, i.opcode, i.meaning) for i in INSTRUCTIONS])
 
 

@@ -498,14 +498,14 @@ def build_model(tmp_path, op: str = "LSTM", *, input_size: int = 4, hidden_size:
 
 
 def unsupported_op_model(tmp_path, filename: str = "unsupported.onnx") -> Path:
-    """A valid model with an op the runtime does not support: LSTM -> Squeeze -> CumSum (node
-    'cumsum_head')."""
+    """A valid model with an op the runtime does not support: LSTM -> Squeeze -> Hardmax (node
+    'hardmax_head')."""
     g = _Graph(np.random.default_rng(0))
     x = g.input("X", TensorProto.FLOAT, ["seq", 1, 4])
     out = _recurrent_layer(g, "LSTM", "lstm_0", x, 4, 8, layout=0, batch_dim=1, state="input",
                            bias=True, peepholes=False, direction="forward", attrs={})
     (y,) = g.node("Squeeze", [out["Y"], g.ints("sq_axes", [1])], ["y3"], "squeeze")  # [seq,1,8]
-    (y,) = g.node("CumSum", [y, g.ints("cumsum_axis", 2)], ["cumsum_out"], "cumsum_head")
+    (y,) = g.node("Hardmax", [y], ["hardmax_out"], "hardmax_head")
     g.output(y, ["seq", 1, 8])
     path = Path(tmp_path) / filename
     onnx.save(g.model(OPSET), str(path))

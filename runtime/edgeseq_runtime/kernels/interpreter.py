@@ -19,7 +19,7 @@ from .matmul_f32 import matmul_f32
 from .matvec import copy
 from .movement import copy_indexed, embedding, is_row_index
 from .packing import unpack
-from .reduce_f32 import normalize_f32, reduce_f32
+from .reduce_f32 import cumsum_f32, normalize_f32, reduce_f32, topk_f32
 from .rnn_f32 import rnn_f32
 from .rollback import restore_state, save_state, state_is_finite
 from .sequence import layer_inputs, project_inputs, projected_layer
@@ -110,6 +110,10 @@ def execute(model, a, x, y, steps, pre):
                 normalize_f32(code, p, w, a)
             elif op == OPCODE.MATMUL:
                 matmul_f32(code, p, w, a)
+            elif op == OPCODE.CUMSUM:
+                cumsum_f32(code, p, w, a)
+            elif op == OPCODE.TOPK:
+                topk_f32(code, p, w, a)
             elif op == OPCODE.EMBEDDING:
                 if not embedding(code, p, w, q, a):
                     restore_state(code, a)

@@ -6,12 +6,17 @@ a float, as the runtime holds integers) and ``isa.NORMALIZE`` (each row of
 (rows, n) to mean 0 and variance 1, the variance biased as LayerNormalization and
 InstanceNormalization define it; their scale and bias follow as BINARY instructions). Sums
 accumulate in float64: a row of a few thousand float32 values then loses nothing to rounding.
+
+Along one axis too: ``isa.CUMSUM`` (running sums in float32, each the previous one plus the next
+value, as ONNX Runtime computes them) and ``isa.TOPK`` (the k best of each row, kept in order as
+they are found: a value goes in front of the ones it beats strictly, so of equal values the first
+comes first, as ONNX orders them).
 """
 
 import numpy as np
 from numba import njit
 
-from ..isa import NORMALIZE, REDUCE, REDUCE_FUNCTION
+from ..isa import CUMSUM, NORMALIZE, REDUCE, REDUCE_FUNCTION, TOPK
 from .config import JIT_OPTIONS
 
 
@@ -97,3 +102,54 @@ def normalize_f32(code, p, w, a):
         inverse = 1.0 / np.sqrt(spread / n + epsilon)
         for i in range(n):
             a[y + i] = (a[x + i] - mean) * inverse
+
+
+@njit(**JIT_OPTIONS)
+def cumsum_f32(code, p, w, a):
+    x, y = code[p + CUMSUM.X], code[p + CUMSUM.Y]
+    outer, n, inner = code[p + CUMSUM.OUTER], code[p + CUMSUM.N], code[p + CUMSUM.INNER]
+    exclusive, reverse = code[p + CUMSUM.EXCLUSIVE], code[p + CUMSUM.REVERSE]
+    for o in range(outer):
+        for k in range(inner):
+            first = o * n * inner + k
+            total = np.float32(0.0)
+            for j in range(n):
+                at = first + (n - 1 - j if reverse else j) * inner
+                v = a[x + at]
+                if exclusive:
+                    a[y + at] = total
+                    total += v
+                else:
+                    total += v
+                    a[y + at] = total
+
+
+@njit(**JIT_OPTIONS)
+def topk_f32(code, p, w, a):
+    x, values, indices = code[p + TOPK.X], code[p + TOPK.VALUES], code[p + TOPK.INDICES]
+    outer, n, inner, k = code[p + TOPK.OUTER], code[p + TOPK.N], code[p + TOPK.INNER], code[p + TOPK.K]
+    largest = code[p + TOPK.LARGEST]
+    if k == 0:
+        return
+    for o in range(outer):
+        for i in range(inner):
+            source, kept = x + o * n * inner + i, o * k * inner + i
+            count = 0
+            for j in range(n):
+                v = a[source + j * inner]
+                if count == k and not _beats(v, a[values + kept + (k - 1) * inner], largest):
+                    continue
+                if count < k:
+                    count += 1
+                at = count - 1
+                while at > 0 and _beats(v, a[values + kept + (at - 1) * inner], largest):
+                    a[values + kept + at * inner] = a[values + kept + (at - 1) * inner]
+                    a[indices + kept + at * inner] = a[indices + kept + (at - 1) * inner]
+                    at -= 1
+                a[values + kept + at * inner] = v
+                a[indices + kept + at * inner] = j
+
+
+@njit(**JIT_OPTIONS)
+def _beats(v, other, largest):
+    return v > other if largest else v < other

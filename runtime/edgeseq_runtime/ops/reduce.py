@@ -1,5 +1,6 @@
-"""Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes, ArgMax and ArgMin,
-and the norm layers that normalize along trailing axes (LayerNormalization, InstanceNormalization).
+"""Reduce{Sum,Mean,Max,Min,Prod,L1,L2,SumSquare,LogSum,LogSumExp} over any axes, the other ops along
+one axis (ArgMax, ArgMin, CumSum, TopK), and the norm layers that normalize along trailing axes
+(LayerNormalization, InstanceNormalization).
 
 A reduction over axes that are not one contiguous run first gathers them last (one indexed
 copy), so that the kernel always reduces the middle axis of (outer, n, inner).
@@ -52,15 +53,63 @@ ARG = {("ArgMax", 0): REDUCE_FUNCTION.ARG_MAX, ("ArgMin", 0): REDUCE_FUNCTION.AR
 def lower_arg(ctx, node, inputs):
     """ArgMax and ArgMin along one axis: the index, an int64 tensor, held as its float value."""
     x = inputs[0]
+    keepdims, last = _flag(ctx, node, "keepdims", 1), _flag(ctx, node, "select_last_index", 0)
+    axis, *_ = _axis(ctx, node, x, attribute(node, "axis", 0))
+    return [reduce_axes(ctx, x, [axis], keepdims, ARG[node.op_type, last])]
+
+
+def _axis(ctx, node, x: Tensor, axis) -> tuple[int, int, int, int]:
+    """(axis, outer, n, inner): x viewed as (outer, n, inner) along ``axis`` (checked)."""
     rank = len(x.shape)
-    axis, keepdims, last = (attribute(node, name, default) for name, default in
-                            (("axis", 0), ("keepdims", 1), ("select_last_index", 0)))
-    for name, value in (("keepdims", keepdims), ("select_last_index", last)):
-        if value not in (0, 1):
-            ctx.fail(node, f"attribute '{name}'={value} is not 0 or 1")
     if not -rank <= axis < rank:
-        ctx.fail(node, f"attribute 'axis'={axis} is out of range for data of shape {list(x.shape)}")
-    return [reduce_axes(ctx, x, [axis % rank], keepdims, ARG[node.op_type, last])]
+        ctx.fail(node, f"axis {axis} is out of range for data of shape {list(x.shape)}")
+    axis %= rank
+    return axis, math.prod(x.shape[:axis]), x.shape[axis], math.prod(x.shape[axis + 1:])
+
+
+def _flag(ctx, node, name: str, default: int) -> int:
+    """A 0-or-1 attribute."""
+    value = attribute(node, name, default)
+    if value not in (0, 1):
+        ctx.fail(node, f"attribute '{name}'={value} is not 0 or 1")
+    return value
+
+
+def _constant(ctx, node, value, index: int, what: str) -> int:
+    if isinstance(value, Tensor):
+        ctx.fail(node, f"input '{node.input[index]}' ({what}) is computed at run time; it must be constant")
+    if value is None or np.size(value) != 1:
+        ctx.fail(node, f"input {what} must be one integer, not {value!r}")
+    return int(np.asarray(value).reshape(()))
+
+
+def lower_cumsum(ctx, node, inputs):
+    x, axis = inputs
+    exclusive, reverse = _flag(ctx, node, "exclusive", 0), _flag(ctx, node, "reverse", 0)
+    _, outer, n, inner = _axis(ctx, node, x, _constant(ctx, node, axis, 1, "axis"))
+    y = ctx.new_tensor(x.shape)
+    ctx.builder.emit(isa.CUMSUM, x=x.offset, y=y.offset, outer=outer, n=n, inner=inner, exclusive=exclusive,
+                     reverse=reverse)
+    return [y]
+
+
+def lower_topk(ctx, node, inputs):
+    """TopK with a constant k: Values and Indices (an int64 tensor, held as its values), always in
+    order (with sorted=0 ONNX leaves the order open)."""
+    x = inputs[0]
+    k = _constant(ctx, node, inputs[1], 1, "K") if len(inputs) > 1 else attribute(node, "k", None)
+    if k is None:
+        ctx.fail(node, "has no k (input K or attribute k)")
+    largest = _flag(ctx, node, "largest", 1)
+    _flag(ctx, node, "sorted", 1)
+    axis, outer, n, inner = _axis(ctx, node, x, attribute(node, "axis", -1))
+    if not 0 <= k <= n:
+        ctx.fail(node, f"k={k} is not within the {n} values of axis {axis}")
+    shape = [k if a == axis else d for a, d in enumerate(x.shape)]
+    values, indices = ctx.new_tensor(shape), ctx.new_tensor(shape)
+    ctx.builder.emit(isa.TOPK, x=x.offset, values=values.offset, indices=indices.offset, outer=outer, n=n,
+                     inner=inner, k=k, largest=largest)
+    return [values, indices]
 
 
 def lower_global_pool(ctx, node, inputs):
@@ -133,4 +182,5 @@ def lower_instance_norm(ctx, node, inputs):
 
 HANDLERS = {**{op: lower_reduce for op in REDUCE}, "LayerNormalization": lower_layer_norm,
             "InstanceNormalization": lower_instance_norm, "GlobalAveragePool": lower_global_pool,
-            "GlobalMaxPool": lower_global_pool, "ArgMax": lower_arg, "ArgMin": lower_arg}
+            "GlobalMaxPool": lower_global_pool, "ArgMax": lower_arg, "ArgMin": lower_arg, "CumSum": lower_cumsum,
+            "TopK": lower_topk}

@@ -820,7 +820,7 @@ static void where_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
     }
 }
 
-/* ---- reduce_f32.py: reductions along one axis, the norm layers' row normalization ----------- */
+/* ---- reduce_f32.py: reductions along one axis, the norm layers' row normalization, CumSum, TopK */
 
 /* A float sum with Neumaier's compensation: within a rounding or two of the exact sum whatever
  * the number of terms, as the Python runtime's float64 sums are, without double arithmetic
@@ -934,6 +934,75 @@ static void reduce_f32(const int32_t *args, float *a)
     for (o = 0; o < outer; o++) {
         for (k = 0; k < inner; k++) {
             y[o * inner + k] = reduce_one(fn, x + (size_t)o * (size_t)n * (size_t)inner + k, n, inner);
+        }
+    }
+}
+
+/* Running sums along n of x (outer, n, inner), in float32, each the previous one plus the next
+ * value (as ONNX Runtime adds them): before the value (exclusive), from the end (reverse). */
+static void cumsum_f32(const int32_t *args, float *a)
+{
+    const int32_t outer = args[EDGESEQ_CUMSUM_OUTER], n = args[EDGESEQ_CUMSUM_N], inner = args[EDGESEQ_CUMSUM_INNER];
+    const int32_t exclusive = args[EDGESEQ_CUMSUM_EXCLUSIVE], reverse = args[EDGESEQ_CUMSUM_REVERSE];
+    const float *x = a + args[EDGESEQ_CUMSUM_X];
+    float *y = a + args[EDGESEQ_CUMSUM_Y];
+    int32_t o, k, j;
+    for (o = 0; o < outer; o++) {
+        for (k = 0; k < inner; k++) {
+            const size_t first = (size_t)o * (size_t)n * (size_t)inner + (size_t)k;
+            float total = 0.0f;
+            for (j = 0; j < n; j++) {
+                const size_t at = first + (size_t)(reverse ? n - 1 - j : j) * (size_t)inner;
+                const float v = x[at];
+                if (exclusive) {
+                    y[at] = total;
+                    total += v;
+                } else {
+                    total += v;
+                    y[at] = total;
+                }
+            }
+        }
+    }
+}
+
+static int beats(float v, float other, int32_t largest)
+{
+    return largest ? v > other : v < other;
+}
+
+/* The k best values of each x[o, :, i] and their indices, kept in order as they are found: a
+ * value goes in front of those it beats strictly, so of equal values the first comes first. */
+static void topk_f32(const int32_t *args, float *a)
+{
+    const int32_t outer = args[EDGESEQ_TOPK_OUTER], n = args[EDGESEQ_TOPK_N], inner = args[EDGESEQ_TOPK_INNER];
+    const int32_t k = args[EDGESEQ_TOPK_K], largest = args[EDGESEQ_TOPK_LARGEST];
+    int32_t o, i, j;
+    if (k == 0) {
+        return;
+    }
+    for (o = 0; o < outer; o++) {
+        for (i = 0; i < inner; i++) {
+            const float *x = a + args[EDGESEQ_TOPK_X] + (size_t)o * (size_t)n * (size_t)inner + i;
+            float *values = a + args[EDGESEQ_TOPK_VALUES] + (size_t)o * (size_t)k * (size_t)inner + i;
+            float *indices = a + args[EDGESEQ_TOPK_INDICES] + (size_t)o * (size_t)k * (size_t)inner + i;
+            int32_t count = 0;
+            for (j = 0; j < n; j++) {
+                const float v = x[(size_t)j * (size_t)inner];
+                int32_t at;
+                if (count == k && !beats(v, values[(size_t)(k - 1) * (size_t)inner], largest)) {
+                    continue;
+                }
+                if (count < k) {
+                    count++;
+                }
+                for (at = count - 1; at > 0 && beats(v, values[(size_t)(at - 1) * (size_t)inner], largest); at--) {
+                    values[(size_t)at * (size_t)inner] = values[(size_t)(at - 1) * (size_t)inner];
+                    indices[(size_t)at * (size_t)inner] = indices[(size_t)(at - 1) * (size_t)inner];
+                }
+                values[(size_t)at * (size_t)inner] = v;
+                indices[(size_t)at * (size_t)inner] = (float)j;
+            }
         }
     }
 }
@@ -1104,6 +1173,8 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
         case EDGESEQ_OPCODE_REDUCE: reduce_f32(args, a); break;
         case EDGESEQ_OPCODE_NORMALIZE: normalize_f32(args, model, a); break;
         case EDGESEQ_OPCODE_MATMUL: matmul_f32(args, a); break;
+        case EDGESEQ_OPCODE_CUMSUM: cumsum_f32(args, a); break;
+        case EDGESEQ_OPCODE_TOPK: topk_f32(args, a); break;
         default: break; /* edgeseq codegen refuses plans with other opcodes */
         }
         if (status != EDGESEQ_RT_OK) {
