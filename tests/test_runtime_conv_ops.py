@@ -109,6 +109,9 @@ CASES = [
     conv("conv2d SAME_UPPER", (1, 2, 5, 6), (3, 2, 3, 2), auto_pad="SAME_UPPER", strides=[2, 2]),
     conv("conv2d batch 2", (2, 2, 5, 6), (3, 2, 3, 3), pads=[1, 1, 1, 1]),
     conv("conv2d taps that see only padding", (1, 2, 1, 2), (3, 2, 3, 5), pads=[1, 2, 1, 2]),
+    # patches multiplied where they lie in X (one channel per group, one row of taps, no padding)
+    conv("conv1d depthwise, patches in place", (1, 4, 12), (8, 1, 5), group=4, strides=[3]),
+    conv("conv2d depthwise 1 x k, patches in place", (1, 3, 4, 9), (6, 1, 1, 4), group=3, strides=[2, 2]),
     # ConvTranspose
     conv_transpose("convtranspose1d defaults", (1, 3, 5), (3, 2, 3)),
     conv_transpose("convtranspose1d strides pads", (1, 3, 5), (3, 2, 4), strides=[2], pads=[1, 2]),

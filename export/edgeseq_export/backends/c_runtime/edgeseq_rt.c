@@ -551,44 +551,55 @@ static void softmax_f32(const int32_t *args, float *a)
     }
 }
 
-/* ---- conv_f32.py: each group's input patches gathered, then a product with its filters -------- */
+/* ---- conv_f32.py: one output position at a time, its patch times each group's filters ------- */
 
-/* patches[r * taps + (ci*k_h + i)*k_w + j] = X[first + ci] at tap (i, j) of output position r, 0 in
- * the padding; x is X of one stream, (c_in * in_h, in_w). Every column and row read is tested
- * against the input's extent, so no pad or stride of the record reads outside it. */
-static void conv_gather(const int32_t *args, const float *x, int32_t first, int32_t channels,
-                        float *patches)
+/* Output position r's patch of channel `first` where it is a run of X as it lies (one channel per
+ * group, one row of taps, no dilation, inside the input), else NULL. x is X of one stream. */
+static const float *conv_patch_in_place(const int32_t *args, const float *x, int32_t first, int32_t r)
+{
+    const int32_t in_h = args[EDGESEQ_CONV_IN_H], in_w = args[EDGESEQ_CONV_IN_W];
+    const int32_t out_w = args[EDGESEQ_CONV_OUT_W];
+    const int32_t h = (r / out_w) * args[EDGESEQ_CONV_STRIDE_H] - args[EDGESEQ_CONV_PAD_TOP];
+    const int32_t left = (r % out_w) * args[EDGESEQ_CONV_STRIDE_W] - args[EDGESEQ_CONV_PAD_LEFT];
+    if (args[EDGESEQ_CONV_C_IN] != args[EDGESEQ_CONV_GROUP] || args[EDGESEQ_CONV_K_H] != 1 ||
+        args[EDGESEQ_CONV_DILATION_W] != 1 || h < 0 || h >= in_h || left < 0 ||
+        left + args[EDGESEQ_CONV_K_W] > in_w) {
+        return NULL;
+    }
+    return x + (size_t)(first * in_h + h) * (size_t)in_w + (size_t)left;
+}
+
+/* row[(ci*k_h + i)*k_w + j] = X[first + ci] at tap (i, j) of output position r, 0 in the padding,
+ * for `channels` channels; x is X of one stream, (c_in * in_h, in_w). Every column and row read
+ * is tested against the input's extent, so no pad or stride of the record reads outside it. */
+static void conv_gather(const int32_t *args, const float *x, int32_t first, int32_t channels, int32_t r,
+                        float *row)
 {
     const int32_t in_h = args[EDGESEQ_CONV_IN_H], in_w = args[EDGESEQ_CONV_IN_W];
     const int32_t k_h = args[EDGESEQ_CONV_K_H], k_w = args[EDGESEQ_CONV_K_W];
     const int32_t out_w = args[EDGESEQ_CONV_OUT_W];
-    const int32_t positions = args[EDGESEQ_CONV_OUT_H] * out_w, taps = channels * k_h * k_w;
-    const int32_t stride_h = args[EDGESEQ_CONV_STRIDE_H], stride_w = args[EDGESEQ_CONV_STRIDE_W];
     const int32_t dilation_h = args[EDGESEQ_CONV_DILATION_H], dilation_w = args[EDGESEQ_CONV_DILATION_W];
-    const int32_t pad_top = args[EDGESEQ_CONV_PAD_TOP], pad_left = args[EDGESEQ_CONV_PAD_LEFT];
-    int32_t r, ci, i, j;
-    for (r = 0; r < positions; r++) {
-        const int32_t top = (r / out_w) * stride_h - pad_top, left = (r % out_w) * stride_w - pad_left;
-        float *row = patches + (size_t)r * (size_t)taps;
-        for (ci = 0; ci < channels; ci++) {
-            for (i = 0; i < k_h; i++) {
-                const int32_t h = top + i * dilation_h;
-                float *tap = row + (ci * k_h + i) * k_w;
-                const float *src;
-                if (h < 0 || h >= in_h) {
-                    for (j = 0; j < k_w; j++) {
-                        tap[j] = 0.0f;
-                    }
-                    continue;
+    const int32_t top = (r / out_w) * args[EDGESEQ_CONV_STRIDE_H] - args[EDGESEQ_CONV_PAD_TOP];
+    const int32_t left = (r % out_w) * args[EDGESEQ_CONV_STRIDE_W] - args[EDGESEQ_CONV_PAD_LEFT];
+    int32_t ci, i, j;
+    for (ci = 0; ci < channels; ci++) {
+        for (i = 0; i < k_h; i++) {
+            const int32_t h = top + i * dilation_h;
+            float *tap = row + (ci * k_h + i) * k_w;
+            const float *src;
+            if (h < 0 || h >= in_h) {
+                for (j = 0; j < k_w; j++) {
+                    tap[j] = 0.0f;
                 }
-                src = x + (size_t)((first + ci) * in_h + h) * (size_t)in_w; /* a row of the input */
-                if (dilation_w == 1 && left >= 0 && left + k_w <= in_w) {
-                    memcpy(tap, src + left, (size_t)k_w * sizeof *tap); /* the common case */
-                } else {
-                    for (j = 0; j < k_w; j++) {
-                        const int32_t col = left + j * dilation_w;
-                        tap[j] = col >= 0 && col < in_w ? src[col] : 0.0f;
-                    }
+                continue;
+            }
+            src = x + (size_t)((first + ci) * in_h + h) * (size_t)in_w; /* a row of the input */
+            if (dilation_w == 1 && left >= 0 && left + k_w <= in_w) {
+                memcpy(tap, src + left, (size_t)k_w * sizeof *tap); /* the common case */
+            } else {
+                for (j = 0; j < k_w; j++) {
+                    const int32_t col = left + j * dilation_w;
+                    tap[j] = col >= 0 && col < in_w ? src[col] : 0.0f;
                 }
             }
         }
@@ -604,28 +615,28 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
     const int32_t taps = c_in_g * args[EDGESEQ_CONV_K_H] * args[EDGESEQ_CONV_K_W];
     const int32_t image = c_in * args[EDGESEQ_CONV_IN_H] * args[EDGESEQ_CONV_IN_W];
     const int32_t width = args[EDGESEQ_CONV_Y_WIDTH], bias = args[EDGESEQ_CONV_B];
-    float *patches = a + args[EDGESEQ_CONV_SCRATCH];
-    float *product = patches + (size_t)positions * (size_t)taps; /* (positions, c_out) */
+    float *product = a + args[EDGESEQ_CONV_SCRATCH]; /* one position's c_out outputs */
+    float *gathered = product + c_out;               /* room for a patch where any is gathered */
     int32_t n, g, r, co;
     for (n = 0; n < batch; n++) {
         const float *x = a + args[EDGESEQ_CONV_X] + n * image;
         float *y = a + args[EDGESEQ_CONV_Y] + n * c_out * width;
         for (r = 0; r < positions; r++) {
-            fill(product + r * c_out, c_out, model->weights, bias);
-        }
-        for (g = 0; g < group; g++) {
-            conv_gather(args, x, g * c_in_g, c_in_g, patches);
-            for (r = 0; r < positions; r++) {
-                accumulate(args + EDGESEQ_CONV_W, model, c_out, g * c_out_g, patches + r * taps, taps,
-                           product + r * c_out + g * c_out_g, c_out_g);
+            fill(product, c_out, model->weights, bias);
+            for (g = 0; g < group; g++) {
+                const float *patch = conv_patch_in_place(args, x, g * c_in_g, r);
+                if (patch == NULL) {
+                    conv_gather(args, x, g * c_in_g, c_in_g, r, gathered);
+                    patch = gathered;
+                }
+                accumulate(args + EDGESEQ_CONV_W, model, c_out, g * c_out_g, patch, taps,
+                           product + g * c_out_g, c_out_g);
             }
-        }
-        if (args[EDGESEQ_CONV_ACTIVATE]) {
-            activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product, positions * c_out);
-        }
-        for (co = 0; co < c_out; co++) {
-            for (r = 0; r < positions; r++) {
-                y[co * width + r] = product[r * c_out + co];
+            if (args[EDGESEQ_CONV_ACTIVATE]) {
+                activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product, c_out);
+            }
+            for (co = 0; co < c_out; co++) {
+                y[co * width + r] = product[co];
             }
         }
     }
