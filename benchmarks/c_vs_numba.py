@@ -36,7 +36,7 @@ from pathlib import Path
 import edgeseq_runtime
 import numpy as np
 from edgeseq_export.backends.codegen import generate
-from edgeseq_runtime.kernels.interpreter import execute
+from edgeseq_runtime.kernels.interpreter import execute, kernel_table
 from edgeseq_runtime.kernels.packing import pack
 from step_models import StepShape, build, export, quantized
 
@@ -84,13 +84,14 @@ def numba_us_per_step(path: Path, input_size: int, steps: int, repeats: int) -> 
     x = np.random.default_rng(0).uniform(-1, 1, steps * input_size).astype(np.float32)
     y = np.empty(steps * OUTPUT_SIZE, np.float32)
     arena = plan.arena.copy()
-    model = pack(plan.code, plan.weights, plan.qweights)[0]
-    execute(model, arena, x, y, 1, NO_SCRATCH)  # compile / load the cache
+    model, code = pack(plan.code, plan.weights, plan.qweights)[:2]
+    kernels = kernel_table(code)  # compiles / loads the kernels from the cache
+    execute(model, arena, x, y, 1, NO_SCRATCH, kernels)
     times = []
     for _ in range(repeats):
         arena[:] = plan.arena
         start = time.perf_counter()
-        execute(model, arena, x, y, steps, NO_SCRATCH)
+        execute(model, arena, x, y, steps, NO_SCRATCH, kernels)
         times.append((time.perf_counter() - start) / steps * 1e6)
     return statistics.median(times)
 

@@ -9,8 +9,9 @@ unit) and the first step of every later process loads the kernels instead: a war
 numba keys its cache on the CPU and the kernels' sources, so it is run again after an upgrade
 of edgeseq-runtime or numba, and on the CPU that will run it.
 
-Every model runs through one entry point with one signature (``interpreter.execute``), so
-compiling it compiles everything any model can use; no model is needed.
+Every model runs through one entry point with one signature (``interpreter.execute``), which
+calls the kernels of a model's instructions by their addresses (``kernels.linking``): this
+compiles the entry point and every kernel, so that no model compiles anything; no model is needed.
 """
 
 import argparse
@@ -22,19 +23,23 @@ from numba import types
 
 
 def entry_point_signature():
-    """``execute(model, arena, x, y, steps, pre)`` as ``StreamingModel`` calls it."""
-    u8, f32 = types.Array(types.uint8, 1, "C"), types.Array(types.float32, 1, "C")
-    return (u8, f32, f32, f32, types.int64, f32)
+    """``execute(model, arena, x, y, steps, pre, kernels)`` as ``StreamingModel`` calls it."""
+    u8, i64, f32 = (types.Array(t, 1, "C") for t in (types.uint8, types.int64, types.float32))
+    return (u8, f32, f32, f32, types.int64, f32, i64)
 
 
 def compile_kernels() -> bool:
-    """Compile the entry point into numba's cache unless it is there; whether it compiled."""
+    """Compile the entry point and every kernel into numba's cache unless they are there;
+    whether anything compiled."""
     from . import kernels_cached
-    from .kernels.interpreter import execute
+    from .kernels.interpreter import KERNELS, execute, project_inputs
+    from .kernels.linking import address
 
-    if kernels_cached():
+    if kernels_cached(every_kernel=True):
         return False
     execute.compile(entry_point_signature())
+    for kernel in (*KERNELS.values(), project_inputs):
+        address(kernel)
     return True
 
 

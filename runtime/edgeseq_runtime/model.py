@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .isa import HEADER, STATUS, STATUS_SCALE
-from .kernels.interpreter import execute
+from .kernels.interpreter import execute, kernel_table, project
 from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
@@ -35,6 +35,7 @@ class StreamingModel:
         plan = lowered.plan
         # code and weights live in one packed array (one argument per step); views name its parts
         self._model, self._code, self._weights, self._qweights = pack(plan.code, plan.weights, plan.qweights)
+        self._kernels = kernel_table(self._code)  # compiles (or loads) the kernels this plan runs
         self._initial = plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
@@ -70,7 +71,8 @@ class StreamingModel:
         y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
         self._stepping = True
         try:
-            status = execute(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH)
+            status = execute(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH,
+                             self._kernels)
             if status:
                 self._refuse(status, x, 1)
             self.steps += 1
@@ -94,10 +96,11 @@ class StreamingModel:
             self._projection = int(projection_floats(self._code))
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
+            project(self._kernels)
         self._stepping = True
         try:
             status = execute(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
-                             y if y.ndim == 1 else y.reshape(-1), steps, scratch)
+                             y if y.ndim == 1 else y.reshape(-1), steps, scratch, self._kernels)
             if status:
                 self._refuse(status, x, steps)
             self.steps += steps

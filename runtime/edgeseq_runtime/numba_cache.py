@@ -9,7 +9,7 @@ import. ``choose`` runs before any kernel is defined and, only in that case, poi
 user set is never overridden.
 
 ``kernels_cached`` tells whether the compiled kernels are in that cache already: a command
-line says so when the first step will compile them (about a minute, once per install).
+line says so when the first load will compile them (seconds, once per install).
 
 numba's cache index is a pickle, loaded when a kernel is first called: a cache folder that
 another user could write would run that user's code. So a folder is used only if it is a real
@@ -66,13 +66,17 @@ def _private_folder(folder: Path) -> bool:
             and not info.st_mode & 0o022 and os.access(folder, os.W_OK))
 
 
-def kernels_cached() -> bool:
-    """Whether numba's on-disk cache holds the runtime's compiled entry point for these sources,
-    so that the first step runs at once instead of compiling. numba has no public question for
-    this: its cache index is read as numba itself does, and any failure answers "not cached"."""
-    from .kernels.interpreter import execute
+def kernels_cached(every_kernel: bool = False) -> bool:
+    """Whether numba's on-disk cache holds the runtime's compiled entry point for these sources:
+    a process has started here before, so a first load compiles at most the kernels of kinds of
+    instruction no model used before (each once; see kernels.linking). With ``every_kernel``,
+    whether it holds every kernel too (as ``python -m edgeseq_runtime.compile`` leaves it), so
+    that no load compiles anything. numba has no public question for this: its cache index is
+    read as numba itself does, and any failure answers "not cached"."""
+    from .kernels.interpreter import KERNELS, execute, project_inputs
 
+    wanted = (execute, *KERNELS.values(), project_inputs) if every_kernel else (execute,)
     try:
-        return bool(execute._cache._cache_file._load_index())
+        return all(kernel._cache._cache_file._load_index() for kernel in wanted)
     except Exception:  # a numba whose internals differ: claim nothing
         return False

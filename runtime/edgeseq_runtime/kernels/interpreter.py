@@ -1,11 +1,13 @@
 """The single compiled entry point: runs a plan for one or more time steps.
 
-Every model shares this one function (its argument types never change), so a new model
-never triggers a compilation, and numba's on-disk cache makes a fresh process start quickly.
+Every model shares this one function (its argument types never change). It calls the kernels
+through the model's table of their addresses (see linking): a model compiles only the kernels
+its instructions use, once per install (numba's on-disk cache keeps each), and a model whose
+kernels another one compiled before compiles nothing.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ..isa import HEADER, OPCODE, RECORD, STATUS, STATUS_SCALE
 from .config import JIT_OPTIONS
@@ -13,6 +15,7 @@ from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
+from .linking import address, call, declare
 from .lstm_f32 import lstm_f32
 from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
@@ -24,6 +27,53 @@ from .rnn_f32 import rnn_f32
 from .rollback import restore_state, save_state, state_is_finite
 from .sequence import layer_inputs, project_inputs, projected_layer
 from .views import matrix
+
+_CODE, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
+_MATRIX = types.Array(types.float32, 2, "C")
+_RECURRENT = (_CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
+_QUANTIZED = _RECURRENT[:5]  # (code, p, w, q, a)
+_PLAIN = (_CODE, types.int64, _FLOATS, _FLOATS)  # (code, p, w, a)
+
+KERNELS = {  # the kernel of each instruction, with the arguments execute passes it
+    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT),
+    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT),
+    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT),
+    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED),
+    OPCODE.BINARY: declare(binary_f32, types.none, *_PLAIN),
+    OPCODE.ACTIVATION: declare(activation_f32, types.none, *_PLAIN),
+    OPCODE.SOFTMAX: declare(softmax_f32, types.none, *_PLAIN),
+    OPCODE.COPY: declare(copy_indexed, types.none, *_PLAIN),
+    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED),
+    OPCODE.UNARY: declare(unary_f32, types.none, *_PLAIN),
+    OPCODE.WHERE: declare(where_f32, types.none, *_PLAIN),
+    OPCODE.REDUCE: declare(reduce_f32, types.none, *_PLAIN),
+    OPCODE.NORMALIZE: declare(normalize_f32, types.none, *_PLAIN),
+    OPCODE.MATMUL: declare(matmul_f32, types.none, *_PLAIN),
+    OPCODE.CUMSUM: declare(cumsum_f32, types.none, *_PLAIN),
+    OPCODE.TOPK: declare(topk_f32, types.none, *_PLAIN),
+    OPCODE.EMBEDDING: declare(embedding, types.boolean, *_QUANTIZED),
+}
+PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every instruction's
+declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+
+
+def kernel_table(code: np.ndarray) -> np.ndarray:
+    """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
+    or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``."""
+    table = np.zeros(PROJECTION + 1, np.int64)
+    pc = int(code[HEADER.START])
+    while pc < code[HEADER.END]:
+        op = int(code[pc + RECORD.OPCODE])
+        if not table[op]:
+            table[op] = address(KERNELS[op])
+        pc += int(code[pc + RECORD.LENGTH])
+    return table
+
+
+def project(table: np.ndarray) -> None:
+    """Add project_inputs to a kernel table: ``execute`` calls it when given scratch (``pre``)."""
+    if not table[PROJECTION]:
+        table[PROJECTION] = address(project_inputs)
 
 
 @njit(**JIT_OPTIONS)
@@ -40,13 +90,12 @@ def check_inputs(code, x, n):
 
 
 @njit(**JIT_OPTIONS)
-def execute(model, a, x, y, steps, pre):
+def execute(model, a, x, y, steps, pre, kernels):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
     ``model`` is the plan's code and weights as ``packing.pack`` lays them out, ``a`` the
-    stream's arena. ``pre``
-    is empty, or scratch for the first layer's input projections, made for as many steps at
-    once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
+    stream's arena, ``kernels`` the plan's ``kernel_table``. ``pre`` is empty, or scratch for the
+    first layer's input projections (the table ``project``ed), made for as many steps at once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see isa.STATUS_SCALE). A step that
@@ -74,8 +123,8 @@ def execute(model, a, x, y, steps, pre):
             i = t % chunk
             if i == 0:
                 n = min(chunk, steps - t)
-                project_inputs(code, mp, bias, w, q, matrix(x, t * x_size, n * rows, n_in),
-                               matrix(pre, 0, n * rows, width))
+                call(project_inputs, kernels[PROJECTION], code, mp, bias, w, q,
+                     matrix(x, t * x_size, n * rows, n_in), matrix(pre, 0, n * rows, width))
             row = pre[i * rows * width:(i + 1) * rows * width]
         copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
         pc = start
@@ -83,39 +132,39 @@ def execute(model, a, x, y, steps, pre):
             op = code[pc + RECORD.OPCODE]
             p = pc + RECORD.FIELDS
             if op == OPCODE.GRU:
-                gru_f32(code, p, w, q, a, row if pc == layer else none)
+                call(gru_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
             elif op == OPCODE.LSTM:
-                lstm_f32(code, p, w, q, a, row if pc == layer else none)
+                call(lstm_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
             elif op == OPCODE.RNN:
-                rnn_f32(code, p, w, q, a, row if pc == layer else none)
+                call(rnn_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
             elif op == OPCODE.DENSE:
-                dense_f32(code, p, w, q, a)
+                call(dense_f32, kernels[op], code, p, w, q, a)
             elif op == OPCODE.BINARY:
-                binary_f32(code, p, w, a)
+                call(binary_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.ACTIVATION:
-                activation_f32(code, p, w, a)
+                call(activation_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.SOFTMAX:
-                softmax_f32(code, p, w, a)
+                call(softmax_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.COPY:
-                copy_indexed(code, p, w, a)
+                call(copy_indexed, kernels[op], code, p, w, a)
             elif op == OPCODE.CONV:
-                conv_f32(code, p, w, q, a)
+                call(conv_f32, kernels[op], code, p, w, q, a)
             elif op == OPCODE.UNARY:
-                unary_f32(code, p, w, a)
+                call(unary_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.WHERE:
-                where_f32(code, p, w, a)
+                call(where_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.REDUCE:
-                reduce_f32(code, p, w, a)
+                call(reduce_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.NORMALIZE:
-                normalize_f32(code, p, w, a)
+                call(normalize_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.MATMUL:
-                matmul_f32(code, p, w, a)
+                call(matmul_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.CUMSUM:
-                cumsum_f32(code, p, w, a)
+                call(cumsum_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.TOPK:
-                topk_f32(code, p, w, a)
+                call(topk_f32, kernels[op], code, p, w, a)
             elif op == OPCODE.EMBEDDING:
-                if not embedding(code, p, w, q, a):
+                if not call(embedding, kernels[op], code, p, w, q, a):
                     restore_state(code, a)
                     return STATUS.BAD_INDEX * STATUS_SCALE + t
             pc += code[pc + RECORD.LENGTH]

@@ -1,0 +1,64 @@
+"""A model compiles only the kernels its instructions run: the interpreter calls each through the
+model's table of addresses (kernels.linking), and a kernel missing from it is an error, not a
+jump to address zero."""
+
+import subprocess
+import sys
+import textwrap
+
+import edgeseq_runtime
+import numpy as np
+import pytest
+from edgeseq_runtime.isa import HEADER, OPCODE, RECORD
+from edgeseq_runtime.kernels.interpreter import KERNELS, PROJECTION, execute
+from support.onnx_builders import build_model
+
+
+def _opcodes(code) -> set[int]:
+    found, pc = set(), int(code[HEADER.START])
+    while pc < code[HEADER.END]:
+        found.add(int(code[pc + RECORD.OPCODE]))
+        pc += int(code[pc + RECORD.LENGTH])
+    return found
+
+
+def test_the_table_holds_the_kernels_of_the_plans_instructions_and_no_others(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=16, head="matmul")  # 48 gate rows: run projects
+    model = edgeseq_runtime.load(built.path)
+    used = _opcodes(model._code)
+    assert OPCODE.GRU in used and OPCODE.LSTM not in used
+    assert {op for op, at in enumerate(model._kernels) if at} == used  # run adds PROJECTION when it needs it
+    model.run(built.random_steps(np.random.default_rng(0), 5))
+    assert model._kernels[PROJECTION]
+
+
+def test_a_fresh_process_loads_only_the_kernels_its_model_uses(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=4, head="matmul")
+    script = textwrap.dedent(f"""
+        import numpy as np, edgeseq_runtime
+        from edgeseq_runtime.kernels.interpreter import KERNELS
+        m = edgeseq_runtime.load({str(built.path)!r})
+        m.step(np.zeros(3, np.float32))
+        print(sorted(op.name for op, kernel in KERNELS.items() if kernel.overloads))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    names = {OPCODE(op).name for op in _opcodes(edgeseq_runtime.load(built.path)._code)}
+    assert result.stdout.split("\n")[0] == str(sorted(names))
+
+
+def test_a_kernel_missing_from_the_table_raises_instead_of_jumping_to_zero(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=4, head="matmul")
+    model = edgeseq_runtime.load(built.path)
+    x, y = np.zeros(3, np.float32), np.empty(model.output_size, np.float32)
+    model.step(np.ones(3, np.float32))
+    before = model.get_state()
+    with pytest.raises(RuntimeError, match="gru_f32 is not in this model's kernel table"):
+        execute(model._model, model._arena, x, y, 1, np.empty(0, np.float32), np.zeros_like(model._kernels))
+    for name, value in model.get_state().items():
+        np.testing.assert_array_equal(value, before[name])
+
+
+def test_every_instruction_has_a_kernel_in_the_table():
+    assert set(KERNELS) == set(OPCODE)
+    assert PROJECTION > max(OPCODE)
