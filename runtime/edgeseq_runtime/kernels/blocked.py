@@ -15,8 +15,7 @@ many rows at once gives exactly the numbers of one row at a time; without a scal
 the k range is split between calls (the accumulator is the output itself).
 
 int8 weights (``M`` an int8 array) come with their scales and are converted to float32 as they
-are loaded; a float32 copy of int8 weights (an exact conversion, see matvec's panels) with the
-same scales gives the same numbers.
+are loaded (exactly), once per tile: a tile of 8 rows pays one conversion for 16 multiply-adds.
 
 Written in plain numba, the same loops keep the accumulators in memory (LLVM cannot prove that
 the output does not alias the weights, so it neither vectorises across the tile nor keeps it in
@@ -134,65 +133,3 @@ def block(rows: int, vectors: int, lanes: int = LANES):
 
     return kernel
 
-
-def stack_floats(count: int):
-    """An intrinsic ``() -> float32[count]`` whose data lies in the calling function's stack frame
-    (a fixed alloca in its entry block, 64-byte aligned, not cleared), valid until that call
-    returns: scratch for kernels that run without numba's runtime and so allocate nothing. MLAS
-    packs its SGEMM panels of B into such a stack buffer too (``PanelB``, 64 KB)."""
-    array_type = types.Array(types.float32, 1, "C")
-
-    @intrinsic
-    def scratch(typingctx):
-        def codegen(context, builder, sig, args):
-            with builder.goto_entry_block():
-                buffer = builder.alloca(ir.ArrayType(_F32, count))
-                buffer.align = 64
-            array = context.make_array(array_type)(context, builder)
-            intp = context.get_value_type(types.intp)
-            context.populate_array(array, data=builder.bitcast(buffer, _F32.as_pointer()),
-                                   shape=[ir.Constant(intp, count)], strides=[ir.Constant(intp, 4)],
-                                   itemsize=ir.Constant(intp, 4), meminfo=None)
-            return array._getvalue()
-
-        return array_type(), codegen
-
-    return scratch
-
-
-def copy_block(vectors: int, lanes: int):
-    """An intrinsic ``(m, m_off, ld, n_rows, panel)`` copying ``n_rows`` rows of ``vectors *
-    lanes`` consecutive weights (row k from m_off + k*ld) into the float32 array ``panel``, one
-    row after another, int8 weights converted to float32 (exactly): whole vectors per load and
-    store, where a plain loop of an unknown width would go one weight at a time."""
-    vector_type = ir.VectorType(_F32, lanes)
-    bytes_type = ir.VectorType(ir.IntType(8), lanes)
-    width = vectors * lanes
-
-    @intrinsic
-    def copy(typingctx, m, m_off, ld, n_rows, panel):
-        signature = types.void(m, types.int64, types.int64, types.int64, panel)
-
-        def codegen(context, builder, sig, args):
-            m_arr, m_off, ld, n_rows, panel_arr = args
-            m_data = context.make_array(sig.args[0])(context, builder, m_arr).data
-            panel_data = context.make_array(sig.args[4])(context, builder, panel_arr).data
-            int8 = sig.args[0].dtype == types.int8
-            with cgutils.for_range(builder, n_rows) as loop:
-                source = builder.add(m_off, builder.mul(loop.index, ld))
-                target = builder.mul(loop.index, ir.Constant(_I64, width))
-                for v in range(vectors):
-                    offset = ir.Constant(_I64, v * lanes)
-                    pointer = builder.gep(m_data, [builder.add(source, offset)])
-                    if int8:
-                        value = builder.sitofp(builder.load(builder.bitcast(pointer, bytes_type.as_pointer()), align=1),
-                                               vector_type)
-                    else:
-                        value = builder.load(builder.bitcast(pointer, vector_type.as_pointer()), align=4)
-                    destination = builder.gep(panel_data, [builder.add(target, offset)])
-                    builder.store(value, builder.bitcast(destination, vector_type.as_pointer()), align=4)
-            return context.get_dummy_value()
-
-        return signature, codegen
-
-    return copy

@@ -8,10 +8,8 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
   once, for 1 to 8 rows (each weight loaded once for all of them). From four rows the product
-  goes by strips of outputs, each strip's weights copied into a panel that stays in L1 while all
-  the rows pass over it (as BLAS packs B: see ``_panels``); the panel lives on the stack of the
-  call, like MLAS's, so the plan, the arena and the C runtime know nothing of it and a plan's
-  RAM does not change;
+  goes strip by strip of outputs, every row passing over a strip before the next (see
+  ``_strips``);
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
   vectorised over the inputs.
@@ -25,7 +23,7 @@ import numpy as np
 from numba import njit
 
 from ..isa import LANES, MATRIX, MATRIX_KIND
-from .blocked import WIDE_LANES, block, copy_block, stack_floats
+from .blocked import WIDE_LANES, block
 from .config import JIT_OPTIONS
 from .views import matrix
 
@@ -35,16 +33,12 @@ K_BLOCK = 8
 # vectors and an input: 8 x 32 (16 accumulators of AVX-512's 32 registers), else 4 x 24 (12 of
 # AVX2's 16).
 ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
-PANEL_FLOATS = 1 << 14  # 64 KB of stack: a strip of the weights for all the inputs of an int8 matrix up to 512
-PANEL_K = 256  # inputs per float32 panel: 256 x 32 floats, 32 KB, stay in a 48 KB L1 while the rows pass
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 _strip_rows, _strip_half, _strip_one = (block(r, STRIP // WIDE_LANES, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
 _wide_rows, _wide_half, _wide_one = (block(r, 1, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
 _narrow_rows, _narrow_half, _narrow_one = (block(r, 1, LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
-_copy_strip, _copy_wide, _copy_narrow = copy_block(STRIP // WIDE_LANES, WIDE_LANES), copy_block(1, WIDE_LANES), copy_block(1, LANES)
-_panel = stack_floats(PANEL_FLOATS)
 
 
 @njit(**JIT_OPTIONS)
@@ -78,7 +72,7 @@ def _project(x, m, col, out, out_col, n, scale):
     """``project`` for an input-major matrix; ``scale`` is None for float32 weights (numba
     compiles the two cases separately)."""
     if x.shape[0] >= 4:
-        _panels(x, m, col, out, out_col, n, scale)
+        _strips(x, m, col, out, out_col, n, scale)
     elif x.shape[0] >= 2:
         _row_pair(x, m, col, out, out_col, n, scale)
     elif x.shape[0] == 1:
@@ -113,89 +107,66 @@ def _row_pair(x, m, col, out, out_col, n, scale):
 
 
 @njit(**JIT_OPTIONS)
-def _panels(x, m, col, out, out_col, n, scale):
-    """Four rows or more, by column strips: STRIP outputs (then WIDE_LANES, then LANES) for every
-    row in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs one by
-    one. When more than one tile of rows reads a strip, the strip's weights are first copied into
-    a contiguous float32 panel on the stack (int8 converted, exactly), which stays in L1 while
-    every row passes over it: read from the matrix itself, consecutive inputs are ld floats apart,
-    4 KB for a 256-wide LSTM, all in the same few sets of L1, and each tile would read them from
-    L2 again. float32 strips are taken PANEL_K inputs at a time (the output is the accumulator, so
-    the order of every sum stays the same); int8 ones whole (their scale applies to the whole sum),
-    read in place when a strip of all the inputs does not fit the panel."""
-    rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
-    panel = _panel()
-    pack = rows > ROW_TILE and (scale is None or n_in * STRIP <= panel.size)
-    k_step = PANEL_K if pack and scale is None else n_in
+def _strips(x, m, col, out, out_col, n, scale):
+    """Four rows or more, by strips of outputs: STRIP outputs (then WIDE_LANES, then LANES) for
+    every row, in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs
+    one by one. A strip's weights (n_in x 32 floats, 32 KB for 256 inputs) are read from memory
+    once and stay in L2 while every tile of rows reads them: each tile's 16 multiply-adds per two
+    weight vectors ask L2 for less than it delivers. (A copy of each strip into a contiguous
+    panel, as BLAS packs B to keep it in L1, measured slower here: 57 against 90 GMAC/s for
+    16 x 256 @ 256 x 1024 float32, the same within noise with 256 rows.)"""
+    rows, ld = x.shape[0], m.shape[1]
     whole = n // LANES * LANES
-    for k0 in range(0, n_in, k_step):
-        kn = min(k_step, n_in - k0)
-        j = 0
-        while j < whole:
-            width = STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)
-            if pack:
-                _pack(m, k0, kn, col + j, width, panel)
-                _strip(width, panel, 0, width, x, k0, kn, out, out_col + j, scale, j)
-            else:
-                _strip(width, m, k0 * ld + col + j, ld, x, k0, kn, out, out_col + j, scale, j)
-            j += width
+    j = 0
+    while j < whole:
+        width = STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)
+        _strip(width, m, col + j, ld, x, out, out_col + j, scale, j)
+        j += width
     for b in range(rows):
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, scale, whole)
 
 
 @njit(**JIT_OPTIONS)
-def _pack(m, k0, kn, col, width, panel):
-    """panel[k*width + j] = M[k0 + k, col + j] as float32, for k < kn and j < width."""
-    ld = m.shape[1]
-    if width == STRIP:
-        _copy_strip(m, k0 * ld + col, ld, kn, panel)
-    elif width == WIDE_LANES:
-        _copy_wide(m, k0 * ld + col, ld, kn, panel)
-    else:
-        _copy_narrow(m, k0 * ld + col, ld, kn, panel)
-
-
-@njit(**JIT_OPTIONS)
-def _strip(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
-    """Inputs k0 .. k0+kn-1 of ``width`` outputs (M's columns from m_off, rows ld apart) for
-    every row of x, ROW_TILE rows at a time, then ROW_TILE / 2, then one."""
+def _strip(width, m, m_off, ld, x, out, out_col, scale, scale_col):
+    """``width`` outputs (M's columns from m_off, rows ld apart) for every row of x, ROW_TILE
+    rows at a time, then ROW_TILE / 2, then one."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     b = 0
     while b + ROW_TILE <= rows:
-        _tile(ROW_TILE, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
+        _tile(ROW_TILE, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os, scale, scale_col)
         b += ROW_TILE
     if b + ROW_TILE // 2 <= rows:
-        _tile(ROW_TILE // 2, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os,
+        _tile(ROW_TILE // 2, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os,
               scale, scale_col)
         b += ROW_TILE // 2
     while b < rows:
-        _tile(1, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
+        _tile(1, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os, scale, scale_col)
         b += 1
 
 
 @njit(**JIT_OPTIONS)
-def _tile(rows, width, m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off):
+def _tile(rows, width, m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off):
     """The tile of ``rows`` (ROW_TILE, its half or 1) x ``width`` (STRIP, WIDE_LANES or LANES)."""
     if width == STRIP:
         if rows == ROW_TILE:
-            _strip_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _strip_rows(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
         elif rows == ROW_TILE // 2:
-            _strip_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _strip_half(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
         else:
-            _strip_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _strip_one(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
     elif width == WIDE_LANES:
         if rows == ROW_TILE:
-            _wide_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _wide_rows(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
         elif rows == ROW_TILE // 2:
-            _wide_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _wide_half(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
         else:
-            _wide_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+            _wide_one(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
     elif rows == ROW_TILE:
-        _narrow_rows(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        _narrow_rows(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
     elif rows == ROW_TILE // 2:
-        _narrow_half(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        _narrow_half(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
     else:
-        _narrow_one(m, m_off, ld, x, x_off, x_stride, kn, out, out_off, out_stride, scale, scale_off)
+        _narrow_one(m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off)
 
 
 @njit(**JIT_OPTIONS)
