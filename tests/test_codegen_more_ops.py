@@ -7,15 +7,14 @@ refused with the stream going on as without it. Builds are made once per run (co
 
 from __future__ import annotations
 
+import edgeseq_runtime
 import numpy as np
 import pytest
+from edgeseq_runtime import isa
 from support.codegen_builds import GCC, SANITIZED, compile_program
 from support.front_end_models import front_end_model
 from test_codegen_conv_ops import FUNCTIONS, NOT_FINITE, STEP_CASES, records, step_cases
 from test_runtime_more_ops import CASES, step_inputs
-
-import edgeseq_runtime
-from edgeseq_runtime import isa
 
 pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
 

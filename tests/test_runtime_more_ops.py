@@ -14,14 +14,13 @@ Then the attributes still outside: each refused naming op, node and attribute in
 
 from __future__ import annotations
 
+import edgeseq_runtime
 import numpy as np
 import onnx
 import pytest
+from edgeseq_runtime import ModelError
 from onnx import TensorProto, helper, numpy_helper
 from support.front_end_models import front_end_model
-
-import edgeseq_runtime
-from edgeseq_runtime import ModelError
 
 STEPS = 5
 RTOL = 1e-5
@@ -50,6 +49,20 @@ def divisors(n):
 
 
 INTEGER_DIVISORS = ("d", np.array([2, -3, 4, -5, 7, 1], np.int32))
+TRANSFORMS = ("half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners", "asymmetric",
+              "tf_crop_and_resize")
+ROUNDINGS = ("round_prefer_floor", "round_prefer_ceil", "floor", "ceil")
+# roi, read by tf_crop_and_resize only: a crop of the resized axes
+ROI_3D = np.array([0, 0, 0.1, 1, 1, 0.8], np.float32)
+ROI_4D = np.array([0, 0, 0.2, 0.1, 1, 1, 0.9, 0.7], np.float32)
+
+
+def length_engines(mode, shape, scales) -> dict:
+    """align_corners and tf_crop_and_resize map by the output's length: ONNX Runtime takes the
+    length of the output, onnx.reference in * scale, which differ where that is no integer
+    (2.5 * 5): ONNX Runtime alone there."""
+    integral = all(float(n * s).is_integer() for n, s in zip(shape, scales))
+    return {} if integral or mode not in ("align_corners", "tf_crop_and_resize") else ONNX_RUNTIME
 
 
 CASES = {
@@ -103,6 +116,34 @@ CASES = {
            ("k 3", 3, {}), ("k 3 smallest", 3, {"largest": 0}), ("k 2 axis 1", 2, {"axis": 1}),
            ("k 6, all", 6, {"axis": 2}), ("k 1 smallest axis -2", 1, {"axis": -2, "largest": 0}),
        ]},
+    # Resize nearest: each coordinate_transformation_mode with each nearest_mode, up and down
+    **{f"resize nearest {mode} {rounding} x{scale}": (
+        node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode=mode, nearest_mode=rounding),
+        (1, 2, 5), [("roi", ROI_3D), ("scales", np.array([1, 1, scale], np.float32))],
+        {"opset": 19, **length_engines(mode, (1, 2, 5), [1, 1, scale])})
+       for mode in TRANSFORMS for rounding in ROUNDINGS for scale in (2.5, 0.625)},
+    "resize nearest 2-D sizes": (node("Resize", ["x", "", "", "sizes"]), (1, 2, 3, 4),
+                                 [ints("sizes", [1, 2, 7, 5])], {"opset": 19}),
+    "resize nearest axes": (node("Resize", ["x", "", "scales"], axes=[-1, 2], nearest_mode="floor"), (1, 2, 3, 4),
+                            [("scales", np.array([2.0, 0.5], np.float32))], {"opset": 19, **ONNX_RUNTIME}),
+    "resize nearest extrapolation": (node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode="tf_crop_and_resize",
+                                          extrapolation_value=-7.0), (1, 2, 5),
+                                     [("roi", np.array([0, 0, -0.5, 1, 1, 1.5], np.float32)),
+                                      ("scales", np.array([1, 1, 2], np.float32))], {"opset": 19}),
+    # Resize linear along one axis and two: each coordinate_transformation_mode
+    **{f"resize linear {mode} {label}": (
+        node("Resize", ["x", "roi", "scales"], mode="linear", coordinate_transformation_mode=mode), shape,
+        [("roi", roi), ("scales", np.array(scales, np.float32))], {"opset": 19, **length_engines(mode, shape, scales)})
+       for mode in TRANSFORMS
+       for label, shape, roi, scales in [("1-D", (1, 2, 5), ROI_3D, [1, 1, 2.5]),
+                                         ("2-D", (1, 2, 3, 4), ROI_4D, [1, 1, 2.0, 1.5]),
+                                         ("2-D down", (1, 2, 6, 5), ROI_4D, [1, 1, 0.5, 0.75])]},
+    "resize linear 2-D sizes": (node("Resize", ["x", "", "", "sizes"], mode="linear"), (1, 2, 3, 4),
+                                [ints("sizes", [1, 2, 5, 9])], {"opset": 19}),
+    "resize linear extrapolation": (node("Resize", ["x", "roi", "scales"], mode="linear", extrapolation_value=2.5,
+                                         coordinate_transformation_mode="tf_crop_and_resize"), (1, 2, 3, 4),
+                                    [("roi", np.array([0, 0, -0.4, 0.2, 1, 1, 0.9, 1.3], np.float32)),
+                                     ("scales", np.array([1, 1, 2, 2], np.float32))], {"opset": 19}),
 }
 
 
@@ -136,7 +177,9 @@ def test_topk_unsorted_gives_the_values_onnx_runtime_gives_in_order(tmp_path):
     got = edgeseq_runtime.load(str(unsorted.path)).run(xs)
     np.testing.assert_allclose(got, ordered.reference("onnxruntime", xs), rtol=RTOL, atol=RTOL)
     theirs = unsorted.reference("onnxruntime", xs)[:, :24].reshape(STEPS, 3, 8)
-    pairs = lambda rows: sorted(zip(rows[:4].tolist(), rows[4:].tolist()))  # noqa: E731
+    def pairs(row):  # (value, index) of a row [4 values, their 4 indices], in any order
+        return sorted(zip(row[:4].tolist(), row[4:].tolist()))
+
     for ours, heap in zip(got[:, :24].reshape(STEPS, 3, 8), theirs):
         assert all(pairs(a) == pairs(b) for a, b in zip(ours, heap))
 
@@ -151,8 +194,8 @@ def step_inputs(options, size) -> np.ndarray:
 @pytest.mark.parametrize("nodes, initializers, opset, reason", [
     (node("Gelu", ["x"], approximate="erf"), [], 20, r"attribute 'approximate'='erf' is not supported \(none, tanh\)"),
     (node("Mod", ["x", "d"], fmod=2), [divisors(6)], 18, r"attribute 'fmod'=2 is not 0 or 1"),
-    (node("Mod", ["x", "d"]), [divisors(6)], 18, r"attribute 'fmod'=0 on float tensors is defined from opset 28 on "
-                                                 r"\(the graph has opset 18\); set fmod=1"),
+    (node("Mod", ["x", "d"]), [divisors(6)], 18,
+     r"attribute 'fmod'=0 on float tensors is defined from opset 28 on \(the graph has opset 18\); set fmod=1"),
     (node("ArgMax", ["x"], select_last_index=2), [], 18, r"attribute 'select_last_index'=2 is not 0 or 1"),
     (node("ArgMin", ["x"], axis=3), [], 18, r"axis 3 is out of range for data of shape \[1, 3, 6\]"),
     (node("CumSum", ["x", "axis"], exclusive=2), [ints("axis", 2)], 18, r"attribute 'exclusive'=2 is not 0 or 1"),
@@ -163,8 +206,22 @@ def step_inputs(options, size) -> np.ndarray:
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
       helper.make_node("Cast", ["m"], ["k"], to=TensorProto.INT64), node("TopK", ["x", "k"], ["features", "i"])], [], 12,
      r"input 'k' \(K\) is computed at run time; it must be constant"),
+    (node("Resize", ["x", "", "scales"], mode="cubic"), [("scales", np.array([1, 1, 2], np.float32))], 19,
+     r"attribute 'mode'='cubic' is not supported \(nearest, linear\)"),
+    (node("Resize", ["x", "", "scales"], mode="linear", antialias=1), [("scales", np.array([1, 1, 0.5], np.float32))],
+     19, r"attribute 'antialias'=1 is not supported \(only 0\)"),
+    (node("Resize", ["x", "", "", "sizes"], keep_aspect_ratio_policy="not_larger"), [ints("sizes", [1, 6, 12])], 19,
+     r"attribute 'keep_aspect_ratio_policy'='not_larger' is not supported \(only 'stretch'\)"),
+    (node("Resize", ["x", "", "scales"], mode="linear"), [("scales", np.array([2, 2, 2], np.float32))], 19,
+     r"resizes 3 axes linearly; at most 2 are supported"),
+    ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[1, 2]),
+      helper.make_node("Concat", ["one", "one", "m"], ["scales"], axis=0),
+      node("Resize", ["x", "", "scales"])], [("one", np.ones(1, np.float32))], 13,
+     r"input 'scales' is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
-        "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time"])
+        "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
+        "resize cubic", "resize antialias", "resize keep_aspect_ratio_policy", "resize linear on 3 axes",
+        "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

@@ -16,11 +16,12 @@ from . import (
                pool,
                recurrent,
                reduce,
+               resize,
 )
 
 HANDLERS = {**recurrent.HANDLERS, **dense.HANDLERS, **elementwise.HANDLERS, **movement.HANDLERS,
             **dequantize.HANDLERS, **conv.HANDLERS, **pointwise.HANDLERS, **reduce.HANDLERS,
-            **matmul.HANDLERS, **integers.HANDLERS, **pool.HANDLERS}
+            **matmul.HANDLERS, **integers.HANDLERS, **pool.HANDLERS, **resize.HANDLERS}
 HANDLERS.update({op: integers.truncating(HANDLERS[op]) for op in integers.FRACTIONAL})
 # Ops lowered by their handler even when every input is constant (the rest are folded).
 CONSTANT_HANDLERS = frozenset({*recurrent.HANDLERS, *dequantize.HANDLERS})
