@@ -30,20 +30,21 @@ def test_kernels_compiled_ahead_of_time_serve_every_later_process(tmp_path):
 
     script = textwrap.dedent(f"""
         import numpy as np, edgeseq_runtime
-        from edgeseq_runtime.kernels.interpreter import KERNELS, execute, project_inputs
+        from edgeseq_runtime.kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs
         print(edgeseq_runtime.kernels_cached(every_kernel=True))
         for path in {[str(gru.path), str(lstm.path)]!r}:
             m = edgeseq_runtime.load(path)
             x = np.linspace(-1, 1, 3 * 6, dtype=np.float32).reshape(6, 3)
             print(m.step(x[0]).tolist(), m.run(x[1:]).tolist())
-        compiled = (execute, *KERNELS.values(), project_inputs)
-        print(sum(execute.stats.cache_hits.values()), sum(sum(k.stats.cache_misses.values()) for k in compiled))
+        compiled = (*ENTRY_POINTS, *KERNELS.values(), project_inputs)
+        print(sum(sum(k.stats.cache_hits.values()) > 0 for k in ENTRY_POINTS),
+              sum(sum(k.stats.cache_misses.values()) for k in compiled))
     """)
     later = _python(["-c", script], cache, timeout=120)
     assert later.returncode == 0, later.stderr
     lines = later.stdout.splitlines()
     assert lines[0] == "True"
-    assert lines[-1] == "1 0"  # the entry point loaded from the cache once; no kernel compiled
+    assert lines[-1] in ("1 0", "2 0")  # an entry point loaded from the cache; nothing compiled
     x = np.linspace(-1, 1, 3 * 6, dtype=np.float32).reshape(6, 3)
     for line, built in zip(lines[1:3], (gru, lstm)):
         m = edgeseq_runtime.load(built.path)

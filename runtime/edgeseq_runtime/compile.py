@@ -9,8 +9,8 @@ unit) and the first step of every later process loads the kernels instead: a war
 numba keys its cache on the CPU and the kernels' sources, so it is run again after an upgrade
 of edgeseq-runtime or numba, and on the CPU that will run it.
 
-Every model runs through one entry point with one signature (``interpreter.execute``), which
-calls the kernels of a model's instructions by their addresses (``kernels.linking``): this
+Every model runs through the same entry points, with one signature (``interpreter.execute``, and
+``execute_holding_gil`` for short calls), which call the kernels of a model's instructions by their addresses (``kernels.linking``): this
 compiles the entry point and every kernel, so that no model compiles anything; no model is needed.
 """
 
@@ -29,15 +29,16 @@ def entry_point_signature():
 
 
 def compile_kernels() -> bool:
-    """Compile the entry point and every kernel into numba's cache unless they are there;
+    """Compile the entry points and every kernel into numba's cache unless they are there;
     whether anything compiled."""
     from . import kernels_cached
-    from .kernels.interpreter import KERNELS, execute, project_inputs
+    from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs
     from .kernels.linking import address
 
     if kernels_cached(every_kernel=True):
         return False
-    execute.compile(entry_point_signature())
+    for entry in ENTRY_POINTS:
+        entry.compile(entry_point_signature())
     for kernel in (*KERNELS.values(), project_inputs):
         address(kernel)
     return True

@@ -6,7 +6,7 @@ import math
 import numpy as np
 
 from .isa import HEADER, STATUS, STATUS_SCALE
-from .kernels.interpreter import execute, kernel_table, project
+from .kernels.interpreter import execute, execute_holding_gil, kernel_table, project
 from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
@@ -16,6 +16,8 @@ _FLOAT32 = np.dtype(np.float32)
 _empty = np.empty
 _NO_SCRATCH = np.empty(0, np.float32)
 PROJECTION_FLOATS = 1 << 14  # run's scratch for precomputed input projections: 64 KB, stays in L2
+# A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
+RELEASE_GIL_WEIGHTS = 1 << 16
 
 
 class StreamingModel:
@@ -23,7 +25,10 @@ class StreamingModel:
 
     ``step`` and ``run`` allocate nothing but their result (and nothing at all with ``out=``).
     The compiled code and the weights are shared by ``clone()``s; each clone has its own state,
-    so one clone per thread or per stream is safe (the kernels release the GIL). An instance
+    so one clone per thread or per stream is safe, and clones stepped from several threads run
+    at once: the kernels release the GIL, except in a call too short to be worth it (under
+    ``RELEASE_GIL_WEIGHTS`` weights multiplied, ~2 µs of work; handing the GIL to a waiting
+    thread and taking it back costs more, and two threads would step slower than one). An instance
     belongs to one thread at a time: ``get_state``, ``save_state`` or ``clone`` from another
     thread while it steps raise ``RuntimeError`` rather than return a state half stepped.
     """
@@ -36,6 +41,8 @@ class StreamingModel:
         # code and weights live in one packed array (one argument per step); views name its parts
         self._model, self._code, self._weights, self._qweights = pack(plan.code, plan.weights, plan.qweights)
         self._kernels = kernel_table(self._code)  # compiles (or loads) the kernels this plan runs
+        self._weights_per_step = (self._weights.size + self._qweights.size) * batch  # ~ multiply-adds
+        self._step_entry = execute if self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil
         self._initial = plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
@@ -71,8 +78,8 @@ class StreamingModel:
         y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
         self._stepping = True
         try:
-            status = execute(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1, _NO_SCRATCH,
-                             self._kernels)
+            status = self._step_entry(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1,
+                                      _NO_SCRATCH, self._kernels)
             if status:
                 self._refuse(status, x, 1)
             self.steps += 1
@@ -97,10 +104,11 @@ class StreamingModel:
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
             project(self._kernels)
+        entry = execute if steps * self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil
         self._stepping = True
         try:
-            status = execute(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
-                             y if y.ndim == 1 else y.reshape(-1), steps, scratch, self._kernels)
+            status = entry(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
+                           y if y.ndim == 1 else y.reshape(-1), steps, scratch, self._kernels)
             if status:
                 self._refuse(status, x, steps)
             self.steps += steps

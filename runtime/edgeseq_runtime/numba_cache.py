@@ -67,15 +67,15 @@ def _private_folder(folder: Path) -> bool:
 
 
 def kernels_cached(every_kernel: bool = False) -> bool:
-    """Whether numba's on-disk cache holds the runtime's compiled entry point for these sources:
+    """Whether numba's on-disk cache holds the runtime's compiled interpreter for these sources:
     a process has started here before, so a first load compiles at most the kernels of kinds of
     instruction no model used before (each once; see kernels.linking). With ``every_kernel``,
-    whether it holds every kernel too (as ``python -m edgeseq_runtime.compile`` leaves it), so
+    whether it holds both entry points and every kernel too (as ``python -m edgeseq_runtime.compile`` leaves it), so
     that no load compiles anything. numba has no public question for this: its cache index is
     read as numba itself does, and any failure answers "not cached"."""
-    from .kernels.interpreter import KERNELS, execute, project_inputs
+    from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs, run_plan
 
-    wanted = (execute, *KERNELS.values(), project_inputs) if every_kernel else (execute,)
+    wanted = (run_plan, *ENTRY_POINTS, *KERNELS.values(), project_inputs) if every_kernel else (run_plan,)
     try:
         return all(kernel._cache._cache_file._load_index() for kernel in wanted)
     except Exception:  # a numba whose internals differ: claim nothing

@@ -1,6 +1,8 @@
-"""The single compiled entry point: runs a plan for one or more time steps.
+"""The compiled entry points: run a plan for one or more time steps.
 
-Every model shares this one function (its argument types never change). It calls the kernels
+Every model shares them (their argument types never change): ``execute`` releases the GIL while
+it runs, ``execute_holding_gil`` keeps it, for calls too short to be worth handing it over. They
+call the kernels
 through the model's table of their addresses (see linking): a model compiles only the kernels
 its instructions use, once per install (numba's on-disk cache keeps each), and a model whose
 kernels another one compiled before compiles nothing.
@@ -91,6 +93,23 @@ def check_inputs(code, x, n):
 
 @njit(**JIT_OPTIONS)
 def execute(model, a, x, y, steps, pre, kernels):
+    """``run_plan`` with the GIL released: other threads run meanwhile (their own streams too)."""
+    return run_plan(model, a, x, y, steps, pre, kernels)
+
+
+@njit(**{**JIT_OPTIONS, "nogil": False})
+def execute_holding_gil(model, a, x, y, steps, pre, kernels):
+    """``run_plan`` holding the GIL, for a call shorter than handing the GIL to another thread
+    and taking it back: two threads stepping a small model each got 0.51x the steps of one
+    thread, as each call waited for the GIL (see model.StreamingModel)."""
+    return run_plan(model, a, x, y, steps, pre, kernels)
+
+
+ENTRY_POINTS = (execute, execute_holding_gil)
+
+
+@njit(**JIT_OPTIONS)
+def run_plan(model, a, x, y, steps, pre, kernels):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
     ``model`` is the plan's code and weights as ``packing.pack`` lays them out, ``a`` the
