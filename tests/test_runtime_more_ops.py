@@ -7,7 +7,7 @@ onnx.reference (<= 1e-5 relative), each between the model input and an LSTM that
 Against ONNX Runtime alone where onnx.reference computes another value (noted by the case).
 
 None of these ops reads a weight, so int8 and fp16 quantization leave them as they are (their
-constant inputs are axes, k, divisors and scales, never quantized).
+constant inputs are axes, k, divisors and scales, never quantized): checked on a model of each.
 
 Then the attributes still outside: each refused naming op, node and attribute in one line.
 """
@@ -20,7 +20,7 @@ import onnx
 import pytest
 from edgeseq_runtime import ModelError
 from onnx import TensorProto, helper, numpy_helper
-from support.front_end_models import front_end_model
+from support.front_end_models import HIDDEN, front_end_model
 
 STEPS = 5
 RTOL = 1e-5
@@ -182,6 +182,29 @@ def test_topk_unsorted_gives_the_values_onnx_runtime_gives_in_order(tmp_path):
 
     for ours, heap in zip(got[:, :24].reshape(STEPS, 3, 8), theirs):
         assert all(pairs(a) == pairs(b) for a, b in zip(ours, heap))
+
+
+QUANTIZED = ["mod fmod=1 by constants", "cumsum exclusive", "topk k 3", "resize linear half_pixel 2-D",
+             "resize nearest half_pixel floor x2.5", "gelu", "argmax axis 2"]
+
+
+@pytest.mark.parametrize("mode", ["int8", "fp16"])
+@pytest.mark.parametrize("name", QUANTIZED)
+def test_quantize_leaves_the_ops_constants_as_they_are(tmp_path, name, mode):
+    """These ops read no weight: their constant inputs (divisors, axes, k, scales) stay float32
+    and int, so the front end's outputs are the float32 model's, bit for bit (the LSTM's
+    weights, quantized, move the rest of the output)."""
+    quantize = pytest.importorskip("edgeseq_export.backends.quantize").quantize
+    nodes, x_shape, initializers, options = CASES[name]
+    model = front_end_model(tmp_path, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers,
+                            **{k: v for k, v in options.items() if k == "opset"})
+    quantize(model.path, tmp_path / "quantized.onnx", mode)
+    xs = step_inputs(options, int(np.prod(x_shape)))
+    expected = edgeseq_runtime.load(str(model.path)).run(xs)
+    got = edgeseq_runtime.load(str(tmp_path / "quantized.onnx")).run(xs)
+    front = expected.shape[1] - HIDDEN
+    assert np.array_equal(got[:, :front], expected[:, :front])
+    assert not np.array_equal(got[:, front:], expected[:, front:])  # the LSTM's weights were quantized
 
 
 def step_inputs(options, size) -> np.ndarray:
