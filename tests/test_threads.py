@@ -1,7 +1,8 @@
 """Threads: each thread streams its own ``clone()`` of one model, at the same time as the others.
 
-The kernels release the GIL, so clones really run in parallel; sharing the compiled code and
-the weights must not let one stream's state leak into another's. Every thread gets other
+The kernels release the GIL (except in calls too short to be worth it: both ways are tried), so
+clones really run in parallel; sharing the compiled code and the weights must not let one
+stream's state leak into another's. Every thread gets other
 inputs; a barrier every ``SYNC_EVERY`` steps keeps them in lockstep so that they overlap the
 whole time; the outputs must equal, bit for bit, the same streams run one after another.
 """
@@ -12,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import edgeseq_runtime
 import numpy as np
 import pytest
+from edgeseq_runtime.kernels.interpreter import execute
 from support.onnx_builders import build_model
 
 THREADS = 4
@@ -42,10 +44,14 @@ def _stream(model, xs, barrier) -> np.ndarray:
     return out
 
 
+@pytest.mark.parametrize("gil", ["released", "kept"])
 @pytest.mark.parametrize("options", MODELS.values(), ids=MODELS.keys())
-def test_threads_streaming_their_own_clones_match_the_streams_run_one_after_another(tmp_path, options):
+def test_threads_streaming_their_own_clones_match_the_streams_run_one_after_another(tmp_path, options, gil,
+                                                                                   monkeypatch):
+    monkeypatch.setattr(edgeseq_runtime.model, "RELEASE_GIL_WEIGHTS", 0 if gil == "released" else 1 << 62)
     built = build_model(tmp_path, **options)
     model = edgeseq_runtime.load(built.path, batch=built.batch)
+    assert (model._step_entry is execute) == (gil == "released")
     inputs = [built.random_steps(np.random.default_rng(i), STEPS) for i in range(THREADS)]
     one_after_another = []
     for xs in inputs:
