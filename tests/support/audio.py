@@ -27,6 +27,39 @@ NOISE = "pinknoise vol 0.02"  # sox synth: a noise floor about 34 dB under full 
 
 
 @dataclasses.dataclass(frozen=True)
+class Speaker:
+    """What a recording says and how: an espeak-ng voice (at ``speed`` words per minute, or its
+    default), the sentences with the seconds of silence before each (and after the last), the sox
+    noise under them and the voice's gain in the mix."""
+    voice: str = "en-us"
+    sentences: tuple[str, ...] = SENTENCES
+    gaps: tuple[float, ...] = GAPS
+    noise: str = NOISE
+    gain: float = 0.9
+    speed: int | None = None
+
+
+# Other voices, words and noise than the default recording's: audio a model calibrated on it never heard.
+OTHER_SPEAKERS = {
+    "british_woman_white_noise": Speaker(
+        "en-gb+f3", ("Nobody expected the weather to change so quickly this morning.",
+                     "Could you send me the report by Friday afternoon?",
+                     "Four thousand six hundred birds flew south over the lake."),
+        (0.7, 1.3, 0.9, 1.1), "whitenoise vol 0.05", 0.5, 150),
+    "scottish_man_fast_clipped_brown_noise": Speaker(
+        "en-gb-scotland+m3", ("My grandmother grew tomatoes and beans in her garden.",
+                              "The train to Edinburgh leaves at half past nine.",
+                              "Turn left at the church and keep walking until the bridge."),
+        (1.5, 0.6, 1.0, 0.8), "brownnoise vol 0.03", 1.3, 210),
+    "american_woman_quiet": Speaker(
+        "en-us+f2", ("Hello there, is anyone listening to me right now?",
+                     "A small red boat drifted slowly towards the harbour.",
+                     "We counted eleven stars before the clouds came back."),
+        (2.0, 1.0, 0.5, 1.6), "pinknoise vol 0.005", 0.25, 170),
+}
+
+
+@dataclasses.dataclass(frozen=True)
 class Recording:
     samples: np.ndarray  # float32 in [-1, 1), 16 kHz mono
     speech: tuple[tuple[int, int], ...]  # [start, end) sample spans of the spoken sentences
@@ -49,13 +82,15 @@ def tools_missing() -> list[str]:
     return [tool for tool in ("espeak-ng", "sox") if shutil.which(tool) is None]
 
 
-def speech_recording(folder: pathlib.Path) -> Recording:
-    """Speak SENTENCES into ``folder`` and mix them with GAPS of silence and NOISE; read it back."""
+def speech_recording(folder: pathlib.Path, speaker: Speaker = Speaker()) -> Recording:
+    """Speak ``speaker``'s sentences into ``folder`` and mix them with its gaps of silence and its
+    noise; read it back."""
     folder.mkdir(parents=True, exist_ok=True)
     spoken, speech, at = [], [], 0
-    for index, (sentence, gap) in enumerate(zip(SENTENCES, GAPS)):
+    speed = ("-s", speaker.speed) if speaker.speed else ()
+    for index, (sentence, gap) in enumerate(zip(speaker.sentences, speaker.gaps)):
         raw, padded = folder / f"sentence{index}_raw.wav", folder / f"sentence{index}.wav"
-        _run("espeak-ng", "-v", "en-us", "-w", raw, sentence)
+        _run("espeak-ng", "-v", speaker.voice, *speed, "-w", raw, sentence)
         _run("sox", "-R", raw, "-r", RATE, "-c", 1, "-b", 16, padded, "pad", gap, 0)
         length = len(read_wav(padded))
         start = at + round(gap * RATE)
@@ -63,10 +98,10 @@ def speech_recording(folder: pathlib.Path) -> Recording:
         at += length
         spoken.append(padded)
     voice, noise, mixed = folder / "speech.wav", folder / "noise.wav", folder / "speech_in_noise.wav"
-    _run("sox", "-R", *spoken, voice, "pad", 0, GAPS[-1])
+    _run("sox", "-R", *spoken, voice, "pad", 0, speaker.gaps[-1])
     duration = len(read_wav(voice)) / RATE
-    _run("sox", "-R", "-n", "-r", RATE, "-c", 1, "-b", 16, noise, "synth", duration, *NOISE.split())
-    _run("sox", "-R", "-m", "-v", 0.9, voice, "-v", 1, noise, mixed)
+    _run("sox", "-R", "-n", "-r", RATE, "-c", 1, "-b", 16, noise, "synth", duration, *speaker.noise.split())
+    _run("sox", "-R", "-m", "-v", speaker.gain, voice, "-v", 1, noise, mixed)
     return Recording(read_wav(mixed), tuple(speech))
 
 
