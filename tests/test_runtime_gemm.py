@@ -1,20 +1,29 @@
 """The matrix product every layer uses (kernels.matvec.project), on the shapes that take each of
 its paths: one row, two or three, a tile of rows and its half and single rows past it, strips of
-outputs and their narrower tails, float32 inputs split into blocks. Against float64 numpy and ONNX Runtime; a batch against its rows one by one."""
+outputs and their narrower tails, float32 strips read in place or from a panel, in blocks of
+inputs. Against float64 numpy and ONNX Runtime; a batch against its rows one by one."""
 
 import numpy as np
 import onnxruntime
 import pytest
 from edgeseq_runtime.isa import MATRIX_KIND
-from edgeseq_runtime.kernels.matvec import ROW_TILE, STRIP, project, rows_independent
+from edgeseq_runtime.kernels.matvec import (
+    PACK_ROWS,
+    PANEL_K,
+    ROW_TILE,
+    STRIP,
+    project,
+    rows_independent,
+)
 from onnx import TensorProto, helper, numpy_helper
 
-# rows: 1, 2, 3 (their own loops), a tile of rows, its half, single rows after them, several tiles
-ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, 40)
+# rows: 1, 2, 3 (their own loops), a tile of rows, its half, single rows after them, several
+# tiles, enough for float32 strips to be copied into a panel
+ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, PACK_ROWS + ROW_TILE // 2 + 1)
 # outputs: one strip, strips with each narrower tail, and outputs past the last vector of 8
 OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5)
-# inputs: one, a few, more than the single-row path takes in one sweep (float32: in blocks of 8)
-INPUTS = (1, 33, 300)
+# inputs: one, a few, more than a panel takes at once (and the single row in one sweep)
+INPUTS = (1, 33, PANEL_K + 44)
 
 
 def _operands(rng, n_in, n_out, int8):

@@ -133,3 +133,62 @@ def block(rows: int, vectors: int, lanes: int = LANES):
 
     return kernel
 
+
+def stack_floats(count: int):
+    """An intrinsic ``() -> float32[count]`` whose data lies in the calling function's stack frame
+    (a fixed alloca in its entry block, 64-byte aligned, not cleared), valid until that call
+    returns: scratch for kernels that run without numba's runtime and so allocate nothing, and
+    outside the plan, so a plan's RAM (and the C runtime's) stays what it was. MLAS packs its
+    SGEMM panels of B into such a stack buffer too (``PanelB``, 64 KB)."""
+    array_type = types.Array(types.float32, 1, "C")
+
+    @intrinsic
+    def scratch(typingctx):
+        def codegen(context, builder, sig, args):
+            with builder.goto_entry_block():
+                buffer = builder.alloca(ir.ArrayType(_F32, count))
+                buffer.align = 64
+            array = context.make_array(array_type)(context, builder)
+            intp = context.get_value_type(types.intp)
+            context.populate_array(array, data=builder.bitcast(buffer, _F32.as_pointer()),
+                                   shape=[ir.Constant(intp, count)], strides=[ir.Constant(intp, 4)],
+                                   itemsize=ir.Constant(intp, 4), meminfo=None)
+            return array._getvalue()
+
+        return array_type(), codegen
+
+    return scratch
+
+
+def copy_block(vectors: int, lanes: int):
+    """An intrinsic ``(m, m_off, ld, n_rows, panel)`` copying ``n_rows`` rows of ``vectors *
+    lanes`` consecutive float32 weights (row k from m_off + k*ld) into the float32 array
+    ``panel``, one row after another: whole vectors per load and store, where a plain loop of an
+    unknown width goes one weight at a time."""
+    vector_type = ir.VectorType(_F32, lanes)
+    width = vectors * lanes
+
+    @intrinsic
+    def copy(typingctx, m, m_off, ld, n_rows, panel):
+        if m.dtype != types.float32:
+            return None
+        signature = types.void(m, types.int64, types.int64, types.int64, panel)
+
+        def codegen(context, builder, sig, args):
+            m_arr, m_off, ld, n_rows, panel_arr = args
+            m_data = context.make_array(sig.args[0])(context, builder, m_arr).data
+            panel_data = context.make_array(sig.args[4])(context, builder, panel_arr).data
+            with cgutils.for_range(builder, n_rows) as loop:
+                source = builder.add(m_off, builder.mul(loop.index, ld))
+                target = builder.mul(loop.index, ir.Constant(_I64, width))
+                for v in range(vectors):
+                    offset = ir.Constant(_I64, v * lanes)
+                    pointer = builder.gep(m_data, [builder.add(source, offset)])
+                    value = builder.load(builder.bitcast(pointer, vector_type.as_pointer()), align=4)
+                    destination = builder.gep(panel_data, [builder.add(target, offset)])
+                    builder.store(value, builder.bitcast(destination, vector_type.as_pointer()), align=4)
+            return context.get_dummy_value()
+
+        return signature, codegen
+
+    return copy

@@ -8,8 +8,9 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
   once, for 1 to 8 rows (each weight loaded once for all of them). From four rows the product
-  goes strip by strip of outputs, every row passing over a strip before the next (see
-  ``_strips``);
+  goes strip by strip of outputs, every row passing over a strip before the next; from 64 rows
+  a float32 strip is first copied into a panel on the stack of the call, as MLAS packs B (see
+  ``_strips``), so the plan, the arena and the C runtime know nothing of it;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
   vectorised over the inputs.
@@ -23,7 +24,7 @@ import numpy as np
 from numba import njit
 
 from ..isa import LANES, MATRIX, MATRIX_KIND
-from .blocked import WIDE_LANES, block
+from .blocked import WIDE_LANES, block, copy_block, stack_floats
 from .config import JIT_OPTIONS
 from .views import matrix
 
@@ -33,12 +34,17 @@ K_BLOCK = 8
 # vectors and an input: 8 x 32 (16 accumulators of AVX-512's 32 registers), else 4 x 24 (12 of
 # AVX2's 16).
 ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
+PACK_ROWS = 64  # from this many rows, float32 strips are read from a panel (see _strips)
+PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB L1 while the rows pass
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 _strip_rows, _strip_half, _strip_one = (block(r, STRIP // WIDE_LANES, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
 _wide_rows, _wide_half, _wide_one = (block(r, 1, WIDE_LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
 _narrow_rows, _narrow_half, _narrow_one = (block(r, 1, LANES) for r in (ROW_TILE, ROW_TILE // 2, 1))
+_copy_strip, _copy_wide, _copy_narrow = (copy_block(STRIP // WIDE_LANES, WIDE_LANES), copy_block(1, WIDE_LANES),
+                                         copy_block(1, LANES))
+_panel = stack_floats(PANEL_K * STRIP)
 
 
 @njit(**JIT_OPTIONS)
@@ -47,7 +53,9 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     at code[mp:] with ``ld`` columns."""
     kind, off, scale_off = code[mp + MATRIX.KIND], code[mp + MATRIX.OFFSET], code[mp + MATRIX.SCALES]
     n_in = x.shape[1]
-    if kind == MATRIX_KIND.FLOAT32:
+    if kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= PACK_ROWS:
+        _panel_strips(x, matrix(w, off, n_in, ld), col, out, out_col, n)
+    elif kind == MATRIX_KIND.FLOAT32:
         _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
     elif kind == MATRIX_KIND.INT8:
         _project(x, matrix(q, off, n_in, ld), col, out, out_col, n,
@@ -110,37 +118,79 @@ def _row_pair(x, m, col, out, out_col, n, scale):
 def _strips(x, m, col, out, out_col, n, scale):
     """Four rows or more, by strips of outputs: STRIP outputs (then WIDE_LANES, then LANES) for
     every row, in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs
-    one by one. A strip's weights (n_in x 32 floats, 32 KB for 256 inputs) are read from memory
-    once and stay in L2 while every tile of rows reads them: each tile's 16 multiply-adds per two
-    weight vectors ask L2 for less than it delivers. (A copy of each strip into a contiguous
-    panel, as BLAS packs B to keep it in L1, measured slower here: 57 against 90 GMAC/s for
-    16 x 256 @ 256 x 1024 float32, the same within noise with 256 rows.)"""
-    rows, ld = x.shape[0], m.shape[1]
+    one by one. Every tile of rows reads a strip's weights in turn, from L2 after the first.
+
+    From PACK_ROWS rows, ``project`` takes ``_panel_strips`` instead for a float32 matrix: each
+    strip is first copied PANEL_K inputs at a time into a contiguous panel on the stack (as BLAS
+    packs B), which the tiles then read. In the matrix,
+    consecutive inputs are ld floats apart, 4 KB for a 256-wide LSTM, so a strip's 512 lines
+    fall in a thirty-second of L2's sets and are evicted before the last tile has read them (117
+    against 85 GMAC/s for 256 x 256 @ 256 x 1024). With fewer rows the copy costs more than it
+    saves (55 against 94 at 16 rows), and int8 strips, a quarter of the bytes and ld bytes apart,
+    read in place as fast as a panel would. The output being the accumulator, splitting the
+    inputs into blocks leaves every sum in the same order."""
+    rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
     whole = n // LANES * LANES
     j = 0
     while j < whole:
-        width = STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)
-        _strip(width, m, col + j, ld, x, out, out_col + j, scale, j)
+        width = _strip_width(j, whole)
+        _strip(width, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
         j += width
     for b in range(rows):
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, scale, whole)
 
 
 @njit(**JIT_OPTIONS)
-def _strip(width, m, m_off, ld, x, out, out_col, scale, scale_col):
-    """``width`` outputs (M's columns from m_off, rows ld apart) for every row of x, ROW_TILE
-    rows at a time, then ROW_TILE / 2, then one."""
+def _panel_strips(x, m, col, out, out_col, n):
+    """``_strips`` for a float32 matrix and PACK_ROWS rows or more: each strip copied PANEL_K
+    inputs at a time into a panel on the stack before every tile of rows reads it."""
+    rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
+    whole = n // LANES * LANES
+    panel = _panel()
+    for k0 in range(0, n_in, PANEL_K):
+        kn = min(PANEL_K, n_in - k0)
+        j = 0
+        while j < whole:
+            width = _strip_width(j, whole)
+            _pack(width, m, k0 * ld + col + j, ld, kn, panel)
+            _strip(width, panel, 0, width, x, k0, kn, out, out_col + j, None, j)
+            j += width
+    for b in range(rows):
+        _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, None, whole)
+
+
+@njit(**JIT_OPTIONS)
+def _strip_width(j, whole):
+    """The width of the strip at output j of ``whole``: STRIP, else WIDE_LANES, else LANES."""
+    return STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)
+
+
+@njit(**JIT_OPTIONS)
+def _pack(width, m, m_off, ld, n_rows, panel):
+    """panel[k*width + j] = M's element at m_off + k*ld + j, for k < n_rows and j < width."""
+    if width == STRIP:
+        _copy_strip(m, m_off, ld, n_rows, panel)
+    elif width == WIDE_LANES:
+        _copy_wide(m, m_off, ld, n_rows, panel)
+    else:
+        _copy_narrow(m, m_off, ld, n_rows, panel)
+
+
+@njit(**JIT_OPTIONS)
+def _strip(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
+    """Inputs k0 .. k0+kn-1 of ``width`` outputs (M's columns from m_off, rows ld apart) for
+    every row of x, ROW_TILE rows at a time, then ROW_TILE / 2, then one."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     b = 0
     while b + ROW_TILE <= rows:
-        _tile(ROW_TILE, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os, scale, scale_col)
+        _tile(ROW_TILE, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
         b += ROW_TILE
     if b + ROW_TILE // 2 <= rows:
-        _tile(ROW_TILE // 2, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os,
+        _tile(ROW_TILE // 2, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os,
               scale, scale_col)
         b += ROW_TILE // 2
     while b < rows:
-        _tile(1, width, m, m_off, ld, x, b * n_in, n_in, n_in, out, b * os + out_col, os, scale, scale_col)
+        _tile(1, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
         b += 1
 
 
