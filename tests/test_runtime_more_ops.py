@@ -122,6 +122,10 @@ CASES = {
         (1, 2, 5), [("roi", ROI_3D), ("scales", np.array([1, 1, scale], np.float32))],
         {"opset": 19, **length_engines(mode, (1, 2, 5), [1, 1, scale])})
        for mode in TRANSFORMS for rounding in ROUNDINGS for scale in (2.5, 0.625)},
+    **{f"resize {mode} pytorch_half_pixel to one": (
+        node("Resize", ["x", "", "scales"], mode=mode, coordinate_transformation_mode="pytorch_half_pixel"),
+        (1, 2, 5), [("scales", np.array([1, 1, 0.25], np.float32))], {"opset": 19, **ONNX_RUNTIME})
+       for mode in ("nearest", "linear")},
     "resize nearest 2-D sizes": (node("Resize", ["x", "", "", "sizes"]), (1, 2, 3, 4),
                                  [ints("sizes", [1, 2, 7, 5])], {"opset": 19}),
     "resize nearest axes": (node("Resize", ["x", "", "scales"], axes=[-1, 2], nearest_mode="floor"), (1, 2, 3, 4),
@@ -235,6 +239,9 @@ def step_inputs(options, size) -> np.ndarray:
      19, r"attribute 'antialias'=1 is not supported \(only 0\)"),
     (node("Resize", ["x", "", "", "sizes"], keep_aspect_ratio_policy="not_larger"), [ints("sizes", [1, 6, 12])], 19,
      r"attribute 'keep_aspect_ratio_policy'='not_larger' is not supported \(only 'stretch'\)"),
+    (node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode="tf_half_pixel_for_nn"),
+     [("roi", np.zeros(0, np.float32)), ("scales", np.array([1, 1, 2], np.float32))], 11,
+     r"its resizing cannot be evaluated \(Invalid coordinate_transformation_mode: 'tf_half_pixel_for_nn'"),
     (node("Resize", ["x", "", "scales"], mode="linear"), [("scales", np.array([2, 2, 2], np.float32))], 19,
      r"resizes 3 axes linearly; at most 2 are supported"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[1, 2]),
@@ -243,7 +250,7 @@ def step_inputs(options, size) -> np.ndarray:
      r"input 'scales' is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
         "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
-        "resize cubic", "resize antialias", "resize keep_aspect_ratio_policy", "resize linear on 3 axes",
+        "resize cubic", "resize tf_half_pixel_for_nn", "resize antialias", "resize keep_aspect_ratio_policy", "resize linear on 3 axes",
         "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type

@@ -76,15 +76,15 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
     roi = None if roi is None or np.size(roi) == 0 else np.asarray(roi, np.float64).ravel()
     if roi is not None and roi.size != 2 * len(axes):
         ctx.fail(node, f"roi of {roi.size} values does not give a start and an end for each of {len(axes)} axes")
-    # The transforms that map by lengths alone take the output's length, not in * scale as the
-    # reference does (ONNX Runtime's reading: the two differ where in * scale is no integer).
-    by_length = text(attribute(node, "coordinate_transformation_mode", "half_pixel")) in BY_LENGTH
+    # The transforms that map by lengths take the output's length, not in * scale as the
+    # reference does (ONNX Runtime's reading: the two differ where in * scale is no integer);
+    # pytorch_half_pixel does so for an output of length 1 alone.
+    transform = text(attribute(node, "coordinate_transformation_mode", "half_pixel"))
     weights = [None] * rank
     for k, axis in enumerate(axes):
-        if sizes is not None:
-            along = ("sizes", int(sizes[k]))
-        elif by_length:
-            along = ("sizes", int(float(scales[k]) * x.shape[axis]))
+        length = int(sizes[k]) if sizes is not None else int(float(scales[k]) * x.shape[axis])
+        if sizes is not None or transform in BY_LENGTH or (transform == "pytorch_half_pixel" and length == 1):
+            along = ("sizes", length)
         else:
             along = ("scales", float(scales[k]))
         span = (0.0, 1.0) if roi is None else (roi[k], roi[k + len(axes)])
