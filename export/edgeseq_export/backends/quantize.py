@@ -38,6 +38,7 @@ from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
 from onnx import helper, numpy_helper
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
+from . import audio_variants
 from .gptq import INT8_MAX, UNREADABLE, Curvature, features, gptq, inline_taken_branches, layer_inputs
 
 MODES = ("int8", "fp16")
@@ -72,6 +73,7 @@ class QuantizationReport:
     unreached: list[str] = field(default_factory=list)  # weights the calibration never reads
     rounding: dict[str, str] = field(default_factory=dict)  # int8 weights not rounded to nearest: how
     nearest_because: str | None = None  # why no weight could be rounded on its inputs
+    variants: tuple[str, ...] = ()  # the calibration audio's variants measured too (``audio_variants``)
 
     @property
     def size_ratio(self) -> float:
@@ -465,7 +467,10 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     the model was trained on when its metadata records them), or a mono PCM WAV cut into steps
     of the step input's size; else ``steps`` random steps; state carried. In int8 mode with a
     ``tolerance``, the weights whose int8 form would take the outputs past it are kept in fp16
-    (mixed precision, measured weight by weight). ``output`` is written (atomically) only when
+    (mixed precision, measured weight by weight). A tolerance is held on steps the roundings were
+    not fitted to: GPTQ reads the first half of the calibration, the error is measured over all
+    of it, and over ``audio_variants`` of a WAV (other loudness, noise and speed), so that it
+    holds on audio other than the calibration's. ``output`` is written (atomically) only when
     everything succeeded and the errors are within ``tolerance``: a failed quantization leaves
     no file behind.
     """
@@ -476,11 +481,25 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     reference = load(source, **load_options.fields())  # validates the model before any work
     model = onnx.load(source)
     inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
-    expected = reference.run(inputs)
+    # Under a tolerance, the choices are judged on what they were not fitted to: GPTQ reads the
+    # first half of the calibration, the error is measured over all of it, and over variants of
+    # audio (louder, quieter, noisier, faster, slower) made from all (fitted) or the first half.
+    audio = calibration is not None and _is_wav(calibration) and not reference.is_token_model
+    held_out = tolerance is not None
+    fitted = inputs[:max(len(inputs) // 2, 1)] if held_out else inputs
+    variants = audio_variants.NAMES if held_out and audio else ()
+    if variants:
+        fitted = np.concatenate([fitted, *audio_variants.variants(fitted)])
+    streams = [inputs, *audio_variants.variants(inputs)] if variants else [inputs]
+    expected = []
+    for stream in streams:  # each from the initial state
+        reference.reset()
+        expected.append(reference.run(stream))
 
-    def measure(candidate: onnx.ModelProto) -> tuple[float, np.ndarray]:
-        got = StreamingModel(lower(candidate, output, 1, load_options), 1, output).run(inputs)
-        return float(np.abs(got.astype(np.float64) - expected).max()), got
+    def measure(candidate: onnx.ModelProto) -> tuple[float, list[np.ndarray]]:
+        plan = lower(candidate, output, 1, load_options)
+        got = [StreamingModel(plan, 1, output).run(stream) for stream in streams]
+        return max(float(np.abs(g.astype(np.float64) - e).max()) for g, e in zip(got, expected)), got
 
     precisions, unreached, rounded, nearest_because = {}, [], {}, None
     if mode == "fp16":
@@ -488,7 +507,7 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     else:
         branches = lower(model, source, 1, load_options).branches
         # Scales along another axis only where a tolerance asks for accuracy before memory.
-        options, nearest_because = calibrated_rounding(model, load_options, inputs, branches, tolerance is not None)
+        options, nearest_because = calibrated_rounding(model, load_options, fitted, branches, held_out)
         quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
@@ -498,11 +517,11 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     onnx.checker.check_model(quantized)
     serialized = quantized.SerializeToString()
     got = measure(quantized)[1]
-    error = np.abs(got.astype(np.float64) - expected)
+    error = np.concatenate([np.abs(g.astype(np.float64) - e).ravel() for g, e in zip(got, expected)])
     report = QuantizationReport(mode, source, output, _file_bytes(source), len(serialized), len(inputs),
                                 float(error.max()), float(error.mean()), names,
-                                _task_metrics(model, inputs, expected, got, calibration is not None), tolerance,
-                                precisions, unreached, rounding, nearest_because)
+                                _task_metrics(model, inputs, expected[0], got[0], calibration is not None), tolerance,
+                                precisions, unreached, rounding, nearest_because, variants)
     if report.passed:
         write_atomic(output, serialized)
     return report
@@ -514,9 +533,9 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
 
     Each weight is measured alone in int8 (the others float32), rounded to nearest and by each of
     its ``options`` ({Tensor: [Rounding]}); its best rounding is kept. With a tolerance the
-    all-int8 model comes first; past it, from all float32, the weights are made int8 in the order
-    of their error per value, then the rest fp16 from the largest, each change kept only while
-    the whole stays within. A weight whose int8 form does not change the outputs at all is one
+    all-int8 model comes first; past it, from all fp16 (all float32 where fp16 too passes it), the
+    weights are made int8 in the order of their error per value, then (from float32) the rest
+    fp16 from the largest, each change kept only while the whole stays within. A weight whose int8 form does not change the outputs at all is one
     the calibration never runs (an untaken If branch): rounded to nearest, unmeasured."""
     found = weights(_copy(model, MIN_OPSET).graph)
     floats = {tensor: "float32" for tensor in found}
@@ -525,7 +544,7 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
     for tensor in found:
         for option in (None, *options.get(tensor, ())):
             error, got = measure(quantize_int8(model, {**floats, tensor: "int8"}, {tensor: option} if option else {})[0])
-            if np.array_equal(got, baseline):
+            if all(np.array_equal(g, b) for g, b in zip(got, baseline)):
                 break
             if tensor not in alone or error < alone[tensor]:
                 alone[tensor] = error
@@ -542,13 +561,14 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
         return measure(quantize_int8(model, keep, rounded)[0])[0] <= tolerance
 
     sizes = {tensor: int(np.prod(proto.dims)) for tensor, proto in _Values(model.graph).tensors()}
-    chosen = dict(floats)
+    halves = measure(quantize_int8(model, {tensor: "fp16" for tensor in found})[0])[0]
+    # On all-fp16 weights where they stay within: never a larger file than fp16's.
+    chosen = {tensor: "fp16" for tensor in found} if halves <= tolerance else dict(floats)
     for tensor in sorted(alone, key=lambda t: alone[t] / sizes[t]):  # the least error per value saved first
         if alone[tensor] <= tolerance and within({**chosen, tensor: "int8"}):
             chosen[tensor] = "int8"
     if "int8" not in chosen.values():
         least = min(alone, key=alone.get)
-        halves = measure(quantize_int8(model, {tensor: "fp16" for tensor in found})[0])[0]
         raise QuantizationError(f"{source}: no weight stays within the tolerance {tolerance:g} as int8 (the least "
                                 f"sensitive, {least.name}, moves the outputs by {alone[least]:.3g}); fp16 weights "
                                 f"move them by {halves:.3g} (--mode fp16)")
@@ -595,9 +615,13 @@ def _trained_columns(model: onnx.ModelProto) -> list[str] | None:
     return columns if isinstance(columns, list) and all(isinstance(c, str) for c in columns) else None
 
 
+def _is_wav(calibration) -> bool:
+    return os.fspath(calibration).lower().endswith(".wav")
+
+
 def _inputs(model, calibration, columns, steps: int, seed: int) -> np.ndarray:
     if calibration is not None:
-        if os.fspath(calibration).lower().endswith(".wav") and not model.is_token_model:
+        if _is_wav(calibration) and not model.is_token_model:
             return wav_steps(calibration, model.input_size)
         if model.is_token_model:
             return read_rows(calibration, 1, columns)[:, 0].astype(np.int64)
