@@ -16,7 +16,7 @@ from onnx import TensorProto, helper
 from support.front_end_models import front_end_model
 
 import edgeseq_runtime
-from edgeseq_runtime import ModelError
+from edgeseq_runtime import ModelError, isa
 
 STEPS = 6
 RTOL = 1e-5
@@ -237,6 +237,23 @@ def test_op_streams_as_the_references_compute_it(tmp_path, case):
         assert ys.shape == reference.shape, engine
         atol = RTOL * max(1.0, np.abs(reference).max()) if case.atol is None else case.atol
         np.testing.assert_allclose(ys, reference, rtol=RTOL, atol=atol, err_msg=f"{case.name} vs {engine}")
+
+
+def test_slices_of_a_conv_are_views_of_the_positions_it_computes(tmp_path):
+    """Silero's STFT: the Conv computes only the frames its two Slices read and writes them so
+    that each Slice (real half, imaginary half) is a view of its result, not a copy: the
+    COPYs of the plan are the reflect Pad's and the output's Concat (front_end_model's)."""
+    case = next(c for c in CASES if c.name.startswith("conv1d STFT magnitude"))
+    model = front_end_model(tmp_path, case.nodes, case.x_shape, case.initializers)
+    code = edgeseq_runtime.lower_model(str(model.path)).plan.code
+    records, pc = [], code[isa.HEADER.START]
+    while pc < code[isa.HEADER.END]:
+        records.append(pc)
+        pc += code[pc + isa.RECORD.LENGTH]
+    opcodes = [code[pc + isa.RECORD.OPCODE] for pc in records]
+    assert opcodes.count(isa.OPCODE.COPY) == 2
+    conv = records[opcodes.index(isa.OPCODE.CONV)] + isa.RECORD.FIELDS
+    assert code[conv + isa.CONV.OUT_W] == code[conv + isa.CONV.Y_WIDTH] == 3  # frames 1 to 3 of 0 to 4
 
 
 def test_run_gives_the_numbers_of_repeated_steps(tmp_path):

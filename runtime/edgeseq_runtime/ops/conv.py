@@ -105,47 +105,51 @@ def lower_conv(ctx, node, inputs):
 
 
 def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, output=None, activation=None) -> Tensor:
-    """One CONV instruction; 1-D convolutions run as 2-D ones of height 1, and compute only the
-    output positions the readers of ``output`` (the name of their result) read. ``activation``:
-    a node of ACTIVATION_OPS applied to the result in the same instruction."""
+    """One CONV instruction; 1-D convolutions run as 2-D ones of height 1. ``output``: the name
+    of the result; when every reader of it is a Slice of constant parameters (an STFT as a Conv
+    whose first frame is dropped, as Silero VAD's), only the output positions they read are
+    computed, and the Slices are absorbed: their results are views of Y where contiguous (so
+    Silero's real and imaginary halves are not copied out). ``activation``: a node of
+    ACTIVATION_OPS applied to the result in the same instruction."""
     c_out = w.shape[0]
-    y = ctx.new_tensor((x.shape[0], c_out, *out))
+    shape, slices = x.shape, None
     first, end = 0, out[-1]
     if len(kernel) == 1:
         shape, kernel, strides, dilations, begin = ((x.shape[0], x.shape[1], 1, x.shape[2]), [1, *kernel],
                                                     [1, *strides], [1, *dilations], [0, *begin])
-        if output is not None:
-            first, end = _read_positions(ctx, output, y.shape)
-    else:
-        shape = x.shape
-    ctx.builder.emit(isa.CONV, x=x.offset, y=y.offset + first, batch=shape[0], c_in=shape[1], in_h=shape[2],
+        slices = _slices_read(ctx, output, (x.shape[0], c_out, out[0])) if output is not None else None
+        if slices:
+            read = np.concatenate([np.ravel(held) for _, held in slices]) % out[0]
+            first, end = (int(read.min()), int(read.max()) + 1) if read.size else (0, out[0])
+    y = ctx.new_tensor((x.shape[0], c_out, *out[:-1], end - first))
+    ctx.builder.emit(isa.CONV, x=x.offset, y=y.offset, batch=shape[0], c_in=shape[1], in_h=shape[2],
                      in_w=shape[3], c_out=c_out, out_h=1 if len(out) == 1 else out[0], out_w=end - first,
                      group=group, k_h=kernel[0], k_w=kernel[1], stride_h=strides[0], stride_w=strides[1],
                      dilation_h=dilations[0], dilation_w=dilations[1], pad_top=begin[0],
-                     pad_left=begin[1] - first * strides[1], y_width=math.prod(out),
+                     pad_left=begin[1] - first * strides[1], y_width=math.prod(y.shape[2:]),
                      w=ctx.builder.matrix(_as_matrix(w), out_axis=0), b=-1 if b is None else ctx.builder.constant(b),
                      activate=int(activation is not None),
                      act=activation_operand(ctx, activation) if activation is not None else IDENTITY)
+    for user, held in slices or []:  # element f of the full result is Y's (f // width, f % width - first)
+        ctx.absorb(user, ctx.from_addresses(y.offset + held // out[0] * (end - first) + held % out[0] - first))
     return y
 
 
-def _read_positions(ctx, name, shape) -> tuple[int, int]:
-    """[first, end) of the last axis of ``name`` (shaped ``shape``) that its readers read: all of
-    it unless every reader is a Slice of constant parameters (an STFT as a Conv whose first frame
-    is dropped, as Silero VAD's). The slices are evaluated on element indices, as ONNX defines them."""
-    width = shape[-1]
+def _slices_read(ctx, name, shape) -> list | None:
+    """[(Slice node, the elements of ``name`` (shaped ``shape``) that its result holds, as flat
+    indices shaped like that result)] when every reader of ``name`` is a Slice of constant
+    parameters, else None. The slices are evaluated on element indices, as ONNX defines them."""
     users = ctx.uses(name)
     if not users or any(u.op_type != "Slice" or u.input[0] != name for u in users):
-        return 0, width
+        return None
     index = np.arange(math.prod(shape), dtype=np.int64).reshape(shape)
-    read = []
+    held = []
     for user in users:
         params = {n: ctx.values.get(n) for n in user.input[1:] if n}
         if any(v is None or isinstance(v, Tensor) for v in params.values()):
-            return 0, width
-        read.append(np.ravel(ctx.evaluate(user, {name: index, **params})[0]) % width)
-    read = np.concatenate(read)
-    return (int(read.min()), int(read.max()) + 1) if read.size else (0, width)
+            return None
+        held.append((user, np.asarray(ctx.evaluate(user, {name: index, **params})[0], np.int64)))
+    return held
 
 
 def _live_taps(w, sizes, kernel, strides, dilations, begin, out):
