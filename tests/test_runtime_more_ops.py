@@ -69,6 +69,7 @@ CASES = {
     # unary functions
     "sin": (node("Sin", ["x"]), (1, 3, 6), [], {"scale": 4.0}),
     "cos": (node("Cos", ["x"]), (1, 3, 6), [], {"scale": 4.0}),
+    "sin of positions": (node("Sin", ["x"]), (1, 3, 6), [], {"scale": 1e4}),  # arguments far past 2 pi
     "round": (node("Round", ["x"]), (1, 3, 6), [], {"scale": 3.0}),
     "round ties to even": (node("Round", ["x"]), (1, 3, 6), [], {"halves": True}),
     "gelu": (node("Gelu", ["x"]), (1, 3, 6), [], {"scale": 4.0, "opset": 20}),

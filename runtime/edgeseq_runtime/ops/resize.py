@@ -151,6 +151,7 @@ def _linear(addresses, resized, extrapolation) -> tuple[np.ndarray, np.ndarray]:
     first = np.arange(picked.shape[-1]) == 0
     picked = np.where(outside[..., None] & first, extrapolation, picked)
     weights = np.where(outside[..., None], first.astype(np.float64), weights)
+    # the weights repeat along the axes before the first resized one: kept once (a periodic operand)
     lead = next((a for a in range(len(shape)) if a in resized), len(shape))
     return picked, weights.astype(np.float32)[(0,) * lead][(None,) * lead]
 
