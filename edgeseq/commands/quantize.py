@@ -24,7 +24,9 @@ from .options import loading_options
                    "else every numeric column].")
 @click.option("--tolerance", type=float,
               help="The largest output error allowed. int8 keeps float (fp16, else float32) the weights whose "
-                   "int8 form would exceed it, measured; exit non-zero when no weight can be int8 within it.")
+                   "int8 form would exceed it, measured over the calibration (GPTQ fitted on its first half) and, "
+                   "for a WAV, louder, quieter, noisier, faster and slower copies of it; exit non-zero when no "
+                   "weight can be int8 within it.")
 @loading_options
 def command(model, output, mode, calibration, columns, tolerance, load_options):
     """Store MODEL's weights as int8 (QDQ, per-channel) or fp16, and report the error."""
@@ -51,7 +53,8 @@ def print_report(report) -> None:
                   f"{report.bytes_after:,} ({report.size_ratio:.0%})")
     for name, (before, after) in report.task_metric.items():
         table.add_row(name, f"{before:.4g}", f"{after:.4g}")
-    table.add_row(f"output error over {report.steps} steps", "",
+    variants = f" and {len(report.variants)} variants of them" if report.variants else ""
+    table.add_row(f"output error over {report.steps} steps{variants}", "",
                   f"max {report.max_abs_error:.3g}, mean {report.mean_abs_error:.3g}")
     if report.precisions:
         table.add_row("weight tensors", f"{len(report.precisions)}",
