@@ -127,6 +127,14 @@ CASES = {
         node("Resize", ["x", "", "scales"], mode=mode, coordinate_transformation_mode="pytorch_half_pixel"),
         (1, 2, 5), [("scales", np.array([1, 1, 0.25], np.float32))], {"opset": 19, **ONNX_RUNTIME})
        for mode in ("nearest", "linear")},
+    # Upsample and Resize before opset 11: asymmetric, nearest by floor enlarging and by ceil shrinking
+    **{f"{op.lower()} {mode} opset {opset} x{scale}": (
+        node(op, ["x", "scales"], mode=mode), (1, 2, 5), [("scales", np.array([1, 1, scale], np.float32))],
+        {"opset": opset, **ONNX_RUNTIME})
+       for op, opset, scales in [("Upsample", 9, (2.5, 1.75)), ("Resize", 10, (2.5, 0.625, 0.4))]
+       for mode in ("nearest", "linear") for scale in scales},
+    "upsample nearest opset 7, scales attribute": (node("Upsample", ["x"], scales=[1.0, 2.0, 1.5]), (1, 2, 5), [],
+                                                  {"opset": 7, **ONNX_RUNTIME}),
     "resize nearest 2-D sizes": (node("Resize", ["x", "", "", "sizes"]), (1, 2, 3, 4),
                                  [ints("sizes", [1, 2, 7, 5])], {"opset": 19}),
     "resize nearest axes": (node("Resize", ["x", "", "scales"], axes=[-1, 2], nearest_mode="floor"), (1, 2, 3, 4),

@@ -1,4 +1,6 @@
-"""Resize, nearest (along any axes) and linear (along one or two), with constant scales or sizes.
+"""Resize, nearest (along any axes) and linear (along one or two), with constant scales or sizes;
+Upsample and Resize before opset 11, whose mapping ONNX Runtime fixes as asymmetric, nearest by
+floor when enlarging and by ceil when shrinking.
 
 Resize is separable: along each axis, output position j reads input positions with weights that
 depend only on that axis's length, scale or size, roi and the node's attributes. Each axis's
@@ -37,6 +39,8 @@ PROBED = ("coordinate_transformation_mode", "nearest_mode", "exclude_outside", "
 
 def lower_resize(ctx, node, inputs):
     x = inputs[0]
+    if _scales_only(ctx, node):  # an input, or Upsample-7's attribute
+        inputs = [x, None, inputs[1] if len(inputs) > 1 else attribute(node, "scales", None), None]
     mode = text(attribute(node, "mode", "nearest"))
     if mode not in MODES:
         ctx.fail(node, f"attribute 'mode'='{mode}' is not supported ({', '.join(MODES)})")
@@ -45,8 +49,6 @@ def lower_resize(ctx, node, inputs):
         value = text(value) if isinstance(value, bytes) else value
         if value != supported:
             ctx.fail(node, f"attribute '{name}'={value!r} is not supported (only {supported!r})")
-    if ctx.graph.opset < 11:
-        ctx.fail(node, f"Resize of opset {ctx.graph.opset} is not supported (opset 11 on)")
     resized = {axis: weights for axis, weights in enumerate(_axis_weights(ctx, node, inputs)) if weights is not None}
     extrapolation = ctx.resident(np.array([attribute(node, "extrapolation_value", 0.0)], np.float32)).offset
     if mode == "nearest":
@@ -80,6 +82,8 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
     # reference does (ONNX Runtime's reading: the two differ where in * scale is no integer);
     # pytorch_half_pixel does so for an output of length 1 alone.
     transform = text(attribute(node, "coordinate_transformation_mode", "half_pixel"))
+    if _scales_only(ctx, node):
+        transform = "asymmetric"
     weights = [None] * rank
     for k, axis in enumerate(axes):
         length = int(sizes[k]) if sizes is not None else int(float(scales[k]) * x.shape[axis])
@@ -88,7 +92,7 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
         else:
             along = ("scales", float(scales[k]))
         span = (0.0, 1.0) if roi is None else (roi[k], roi[k + len(axes)])
-        w = _probe(ctx, node, x.shape[axis], along, span)
+        w = _probe(ctx, node, x.shape[axis], along, span, _probed(ctx, node, transform, along))
         if w.shape[1] == 0:
             ctx.fail(node, f"resizes axis {axis} of X {list(x.shape)} to nothing")
         if w.shape[0] != w.shape[1] or not np.array_equal(w, np.eye(w.shape[0])):
@@ -96,14 +100,30 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
     return weights
 
 
-def _probe(ctx, node, n: int, along: tuple[str, float | int], span) -> np.ndarray:
+def _scales_only(ctx, node) -> bool:
+    """Upsample, or Resize before opset 11: scales alone, and no attribute for the mapping."""
+    return node.op_type == "Upsample" or ctx.graph.opset < 11
+
+
+def _probed(ctx, node, transform: str, along) -> list:
+    """The attributes of the probe: the node's own, or for Upsample and Resize before opset 11
+    their mapping as ONNX Runtime runs them: asymmetric, the nearest input below when enlarging,
+    above when shrinking."""
+    if not _scales_only(ctx, node):
+        return [a for a in node.attribute if a.name in PROBED]
+    return [onnx.helper.make_attribute("mode", text(attribute(node, "mode", "nearest"))),
+            onnx.helper.make_attribute("coordinate_transformation_mode", transform),
+            onnx.helper.make_attribute("nearest_mode", "floor" if along[1] >= 1 else "ceil")]
+
+
+def _probe(ctx, node, n: int, along: tuple[str, float | int], span, attributes) -> np.ndarray:
     """The reference Resize of an (n, n) identity along its second axis as the node resizes one
-    of its axes of length n: entry [i, j] is the weight of input i in output j (an output outside
-    the roi has none)."""
+    of its axes of length n (with ``attributes``): entry [i, j] is the weight of input i in
+    output j (an output outside the roi has none)."""
     kind, value = along
     names = ["X", "roi", "scales" if kind == "scales" else "", "sizes" if kind == "sizes" else ""]
     probe = onnx.helper.make_node("Resize", names, ["Y"], extrapolation_value=0.0)
-    probe.attribute.extend(a for a in node.attribute if a.name in PROBED)
+    probe.attribute.extend(attributes)
     feeds = {"X": np.eye(n), "roi": np.array([0.0, span[0], 1.0, span[1]], np.float32),
              kind: np.array([1.0, value], np.float32) if kind == "scales" else np.array([n, value], np.int64)}
     try:
@@ -161,4 +181,4 @@ def _along(values: np.ndarray, axis: int, rank: int) -> np.ndarray:
     return values.reshape([-1 if a == axis else 1 for a in range(rank)])
 
 
-HANDLERS = {"Resize": lower_resize}
+HANDLERS = {"Resize": lower_resize, "Upsample": lower_resize}
