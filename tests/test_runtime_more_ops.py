@@ -5,6 +5,8 @@ outputs) and Resize (nearest and linear), attribute by attribute against ONNX Ru
 onnx.reference (<= 1e-5 relative), each between the model input and an LSTM that streams them
 (tests/support/front_end_models.py); `run` over the stream gives the bits of repeated `step`.
 Against ONNX Runtime alone where onnx.reference computes another value (noted by the case).
+Resize covers nearest (each coordinate_transformation_mode and nearest_mode), linear, cubic,
+antialiasing, roi with extrapolation, Upsample and the Resize of opset 10.
 
 None of these ops reads a weight, so int8 and fp16 quantization leave them as they are (their
 constant inputs are axes, k, divisors and scales, never quantized): checked on a model of each.
@@ -41,6 +43,7 @@ def to_int(name, source="x"):
 
 
 ONNX_RUNTIME = {"engines": ("onnxruntime",)}
+ONNX_REFERENCE = {"engines": ("onnx",)}  # ONNX Runtime refuses the case (cubic along the last of 3 axes)
 
 
 def divisors(n):
@@ -151,6 +154,22 @@ CASES = {
        for label, shape, roi, scales in [("1-D", (1, 2, 5), ROI_3D, [1, 1, 2.5]),
                                          ("2-D", (1, 2, 3, 4), ROI_4D, [1, 1, 2.0, 1.5]),
                                          ("2-D down", (1, 2, 6, 5), ROI_4D, [1, 1, 0.5, 0.75])]},
+    # Resize cubic, and antialiased shrinking
+    **{f"resize cubic {label}": (node("Resize", ["x", "", "scales"], mode="cubic",
+                                      **{k: v for k, v in attrs.items() if k != "engines"}), shape,
+                                 [("scales", np.array(scales, np.float32))],
+                                 {"opset": 19, **{k: v for k, v in attrs.items() if k == "engines"}})
+       for label, shape, scales, attrs in [
+           ("1-D", (1, 2, 5), [1, 1, 2.5], ONNX_REFERENCE), ("2-D", (1, 2, 4, 5), [1, 1, 2.0, 1.5], {}),
+           ("2-D down", (1, 2, 6, 8), [1, 1, 0.5, 0.75], {}),
+           ("cubic_coeff_a -0.5 exclude_outside", (1, 2, 4, 5), [1, 1, 1.5, 2.0],
+            {"cubic_coeff_a": -0.5, "exclude_outside": 1}),
+           ("align_corners", (1, 2, 4, 5), [1, 1, 2.0, 2.0], {"coordinate_transformation_mode": "align_corners"}),
+           ("asymmetric", (1, 2, 5), [1, 1, 1.5], {"coordinate_transformation_mode": "asymmetric", **ONNX_REFERENCE}),
+       ]},
+    **{f"resize {mode} antialias x{scale}": (node("Resize", ["x", "", "scales"], mode=mode, antialias=1), (1, 2, 8, 8),
+                                            [("scales", np.array([1, 1, scale, scale], np.float32))], {"opset": 19})
+       for mode in ("linear", "cubic") for scale in (0.5, 0.75)},
     "resize linear 2-D sizes": (node("Resize", ["x", "", "", "sizes"], mode="linear"), (1, 2, 3, 4),
                                 [ints("sizes", [1, 2, 5, 9])], {"opset": 19}),
     "resize linear extrapolation": (node("Resize", ["x", "roi", "scales"], mode="linear", extrapolation_value=2.5,
@@ -242,25 +261,27 @@ def step_inputs(options, size) -> np.ndarray:
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
       helper.make_node("Cast", ["m"], ["k"], to=TensorProto.INT64), node("TopK", ["x", "k"], ["features", "i"])], [], 12,
      r"input 'k' \(K\) is computed at run time; it must be constant"),
-    (node("Resize", ["x", "", "scales"], mode="cubic"), [("scales", np.array([1, 1, 2], np.float32))], 19,
-     r"attribute 'mode'='cubic' is not supported \(nearest, linear\)"),
-    (node("Resize", ["x", "", "scales"], mode="linear", antialias=1), [("scales", np.array([1, 1, 0.5], np.float32))],
-     19, r"attribute 'antialias'=1 is not supported \(only 0\)"),
+    (node("Resize", ["x", "", "scales"], mode="area"), [("scales", np.array([1, 1, 2], np.float32))], 19,
+     r"attribute 'mode'='area' is not supported \(nearest, linear, cubic\)"),
+    ([helper.make_node("Tile", ["x", "repeats"], ["long"]),
+      node("Resize", ["long", "", "scales"], mode="linear", antialias=1)],
+     [ints("repeats", [1, 1, 20]), ("scales", np.array([1, 1, 1 / 120], np.float32))],
+     19, r"sums 120 inputs for each output; at most 64 are supported"),
     (node("Resize", ["x", "", "", "sizes"], keep_aspect_ratio_policy="not_larger"), [ints("sizes", [1, 6, 12])], 19,
      r"attribute 'keep_aspect_ratio_policy'='not_larger' is not supported \(only 'stretch'\)"),
     (node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode="tf_half_pixel_for_nn"),
      [("roi", np.zeros(0, np.float32)), ("scales", np.array([1, 1, 2], np.float32))], 11,
      r"its resizing cannot be evaluated \(Invalid coordinate_transformation_mode: 'tf_half_pixel_for_nn'"),
     (node("Resize", ["x", "", "scales"], mode="linear"), [("scales", np.array([2, 2, 2], np.float32))], 19,
-     r"resizes 3 axes linearly; at most 2 are supported"),
+     r"resizes 3 axes by mode 'linear'; at most 2 are supported"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[1, 2]),
       helper.make_node("Concat", ["one", "one", "m"], ["scales"], axis=0),
       node("Resize", ["x", "", "scales"])], [("one", np.ones(1, np.float32))], 13,
      r"input 'scales' is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
         "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
-        "resize cubic", "resize tf_half_pixel_for_nn", "resize antialias", "resize keep_aspect_ratio_policy", "resize linear on 3 axes",
-        "resize scales at run time"])
+        "resize mode area", "resize antialias shrinking 120-fold", "resize keep_aspect_ratio_policy",
+        "resize tf_half_pixel_for_nn", "resize linear on 3 axes", "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

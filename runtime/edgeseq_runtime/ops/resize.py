@@ -1,22 +1,25 @@
-"""Resize, nearest (along any axes) and linear (along one or two), with constant scales or sizes;
-Upsample and Resize before opset 11, whose mapping ONNX Runtime fixes as asymmetric, nearest by
+"""Resize, nearest (along any axes), linear and cubic (along one or two, antialiased too), with
+constant scales or sizes; Upsample and Resize before opset 11, whose mapping ONNX Runtime fixes as asymmetric, nearest by
 floor when enlarging and by ceil when shrinking.
 
 Resize is separable: along each axis, output position j reads input positions with weights that
 depend only on that axis's length, scale or size, roi and the node's attributes. Each axis's
 weights are read off ONNX's reference Resize (opset 19, which takes every attribute) run on a
 one-hot basis of that axis alone, an (n, n) identity resized along its second axis, so every
-coordinate_transformation_mode, nearest_mode and roi is ONNX's own, with no coordinate
-arithmetic here. At run time nearest is movement (one indexed copy; an output outside the roi
-of tf_crop_and_resize reads a cell holding extrapolation_value), and linear gathers the 2 or 4
-inputs of each output (one indexed copy), multiplies them by their weights (BINARY) and sums
-them (REDUCE).
+coordinate_transformation_mode, nearest_mode, cubic_coeff_a, exclude_outside, antialias and
+roi is ONNX's own, with no coordinate arithmetic here. At run time nearest is movement (one
+indexed copy; an output outside the roi of tf_crop_and_resize reads a cell holding
+extrapolation_value), and linear and cubic gather the inputs of each output (2 or 4 along each
+axis, more when antialiased shrinking widens the filter: one indexed copy), multiply them by
+their weights (BINARY) and sum them (REDUCE).
 
 Two readings differ from ONNX Runtime's, which this follows: align_corners and tf_crop_and_resize
 map by the output's length, where the reference takes in * scale (unequal where that is no
 integer). Where a scale is not exact in float32 (2.6), ONNX Runtime computes the output's length
 and coordinates in float32 and may round them otherwise than ONNX's definition, which this follows.
 """
+
+import math
 
 import numpy as np
 import onnx
@@ -31,10 +34,11 @@ from .recurrent import text
 from .reduce import reduce_axes
 
 PROBE_OPSET = 19  # Resize takes every attribute (antialias, axes, half_pixel_symmetric) from here on
-MODES = ("nearest", "linear")
-MAX_LINEAR_AXES = 2  # bilinear at most, as ONNX Runtime's linear Resize
+MODES = ("nearest", "linear", "cubic")
+MAX_INTERPOLATED_AXES = 2  # bilinear or bicubic at most, as ONNX Runtime's Resize
+MAX_TAPS = 64  # inputs summed per output (2-D antialiased shrinking by 1/4 takes 8 x 8)
 BY_LENGTH = ("align_corners", "tf_crop_and_resize")  # the transforms that read no scale
-PROBED = ("coordinate_transformation_mode", "nearest_mode", "exclude_outside", "mode")
+PROBED = ("coordinate_transformation_mode", "nearest_mode", "exclude_outside", "mode", "cubic_coeff_a", "antialias")
 
 
 def lower_resize(ctx, node, inputs):
@@ -44,18 +48,19 @@ def lower_resize(ctx, node, inputs):
     mode = text(attribute(node, "mode", "nearest"))
     if mode not in MODES:
         ctx.fail(node, f"attribute 'mode'='{mode}' is not supported ({', '.join(MODES)})")
-    for name, default, supported in (("antialias", 0, 0), ("keep_aspect_ratio_policy", "stretch", "stretch")):
-        value = attribute(node, name, default)
-        value = text(value) if isinstance(value, bytes) else value
-        if value != supported:
-            ctx.fail(node, f"attribute '{name}'={value!r} is not supported (only {supported!r})")
+    policy = text(attribute(node, "keep_aspect_ratio_policy", "stretch"))
+    if policy != "stretch":
+        ctx.fail(node, f"attribute 'keep_aspect_ratio_policy'='{policy}' is not supported (only 'stretch')")
     resized = {axis: weights for axis, weights in enumerate(_axis_weights(ctx, node, inputs)) if weights is not None}
     extrapolation = ctx.resident(np.array([attribute(node, "extrapolation_value", 0.0)], np.float32)).offset
     if mode == "nearest":
         return [ctx.from_addresses(_nearest(ctx, node, x.addresses(), resized, extrapolation))]
-    if len(resized) > MAX_LINEAR_AXES:
-        ctx.fail(node, f"resizes {len(resized)} axes linearly; at most {MAX_LINEAR_AXES} are supported")
-    addresses, weights = _linear(x.addresses(), resized, extrapolation)
+    if len(resized) > MAX_INTERPOLATED_AXES:
+        ctx.fail(node, f"resizes {len(resized)} axes by mode '{mode}'; at most {MAX_INTERPOLATED_AXES} are supported")
+    taps = math.prod(int((w != 0).sum(axis=0).max()) for w in resized.values())
+    if taps > MAX_TAPS:
+        ctx.fail(node, f"sums {taps} inputs for each output; at most {MAX_TAPS} are supported")
+    addresses, weights = _interpolated(x.addresses(), resized, extrapolation)
     products = emit_binary(ctx, node, BINARY_FUNCTION.MUL, ctx.from_addresses(addresses), weights)
     return [reduce_axes(ctx, products, [len(products.shape) - 1], 0, REDUCE_FUNCTION.SUM)]
 
@@ -149,14 +154,15 @@ def _nearest(ctx, node, addresses, resized, extrapolation) -> np.ndarray:
     return np.where(outside, extrapolation, addresses)
 
 
-def _linear(addresses, resized, extrapolation) -> tuple[np.ndarray, np.ndarray]:
+def _interpolated(addresses, resized, extrapolation) -> tuple[np.ndarray, np.ndarray]:
     """(addresses, weights), each X's resized shape + (taps,): the inputs each output sums and
-    their weights, 2 taps per resized axis (an unused tap: weight 0); an output outside the roi
-    reads extrapolation's cell with weight 1."""
+    their weights, along each resized axis as many taps as its output with the most inputs has
+    (an unused tap: weight 0); an output outside the roi reads extrapolation's cell with weight 1."""
     picked, weights = [addresses], [np.ones(())]
     outside = np.zeros((), bool)
     for axis, w in resized.items():
-        order = np.argsort(-w, axis=0, kind="stable")[:2]  # the two heaviest inputs of each output
+        used = w != 0
+        order = np.argsort(~used, axis=0, kind="stable")[:int(used.sum(axis=0).max())]  # each output's inputs first
         next_picked, next_weights = [], []
         for tap in range(order.shape[0]):
             tap_weight = _along(np.take_along_axis(w, order[tap:tap + 1], axis=0)[0], axis, addresses.ndim)
