@@ -482,8 +482,8 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     model = onnx.load(source)
     inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
     # Under a tolerance, the choices are judged on what they were not fitted to: GPTQ reads the
-    # first half of the calibration, the error is measured over all of it, and over variants of
-    # audio (louder, quieter, noisier, faster, slower) made from all (fitted) or the first half.
+    # first half of the calibration, the error is measured over all of it; a WAV's variants
+    # (louder, quieter, noisier, faster, slower) join both, of the first half and of all.
     audio = calibration is not None and _is_wav(calibration) and not reference.is_token_model
     held_out = tolerance is not None
     fitted = inputs[:max(len(inputs) // 2, 1)] if held_out else inputs
@@ -535,8 +535,9 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
     its ``options`` ({Tensor: [Rounding]}); its best rounding is kept. With a tolerance the
     all-int8 model comes first; past it, from all fp16 (all float32 where fp16 too passes it), the
     weights are made int8 in the order of their error per value, then (from float32) the rest
-    fp16 from the largest, each change kept only while the whole stays within. A weight whose int8 form does not change the outputs at all is one
-    the calibration never runs (an untaken If branch): rounded to nearest, unmeasured."""
+    fp16 from the largest, each change kept only while the whole stays within. A weight whose
+    int8 form does not change the outputs at all is one the calibration never runs (an untaken
+    If branch): rounded to nearest, unmeasured."""
     found = weights(_copy(model, MIN_OPSET).graph)
     floats = {tensor: "float32" for tensor in found}
     baseline = measure(quantize_int8(model, floats)[0])[1]
