@@ -36,6 +36,7 @@ from .reduce import reduce_axes
 PROBE_OPSET = 19  # Resize takes every attribute (antialias, axes, half_pixel_symmetric) from here on
 MODES = ("nearest", "linear", "cubic")
 MAX_INTERPOLATED_AXES = 2  # bilinear or bicubic at most, as ONNX Runtime's Resize
+MAX_PROBE = 1 << 22  # input x output positions of one axis's probe: 32 MB of float64 weights
 MAX_TAPS = 64  # inputs summed per output (2-D antialiased shrinking by 1/4 takes 8 x 8)
 BY_LENGTH = ("align_corners", "tf_crop_and_resize")  # the transforms that read no scale
 PROBED = ("coordinate_transformation_mode", "nearest_mode", "exclude_outside", "mode", "cubic_coeff_a", "antialias")
@@ -96,10 +97,13 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
             along = ("sizes", length)
         else:
             along = ("scales", float(scales[k]))
+        if length < 1:
+            ctx.fail(node, f"resizes axis {axis} of X {list(x.shape)} to nothing")
+        if x.shape[axis] * length > MAX_PROBE:
+            ctx.fail(node, f"resizes axis {axis} from {x.shape[axis]} to {length} positions; at most {MAX_PROBE} "
+                           f"(input, output) pairs along an axis are supported")
         span = (0.0, 1.0) if roi is None else (roi[k], roi[k + len(axes)])
         w = _probe(ctx, node, x.shape[axis], along, span, _probed(ctx, node, transform, along))
-        if w.shape[1] == 0:
-            ctx.fail(node, f"resizes axis {axis} of X {list(x.shape)} to nothing")
         if w.shape[0] != w.shape[1] or not np.array_equal(w, np.eye(w.shape[0])):
             weights[axis] = w
     return weights
