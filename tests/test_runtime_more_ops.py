@@ -253,6 +253,9 @@ def step_inputs(options, size) -> np.ndarray:
      r"attribute 'fmod'=0 on float tensors is defined from opset 28 on \(the graph has opset 18\); set fmod=1"),
     (node("ArgMax", ["x"], select_last_index=2), [], 18, r"attribute 'select_last_index'=2 is not 0 or 1"),
     (node("ArgMin", ["x"], axis=3), [], 18, r"axis 3 is out of range for data of shape \[1, 3, 6\]"),
+    ([helper.make_node("Slice", ["x", "start", "end", "axes"], ["none"]), node("ArgMax", ["none"], axis=1)],
+     [ints("start", [2]), ints("end", [2]), ints("axes", [1])], 18,
+     r"axis 1 of data of shape \[1, 0, 6\] is empty: it has no maximum or minimum"),
     (node("CumSum", ["x", "axis"], exclusive=2), [ints("axis", 2)], 18, r"attribute 'exclusive'=2 is not 0 or 1"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
       helper.make_node("Cast", ["m"], ["axis"], to=TensorProto.INT64), node("CumSum", ["x", "axis"])], [], 12,
@@ -283,7 +286,7 @@ def step_inputs(options, size) -> np.ndarray:
       node("Resize", ["x", "", "scales"])], [("one", np.ones(1, np.float32))], 13,
      r"input 'scales' is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
-        "argmin axis 3", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
+        "argmin axis 3", "argmax of an empty axis", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
         "resize mode area", "resize antialias shrinking 120-fold", "resize keep_aspect_ratio_policy",
         "resize tf_half_pixel_for_nn", "resize a millionfold", "resize by a negative scale", "resize linear on 3 axes", "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):

@@ -54,7 +54,9 @@ def lower_arg(ctx, node, inputs):
     """ArgMax and ArgMin along one axis: the index, an int64 tensor, held as its float value."""
     x = inputs[0]
     keepdims, last = _flag(ctx, node, "keepdims", 1), _flag(ctx, node, "select_last_index", 0)
-    axis, *_ = _axis(ctx, node, x, attribute(node, "axis", 0))
+    axis, _, n, _ = _axis(ctx, node, x, attribute(node, "axis", 0))
+    if n == 0:
+        ctx.fail(node, f"axis {axis} of data of shape {list(x.shape)} is empty: it has no maximum or minimum")
     return [reduce_axes(ctx, x, [axis], keepdims, ARG[node.op_type, last])]
 
 
