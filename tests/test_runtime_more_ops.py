@@ -277,8 +277,10 @@ def step_inputs(options, size) -> np.ndarray:
      r"its resizing cannot be evaluated \(Invalid coordinate_transformation_mode: 'tf_half_pixel_for_nn'"),
     (node("Resize", ["x", "", "scales"]), [("scales", np.array([1, 1, 1e6], np.float32))], 19,
      r"resizes axis 2 from 6 to 6000000 positions; at most 4194304 \(input, output\) pairs along an axis are supported"),
-    (node("Resize", ["x", "", "scales"]), [("scales", np.array([1, 1, -2], np.float32))], 19,
+    (node("Resize", ["x", "", "scales"]), [("scales", np.array([1, 1, 0.1], np.float32))], 19,
      r"resizes axis 2 of X \[1, 3, 6\] to nothing"),
+    (node("Resize", ["x", "", "scales"]), [("scales", np.array([1, 1, np.nan], np.float32))], 19,
+     r"scales \[1.0, 1.0, nan\] must be finite and above 0"),
     (node("Resize", ["x", "", "scales"], mode="linear"), [("scales", np.array([2, 2, 2], np.float32))], 19,
      r"resizes 3 axes by mode 'linear'; at most 2 are supported"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[1, 2]),
@@ -288,7 +290,7 @@ def step_inputs(options, size) -> np.ndarray:
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
         "argmin axis 3", "argmax of an empty axis", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
         "resize mode area", "resize antialias shrinking 120-fold", "resize keep_aspect_ratio_policy",
-        "resize tf_half_pixel_for_nn", "resize a millionfold", "resize by a negative scale", "resize linear on 3 axes", "resize scales at run time"])
+        "resize tf_half_pixel_for_nn", "resize a millionfold", "resize to nothing", "resize by a NaN scale", "resize linear on 3 axes", "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

@@ -81,6 +81,8 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
     scales, sizes = (None if v is None or np.size(v) == 0 else np.asarray(v).ravel() for v in (scales, sizes))
     if (scales is None) == (sizes is None) or len(scales if sizes is None else sizes) != len(axes):
         ctx.fail(node, f"needs scales or sizes (one of them) for each of its {len(axes)} axes")
+    if scales is not None and not np.all(np.isfinite(scales) & (scales > 0)):
+        ctx.fail(node, f"scales {scales.tolist()} must be finite and above 0")
     roi = None if roi is None or np.size(roi) == 0 else np.asarray(roi, np.float64).ravel()
     if roi is not None and roi.size != 2 * len(axes):
         ctx.fail(node, f"roi of {roi.size} values does not give a start and an end for each of {len(axes)} axes")
