@@ -302,7 +302,7 @@ def test_silero_quantized_within_one_percent_in_onnx_runtime(name, mode, silero,
     assert report.size_ratio < 0.62
     if mode == "int8":
         recorded = json.loads({p.key: p.value for p in onnx.load(str(output)).metadata_props}[METADATA_KEY])
-        assert recorded["weights"] == report.precisions and report.count("int8") >= 2
+        assert recorded["weights"] == report.precisions and report.count("int8") >= 1
         stored = stored_as(output)
         assert {name: stored.get(name, "float32") for name in report.precisions} == report.precisions
 
