@@ -138,6 +138,10 @@ CASES = {
        for mode in ("nearest", "linear") for scale in scales},
     "upsample nearest opset 7, scales attribute": (node("Upsample", ["x"], scales=[1.0, 2.0, 1.5]), (1, 2, 5), [],
                                                   {"opset": 7, **ONNX_RUNTIME}),
+    "resize nearest, a roi that only tf_crop_and_resize reads": (
+        node("Resize", ["x", "roi", "scales"]), (1, 2, 5),
+        [("roi", np.array([0, 0, np.nan, 1, 1, 7], np.float32)), ("scales", np.array([1, 1, 2], np.float32))],
+        {"opset": 19, **ONNX_RUNTIME}),
     "resize nearest 2-D sizes": (node("Resize", ["x", "", "", "sizes"]), (1, 2, 3, 4),
                                  [ints("sizes", [1, 2, 7, 5])], {"opset": 19}),
     "resize nearest axes": (node("Resize", ["x", "", "scales"], axes=[-1, 2], nearest_mode="floor"), (1, 2, 3, 4),
@@ -281,6 +285,11 @@ def step_inputs(options, size) -> np.ndarray:
      r"resizes axis 2 of X \[1, 3, 6\] to nothing"),
     (node("Resize", ["x", "", "scales"]), [("scales", np.array([1, 1, np.nan], np.float32))], 19,
      r"scales \[1.0, 1.0, nan\] must be finite and above 0"),
+    (node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode="tf_crop_and_resize"),
+     [("roi", np.array([0, 0, np.nan, 1, 1, 1], np.float32)), ("scales", np.array([1, 1, 2], np.float32))], 19,
+     r"roi \[0.0, 0.0, nan, 1.0, 1.0, 1.0\] does not give a finite start and end for each of 3 axes"),
+    (node("Resize", ["x", "", "scales"], mode="cubic", cubic_coeff_a=float("inf")),
+     [("scales", np.array([1, 1, 2], np.float32))], 19, r"attribute 'cubic_coeff_a'=inf is not finite"),
     (node("Resize", ["x", "", "scales"], mode="linear"), [("scales", np.array([2, 2, 2], np.float32))], 19,
      r"resizes 3 axes by mode 'linear'; at most 2 are supported"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[1, 2]),
@@ -290,7 +299,7 @@ def step_inputs(options, size) -> np.ndarray:
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
         "argmin axis 3", "argmax of an empty axis", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
         "resize mode area", "resize antialias shrinking 120-fold", "resize keep_aspect_ratio_policy",
-        "resize tf_half_pixel_for_nn", "resize a millionfold", "resize to nothing", "resize by a NaN scale", "resize linear on 3 axes", "resize scales at run time"])
+        "resize tf_half_pixel_for_nn", "resize a millionfold", "resize to nothing", "resize by a NaN scale", "resize NaN roi", "resize infinite cubic_coeff_a", "resize linear on 3 axes", "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):
     op = nodes[-1].op_type if isinstance(nodes, list) else nodes.op_type
     with pytest.raises(ModelError, match=rf"^[^\n]*'{op.lower()}_under_test' \({op}\): {reason}[^\n]*$"):

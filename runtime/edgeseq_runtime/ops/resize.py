@@ -83,15 +83,18 @@ def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
         ctx.fail(node, f"needs scales or sizes (one of them) for each of its {len(axes)} axes")
     if scales is not None and not np.all(np.isfinite(scales) & (scales > 0)):
         ctx.fail(node, f"scales {scales.tolist()} must be finite and above 0")
-    roi = None if roi is None or np.size(roi) == 0 else np.asarray(roi, np.float64).ravel()
-    if roi is not None and roi.size != 2 * len(axes):
-        ctx.fail(node, f"roi of {roi.size} values does not give a start and an end for each of {len(axes)} axes")
+    if not math.isfinite(attribute(node, "cubic_coeff_a", -0.75)):
+        ctx.fail(node, f"attribute 'cubic_coeff_a'={attribute(node, 'cubic_coeff_a', -0.75)} is not finite")
     # The transforms that map by lengths take the output's length, not in * scale as the
     # reference does (ONNX Runtime's reading: the two differ where in * scale is no integer);
     # pytorch_half_pixel does so for an output of length 1 alone.
     transform = text(attribute(node, "coordinate_transformation_mode", "half_pixel"))
     if _scales_only(ctx, node):
         transform = "asymmetric"
+    roi = None if roi is None or np.size(roi) == 0 or transform != "tf_crop_and_resize" \
+        else np.asarray(roi, np.float64).ravel()  # read by tf_crop_and_resize alone
+    if roi is not None and (roi.size != 2 * len(axes) or not np.all(np.isfinite(roi))):
+        ctx.fail(node, f"roi {roi.tolist()} does not give a finite start and end for each of {len(axes)} axes")
     weights = [None] * rank
     for k, axis in enumerate(axes):
         length = int(sizes[k]) if sizes is not None else int(float(scales[k]) * x.shape[axis])
