@@ -14,8 +14,8 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from edgeseq_runtime.model import StreamingModel
 from edgeseq_runtime.isa import GRU, HEADER, OPCODE, RECORD
+from edgeseq_runtime.model import StreamingModel
 from edgeseq_runtime.plan import ALIGN, PlanBuilder
 from onnx import TensorProto, helper
 from support import silero_files

@@ -88,7 +88,8 @@ def c_name(index: int) -> str:
 
 def records(path: Path, **options):
     """(opcode, fields) of every instruction of the model's plan for one stream."""
-    code = edgeseq_runtime.lower_model(path, batch=1, options=edgeseq_runtime.LoadOptions(**options)).plan.code
+    options = edgeseq_runtime.LoadOptions(**options)
+    code = edgeseq_runtime.lower_model(path, batch=1, options=options, lean=True).plan.code  # codegen's plan
     pc = int(code[isa.HEADER.START])
     while pc < code[isa.HEADER.END]:
         yield int(code[pc + isa.RECORD.OPCODE]), code[pc + isa.RECORD.FIELDS:pc + code[pc + isa.RECORD.LENGTH]]
@@ -346,8 +347,8 @@ def test_silero_nan_chunk_leaves_the_state_bytes_untouched(silero_builds, chunks
     lines = [line.split(";") for line in result.stdout.splitlines()]
     assert [int(status) for status, _, _ in lines] == [0, 0, 0, 0, NOT_FINITE, 0, 0]
     arenas = [np.array([int(bits, 16) for bits in arena.split()], np.uint32) for _, _, arena in lines]
-    states = edgeseq_runtime.lower_model(silero_builds.onnx_path("vad6"), batch=1,
-                                         options=edgeseq_runtime.LoadOptions(context=64)).states
+    states = edgeseq_runtime.lower_model(silero_builds.onnx_path("vad6"), batch=1, lean=True,
+                                         options=edgeseq_runtime.LoadOptions(context=64)).states  # codegen's plan
     assert {slot.name for slot in states} == {"h", "c", "input.context"}
     for slot in states:
         region = slice(slot.offset, slot.offset + slot.size)

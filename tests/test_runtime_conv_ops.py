@@ -17,6 +17,7 @@ from support.front_end_models import front_end_model
 
 import edgeseq_runtime
 from edgeseq_runtime import ModelError, isa
+from edgeseq_runtime.model import StreamingModel
 
 STEPS = 6
 RTOL = 1e-5
@@ -227,7 +228,21 @@ CASES = [
 def test_op_streams_as_the_references_compute_it(tmp_path, case):
     kwargs = {"opset": case.opset} if case.opset else {}
     model = front_end_model(tmp_path, case.nodes, case.x_shape, case.initializers, **kwargs)
-    m = edgeseq_runtime.load(str(model.path))
+    assert_streams_as_the_references(edgeseq_runtime.load(str(model.path)), model, case)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.name.startswith("conv")], ids=lambda c: c.name)
+def test_a_lean_plan_streams_convs_as_the_references_compute_them(tmp_path, case):
+    """The plan codegen makes for microcontrollers (lower_model(lean=True): one output position
+    of a Conv at a time, its patch read in place where it can be) in the Python runtime: the same
+    numbers, in an arena no larger."""
+    model = front_end_model(tmp_path, case.nodes, case.x_shape, case.initializers)
+    lean = edgeseq_runtime.lower_model(str(model.path), lean=True)
+    assert lean.plan.arena.size <= edgeseq_runtime.lower_model(str(model.path)).plan.arena.size
+    assert_streams_as_the_references(StreamingModel(lean, 1, str(model.path)), model, case)
+
+
+def assert_streams_as_the_references(m, model, case):
     xs = rng.uniform(-1, 1, (STEPS, int(np.prod(case.x_shape)))).astype(np.float32)
     if case.positive:
         xs = np.abs(xs) + 0.1

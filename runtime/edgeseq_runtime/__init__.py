@@ -47,9 +47,12 @@ def load(path, batch: int = 1, *, constants=None, state=None, input_shape=None, 
     return StreamingModel(lower_model(path, batch, options), batch, os.fspath(path))
 
 
-def lower_model(path, batch: int = 1, options: LoadOptions | None = None, **fields) -> LoweredModel:
+def lower_model(path, batch: int = 1, options: LoadOptions | None = None, *, lean: bool = False,
+                **fields) -> LoweredModel:
     """Read and lower an ONNX model into the plan that the runtime (and generated C) executes;
-    ``options`` (or its fields by name: constants, state, input_shape, context) as for ``load``."""
+    ``options`` (or its fields by name: constants, state, input_shape, context) as for ``load``.
+    ``lean``: the plan with the least arena rather than the fastest (a Conv computes one output
+    position at a time), what code generation makes for microcontrollers."""
     if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
         raise ValueError(f"batch must be a positive int; got {batch!r}")
     if fields:
@@ -57,4 +60,4 @@ def lower_model(path, batch: int = 1, options: LoadOptions | None = None, **fiel
             raise TypeError("give lower_model either options or its fields, not both")
         options = LoadOptions(**fields)
     path = os.fspath(path)
-    return lower(read_model(path), path, batch, options)
+    return lower(read_model(path), path, batch, options, lean)

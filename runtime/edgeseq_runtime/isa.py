@@ -405,18 +405,19 @@ EMBEDDING = _instruction("EMBEDDING", 9, "y[r] = table[ids[r]], each id checked 
 POSITIVE = Slot("count, at least 1", minimum=1)
 
 def _conv_scratch(f) -> int:
-    """One output position's product (c_out floats), then room to gather its patch unless every
-    patch is a run of X: one input channel per group, one row of taps, no dilation, and the first
-    and last positions' taps inside the input (kernels.conv_f32)."""
-    in_place = (f["c_in"] == f["group"] and f["k_h"] == 1 and f["dilation_w"] == 1 and f["pad_top"] == 0
-                and f["pad_left"] <= 0 and (f["out_h"] - 1) * f["stride_h"] < f["in_h"]
+    """The products of ``rows`` output positions (rows * c_out floats), then room to gather their
+    patches, unless rows is 1 and every patch is a run of X: one input channel per group, one
+    row of taps, no dilation, and the first and last positions' taps inside the input
+    (kernels.conv_f32)."""
+    in_place = (f["rows"] == 1 and f["c_in"] == f["group"] and f["k_h"] == 1 and f["dilation_w"] == 1
+                and f["pad_top"] == 0 and f["pad_left"] <= 0 and (f["out_h"] - 1) * f["stride_h"] < f["in_h"]
                 and (f["out_w"] - 1) * f["stride_w"] - f["pad_left"] + f["k_w"] <= f["in_w"])
-    return f["c_out"] + (0 if in_place else f["c_in"] // f["group"] * f["k_h"] * f["k_w"])
+    return f["rows"] * (f["c_out"] + (0 if in_place else f["c_in"] // f["group"] * f["k_h"] * f["k_w"]))
 
 
 CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D convs with in_h = 1: "
-                    "one output position at a time, its input patch (read where it lies in X, or "
-                    "gathered) times the filters of each group (kernels.conv_f32)", [
+                    "``rows`` output positions at a time, their input patches (read where they lie "
+                    "in X, or gathered) times the filters of each group (kernels.conv_f32)", [
     ("x", ARENA, "X, (batch, c_in, in_h, in_w)"),
     ("y", ARENA, "Y, (batch, c_out, y_width), the output positions written out_h*out_w of each y_width"),
     ("batch", COUNT), ("c_in", COUNT), ("in_h", COUNT), ("in_w", COUNT),
@@ -433,8 +434,10 @@ CONV = _instruction("CONV", 10, "ONNX Conv over (batch, c_in, in_h, in_w), 1-D c
     ("b", WEIGHTS_OR_NONE, "B, (c_out,)"),
     ("activate", FLAG, "1: act applies to Y (an activation that was the Conv's only reader)"),
     ("act", _FUNCTION),
-    ("scratch", SCRATCH, "one position's product (c_out), then its patch (c_in/group*k_h*k_w) where "
-                         "patches are gathered"),
+    ("rows", POSITIVE, "output positions per pass: all of them (one matrix product, fast), or 1 (the "
+                       "least scratch, for microcontrollers: lower_model's lean)"),
+    ("scratch", SCRATCH, "the passes' products (rows, c_out), then their patches (rows, c_in/group*k_h*k_w) "
+                         "where patches are gathered"),
 ], scratch=_conv_scratch)
 
 UNARY_FUNCTION = _group("UNARY_FUNCTION", "the elementwise functions of UNARY (alpha, beta as the ONNX op "

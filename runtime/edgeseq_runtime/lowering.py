@@ -57,10 +57,11 @@ class LoweredModel:
 class Lowering:
     """Walks the graph once; op handlers (``ops``) call back into it to allocate and emit."""
 
-    def __init__(self, graph: Graph, batch: int, options: LoadOptions):
+    def __init__(self, graph: Graph, batch: int, options: LoadOptions, lean: bool = False):
         self.graph = graph
         self.batch = batch
         self.options = options
+        self.lean = lean  # the least arena rather than the fastest plan (lower_model's lean)
         self._depth = 0  # If branches being lowered, nested
         self.branches: dict[str, str] = {}  # {If's first output: "then_branch" or "else_branch"}
         self.builder = PlanBuilder()
@@ -514,12 +515,13 @@ class Lowering:
         return tuple(shape), batch_axis
 
 
-def lower(model: onnx.ModelProto, path: str, batch: int, options: LoadOptions | None = None) -> LoweredModel:
+def lower(model: onnx.ModelProto, path: str, batch: int, options: LoadOptions | None = None,
+          lean: bool = False) -> LoweredModel:
     options = options or LoadOptions()
     graph = Graph(model, path)
     _fix_constants(graph, options.constants)
     try:
-        return Lowering(graph, batch, options).lower()
+        return Lowering(graph, batch, options, lean).lower()
     except OverflowError as e:
         raise ModelError(f"{path}: {e}") from None
 

@@ -1,7 +1,7 @@
 """``edgeseq codegen``: an ONNX model -> a self-contained C99 folder that firmware compiles as is.
 
-The generated ``NAME.c`` is data only: the plan that ``edgeseq_runtime.lower_model`` makes for one
-stream (instructions, float and int8 weights, the non-zero parts of the initial arena) as
+The generated ``NAME.c`` is data only: the lean plan that ``edgeseq_runtime.lower_model`` makes for
+one stream (the least arena: a Conv computes one output position at a time) (instructions, float and int8 weights, the non-zero parts of the initial arena) as
 ``static const`` arrays, and two one-line functions that hand it to the C runtime. The logic is
 the hand-written runtime in ``c_runtime/`` (copied alongside), which interprets the same plan,
 decoded with the names of ``edgeseq_plan.h`` (written from ``edgeseq_runtime.isa``), with the
@@ -89,7 +89,7 @@ def generate(model_path, out_dir, name: str | None = None, load_options: LoadOpt
     model_path, out_dir = Path(model_path), Path(out_dir)
     name = check_name(name if name is not None else identifier_from(model_path.stem),
                       derived=name is None)
-    lowered = lower_model(model_path, batch=1, options=load_options)
+    lowered = lower_model(model_path, batch=1, options=load_options, lean=True)  # a microcontroller's arena
     image = plan_image(lowered, model_path)
     sources = {
         f"{name}.h": render_header(name, lowered, image, model_path.name),

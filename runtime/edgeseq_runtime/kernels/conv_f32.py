@@ -1,17 +1,18 @@
-"""ONNX Conv, float32 or int8 filters: one output position at a time, a row of the product
-through the blocked tiles.
+"""ONNX Conv, float32 or int8 filters: ``rows`` output positions at a time, their rows of the
+product through the blocked tiles.
 
-Fields: ``isa.CONV``. For each stream, output position and group, the input patch the position
-reads (c_in/group channels x k_h x k_w taps, zeros where the pads are) meets the group's filters
-in one ``matvec.project``. Where the patch is a run of X as it lies (one input channel per group,
-one row of taps, no dilation, no padding reached: an STFT's frames) the product reads it there;
-otherwise it is gathered into the scratch. The product of one position, c_out floats, starts
-from the bias, takes the activation when the Conv has one (``activate``: an activation that
-read nothing but the Conv's result), and is written to its column of Y, so the scratch holds
-one position, not all of them (isa.CONV's scratch: what a microcontroller's arena peaks at).
-The order of terms is fixed, so ``run`` and ``step`` agree bit for bit. When only some output
-positions are read (the planner knows), only those are computed, and Y's channels are then
-``y_width`` apart::
+Fields: ``isa.CONV``. For each stream, pass of ``rows`` output positions and group, the input
+patches the positions read (c_in/group channels x k_h x k_w taps, zeros where the pads are) meet
+the group's filters in one ``matvec.project``: with rows = every position (the plan ``load``
+makes), the register-blocked tiles load each filter value once for four positions; with rows = 1
+(``lower_model(lean=True)``, what codegen makes for microcontrollers) the scratch holds one
+position, and a patch that is a run of X as it lies (one input channel per group, one row of
+taps, no dilation, no padding reached: an STFT's frames) is read there, not gathered. The
+products start from the bias, take the activation when the Conv has one (``activate``: an
+activation that read nothing but the Conv's result), and are written to their columns of Y.
+The tiles compute every output the same way whatever the rows, so ``run`` and ``step`` agree
+bit for bit, and both plans give the same numbers. When only some output positions are read
+(the planner knows), only those are computed, and Y's channels are then ``y_width`` apart::
 
     Y[n, co, oh, ow] = B[co] + sum over ci, i, j of
         W[co, ci, i, j] * X[n, g*c_in/group + ci, oh*stride_h + i*dilation_h - pad_top,
@@ -33,27 +34,30 @@ def conv_f32(code, p, w, q, a):
     c_out, out_h, out_w, group = code[p + CONV.C_OUT], code[p + CONV.OUT_H], code[p + CONV.OUT_W], code[p + CONV.GROUP]
     c_in_g, c_out_g = c_in // group, c_out // group
     taps = c_in_g * code[p + CONV.K_H] * code[p + CONV.K_W]
-    scratch, width = code[p + CONV.SCRATCH], code[p + CONV.Y_WIDTH]
-    product = matrix(a, scratch, 1, c_out)
-    gathered = matrix(a, scratch + c_out, 1, taps)  # room for it only when some patch is gathered
-    image = c_in * in_h * in_w
+    scratch, width, rows = code[p + CONV.SCRATCH], code[p + CONV.Y_WIDTH], code[p + CONV.ROWS]
+    positions, image = out_h * out_w, c_in * in_h * in_w
     for n in range(batch):
         x = code[p + CONV.X] + n * image
         y = code[p + CONV.Y] + n * c_out * width
-        for r in range(out_h * out_w):
-            fill(product[0], w, code[p + CONV.B])
+        for first in range(0, positions, rows):
+            count = min(rows, positions - first)
+            product = matrix(a, scratch, count, c_out)
+            for r in range(count):
+                fill(product[r], w, code[p + CONV.B])
             for g in range(group):
-                start = _patch_in_place(code, p, x, g * c_in_g, r)
+                start = _patch_in_place(code, p, x, g * c_in_g, first) if rows == 1 else -1
                 if start >= 0:
-                    patch = matrix(a, start, 1, taps)
+                    patches = matrix(a, start, 1, taps)
                 else:
-                    _gather(code, p, a, x, g * c_in_g, r, gathered[0])
-                    patch = gathered
-                project(code, p + CONV.W, w, q, c_out, g * c_out_g, patch, product, g * c_out_g, c_out_g)
-            if code[p + CONV.ACTIVATE]:
-                apply_encoded(code, p + CONV.ACT, w, product[0])
-            for co in range(c_out):
-                a[y + co * width + r] = product[0, co]
+                    patches = matrix(a, scratch + rows * c_out, count, taps)
+                    for r in range(count):
+                        _gather(code, p, a, x, g * c_in_g, first + r, patches[r])
+                project(code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
+            for r in range(count):
+                if code[p + CONV.ACTIVATE]:
+                    apply_encoded(code, p + CONV.ACT, w, product[r])
+                for co in range(c_out):
+                    a[y + co * width + first + r] = product[r, co]
 
 
 @njit(**JIT_OPTIONS)

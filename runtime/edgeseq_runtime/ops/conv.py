@@ -129,7 +129,8 @@ def _emit_conv(ctx, x, w, b, group, kernel, strides, dilations, begin, out, outp
                      pad_left=begin[1] - first * strides[1], y_width=math.prod(y.shape[2:]),
                      w=ctx.builder.matrix(_as_matrix(w), out_axis=0), b=-1 if b is None else ctx.builder.constant(b),
                      activate=int(activation is not None),
-                     act=activation_operand(ctx, activation) if activation is not None else IDENTITY)
+                     act=activation_operand(ctx, activation) if activation is not None else IDENTITY,
+                     rows=1 if ctx.lean else math.prod(y.shape[2:]))
     for user, held in slices or []:  # element f of the full result is Y's (f // width, f % width - first)
         ctx.absorb(user, ctx.from_addresses(y.offset + held // out[0] * (end - first) + held % out[0] - first))
     return y

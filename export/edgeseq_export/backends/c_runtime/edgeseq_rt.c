@@ -551,7 +551,7 @@ static void softmax_f32(const int32_t *args, float *a)
     }
 }
 
-/* ---- conv_f32.py: one output position at a time, its patch times each group's filters ------- */
+/* ---- conv_f32.py: `rows` output positions at a time, their patches times each group's filters */
 
 /* Output position r's patch of channel `first` where it is a run of X as it lies (one channel per
  * group, one row of taps, no dilation, inside the input), else NULL. x is X of one stream. */
@@ -611,32 +611,40 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
     const int32_t batch = args[EDGESEQ_CONV_BATCH], c_in = args[EDGESEQ_CONV_C_IN];
     const int32_t c_out = args[EDGESEQ_CONV_C_OUT], group = args[EDGESEQ_CONV_GROUP];
     const int32_t positions = args[EDGESEQ_CONV_OUT_H] * args[EDGESEQ_CONV_OUT_W];
-    const int32_t c_in_g = c_in / group, c_out_g = c_out / group;
+    const int32_t c_in_g = c_in / group, c_out_g = c_out / group, rows = args[EDGESEQ_CONV_ROWS];
     const int32_t taps = c_in_g * args[EDGESEQ_CONV_K_H] * args[EDGESEQ_CONV_K_W];
     const int32_t image = c_in * args[EDGESEQ_CONV_IN_H] * args[EDGESEQ_CONV_IN_W];
     const int32_t width = args[EDGESEQ_CONV_Y_WIDTH], bias = args[EDGESEQ_CONV_B];
-    float *product = a + args[EDGESEQ_CONV_SCRATCH]; /* one position's c_out outputs */
-    float *gathered = product + c_out;               /* room for a patch where any is gathered */
-    int32_t n, g, r, co;
+    float *product = a + args[EDGESEQ_CONV_SCRATCH]; /* (rows, c_out) */
+    float *gathered = product + (size_t)rows * (size_t)c_out; /* (rows, taps) where patches are gathered */
+    int32_t n, g, first, r, co;
     for (n = 0; n < batch; n++) {
         const float *x = a + args[EDGESEQ_CONV_X] + n * image;
         float *y = a + args[EDGESEQ_CONV_Y] + n * c_out * width;
-        for (r = 0; r < positions; r++) {
-            fill(product, c_out, model->weights, bias);
+        for (first = 0; first < positions; first += rows) {
+            const int32_t count = positions - first < rows ? positions - first : rows;
+            for (r = 0; r < count; r++) {
+                fill(product + r * c_out, c_out, model->weights, bias);
+            }
             for (g = 0; g < group; g++) {
-                const float *patch = conv_patch_in_place(args, x, g * c_in_g, r);
-                if (patch == NULL) {
-                    conv_gather(args, x, g * c_in_g, c_in_g, r, gathered);
-                    patch = gathered;
+                for (r = 0; r < count; r++) {
+                    const float *patch = rows == 1 ? conv_patch_in_place(args, x, g * c_in_g, first) : NULL;
+                    if (patch == NULL) {
+                        float *row = gathered + (size_t)r * (size_t)taps;
+                        conv_gather(args, x, g * c_in_g, c_in_g, first + r, row);
+                        patch = row;
+                    }
+                    accumulate(args + EDGESEQ_CONV_W, model, c_out, g * c_out_g, patch, taps,
+                               product + r * c_out + g * c_out_g, c_out_g);
                 }
-                accumulate(args + EDGESEQ_CONV_W, model, c_out, g * c_out_g, patch, taps,
-                           product + g * c_out_g, c_out_g);
             }
-            if (args[EDGESEQ_CONV_ACTIVATE]) {
-                activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product, c_out);
-            }
-            for (co = 0; co < c_out; co++) {
-                y[co * width + r] = product[co];
+            for (r = 0; r < count; r++) {
+                if (args[EDGESEQ_CONV_ACTIVATE]) {
+                    activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product + r * c_out, c_out);
+                }
+                for (co = 0; co < c_out; co++) {
+                    y[co * width + first + r] = product[r * c_out + co];
+                }
             }
         }
     }
