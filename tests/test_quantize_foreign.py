@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
+from edgeseq_export.backends import audio_variants
 from edgeseq_export.backends.quantize import METADATA_KEY, QuantizationError, quantize
 from onnx import TensorProto, helper, numpy_helper
 from support import audio, silero_files
@@ -161,6 +162,30 @@ def test_calibration_wav_is_cut_into_steps_of_the_step_input(tmp_path):
     assert from_cut.steps == 100 and from_cut.max_abs_error == from_npy.max_abs_error
 
 
+def test_audio_variants_are_louder_quieter_noisier_faster_and_slower_copies():
+    """Each variant of a 1 kHz tone, checked by its level and its spectrum (numpy's FFT): the same
+    every call, in rows as wide as the steps."""
+    rate, width = 16000, 64
+    tone = (0.5 * np.sin(2 * np.pi * 1000 * np.arange(rate) / rate)).astype(np.float32).reshape(-1, width)
+    made = dict(zip(audio_variants.NAMES, audio_variants.variants(tone), strict=True))
+    assert all(np.array_equal(a, b) for a, b in zip(made.values(), audio_variants.variants(tone)))
+    assert all(v.dtype == np.float32 and v.shape[1] == width for v in made.values())
+
+    def peak_hz(rows):
+        samples = rows.ravel().astype(np.float64)
+        return np.argmax(np.abs(np.fft.rfft(samples))) * rate / len(samples)
+
+    np.testing.assert_allclose(made["-12 dB"], tone * 0.25, rtol=1e-6)
+    assert np.abs(made["+8 dB clipped"]).max() == 1 and np.mean(np.abs(made["+8 dB clipped"]) == 1) > 0.3
+    assert np.std(made["white noise"] - tone) == pytest.approx(0.01, rel=0.05)
+    rumble = (made["brown noise"] - tone).ravel()
+    spectrum = np.abs(np.fft.rfft(rumble)) ** 2
+    assert np.std(rumble) == pytest.approx(0.03, rel=0.05)
+    assert spectrum[:len(spectrum) // 16].sum() > 0.9 * spectrum.sum()  # under 500 Hz: brown, not white
+    assert peak_hz(made["speed x0.85"]) == pytest.approx(850, abs=2)
+    assert peak_hz(made["speed x1.15"]) == pytest.approx(1150, abs=2)
+
+
 @pytest.mark.parametrize(("content", "message"), [
     (b"RIFF\x00\x00", "not a PCM WAV file"),
     (None, "expected mono"),
@@ -201,6 +226,27 @@ def test_tolerance_keeps_the_sensitive_weights_float_and_records_it(tmp_path):
     assert set(report.unreached) == {name for name in report.precisions if name.startswith("else_")}
     expected = onnx_runtime_steps(source, xs, FIXED, STATE)
     assert np.abs(onnx_runtime_steps(tmp_path / "mixed.onnx", xs, FIXED, STATE) - expected).max() <= tolerance * 1.001
+
+
+def test_a_tolerance_on_a_wav_holds_on_its_louder_quieter_noisier_faster_and_slower_copies(tmp_path):
+    """Under a tolerance with a WAV, the file written stays within it (ONNX Runtime on it against
+    ONNX Runtime on the fp32 file) on the calibration and on each variant of it, and the report
+    names them. Before, it held on the calibration alone: every weight int8, 2.2x the tolerance on
+    a variant."""
+    source = silero_like(tmp_path / "model.onnx")
+    rng = np.random.default_rng(7)
+    envelope = np.repeat(rng.uniform(0.1, 0.3, 40), 30)  # a loudness that changes every 10 steps
+    samples = np.round(envelope * np.sin(np.arange(1200) / 3) * 32767) / 32768
+    audio.write_wav(tmp_path / "calibration.wav", samples.astype(np.float32))
+    steps = samples.reshape(-1, INPUTS).astype(np.float32)
+    all_int8 = quantize(source, tmp_path / "all.onnx", calibration=tmp_path / "calibration.wav", load_options=OPTIONS)
+    tolerance = all_int8.max_abs_error  # what every weight int8 moves the outputs by on the calibration alone
+    report = quantize(source, tmp_path / "q.onnx", calibration=tmp_path / "calibration.wav", tolerance=tolerance,
+                      load_options=OPTIONS)
+    assert report.passed and report.variants == audio_variants.NAMES
+    for stream in (steps, *audio_variants.variants(steps)):
+        expected = onnx_runtime_steps(source, stream, FIXED, STATE)
+        assert np.abs(onnx_runtime_steps(tmp_path / "q.onnx", stream, FIXED, STATE) - expected).max() <= tolerance * 1.001
 
 
 def test_a_tolerance_that_no_int8_weight_meets_is_refused(tmp_path):

@@ -29,7 +29,8 @@ def variants(steps: np.ndarray) -> list[np.ndarray]:
     samples = steps.astype(np.float64).ravel()
     width = steps.shape[1]
     brown = np.cumsum(rng.standard_normal(len(samples)))
-    brown -= np.convolve(brown, np.ones(BROWN_CUTOFF) / BROWN_CUTOFF, "same")
+    window = min(BROWN_CUTOFF, len(samples))  # "same" on a shorter stream would return the window's length
+    brown -= np.convolve(brown, np.ones(window) / window, "same")
     brown *= BROWN_NOISE / max(float(brown.std()), np.finfo(float).tiny)
     streams = [samples * QUIETER, np.clip(samples * LOUDER, -1, 1),
                samples + rng.normal(0, WHITE_NOISE, len(samples)), samples + brown]
