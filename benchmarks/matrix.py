@@ -6,7 +6,8 @@ LSTM, GRU and RNN x (input/hidden/layers) 1/32/1, 16/64/1, 40/128/2, 64/256/1 x 
 256 x fp32, int8. Per configuration: the median time of one ``step`` from Python for edgeseq,
 ONNX Runtime (``InferenceSession.run`` with the state fed back) and PyTorch eager (fp32; PyTorch
 has no int8 recurrent layers), one thread each, the engines taking turns; and edgeseq's ``run``
-throughput. Then the issue's targets as ratios measured in this same run. Asserts nothing.
+throughput. Then how ``step`` and ``run`` scale with two threads, each on its own ``clone()``
+(``threads.py``), and the issue's targets as ratios measured in this same run. Asserts nothing.
 
 The models are plain ``torch.nn`` recurrent layers with a Linear head to one output, exported
 and quantized by edgeseq itself (``step_models``).
@@ -35,8 +36,10 @@ from edgeseq_export.backends.bench import (
     step_latencies,
 )
 from step_models import CELLS, StepShape, build, export, quantized, torch_stepper
+from threads import gil_kept, steps_per_second
 
 SIZES = ((1, 32, 1), (16, 64, 1), (40, 128, 2), (64, 256, 1))
+THREAD_SIZES, THREAD_BATCHES = ((16, 64, 1), (64, 256, 1)), (1, 16)  # the thread-scaling table's cells
 BATCHES = (1, 16, 256)
 OUTPUT_SIZE = 1
 MACS_16_64 = {"GRU": 3 * 64 * (16 + 64) + 64, "LSTM": 4 * 64 * (16 + 64) + 64}  # per stream-step, head included
@@ -81,6 +84,24 @@ def stream_share(cell: str, folder: Path, calls: int) -> float:
     latency = step_latencies({"1": lambda _: one.step(x1), "256": lambda _: many.step(x256)}, None,
                              calls=calls, warmup=max(20, calls // 5), run_length=20)
     return latency["256"].median_us / 256 / latency["1"].median_us
+
+
+def thread_scaling(shape: StepShape, folder: Path, batch: int, seconds: float) -> dict[str, float]:
+    """Stream-steps per second of two threads over one thread's, each thread with its own
+    ``clone()``, for ``run`` (long enough to take about ``seconds``) and for ``step`` (a tenth as
+    many calls)."""
+    model = edgeseq_runtime.load(folder / f"{shape.name}.onnx", batch=batch)
+    xs = np.random.default_rng(3).standard_normal((100, batch, shape.input_size) if batch > 1
+                                                  else (100, shape.input_size)).astype(np.float32)
+    model.clone().run(xs)
+    steps = max(200, int(seconds / (seconds_of(model.clone().run, xs) / 100)))
+    xs = np.resize(xs, (steps, *xs.shape[1:]))
+    scaling = {"gil": "kept" if gil_kept(model) else "released"}
+    for calls, n in (("run", steps), ("step", steps // 10)):
+        one = max(steps_per_second(model, 1, xs[:n], calls) for _ in range(3))
+        two = max(steps_per_second(model, 2, xs[:n], calls) for _ in range(3))
+        scaling[calls] = two / one
+    return scaling
 
 
 def linear_growth(folder: Path) -> tuple[float, float, float]:
@@ -131,9 +152,21 @@ def main(argv=None) -> None:
                            f"{f['run_steps_per_s'] / f['ort_run_steps_per_s']:.2f}x |")
                     lines.append(row)
                     print(row, flush=True)
+        threads = {(cell, size, batch): thread_scaling(StepShape(cell, *size, OUTPUT_SIZE), folder, batch,
+                                                       0.05 if args.quick else 0.2)
+                   for cell in CELLS for size in THREAD_SIZES for batch in THREAD_BATCHES}
         short, long, ratio = linear_growth(folder)
         shares = {cell: stream_share(cell, folder, 2000 if args.quick else 10_000) for cell in ("GRU", "LSTM")}
     numba_import = min(_seconds([sys.executable, "-c", "import numba"]) for _ in range(3))
+    lines += ["", "## Threads", "",
+              "Two threads, each stepping its own `clone()` of the fp32 model, against one: stream-steps per "
+              "second of both over one thread's (2.00x: each core as fast as alone). GIL: whether a `step` "
+              "call of that model releases it (a call under `RELEASE_GIL_WEIGHTS` keeps it, see "
+              "`StreamingModel`); `run` over many steps releases it.", "",
+              "| cell | in/hidden/layers | batch | step GIL | step, 2 threads | run, 2 threads |",
+              "| --- | --- | ---: | --- | ---: | ---: |"]
+    for (cell, size, batch), t in threads.items():
+        lines.append(f"| {cell} | {'/'.join(map(str, size))} | {batch} | {t['gil']} | {t['step']:.2f}x | {t['run']:.2f}x |")
     lines += ["", "## Targets", ""]
     for cell in ("GRU", "LSTM"):
         f = figures[cell, (16, 64, 1), 1]["fp32"]
@@ -153,6 +186,11 @@ def main(argv=None) -> None:
             r = figures[cell, size, 1]
             lines.append(f"- {cell} {'/'.join(map(str, size))} int8 `step`: {r['int8']['edgeseq'] / r['fp32']['edgeseq']:.2f}x "
                          f"the fp32 time (target <= {target}x).")
+    released = [t for t in threads.values() if t["gil"] == "released"]
+    lines.append(f"- Two threads on their own clones: `run` {min(t['run'] for t in threads.values()):.2f}-"
+                 f"{max(t['run'] for t in threads.values()):.2f}x one thread's stream-steps, `step` "
+                 f"{min(t['step'] for t in released):.2f}-{max(t['step'] for t in released):.2f}x where the "
+                 f"call releases the GIL (target >= 1.8x; see Threads).")
     lines.append(f"- `run` of a GRU 16/64/1: 10,000 steps {short:.3f} s, 1,000,000 steps {long:.2f} s: "
                  f"{ratio:.0f}x (target 100x +-15%).")
     with tempfile.TemporaryDirectory() as directory:
@@ -162,7 +200,7 @@ def main(argv=None) -> None:
                  f"not counted), {warm / numba_import:.1f}x the whole of `python -c \"import numba\"` "
                  f"({numba_import:.2f} s) (target <= 2.5x).")
     args.out.write_text("\n".join(lines) + "\n")
-    print("\n".join(lines[-9:]))
+    print("\n".join(lines[lines.index("## Threads"):]))
 
 
 def _seconds(command) -> float:
