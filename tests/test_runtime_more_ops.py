@@ -120,6 +120,16 @@ CASES = {
            ("k 3", 3, {}), ("k 3 smallest", 3, {"largest": 0}), ("k 2 axis 1", 2, {"axis": 1}),
            ("k 6, all", 6, {"axis": 2}), ("k 1 smallest axis -2", 1, {"axis": -2, "largest": 0}),
        ]},
+    # a reduction of no values: the constant ONNX defines, told apart by Equal from a value read elsewhere
+    **{f"{op.lower()} of an empty axis": (
+        [helper.make_node("Slice", ["x", "start", "end", "axes"], ["none"]),
+         helper.make_node(op, ["none", "reduced"], ["m"]),
+         helper.make_node("Equal", ["m", "expected"], ["same"]),
+         helper.make_node("Cast", ["same"], ["one"], to=TensorProto.FLOAT), node("Add", ["x", "one"])],
+        (1, 3, 6), [ints("start", [2]), ints("end", [2]), ints("axes", [axis]), ints("reduced", [axis]),
+                    ("expected", np.float32(value))], {"opset": 18})
+       for op, axis, value in [("ReduceMax", 1, -np.inf), ("ReduceMin", 1, np.inf), ("ReduceSum", 1, 0.0),
+                               ("ReduceProd", 1, 1.0), ("ReduceL2", 1, 0.0), ("ReduceLogSumExp", 1, -np.inf)]},
     # Resize nearest: each coordinate_transformation_mode with each nearest_mode, up and down
     **{f"resize nearest {mode} {rounding} x{scale}": (
         node("Resize", ["x", "roi", "scales"], coordinate_transformation_mode=mode, nearest_mode=rounding),
@@ -260,6 +270,9 @@ def step_inputs(options, size) -> np.ndarray:
     ([helper.make_node("Slice", ["x", "start", "end", "axes"], ["none"]), node("ArgMax", ["none"], axis=1)],
      [ints("start", [2]), ints("end", [2]), ints("axes", [1])], 18,
      r"axis 1 of data of shape \[1, 0, 6\] is empty: it has no maximum or minimum"),
+    ([helper.make_node("Slice", ["x", "start", "end", "axes"], ["none"]), node("ReduceMean", ["none", "axes"])],
+     [ints("start", [2]), ints("end", [2]), ints("axes", [1])], 18,
+     r"reduces empty axes \[1\] of data of shape \[1, 0, 6\], which gives no defined value"),
     (node("CumSum", ["x", "axis"], exclusive=2), [ints("axis", 2)], 18, r"attribute 'exclusive'=2 is not 0 or 1"),
     ([helper.make_node("ReduceMax", ["x"], ["m"], keepdims=0, axes=[0, 1, 2]),
       helper.make_node("Cast", ["m"], ["axis"], to=TensorProto.INT64), node("CumSum", ["x", "axis"])], [], 12,
@@ -297,7 +310,7 @@ def step_inputs(options, size) -> np.ndarray:
       node("Resize", ["x", "", "scales"])], [("one", np.ones(1, np.float32))], 13,
      r"input 'scales' is computed at run time; it must be constant"),
 ], ids=["gelu approximate erf", "mod fmod=2", "mod fmod=0 of floats before opset 28", "argmax select_last_index=2",
-        "argmin axis 3", "argmax of an empty axis", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
+        "argmin axis 3", "argmax of an empty axis", "reducemean of an empty axis", "cumsum exclusive=2", "cumsum axis at run time", "topk k past the axis", "topk k at run time",
         "resize mode area", "resize antialias shrinking 120-fold", "resize keep_aspect_ratio_policy",
         "resize tf_half_pixel_for_nn", "resize a millionfold", "resize to nothing", "resize by a NaN scale", "resize NaN roi", "resize infinite cubic_coeff_a", "resize linear on 3 axes", "resize scales at run time"])
 def test_what_stays_outside_is_refused_by_name(tmp_path, nodes, initializers, opset, reason):

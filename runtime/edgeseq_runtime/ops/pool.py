@@ -51,7 +51,7 @@ def lower_pool(ctx, node, inputs):
     for o, window in enumerate(windows):
         table[:, o, :window.size] = rows[:, window]
     gathered = ctx.from_addresses(table)
-    y = reduce_axes(ctx, gathered, [2], 0, REDUCE_FUNCTION.MAX if is_max else REDUCE_FUNCTION.SUM)
+    y = reduce_axes(ctx, node, gathered, [2], 0, REDUCE_FUNCTION.MAX if is_max else REDUCE_FUNCTION.SUM)
     if not is_max:
         scale = np.array([weights[w[0], o] if w.size else 0.0 for o, w in enumerate(windows)], np.float32)
         if any(not np.all(weights[w, o] == scale[o]) for o, w in enumerate(windows)):

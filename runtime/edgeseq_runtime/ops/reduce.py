@@ -43,7 +43,7 @@ def lower_reduce(ctx, node, inputs):
     axes = _axes(ctx, node, inputs, len(x.shape))
     if axes is None:
         return [x]
-    return [reduce_axes(ctx, x, axes, keepdims, REDUCE[node.op_type])]
+    return [reduce_axes(ctx, node, x, axes, keepdims, REDUCE[node.op_type])]
 
 
 ARG = {("ArgMax", 0): REDUCE_FUNCTION.ARG_MAX, ("ArgMin", 0): REDUCE_FUNCTION.ARG_MIN,
@@ -57,7 +57,7 @@ def lower_arg(ctx, node, inputs):
     axis, _, n, _ = _axis(ctx, node, x, attribute(node, "axis", 0))
     if n == 0:
         ctx.fail(node, f"axis {axis} of data of shape {list(x.shape)} is empty: it has no maximum or minimum")
-    return [reduce_axes(ctx, x, [axis], keepdims, ARG[node.op_type, last])]
+    return [reduce_axes(ctx, node, x, [axis], keepdims, ARG[node.op_type, last])]
 
 
 def _axis(ctx, node, x: Tensor, axis) -> tuple[int, int, int, int]:
@@ -120,22 +120,35 @@ def lower_global_pool(ctx, node, inputs):
     if len(x.shape) < 3:
         ctx.fail(node, f"X of shape {list(x.shape)} has no spatial axis to pool over")
     function = REDUCE_FUNCTION.MEAN if node.op_type == "GlobalAveragePool" else REDUCE_FUNCTION.MAX
-    return [reduce_axes(ctx, x, list(range(2, len(x.shape))), 1, function)]
+    return [reduce_axes(ctx, node, x, list(range(2, len(x.shape))), 1, function)]
 
 
-def reduce_axes(ctx, x: Tensor, axes: list[int], keepdims: int, function) -> Tensor:
+# What a reduction of no values is, as ONNX defines it (and ONNX Runtime computes it); the mean of
+# none is not defined (ONNX Runtime gives 0, the reference NaN), nor the index of the best
+EMPTY = {REDUCE_FUNCTION.SUM: 0.0, REDUCE_FUNCTION.PROD: 1.0, REDUCE_FUNCTION.MAX: -np.inf,
+         REDUCE_FUNCTION.MIN: np.inf, REDUCE_FUNCTION.L1: 0.0, REDUCE_FUNCTION.L2: 0.0,
+         REDUCE_FUNCTION.SUM_SQUARE: 0.0, REDUCE_FUNCTION.LOG_SUM: -np.inf, REDUCE_FUNCTION.LOG_SUM_EXP: -np.inf}
+
+
+def reduce_axes(ctx, node, x: Tensor, axes: list[int], keepdims: int, function) -> Tensor:
     """x reduced over ``axes`` (sorted) by ``function``, one REDUCE instruction (after one
-    indexed copy that gathers the axes last when they are not one contiguous run)."""
+    indexed copy that gathers the axes last when they are not one contiguous run). Over an
+    empty axis, the constant ONNX defines: the kernels always reduce one value or more."""
     source = x
     kept = [a for a in range(len(x.shape)) if a not in axes]
+    shape = [1 if a in axes else d for a, d in enumerate(source.shape)] if keepdims \
+        else [source.shape[a] for a in kept]
+    if any(x.shape[a] == 0 for a in axes):
+        if function not in EMPTY:
+            ctx.fail(node, f"reduces empty axes {axes} of data of shape {list(x.shape)}, which gives no "
+                           f"defined value")
+        return ctx.resident(np.full(shape, EMPTY[function], np.float32))
     if axes == list(range(axes[0], axes[-1] + 1)):
         outer, n = math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:axes[-1] + 1])
         inner = math.prod(x.shape[axes[-1] + 1:])
     else:
         x = ctx.from_addresses(x.addresses().transpose(kept + axes))
         outer, n, inner = math.prod(x.shape[:len(kept)]), math.prod(x.shape[len(kept):]), 1
-    shape = [1 if a in axes else d for a, d in enumerate(source.shape)] if keepdims \
-        else [source.shape[a] for a in kept]
     y = ctx.new_tensor(shape)
     ctx.builder.emit(isa.REDUCE, function=function, x=x.offset, y=y.offset, outer=outer, n=n, inner=inner)
     return y

@@ -63,7 +63,7 @@ def lower_resize(ctx, node, inputs):
         ctx.fail(node, f"sums {taps} inputs for each output; at most {MAX_TAPS} are supported")
     addresses, weights = _interpolated(x.addresses(), resized, extrapolation)
     products = emit_binary(ctx, node, BINARY_FUNCTION.MUL, ctx.from_addresses(addresses), weights)
-    return [reduce_axes(ctx, products, [len(products.shape) - 1], 0, REDUCE_FUNCTION.SUM)]
+    return [reduce_axes(ctx, node, products, [len(products.shape) - 1], 0, REDUCE_FUNCTION.SUM)]
 
 
 def _axis_weights(ctx, node, inputs) -> list[np.ndarray | None]:
