@@ -119,6 +119,7 @@ CASES = {
        for label, k, attrs in [
            ("k 3", 3, {}), ("k 3 smallest", 3, {"largest": 0}), ("k 2 axis 1", 2, {"axis": 1}),
            ("k 6, all", 6, {"axis": 2}), ("k 1 smallest axis -2", 1, {"axis": -2, "largest": 0}),
+           ("k 0, none: the LSTM behind takes no input", 0, {}),
        ]},
     # a reduction of no values: the constant ONNX defines, told apart by Equal from a value read elsewhere
     **{f"{op.lower()} of an empty axis": (

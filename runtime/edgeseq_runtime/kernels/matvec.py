@@ -226,7 +226,7 @@ def _one_row(x, b, m, col, out, out_col, n, scale):
     as a few sequential streams (what hardware prefetchers follow); an int8 one, a quarter the
     bytes, in one sweep (its scales apply to whole sums: see blocked)."""
     n_in, ld, os = x.shape[1], m.shape[1], out.shape[1]
-    step = K_BLOCK if scale is None and n_in * n > L1_ELEMENTS else n_in
+    step = K_BLOCK if scale is None and n_in * n > L1_ELEMENTS else max(n_in, 1)  # no inputs: no term
     for k0 in range(0, n_in, step):
         kn = min(step, n_in - k0)
         xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col
