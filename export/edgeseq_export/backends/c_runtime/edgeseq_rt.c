@@ -183,6 +183,16 @@ static void clip(float *v, int32_t n, float limit)
 
 /* ---- matvec.py: out += vec @ M[:, col:col+n_out], M input-major (n_in, ld) or output-major --- */
 
+/* a * b + c rounded once where the target has a fused multiply-add instruction (the Cortex-M4F's
+ * VFMA, x86's FMA3), as the Python runtime's tiles compute it; else rounded twice. (C99's
+ * FP_CONTRACT is off under -std=c99 in GCC, so the compiler does not fuse a * b + c itself, and
+ * fmaf without the instruction is a slow library call.) */
+#if defined(__ARM_FEATURE_FMA) || defined(__FMA__)
+#define MULTIPLY_ADD(a, b, c) fmaf((a), (b), (c))
+#else
+#define MULTIPLY_ADD(a, b, c) ((a) * (b) + (c))
+#endif
+
 static void accumulate_f32(const float *restrict vec, int32_t n_in, const float *restrict m,
                            int32_t ld, int32_t col, float *restrict out, int32_t n_out)
 {
@@ -192,14 +202,15 @@ static void accumulate_f32(const float *restrict vec, int32_t n_in, const float 
         const float *r0 = m + (size_t)k * (size_t)ld + (size_t)col;
         const float *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         for (j = 0; j < n_out; j++) {
-            out[j] += v0 * r0[j] + v1 * r1[j] + v2 * r2[j] + v3 * r3[j];
+            out[j] = MULTIPLY_ADD(v3, r3[j], MULTIPLY_ADD(v2, r2[j], MULTIPLY_ADD(v1, r1[j],
+                                  MULTIPLY_ADD(v0, r0[j], out[j]))));
         }
     }
     for (; k < n_in; k++) {
         const float vk = vec[k];
         const float *row = m + (size_t)k * (size_t)ld + (size_t)col;
         for (j = 0; j < n_out; j++) {
-            out[j] += vk * row[j];
+            out[j] = MULTIPLY_ADD(vk, row[j], out[j]);
         }
     }
 }
@@ -215,14 +226,15 @@ static void accumulate_i8(const float *restrict vec, int32_t n_in, const int8_t 
         const int8_t *r0 = m + (size_t)k * (size_t)ld + (size_t)col;
         const int8_t *r1 = r0 + ld, *r2 = r1 + ld, *r3 = r2 + ld;
         for (j = 0; j < n_out; j++) {
-            out[j] += scale[j] * (v0 * r0[j] + v1 * r1[j] + v2 * r2[j] + v3 * r3[j]);
+            const float s = MULTIPLY_ADD(v3, r3[j], MULTIPLY_ADD(v2, r2[j], MULTIPLY_ADD(v1, r1[j], v0 * r0[j])));
+            out[j] = MULTIPLY_ADD(scale[j], s, out[j]);
         }
     }
     for (; k < n_in; k++) {
         const float vk = vec[k];
         const int8_t *row = m + (size_t)k * (size_t)ld + (size_t)col;
         for (j = 0; j < n_out; j++) {
-            out[j] += scale[j] * (vk * row[j]);
+            out[j] = MULTIPLY_ADD(scale[j], vk * row[j], out[j]);
         }
     }
 }
@@ -237,7 +249,7 @@ static void dot_outputs_f32(const float *restrict vec, int32_t n_in, const float
         const float *row = m + (size_t)(col + j) * (size_t)n_in;
         float s = 0.0f;
         for (k = 0; k < n_in; k++) {
-            s += vec[k] * row[k];
+            s = MULTIPLY_ADD(vec[k], row[k], s);
         }
         out[j] += s;
     }
@@ -252,9 +264,9 @@ static void dot_outputs_i8(const float *restrict vec, int32_t n_in, const int8_t
         const int8_t *row = m + (size_t)(col + j) * (size_t)n_in;
         float s = 0.0f;
         for (k = 0; k < n_in; k++) {
-            s += vec[k] * row[k];
+            s = MULTIPLY_ADD(vec[k], row[k], s);
         }
-        out[j] += scale[j] * s;
+        out[j] = MULTIPLY_ADD(scale[j], s, out[j]);
     }
 }
 
