@@ -39,7 +39,15 @@ from onnx import helper, numpy_helper
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
 from . import audio_variants
-from .gptq import INT8_MAX, UNREADABLE, Curvature, features, gptq, inline_taken_branches, layer_inputs
+from .gptq import (
+    INT8_MAX,
+    UNREADABLE,
+    Curvature,
+    features,
+    gptq,
+    inline_taken_branches,
+    layer_inputs,
+)
 
 MODES = ("int8", "fp16")
 MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
