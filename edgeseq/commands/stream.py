@@ -59,8 +59,8 @@ def command(model, state_file, every, on_error, load_options):
 
     from ..compiling import announce
 
+    announce()  # before load: loading compiles the kernels the model uses on a new install
     stream = edgeseq_runtime.load(model, **load_options.fields())
-    announce()
     if state_file:
         _hold_lock(state_file)
     rows = 0  # consumed: read and, for a row that took a step, its output line written
