@@ -314,6 +314,11 @@ QUANTIZED_FRONT_ENDS = [
     conv("conv1d", (1, 3, 12), (16, 3, 3), pads=[1, 1]),
     conv("conv1d few filters (stored by output)", (1, 3, 12), (4, 3, 3), strides=[2]),
     conv("conv2d group", (1, 4, 5, 6), (8, 2, 3, 3), group=2),
+    # frames read in place, four at a time and the two left (the C runtime's lean plan)
+    conv("conv1d STFT-like, six frames", (1, 1, 96), (16, 1, 32), strides=[12]),
+    Case("conv1d depthwise in place + relu", [node("Conv", ["x", "W", "B"], ["conv"], group=2, strides=[3]),
+                                              node("Relu", ["conv"])],
+         (1, 2, 20), [("W", weights(16, 1, 5)), ("B", weights(16))]),
     conv_transpose("convtranspose1d", (1, 3, 5), (3, 2, 3), strides=[2], engines=("onnxruntime",)),
     Case("conv + batchnorm (folded into int8 filters)",
          [node("Conv", ["x", "W", "B"], ["conv"], pads=[1, 1]), node("BatchNormalization", ["conv", "s", "b", "m", "v"])],
