@@ -38,8 +38,8 @@ pytest.importorskip("edgeseq_export")
 # What the generated code and the runtime may call: libm functions that newlib has too (softmax,
 # softplus, the front ends' pointwise math) and the compiler's own block copies. Anything else
 # (malloc, printf, ...) would break the firmware promise.
-ALLOWED_CALLS = {"expf", "logf", "log1pf", "expm1f", "sqrtf", "powf", "erff", "floorf", "ceilf", "rintf",
-                 "memcpy", "memmove", "memset"}
+ALLOWED_CALLS = {"expf", "logf", "log1pf", "expm1f", "sqrtf", "powf", "erff", "floorf", "ceilf", "rintf", "sinf",
+                 "cosf", "tanhf", "fmodf", "memcpy", "memmove", "memset"}
 STRICT_WARNINGS = ["-Wvla", "-Wshadow", "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wundef",
                    "-Wcast-qual", "-Wdouble-promotion", "-Wconversion"]
 STACK_LIMIT = 1024  # bytes per function (gcc -Wstack-usage): any unbounded stack fails too
