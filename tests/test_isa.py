@@ -123,7 +123,8 @@ def test_the_plan_header_round_trips():
     assert parsed["OPCODE"] == {i.name: i.opcode for i in isa.INSTRUCTIONS}
     for declared in [*isa.INSTRUCTIONS, *isa.OPERANDS]:
         assert parsed[declared.name] == declared_offsets(declared.fields), declared.name
-    assert parsed["STATUS"] == dict(OK=0, NOT_FINITE=1, BAD_TOKEN=2, NULL_POINTER=3, BAD_INDEX=4, STATE_NOT_FINITE=5)
+    assert parsed["STATUS"] == dict(OK=0, NOT_FINITE=1, BAD_TOKEN=2, NULL_POINTER=3, BAD_INDEX=4, STATE_NOT_FINITE=5,
+                                  MISSING_FUNCTION=6)
     macros = [f"EDGESEQ_{name}_{member}" for name, members in parsed.items() for member in members]
     assert len(set(macros)) == len(macros) and set(macros) == set(plan_header.macros())
 

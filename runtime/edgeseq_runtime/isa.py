@@ -106,6 +106,7 @@ STATUS = _group("STATUS", "what a step returns: OK, or why it was refused (the s
     ("NULL_POINTER", 3, "C only: the state, input or output pointer is NULL"),
     ("BAD_INDEX", 4, "an embedding index computed in the step is outside its table"),
     ("STATE_NOT_FINITE", 5, "the step's new state holds NaN or Inf"),
+    ("MISSING_FUNCTION", 6, "C only: the plan calls a libm function the model's table does not link"),
 ])
 # The Python interpreter returns a status as kind * STATUS_SCALE + where: the flat index of the
 # offending input value for input checks, the step (from the call's first) for faults mid-run.

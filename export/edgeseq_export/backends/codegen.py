@@ -8,7 +8,13 @@ decoded with the names of ``edgeseq_plan.h`` (written from ``edgeseq_runtime.isa
 same equations and approximations as the Python runtime, so the C gives its numbers (within 1e-5).
 
 Written files: ``NAME.h`` (the API and the RAM/flash figures), ``NAME.c``, ``edgeseq_plan.h``,
-``edgeseq_rt.h``, ``edgeseq_rt.c``; each is replaced atomically.
+``edgeseq_rt.h``, ``edgeseq_rt.c``; each is replaced atomically. The last three are the same for
+every model, so several models may share a folder: what differs, such as the libm functions a
+model calls, travels in its ``NAME.c``. The runtime calls libm through the model's table
+(``edgeseq_rt_libm_t``), which names only the functions the plan calls (``libm_functions``), so that
+a firmware links the libm code of its own model's functions and no other (sinf, powf, erff and
+the like are kilobytes each on a Cortex-M); the runtime refuses a plan that calls one its table
+leaves out (``EDGESEQ_RT_MISSING_FUNCTION``) rather than compute with it.
 """
 
 from __future__ import annotations
@@ -35,6 +41,20 @@ ARGUMENT_COUNTS = {i.opcode: i.arguments for i in isa.INSTRUCTIONS if i.in_c}
 NOT_IN_C = {i.opcode: i.name for i in isa.INSTRUCTIONS if not i.in_c}
 INT32 = np.iinfo(np.int32)
 
+# The members of edgeseq_rt_libm_t that each instruction's function calls in edgeseq_rt.c (its
+# unary_linked, binary_linked, softmax_f32 and reduce_f32 check the same ones before they run).
+UNARY_LIBM = {
+    isa.UNARY_FUNCTION.POW: ("powf",), isa.UNARY_FUNCTION.EXP: ("expf",), isa.UNARY_FUNCTION.LOG: ("logf",),
+    isa.UNARY_FUNCTION.SELU: ("expm1f",), isa.UNARY_FUNCTION.FLOOR: ("floorf",),
+    isa.UNARY_FUNCTION.CEIL: ("ceilf",), isa.UNARY_FUNCTION.ERF: ("erff",), isa.UNARY_FUNCTION.GELU: ("erff",),
+    isa.UNARY_FUNCTION.TO_FLOAT16: ("rintf",), isa.UNARY_FUNCTION.ROUND: ("rintf",),
+    isa.UNARY_FUNCTION.SIN: ("sinf",), isa.UNARY_FUNCTION.COS: ("cosf",),
+    isa.UNARY_FUNCTION.GELU_TANH: ("tanhf",),
+}
+BINARY_LIBM = {isa.BINARY_FUNCTION.POW: ("powf",), isa.BINARY_FUNCTION.MOD: ("fmodf",),
+               isa.BINARY_FUNCTION.FMOD: ("fmodf",)}
+REDUCE_LIBM = {isa.REDUCE_FUNCTION.LOG_SUM_EXP: ("expf", "logf"), isa.REDUCE_FUNCTION.LOG_SUM: ("logf",)}
+
 
 @dataclass(frozen=True)
 class PlanImage:
@@ -46,6 +66,7 @@ class PlanImage:
     initial_runs: np.ndarray    # int32, (offset, count) pairs
     initial_values: np.ndarray  # float32, the runs' values one after another
     arena_size: int             # floats
+    libm: tuple[str, ...]       # the libm functions the plan calls (members of edgeseq_rt_libm_t)
 
     @property
     def weight_bytes(self) -> int:
@@ -174,7 +195,25 @@ def plan_image(lowered: LoweredModel, model_path) -> PlanImage:
                                f"{dict(sorted(ARGUMENT_COUNTS.items()))}); update c_runtime/edgeseq_rt.c")
         pc += length
     runs, values = nonzero_runs(plan.arena)
-    return PlanImage(code, plan.weights, plan.qweights, runs, values, int(plan.arena.size))
+    return PlanImage(code, plan.weights, plan.qweights, runs, values, int(plan.arena.size), libm_functions(code))
+
+
+def libm_functions(code: np.ndarray) -> tuple[str, ...]:
+    """The libm functions of edgeseq_rt_libm_t that a plan's instructions call, sorted."""
+    called = set()
+    pc, end = int(code[isa.HEADER.START]), int(code[isa.HEADER.END])
+    while pc < end:
+        op, args = int(code[pc + isa.RECORD.OPCODE]), pc + isa.RECORD.FIELDS
+        if op == isa.OPCODE.UNARY:
+            called.update(UNARY_LIBM.get(int(code[args + isa.UNARY.FUNCTION]), ()))
+        elif op == isa.OPCODE.BINARY:
+            called.update(BINARY_LIBM.get(int(code[args + isa.BINARY.FUNCTION]), ()))
+        elif op == isa.OPCODE.REDUCE:
+            called.update(REDUCE_LIBM.get(int(code[args + isa.REDUCE.FUNCTION]), ()))
+        elif op == isa.OPCODE.SOFTMAX:
+            called.update(("expf", "logf") if code[args + isa.SOFTMAX.LOG] else ("expf",))
+        pc += int(code[pc + isa.RECORD.LENGTH])
+    return tuple(sorted(called))
 
 
 def nonzero_runs(arena: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -214,13 +253,15 @@ def render_header(name: str, lowered: LoweredModel, image: PlanImage, source: st
  * A step returns EDGESEQ_RT_OK (0), or EDGESEQ_RT_NOT_FINITE when x holds a NaN or Inf,
  * EDGESEQ_RT_BAD_TOKEN for a token id out of range, EDGESEQ_RT_NULL_POINTER,
  * EDGESEQ_RT_BAD_INDEX for an embedding index computed from x outside its table,
- * EDGESEQ_RT_STATE_NOT_FINITE when x would drive the recurrent state to NaN or Inf; a rejected
+ * EDGESEQ_RT_STATE_NOT_FINITE when x would drive the recurrent state to NaN or Inf,
+ * EDGESEQ_RT_MISSING_FUNCTION if {name}.c's libm table was edited to leave out a function; a rejected
  * step leaves the recurrent state as it was, so a glitching sensor cannot poison it.
  * The same numbers as edgeseq_runtime (Python) give for this model, within 1e-5.
  *
- * Build: compile {name}.c and edgeseq_rt.c (C99, linked with -lm: libm functions that newlib has
- * too, such as expf, sqrtf, powf). No dynamic memory, no global mutable state, no recursion; states of
- * different streams are independent, so streams may run in different threads.
+ * Build: compile {name}.c and edgeseq_rt.c (C99, linked with -lm: sqrtf, fabsf, log1pf and the
+ * libm functions this model calls: {", ".join(image.libm) or "none"}; newlib has them all).
+ * No dynamic memory, no global mutable state, no recursion; states of different streams are
+ * independent, so streams may run in different threads.
  *
  * Recurrent state inside {name}_state_t (ONNX state input, shape, place in the arena):
 {states}
@@ -283,8 +324,12 @@ def render_source(name: str, image: PlanImage, source: str) -> str:
                               "their values, run after run"))
         runs, values = f"{name}_initial_runs", f"{name}_initial_values"
     data = "\n\n".join(arrays)
+    if image.libm:
+        libm = "    .libm = {" + ", ".join(f".{f} = {f}" for f in image.libm) + "},"
+    else:
+        libm = "    /* .libm: all NULL, the plan calls no libm function through it */"
     return f"""{BANNER.format(source=comment_text(source))}
-#include <math.h>   /* INFINITY, NAN (if a constant needs them) */
+#include <math.h>   /* INFINITY, NAN (if a constant needs them), the libm functions the plan calls */
 #include <stddef.h> /* NULL */
 
 #include "{name}.h"
@@ -299,6 +344,7 @@ static const edgeseq_rt_model_t {name}_model = {{
     .initial_values = {values},
     .n_initial_runs = {image.initial_runs.size // 2},
     .arena_size = {name}_ARENA_FLOATS,
+{libm}
 }};
 
 void {name}_reset({name}_state_t *state)

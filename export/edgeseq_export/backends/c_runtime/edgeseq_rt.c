@@ -13,7 +13,7 @@
  */
 #include "edgeseq_rt.h"
 
-#include <math.h>   /* libm functions newlib has too: softmax, softplus, UNARY, BINARY's pow */
+#include <math.h>   /* fabsf, sqrtf, fmaf (FPU instructions), log1pf; the rest through model->libm */
 #include <stddef.h> /* NULL */
 #include <string.h> /* memcpy */
 
@@ -483,13 +483,25 @@ static float truth(int v)
 
 /* x - floor(x / y) * y, the sign of y (Mod with fmod=0): fmod's remainder moved by y where their
  * signs differ; exact for integers (|values| <= 2^24). */
-static float floor_mod(float x, float y)
+static float floor_mod(float (*fmod_f)(float, float), float x, float y)
 {
-    const float r = fmodf(x, y);
+    const float r = fmod_f(x, y);
     return r != 0.0f && (r < 0.0f) != (y < 0.0f) ? r + y : r;
 }
 
-static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+/* Whether the libm functions that a record's function calls are in the model's table (a plan
+ * that calls one its table leaves NULL is refused: EDGESEQ_RT_MISSING_FUNCTION). */
+static int binary_linked(const edgeseq_rt_libm_t *libm, int32_t fn)
+{
+    switch (fn) {
+    case EDGESEQ_BINARY_FUNCTION_POW: return libm->powf != NULL;
+    case EDGESEQ_BINARY_FUNCTION_MOD:
+    case EDGESEQ_BINARY_FUNCTION_FMOD: return libm->fmodf != NULL;
+    default: return 1;
+    }
+}
+
+static int binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *xa = broadcast_values(args + EDGESEQ_BINARY_A, model, a);
     const float *xb = broadcast_values(args + EDGESEQ_BINARY_B, model, a);
@@ -497,7 +509,11 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
     const int32_t period_b = args[EDGESEQ_BINARY_B + EDGESEQ_BROADCAST_PERIOD];
     const int32_t fn = args[EDGESEQ_BINARY_FUNCTION], n = args[EDGESEQ_BINARY_N];
     float *out = a + args[EDGESEQ_BINARY_C];
+    const edgeseq_rt_libm_t *libm = &model->libm;
     int32_t i;
+    if (!binary_linked(libm, fn)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (i = 0; i < n; i++) {
         const float x = xa[i % period_a], y = xb[i % period_b];
         switch (fn) {
@@ -505,12 +521,12 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
         case EDGESEQ_BINARY_FUNCTION_SUB: out[i] = x - y; break;
         case EDGESEQ_BINARY_FUNCTION_MUL: out[i] = x * y; break;
         case EDGESEQ_BINARY_FUNCTION_DIV: out[i] = x / y; break;
-        case EDGESEQ_BINARY_FUNCTION_POW: out[i] = powf(x, y); break;
+        case EDGESEQ_BINARY_FUNCTION_POW: out[i] = libm->powf(x, y); break;
         case EDGESEQ_BINARY_FUNCTION_MIN: out[i] = y < x ? y : x; break;
         case EDGESEQ_BINARY_FUNCTION_MAX: out[i] = y > x ? y : x; break;
         case EDGESEQ_BINARY_FUNCTION_PRELU: out[i] = x >= 0.0f ? x : y * x; break;
-        case EDGESEQ_BINARY_FUNCTION_MOD: out[i] = floor_mod(x, y); break;
-        case EDGESEQ_BINARY_FUNCTION_FMOD: out[i] = fmodf(x, y); break;
+        case EDGESEQ_BINARY_FUNCTION_MOD: out[i] = floor_mod(libm->fmodf, x, y); break;
+        case EDGESEQ_BINARY_FUNCTION_FMOD: out[i] = libm->fmodf(x, y); break;
         case EDGESEQ_BINARY_FUNCTION_EQUAL: out[i] = truth(x == y); break;
         case EDGESEQ_BINARY_FUNCTION_LESS: out[i] = truth(x < y); break;
         case EDGESEQ_BINARY_FUNCTION_LESS_OR_EQUAL: out[i] = truth(x <= y); break;
@@ -521,6 +537,7 @@ static void binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, flo
         default: out[i] = truth((x != 0.0f) != (y != 0.0f)); break; /* XOR */
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 static void activation_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
@@ -533,11 +550,15 @@ static void activation_f32(const int32_t *args, const edgeseq_rt_model_t *model,
     activate_encoded(args + EDGESEQ_ACTIVATION_ACT, model->weights, y, n);
 }
 
-static void softmax_f32(const int32_t *args, float *a)
+static int softmax_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t outer = args[EDGESEQ_SOFTMAX_OUTER], n = args[EDGESEQ_SOFTMAX_N];
     const int32_t inner = args[EDGESEQ_SOFTMAX_INNER], log_softmax = args[EDGESEQ_SOFTMAX_LOG];
+    const edgeseq_rt_libm_t *libm = &model->libm;
     int32_t o, k, i;
+    if (libm->expf == NULL || (log_softmax && libm->logf == NULL)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (o = 0; o < outer; o++) {
         const float *x = a + args[EDGESEQ_SOFTMAX_X] + o * n * inner;
         float *y = a + args[EDGESEQ_SOFTMAX_Y] + o * n * inner;
@@ -547,20 +568,21 @@ static void softmax_f32(const int32_t *args, float *a)
                 top = x[i * inner + k] > top ? x[i * inner + k] : top;
             }
             for (i = 0; i < n; i++) {
-                total += expf(x[i * inner + k] - top);
+                total += libm->expf(x[i * inner + k] - top);
             }
             if (log_softmax) { /* (x - max) - log(sum): top + log(sum) would round away low bits */
-                const float log_total = logf(total);
+                const float log_total = libm->logf(total);
                 for (i = 0; i < n; i++) {
                     y[i * inner + k] = (x[i * inner + k] - top) - log_total;
                 }
             } else {
                 for (i = 0; i < n; i++) {
-                    y[i * inner + k] = expf(x[i * inner + k] - top) / total;
+                    y[i * inner + k] = libm->expf(x[i * inner + k] - top) / total;
                 }
             }
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- conv_f32.py: `rows` output positions at a time, their patches times each group's filters */
@@ -771,11 +793,11 @@ static float round_bits(float v, int dropped)
 /* The float16 nearest v, as float32: 10 mantissa bits for normal float16s, multiples of 2^-24
  * below 2^-14 (its subnormals: rintf rounds ties to even in the default rounding mode, and the
  * scalings by 2^24 are exact), inf from 65520 on. */
-static float to_float16(float v)
+static float to_float16(float (*rint_f)(float), float v)
 {
     float rounded;
     if (fabsf(v) < FLOAT16_SMALLEST_NORMAL) {
-        return rintf(v * TWO_24) / TWO_24;
+        return rint_f(v * TWO_24) / TWO_24;
     }
     rounded = round_bits(v, 13);
     if (fabsf(rounded) <= FLOAT16_MAX || !is_finite(v)) {
@@ -789,13 +811,37 @@ static float to_float16(float v)
 #define GELU_SQRT_2_OVER_PI 0.79788456080286536f
 #define GELU_CUBIC 0.044715f
 
-static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int unary_linked(const edgeseq_rt_libm_t *libm, int32_t fn)
+{
+    switch (fn) {
+    case EDGESEQ_UNARY_FUNCTION_POW: return libm->powf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_EXP: return libm->expf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_LOG: return libm->logf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_SELU: return libm->expm1f != NULL;
+    case EDGESEQ_UNARY_FUNCTION_FLOOR: return libm->floorf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_CEIL: return libm->ceilf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_ERF:
+    case EDGESEQ_UNARY_FUNCTION_GELU: return libm->erff != NULL;
+    case EDGESEQ_UNARY_FUNCTION_TO_FLOAT16:
+    case EDGESEQ_UNARY_FUNCTION_ROUND: return libm->rintf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_SIN: return libm->sinf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_COS: return libm->cosf != NULL;
+    case EDGESEQ_UNARY_FUNCTION_GELU_TANH: return libm->tanhf != NULL;
+    default: return 1;
+    }
+}
+
+static int unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t n = args[EDGESEQ_UNARY_N], params = args[EDGESEQ_UNARY_PARAMS];
     const float alpha = model->weights[params], beta = model->weights[params + 1];
     const float *x = a + args[EDGESEQ_UNARY_X];
     float *y = a + args[EDGESEQ_UNARY_Y];
+    const edgeseq_rt_libm_t *libm = &model->libm;
     int32_t i;
+    if (!unary_linked(libm, args[EDGESEQ_UNARY_FUNCTION])) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     switch (args[EDGESEQ_UNARY_FUNCTION]) {
     case EDGESEQ_UNARY_FUNCTION_SQRT:
         for (i = 0; i < n; i++) {
@@ -809,17 +855,17 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
         break;
     case EDGESEQ_UNARY_FUNCTION_POW:
         for (i = 0; i < n; i++) {
-            y[i] = powf(x[i], alpha);
+            y[i] = libm->powf(x[i], alpha);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_EXP:
         for (i = 0; i < n; i++) {
-            y[i] = expf(x[i]);
+            y[i] = libm->expf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_LOG:
         for (i = 0; i < n; i++) {
-            y[i] = logf(x[i]);
+            y[i] = libm->logf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_ABS:
@@ -845,22 +891,22 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
         break;
     case EDGESEQ_UNARY_FUNCTION_SELU:
         for (i = 0; i < n; i++) {
-            y[i] = beta * (x[i] > 0.0f ? x[i] : alpha * expm1f(x[i]));
+            y[i] = beta * (x[i] > 0.0f ? x[i] : alpha * libm->expm1f(x[i]));
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_FLOOR:
         for (i = 0; i < n; i++) {
-            y[i] = floorf(x[i]);
+            y[i] = libm->floorf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_CEIL:
         for (i = 0; i < n; i++) {
-            y[i] = ceilf(x[i]);
+            y[i] = libm->ceilf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_ERF:
         for (i = 0; i < n; i++) {
-            y[i] = erff(x[i]);
+            y[i] = libm->erff(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_NOT:
@@ -870,7 +916,7 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
         break;
     case EDGESEQ_UNARY_FUNCTION_TO_FLOAT16:
         for (i = 0; i < n; i++) {
-            y[i] = to_float16(x[i]);
+            y[i] = to_float16(libm->rintf, x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_TO_BFLOAT16:
@@ -880,31 +926,32 @@ static void unary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
         break;
     case EDGESEQ_UNARY_FUNCTION_SIN:
         for (i = 0; i < n; i++) {
-            y[i] = sinf(x[i]);
+            y[i] = libm->sinf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_COS:
         for (i = 0; i < n; i++) {
-            y[i] = cosf(x[i]);
+            y[i] = libm->cosf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_ROUND: /* rintf: ties to even in the default rounding mode */
         for (i = 0; i < n; i++) {
-            y[i] = rintf(x[i]);
+            y[i] = libm->rintf(x[i]);
         }
         break;
     case EDGESEQ_UNARY_FUNCTION_GELU:
         for (i = 0; i < n; i++) {
-            y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * GELU_SQRT_HALF));
+            y[i] = 0.5f * x[i] * (1.0f + libm->erff(x[i] * GELU_SQRT_HALF));
         }
         break;
     default: /* GELU_TANH */
         for (i = 0; i < n; i++) {
             const float v = x[i];
-            y[i] = 0.5f * v * (1.0f + tanhf(GELU_SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
+            y[i] = 0.5f * v * (1.0f + libm->tanhf(GELU_SQRT_2_OVER_PI * (v + GELU_CUBIC * v * v * v)));
         }
         break;
     }
+    return EDGESEQ_RT_OK;
 }
 
 static void where_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
@@ -968,7 +1015,7 @@ static float arg_best(int32_t fn, const float *x, int32_t n, int32_t stride)
 }
 
 /* The reduction of x[0], x[stride], ... (n values). */
-static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
+static float reduce_one(const edgeseq_rt_libm_t *libm, int32_t fn, const float *x, int32_t n, int32_t stride)
 {
     exact_sum_t s = {0.0f, 0.0f};
     float top = 0.0f, product = 1.0f;
@@ -1013,9 +1060,9 @@ static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
             top = x[i * stride] > top ? x[i * stride] : top;
         }
         for (i = 0; i < n; i++) {
-            add_term(&s, expf(x[i * stride] - top));
+            add_term(&s, libm->expf(x[i * stride] - top));
         }
-        return top + logf(total(&s));
+        return top + libm->logf(total(&s));
     default: /* SUM, MEAN, LOG_SUM */
         for (i = 0; i < n; i++) {
             add_term(&s, x[i * stride]);
@@ -1023,22 +1070,28 @@ static float reduce_one(int32_t fn, const float *x, int32_t n, int32_t stride)
         if (fn == EDGESEQ_REDUCE_FUNCTION_MEAN) {
             return total(&s) / (float)n;
         }
-        return fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM ? logf(total(&s)) : total(&s);
+        return fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM ? libm->logf(total(&s)) : total(&s);
     }
 }
 
-static void reduce_f32(const int32_t *args, float *a)
+static int reduce_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t outer = args[EDGESEQ_REDUCE_OUTER], n = args[EDGESEQ_REDUCE_N];
     const int32_t inner = args[EDGESEQ_REDUCE_INNER], fn = args[EDGESEQ_REDUCE_FUNCTION];
     const float *x = a + args[EDGESEQ_REDUCE_X];
     float *y = a + args[EDGESEQ_REDUCE_Y];
+    const edgeseq_rt_libm_t *libm = &model->libm;
     int32_t o, k;
+    if ((fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM_EXP && libm->expf == NULL)
+        || ((fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM_EXP || fn == EDGESEQ_REDUCE_FUNCTION_LOG_SUM) && libm->logf == NULL)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (o = 0; o < outer; o++) {
         for (k = 0; k < inner; k++) {
-            y[o * inner + k] = reduce_one(fn, x + (size_t)o * (size_t)n * (size_t)inner + k, n, inner);
+            y[o * inner + k] = reduce_one(libm, fn, x + (size_t)o * (size_t)n * (size_t)inner + k, n, inner);
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* Running sums along n of x (outer, n, inner), in float32, each the previous one plus the next
@@ -1265,15 +1318,15 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
         case EDGESEQ_OPCODE_LSTM: lstm_f32(args, model, a); break;
         case EDGESEQ_OPCODE_RNN: rnn_f32(args, model, a); break;
         case EDGESEQ_OPCODE_DENSE: dense_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_BINARY: binary_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_BINARY: status = binary_f32(args, model, a); break;
         case EDGESEQ_OPCODE_ACTIVATION: activation_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_SOFTMAX: softmax_f32(args, a); break;
+        case EDGESEQ_OPCODE_SOFTMAX: status = softmax_f32(args, model, a); break;
         case EDGESEQ_OPCODE_COPY: copy_indexed(args, model, a); break;
         case EDGESEQ_OPCODE_EMBEDDING: status = embedding(args, model, a); break;
         case EDGESEQ_OPCODE_CONV: conv_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_UNARY: unary_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_UNARY: status = unary_f32(args, model, a); break;
         case EDGESEQ_OPCODE_WHERE: where_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_REDUCE: reduce_f32(args, a); break;
+        case EDGESEQ_OPCODE_REDUCE: status = reduce_f32(args, model, a); break;
         case EDGESEQ_OPCODE_NORMALIZE: normalize_f32(args, model, a); break;
         case EDGESEQ_OPCODE_MATMUL: matmul_f32(args, a); break;
         case EDGESEQ_OPCODE_CUMSUM: cumsum_f32(args, a); break;

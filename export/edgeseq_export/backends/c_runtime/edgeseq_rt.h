@@ -16,6 +16,15 @@
  * a refused step leaves the recurrent state as it was, so a stream can always go on. Do not build
  * with -ffast-math: the input check and the exp approximation rely on IEEE-754 float32 (the
  * checks test exponent bits, so they survive -ffinite-math-only).
+ *
+ * libm: a firmware links the libm code of the functions its model calls, and of no other. The
+ * runtime calls the libm functions that are not one FPU instruction (expf, sinf, powf, ...; not
+ * sqrtf, fabsf, fmaf) through the model's edgeseq_rt_libm_t, in which edgeseq codegen sets the
+ * functions the model's plan calls and leaves the rest NULL: the runtime files stay the same for
+ * every model (several models may share them), and a linker keeps only the functions some
+ * model's table names. A plan that calls a function its table leaves NULL (a table written by
+ * hand) is refused with EDGESEQ_RT_MISSING_FUNCTION, never run with a wrong number. One call is
+ * direct: log1pf, of the Softplus activation that recurrent cells may apply.
  */
 #ifndef EDGESEQ_RT_H
 #define EDGESEQ_RT_H
@@ -30,13 +39,14 @@ extern "C" {
 
 /* Status codes of edgeseq_rt_step and NAME_step. Any non-zero status leaves the recurrent state
  * untouched. The first three are found before the step runs and leave the whole arena untouched;
- * the last two are found while it runs, and the step then puts the recurrent state back. */
+ * the last three are found while it runs, and the step then puts the recurrent state back. */
 #define EDGESEQ_RT_OK EDGESEQ_STATUS_OK
 #define EDGESEQ_RT_NOT_FINITE EDGESEQ_STATUS_NOT_FINITE   /* an input value is NaN or +-Inf */
 #define EDGESEQ_RT_BAD_TOKEN EDGESEQ_STATUS_BAD_TOKEN     /* token model: an input is not an integer id in [-vocab, vocab) */
 #define EDGESEQ_RT_NULL_POINTER EDGESEQ_STATUS_NULL_POINTER /* the state, input or output pointer is NULL */
 #define EDGESEQ_RT_BAD_INDEX EDGESEQ_STATUS_BAD_INDEX     /* an embedding index computed from the input is not a row of its table */
 #define EDGESEQ_RT_STATE_NOT_FINITE EDGESEQ_STATUS_STATE_NOT_FINITE /* the input drives the recurrent state to NaN or +-Inf */
+#define EDGESEQ_RT_MISSING_FUNCTION EDGESEQ_STATUS_MISSING_FUNCTION /* the plan calls a libm function its table leaves NULL */
 
 /*
  * A model's plan, as edgeseq_runtime.lower_model(path, batch=1).plan holds it:
@@ -49,7 +59,23 @@ extern "C" {
  * floats as the state itself) that each step takes before it runs, to put the state back if the
  * step is refused mid-way (EDGESEQ_RT_BAD_INDEX, EDGESEQ_RT_STATE_NOT_FINITE). Only the
  * recurrent state carries from one step to the next; the rest is scratch.
+ *   libm     the libm functions the plan calls (see the top of this file); NULL for the others.
  */
+typedef struct {
+    float (*expf)(float);
+    float (*logf)(float);
+    float (*expm1f)(float);
+    float (*powf)(float, float);
+    float (*fmodf)(float, float);
+    float (*erff)(float);
+    float (*tanhf)(float);
+    float (*sinf)(float);
+    float (*cosf)(float);
+    float (*floorf)(float);
+    float (*ceilf)(float);
+    float (*rintf)(float);
+} edgeseq_rt_libm_t;
+
 typedef struct {
     const int32_t *code;
     const float *weights;
@@ -58,6 +84,7 @@ typedef struct {
     const float *initial_values;
     int32_t n_initial_runs;
     int32_t arena_size;
+    edgeseq_rt_libm_t libm;
 } edgeseq_rt_model_t;
 
 /* Put the arena in the model's initial state. Call it before the first step of a stream. */
