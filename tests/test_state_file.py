@@ -29,6 +29,35 @@ def test_round_trip_restores_state_and_step_count_and_continues_identically(tmp_
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
 
 
+def test_a_state_outlives_a_new_layout_of_the_plan(tmp_path, silero):
+    """A state file names the model, its load options and batch, not the plan: a runtime that lays
+    the plan out anew (here the lean plan codegen runs, one conv position a pass, in other arena
+    places) takes the state the other saved, and continues the stream."""
+    path = silero["silero_vad_v6"]
+    options = edgeseq_runtime.LoadOptions(input_shape=(576,))
+    fast = edgeseq_runtime.load(path, input_shape=(576,))
+    lean = edgeseq_runtime.StreamingModel(edgeseq_runtime.lower_model(path, 1, options, lean=True), 1, str(path))
+    assert lean._code.tobytes() != fast._code.tobytes()  # two layouts of one computation
+    chunks = np.random.default_rng(0).uniform(-0.3, 0.3, (8, 576)).astype(np.float32)
+    expected = fast.run(chunks)
+    fast.reset()
+    fast.run(chunks[:5])
+    fast.save_state(tmp_path / "vad.state")
+    assert lean.load_state(tmp_path / "vad.state") == 5
+    np.testing.assert_allclose(lean.run(chunks[5:]), expected[5:], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("change", ["batch", "context", "weights"])
+def test_the_fingerprint_tells_batch_options_and_weights_apart(tmp_path, lstm, change):
+    other = {"batch": lambda: edgeseq_runtime.load(lstm.path, batch=2),
+             "context": lambda: edgeseq_runtime.load(lstm.path, context=1),
+             "weights": lambda: edgeseq_runtime.load(build_model(tmp_path, "LSTM", input_size=3, hidden_size=6,
+                                                                 num_layers=2, stacked_state=True, head="matmul",
+                                                                 filename="other.onnx", seed=5).path)}[change]()
+    assert edgeseq_runtime.load(lstm.path).fingerprint == edgeseq_runtime.load(lstm.path).fingerprint
+    assert other.fingerprint != edgeseq_runtime.load(lstm.path).fingerprint
+
+
 def test_state_of_another_model_is_refused_and_nothing_changes(tmp_path, lstm):
     other = build_model(tmp_path, "LSTM", input_size=3, hidden_size=6, num_layers=2, stacked_state=True,
                         head="matmul", filename="other.onnx", seed=5)  # same shapes, other weights

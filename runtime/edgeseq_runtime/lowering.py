@@ -15,6 +15,8 @@ updated in place by it, or an input paired with the graph output that carries it
 copied back at the end of each step) and the one step input left over.
 """
 
+import hashlib
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -52,6 +54,7 @@ class LoweredModel:
     stream_shape: tuple[int, ...] | None = None  # the shape of one stream's step input that step accepts too
     state_outputs: dict[str, str] = field(default_factory=dict)  # {state input: output with its next value}
     branches: dict[str, str] = field(default_factory=dict)  # {If's first output: the branch it took}
+    fingerprint: str = ""  # sha256 of what defines the numbers of a stream (computation_fingerprint)
 
 
 class Lowering:
@@ -518,12 +521,24 @@ class Lowering:
 def lower(model: onnx.ModelProto, path: str, batch: int, options: LoadOptions | None = None,
           lean: bool = False) -> LoweredModel:
     options = options or LoadOptions()
+    fingerprint = computation_fingerprint(model, batch, options)
     graph = Graph(model, path)
     _fix_constants(graph, options.constants)
     try:
-        return Lowering(graph, batch, options, lean).lower()
+        lowered = Lowering(graph, batch, options, lean).lower()
     except OverflowError as e:
         raise ModelError(f"{path}: {e}") from None
+    lowered.fingerprint = fingerprint
+    return lowered
+
+
+def computation_fingerprint(model: onnx.ModelProto, batch: int, options: LoadOptions) -> str:
+    """sha256 of what defines the numbers a stream computes: the model as read (graph and
+    weights), the load options and the batch. Not the plan, which a later runtime may lay out
+    anew: a state saved under one version of edgeseq loads under the next."""
+    digest = hashlib.sha256(model.SerializeToString(deterministic=True))
+    digest.update(json.dumps({"batch": batch, **options.fields()}, sort_keys=True).encode())
+    return digest.hexdigest()
 
 
 def _fix_constants(graph: Graph, constants: dict) -> None:

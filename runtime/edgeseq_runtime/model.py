@@ -1,6 +1,5 @@
 """StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
 
-import hashlib
 import math
 
 import numpy as np
@@ -63,7 +62,6 @@ class StreamingModel:
         self._projection = None  # floats per step of precomputed input projections (0: none); set by run
         self.steps = 0  # time steps taken since load or reset (saved with the state)
         self._stepping = False  # True while step or run is in the kernel: see _snapshot
-        self._fingerprint = None
 
     # -- stepping --------------------------------------------------------------------------
 
@@ -268,13 +266,9 @@ class StreamingModel:
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of everything that defines the computation: plan, weights, batch."""
-        if self._fingerprint is None:
-            digest = hashlib.sha256()
-            for array in (self._code, self._weights, self._qweights, self._initial):
-                digest.update(array.tobytes())
-            self._fingerprint = digest.hexdigest()
-        return self._fingerprint
+        """sha256 of what defines the computation: the model file's graph and weights, the load
+        options, the batch (``lowering.computation_fingerprint``); state files carry it."""
+        return self._lowered.fingerprint
 
     def clone(self) -> "StreamingModel":
         """A new stream of the same model: shares compiled code and weights, copies the state."""
