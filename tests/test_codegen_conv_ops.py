@@ -28,6 +28,7 @@ from support.codegen_builds import (
     FIRMWARE,
     GCC,
     SANITIZED,
+    StepCases,
     compile_program,
     parse_rows,
     rows_text,
@@ -41,7 +42,6 @@ pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (saniti
 codegen = pytest.importorskip("edgeseq_export.backends.codegen")
 
 HERE = Path(__file__).resolve().parent
-STEP_CASES = HERE / "c" / "step_cases.c"
 STEP_STATES = HERE / "c" / "step_states.c"
 HOST_MAIN = FIRMWARE / "host" / "main.c"
 RTOL = 1e-5
@@ -82,10 +82,6 @@ FUNCTIONS = {isa.OPCODE.UNARY: (isa.UNARY.FUNCTION, isa.UNARY_FUNCTION),
              isa.OPCODE.CONV: (isa.CONV.W + isa.MATRIX.KIND, isa.MATRIX_KIND)}
 
 
-def c_name(index: int) -> str:
-    return f"case{index}"
-
-
 def records(path: Path, **options):
     """(opcode, fields) of every instruction of the model's plan for one stream."""
     options = edgeseq_runtime.LoadOptions(**options)
@@ -96,56 +92,21 @@ def records(path: Path, **options):
         pc += int(code[pc + isa.RECORD.LENGTH])
 
 
-class FrontEndBuild:
-    """Every front end generated into one folder and built into one step_cases program per compiler."""
+def _write_front_end(index: int, path: Path) -> None:
+    """Front end ``index`` of FRONT_ENDS at ``path``: float32, or quantized from a float32 file beside it."""
+    from edgeseq_export.backends.quantize import quantize
 
-    def __init__(self, shared):
-        self.builds, self.folder = shared, shared.root / "conv_ops"
-        shared.once("conv_ops-models", self._generate)
-
-    def model_path(self, index: int) -> Path:
-        return self.folder / c_name(index) / "model.onnx"
-
-    def _generate(self) -> None:
-        from edgeseq_export.backends.quantize import quantize
-
-        c_dir, generated = self.folder / "generated", []
-        for index, (case, mode) in enumerate(FRONT_ENDS):
-            path = self.model_path(index)
-            path.parent.mkdir(parents=True)
-            model = front_end_model(path.parent, case.nodes, case.x_shape, case.initializers,
-                                    filename="float32.onnx" if mode else path.name,
-                                    **({"opset": case.opset} if case.opset else {}))
-            if mode:
-                quantize(model.path, path, mode)
-            generated.append(codegen.generate(path, c_dir, c_name(index)))
-        (c_dir / "cases.h").write_text(
-            "".join(f'#include "{model.name}.h"\n' for model in generated)
-            + "#define CASES " + " ".join(f"X({model.name})" for model in generated) + "\n"
-            + f"#define MAX_INPUT {max(model.input_size for model in generated)}\n"
-            + f"#define MAX_OUTPUT {max(model.output_size for model in generated)}\n")
-
-    def program(self, compiler) -> Path:
-        c_dir, program = self.folder / "generated", self.folder / f"step_cases_{compiler.name}"
-        sources = [STEP_CASES, c_dir / "edgeseq_rt.c", *(c_dir / f"{c_name(i)}.c" for i in range(len(FRONT_ENDS)))]
-        self.builds.once(f"conv_ops-{compiler.name}",
-                         lambda: compile_program(compiler, c_dir, c_name(0), sources, program))
-        return program
+    case, mode = FRONT_ENDS[index]
+    model = front_end_model(path.parent, case.nodes, case.x_shape, case.initializers,
+                            filename="float32.onnx" if mode else path.name,
+                            **({"opset": case.opset} if case.opset else {}))
+    if mode:
+        quantize(model.path, path, mode)
 
 
 @pytest.fixture(scope="module")
 def front_ends(builds):
-    return FrontEndBuild(builds)
-
-
-def step_cases(program: Path, name: str, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
-    """(statuses, outputs of the accepted steps) of the model ``name`` over ``rows``."""
-    result = subprocess.run([str(program), name], input=rows_text(rows), capture_output=True, text=True,
-                            timeout=120, check=False)
-    assert result.returncode == 0 and "Sanitizer" not in result.stderr, result.stderr[-3000:]
-    lines = [line.split(";") for line in result.stdout.splitlines()]
-    assert len(lines) == len(rows), result.stdout[-2000:]
-    return [int(status) for status, _ in lines], np.array([parse_rows(y)[0] for status, y in lines if y])
+    return StepCases(builds, "conv_ops", len(FRONT_ENDS), _write_front_end)
 
 
 @pytest.mark.parametrize("compiler", COMPILERS, ids=COMPILER_IDS)
@@ -160,7 +121,7 @@ def test_front_end_op_in_c_computes_as_the_runtime(index, compiler, front_ends):
         xs = np.abs(xs) + 0.1
     expected = reference.run(xs)
     with_nan = np.insert(xs, STEPS // 2, np.nan, axis=0)  # refused: the stream goes on as without it
-    statuses, got = step_cases(front_ends.program(compiler), c_name(index), with_nan)
+    statuses, got = front_ends.step(compiler, index, with_nan)
     assert statuses == [0] * (STEPS // 2) + [NOT_FINITE] + [0] * (STEPS - STEPS // 2)
     atol = RTOL * max(1.0, np.abs(expected).max()) if case.atol is None else case.atol
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=case.name)

@@ -7,13 +7,15 @@ refused with the stream going on as without it. Builds are made once per run (co
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import edgeseq_runtime
 import numpy as np
 import pytest
 from edgeseq_runtime import isa
-from support.codegen_builds import GCC, SANITIZED, compile_program
+from support.codegen_builds import GCC, SANITIZED, StepCases
 from support.front_end_models import front_end_model
-from test_codegen_conv_ops import FUNCTIONS, NOT_FINITE, STEP_CASES, records, step_cases
+from test_codegen_conv_ops import FUNCTIONS, NOT_FINITE, records
 from test_runtime_more_ops import CASES, step_inputs
 
 pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
@@ -34,46 +36,15 @@ COVERED = {*((isa.OPCODE.UNARY, int(f)) for f in (isa.UNARY_FUNCTION.SIN, isa.UN
            (isa.OPCODE.CUMSUM, None), (isa.OPCODE.TOPK, None)}
 
 
-def c_name(index: int) -> str:
-    return f"more{index}"
-
-
-class Build:
-    """Every case generated into one folder and built into one step_cases program per compiler."""
-
-    def __init__(self, shared):
-        self.builds, self.folder = shared, shared.root / "more_ops"
-        shared.once("more_ops-models", self._generate)
-
-    def model_path(self, index: int):
-        return self.folder / c_name(index) / "model.onnx"
-
-    def _generate(self) -> None:
-        c_dir, generated = self.folder / "generated", []
-        for index, name in enumerate(NAMES):
-            nodes, x_shape, initializers, options = CASES[name]
-            path = self.model_path(index)
-            path.parent.mkdir(parents=True)
-            front_end_model(path.parent, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers,
-                            filename=path.name, **{k: v for k, v in options.items() if k == "opset"})
-            generated.append(codegen.generate(path, c_dir, c_name(index)))
-        (c_dir / "cases.h").write_text(
-            "".join(f'#include "{model.name}.h"\n' for model in generated)
-            + "#define CASES " + " ".join(f"X({model.name})" for model in generated) + "\n"
-            + f"#define MAX_INPUT {max(model.input_size for model in generated)}\n"
-            + f"#define MAX_OUTPUT {max(model.output_size for model in generated)}\n")
-
-    def program(self, compiler):
-        c_dir, program = self.folder / "generated", self.folder / f"step_cases_{compiler.name}"
-        sources = [STEP_CASES, c_dir / "edgeseq_rt.c", *(c_dir / f"{c_name(i)}.c" for i in range(len(NAMES)))]
-        self.builds.once(f"more_ops-{compiler.name}",
-                         lambda: compile_program(compiler, c_dir, c_name(0), sources, program))
-        return program
+def _write_case(index: int, path: Path) -> None:
+    nodes, x_shape, initializers, options = CASES[NAMES[index]]
+    front_end_model(path.parent, nodes if isinstance(nodes, list) else [nodes], x_shape, initializers,
+                    filename=path.name, **{k: v for k, v in options.items() if k == "opset"})
 
 
 @pytest.fixture(scope="module")
 def more_ops(builds):
-    return Build(builds)
+    return StepCases(builds, "more_ops", len(NAMES), _write_case)
 
 
 @pytest.mark.parametrize("compiler", COMPILERS, ids=[c.name for c in COMPILERS])
@@ -83,7 +54,7 @@ def test_op_in_c_computes_as_the_runtime(index, compiler, more_ops):
     xs = np.concatenate([step_inputs(CASES[NAMES[index]][3], reference.input_size) for _ in range(2)])[:STEPS]
     expected = reference.run(xs)
     with_nan = np.insert(xs, STEPS // 2, np.nan, axis=0)  # refused: the stream goes on as without it
-    statuses, got = step_cases(more_ops.program(compiler), c_name(index), with_nan)
+    statuses, got = more_ops.step(compiler, index, with_nan)
     assert statuses == [0] * (STEPS // 2) + [NOT_FINITE] + [0] * (STEPS - STEPS // 2)
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=RTOL * max(1.0, np.abs(expected).max()),
                                err_msg=NAMES[index])

@@ -184,6 +184,54 @@ def compile_program(compiler: HostCompiler, c_dir: Path, name: str, sources, out
     return output
 
 
+STEP_CASES = Path(__file__).resolve().parents[1] / "c" / "step_cases.c"
+
+
+class StepCases:
+    """Models generated into one folder and built with tests/c/step_cases.c into one program per
+    compiler that steps any of them by its C name; ``write(index, path)`` writes model ``index``
+    of ``count`` at ``path``. Generated and built once per run (conftest ``builds``)."""
+
+    def __init__(self, shared, label: str, count: int, write: Callable[[int, Path], object]):
+        self.builds, self.label, self.count, self._write = shared, label, count, write
+        self.folder = shared.root / label
+        shared.once(f"{label}-models", self._generate)
+
+    def c_name(self, index: int) -> str:
+        return f"{self.label}{index}"
+
+    def model_path(self, index: int) -> Path:
+        return self.folder / self.c_name(index) / "model.onnx"
+
+    def _generate(self) -> None:
+        from edgeseq_export.backends import codegen
+
+        c_dir, generated = self.folder / "generated", []
+        for index in range(self.count):
+            path = self.model_path(index)
+            path.parent.mkdir(parents=True)
+            self._write(index, path)
+            generated.append(codegen.generate(path, c_dir, self.c_name(index)))
+        (c_dir / "cases.h").write_text(
+            "".join(f'#include "{model.name}.h"\n' for model in generated)
+            + "#define CASES " + " ".join(f"X({model.name})" for model in generated) + "\n"
+            + f"#define MAX_INPUT {max(model.input_size for model in generated)}\n"
+            + f"#define MAX_OUTPUT {max(model.output_size for model in generated)}\n")
+
+    def step(self, compiler: HostCompiler, index: int, rows: np.ndarray) -> tuple[list[int], np.ndarray]:
+        """(statuses, outputs of the accepted steps) of model ``index`` in C over ``rows``."""
+        c_dir, program = self.folder / "generated", self.folder / f"step_cases_{compiler.name}"
+        sources = [STEP_CASES, c_dir / "edgeseq_rt.c", *(c_dir / f"{self.c_name(i)}.c" for i in range(self.count))]
+        self.builds.once(f"{self.label}-{compiler.name}",
+                         lambda: compile_program(compiler, c_dir, self.c_name(0), sources, program))
+        result = subprocess.run([str(program), self.c_name(index)], input=rows_text(rows), capture_output=True,
+                                text=True, timeout=120, check=False)
+        assert result.returncode == 0 and "Sanitizer" not in result.stderr, result.stderr[-3000:]
+        lines = [line.split(";") for line in result.stdout.splitlines()]
+        assert len(lines) == len(rows), result.stdout[-2000:]
+        return [int(status) for status, _ in lines], np.array([parse_rows(y)[0] for status, y in lines if y])
+
+
 @dataclass(frozen=True)
 class HostPrograms:
     """What Builds.host made for one model, in the build folder of one compiler."""
