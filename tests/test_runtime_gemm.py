@@ -1,12 +1,14 @@
 """The matrix product every layer uses (kernels.matvec.project), on the shapes that take each of
 its paths: one row, two or three, a tile of rows and its half and single rows past it, strips of
 outputs and their narrower tails, float32 strips read in place or from a panel, in blocks of
-inputs. Against float64 numpy and ONNX Runtime; a batch against its rows one by one."""
+inputs. Against float64 numpy and ONNX Runtime; a batch against its rows one by one; matrices
+packed into panels at load against the same matrices input-major, bit for bit."""
 
+import edgeseq_runtime
 import numpy as np
 import onnxruntime
 import pytest
-from edgeseq_runtime.isa import MATRIX_KIND
+from edgeseq_runtime.isa import HEADER, LSTM, MATRIX, MATRIX_KIND, OPCODE, PANEL, RECORD
 from edgeseq_runtime.kernels.matvec import (
     PACK_ROWS,
     PANEL_K,
@@ -15,7 +17,9 @@ from edgeseq_runtime.kernels.matvec import (
     project,
     rows_independent,
 )
+from edgeseq_runtime.plan import PlanBuilder
 from onnx import TensorProto, helper, numpy_helper
+from support.onnx_builders import build_model
 
 # rows: 1, 2, 3 (their own loops), a tile of rows, its half, single rows after them, several
 # tiles, enough for float32 strips to be copied into a panel
@@ -98,3 +102,76 @@ def test_int8_matches_onnxruntime_dequantize_then_matmul(rows):
     expected, = session.run(None, {"x": x})
     got = _product(code, w, q, x, np.zeros((rows, n_out), np.float32))
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5 * np.abs(expected).max())
+
+
+def _packed(weights, panels):
+    """(code, w) of ``weights`` (n_in, n_out) as PlanBuilder stores it, with or without panels."""
+    builder = PlanBuilder()
+    x = builder.alloc(1)
+    operand = builder.matrix(weights, out_axis=1, panels=panels)
+    return np.array(operand, np.int64), builder.build(x, 1, x, 1, 0).weights
+
+
+@pytest.mark.parametrize("n_in", INPUTS)
+def test_panels_give_the_numbers_of_the_input_major_layout(n_in):
+    """FLOAT32_PANELS, packed by the planner, against FLOAT32 bit for bit: every row count, whole
+    matrices and a strip from the middle (GRU's third gate), inputs in one block and in several."""
+    rng = np.random.default_rng(200 + n_in)
+    for n_out in (PANEL, 3 * PANEL):
+        weights = rng.standard_normal((n_in, n_out)).astype(np.float32)
+        (panels, w_panels), (plain, w_plain) = _packed(weights, True), _packed(weights, False)
+        assert (panels[MATRIX.KIND], plain[MATRIX.KIND]) == (MATRIX_KIND.FLOAT32_PANELS, MATRIX_KIND.FLOAT32)
+        q = np.zeros(1, np.int8)
+        for rows in ROWS:
+            x = rng.standard_normal((rows, n_in)).astype(np.float32)
+            for col, n in {(0, n_out), (n_out - PANEL, PANEL)}:
+                start = rng.standard_normal((rows, n)).astype(np.float32)
+                got, expected = start.copy(), start.copy()
+                project(panels, 0, w_panels, q, n_out, col, x, got, 0, n)
+                project(plain, 0, w_plain, q, n_out, col, x, expected, 0, n)
+                np.testing.assert_array_equal(got, expected, err_msg=f"{rows} x {n_in} @ {n_in} x {n_out}")
+
+
+def _matrix_kinds(plan):
+    """The kinds of the matrices of a plan's LSTM records."""
+    code, kinds = plan.code, []
+    pc, end = int(code[HEADER.START]), int(code[HEADER.END])
+    while pc < end:
+        if code[pc + RECORD.OPCODE] == OPCODE.LSTM:
+            kinds += [int(code[pc + RECORD.FIELDS + field + MATRIX.KIND]) for field in (LSTM.W, LSTM.R)]
+        pc += int(code[pc + RECORD.LENGTH])
+    return kinds
+
+
+def test_a_model_streams_the_numbers_of_its_plan_without_panels(tmp_path, monkeypatch):
+    """An LSTM whose W and R fill whole panels: its plan packs them (a lean plan, which codegen
+    takes, does not), and run and step give the numbers of the plan without panels, bit for bit."""
+    built = build_model(tmp_path, "LSTM", input_size=PANEL // 4, hidden_size=PANEL // 2, batch=3, head="matmul",
+                        output_size=PANEL)
+    for lean, kind in ((False, MATRIX_KIND.FLOAT32_PANELS), (True, MATRIX_KIND.FLOAT32)):
+        assert set(_matrix_kinds(edgeseq_runtime.lower_model(built.path, batch=3, lean=lean).plan)) == {kind}
+    xs = np.random.default_rng(0).standard_normal((5, 3, PANEL // 4)).astype(np.float32)
+
+    def outputs():
+        model = edgeseq_runtime.load(built.path, batch=3)
+        ran = model.run(xs)
+        model.reset()
+        return ran, np.stack([model.step(x) for x in xs])
+
+    with_panels = outputs()
+    matrix = PlanBuilder.matrix
+    monkeypatch.setattr(PlanBuilder, "matrix", lambda builder, *args, panels=False, **options:
+                        matrix(builder, *args, **options))
+    without = outputs()
+    for got, expected in zip(with_panels, without):
+        np.testing.assert_array_equal(got, expected)
+
+
+def test_codegen_refuses_a_plan_with_panels(tmp_path):
+    """Panels are the Python runtime's alone: the C runtime never reads them."""
+    from edgeseq_export.backends import codegen
+
+    built = build_model(tmp_path, "GRU", input_size=8, hidden_size=PANEL)
+    codegen.plan_image(edgeseq_runtime.lower_model(built.path, lean=True), built.path)
+    with pytest.raises(codegen.CodegenError, match="FLOAT32_PANELS, which only the Python runtime reads"):
+        codegen.plan_image(edgeseq_runtime.lower_model(built.path), built.path)

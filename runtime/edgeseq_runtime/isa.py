@@ -119,8 +119,11 @@ MATRIX_KIND = _group("MATRIX_KIND", "how a weight matrix is stored (see kernels.
     ("INT8", "int8, input-major, one float scale per output"),
     ("FLOAT32_BY_OUTPUT", "float32, output-major (ld, n_in), for fewer than LANES outputs"),
     ("INT8_BY_OUTPUT", "int8, output-major, one float scale per output"),
+    ("FLOAT32_PANELS", "float32 in strips of PANEL outputs, one after another, each input-major (n_in, PANEL): "
+                       "the Python runtime's alone (lean plans, which codegen takes, never hold it)"),
 ])
 LANES = 8  # floats per kernel vector (one AVX register): a matrix with fewer outputs is stored output-major
+PANEL = 8 * LANES  # outputs per strip of FLOAT32_PANELS, which a register tile of one row covers
 
 ACTIVATION_KIND = _group("ACTIVATION_KIND", "the activation functions of ONNX (alpha, beta as ONNX defines them)", [
     ("RELU", "max(x, 0)"),

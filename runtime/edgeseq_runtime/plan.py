@@ -14,7 +14,7 @@ import numpy as np
 
 from . import isa
 from .arena_plan import Region, arena_slots, input_layer, live_intervals, place
-from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, RECORD
+from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, PANEL, RECORD
 from .quantized import QuantizedWeight
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
@@ -97,12 +97,14 @@ class PlanBuilder:
         self._check_size(self._qweights_size, "int8 weights")
         return offset
 
-    def matrix(self, value, out_axis: int, factor: float = 1.0) -> list[int]:
+    def matrix(self, value, out_axis: int, factor: float = 1.0, panels: bool = False) -> list[int]:
         """Store a 2-D weight matrix for the matvec kernels and return its ``isa.MATRIX`` operand
         (kind, offset, scale offset). ``out_axis`` is the axis of ``value`` that indexes
         the outputs; ``factor`` scales every value (Gemm's alpha). A ``QuantizedWeight`` with
         one scale per output stays int8; anything else is stored as float32. Matrices with
-        fewer than LANES outputs are stored output-major (see kernels.matvec)."""
+        fewer than LANES outputs are stored output-major (see kernels.matvec). With ``panels``
+        (a caller whose products take whole strips of PANEL outputs), a float32 matrix whose
+        outputs fill whole strips is stored FLOAT32_PANELS, packed once here rather than per call."""
         by_output = value.shape[out_axis] < LANES
         # input-major is (n_in, n_out): the transpose when the outputs are axis 0
         transpose = (out_axis == 0) != by_output
@@ -113,8 +115,11 @@ class PlanBuilder:
                 return [MATRIX_KIND.INT8_BY_OUTPUT if by_output else MATRIX_KIND.INT8, self.constant_int8(q),
                         self.constant(scales * np.float32(factor))]
         m = np.asarray(value, np.float32) * np.float32(factor)
-        kind = MATRIX_KIND.FLOAT32_BY_OUTPUT if by_output else MATRIX_KIND.FLOAT32
-        return [kind, self.constant(m.T if transpose else m), -1]
+        m = m.T if transpose else m
+        if panels and not by_output and m.shape[1] % PANEL == 0:
+            strips = m.reshape(m.shape[0], m.shape[1] // PANEL, PANEL).transpose(1, 0, 2)
+            return [MATRIX_KIND.FLOAT32_PANELS, self.constant(strips), -1]
+        return [MATRIX_KIND.FLOAT32_BY_OUTPUT if by_output else MATRIX_KIND.FLOAT32, self.constant(m), -1]
 
     def table(self, indices) -> int:
         """Store an index table of arena addresses (a copy reads ``a[table[i]]``, unchecked at run

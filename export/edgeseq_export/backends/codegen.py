@@ -39,6 +39,11 @@ SHARED_FILES = (plan_header.FILENAME, *RUNTIME_FILES)
 # slots each has (tests/test_isa.py holds it to that). A plan with anything else is refused.
 ARGUMENT_COUNTS = {i.opcode: i.arguments for i in isa.INSTRUCTIONS if i.in_c}
 NOT_IN_C = {i.opcode: i.name for i in isa.INSTRUCTIONS if not i.in_c}
+# Where each instruction's matrix operands start in its record: their kind must be one edgeseq_rt.c
+# reads (FLOAT32_PANELS is the Python runtime's alone; lean plans never hold it).
+MATRIX_FIELDS = {i.opcode: [isa.RECORD.FIELDS + i.layout[f.name.upper()] for f in i.fields
+                            if isinstance(f.type, isa.Operand) and f.type.layout is isa.MATRIX]
+                 for i in isa.INSTRUCTIONS}
 INT32 = np.iinfo(np.int32)
 
 # The members of edgeseq_rt_libm_t that each instruction's function calls in edgeseq_rt.c (its
@@ -193,6 +198,10 @@ def plan_image(lowered: LoweredModel, model_path) -> PlanImage:
             raise CodegenError(f"{model_path}: the plan has instruction {op} with {length - isa.RECORD.FIELDS} "
                                f"arguments, which the C runtime does not implement (it knows "
                                f"{dict(sorted(ARGUMENT_COUNTS.items()))}); update c_runtime/edgeseq_rt.c")
+        for field in MATRIX_FIELDS[op]:
+            if code[pc + field + isa.MATRIX.KIND] == isa.MATRIX_KIND.FLOAT32_PANELS:
+                raise CodegenError(f"{model_path}: the plan stores a matrix as FLOAT32_PANELS, which only the "
+                                   f"Python runtime reads; generate from a lean plan (lower_model(..., lean=True))")
         pc += length
     runs, values = nonzero_runs(plan.arena)
     return PlanImage(code, plan.weights, plan.qweights, runs, values, int(plan.arena.size), libm_functions(code))

@@ -11,6 +11,11 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
   goes strip by strip of outputs, every row passing over a strip before the next; from 64 rows
   a float32 strip is first copied into a panel on the stack of the call, as MLAS packs B (see
   ``_strips``), so the plan, the arena and the C runtime know nothing of it;
+* FLOAT32_PANELS: the same float32 matrix packed once at load, strips of PANEL (64) outputs one
+  after another, each strip's n_in rows of PANEL floats in turn: every tile reads its strip
+  sequentially whatever the number of rows, with no copy per call (see ``_panels``). The planner
+  packs a matrix so only where every product with it takes whole strips (``PlanBuilder.matrix``);
+  lean plans, and so the C runtime, never see it;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
   outputs than a vector holds (a regression or classifier head): one dot product per output,
   vectorised over the inputs.
@@ -23,7 +28,7 @@ The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay
 import numpy as np
 from numba import njit
 
-from ..isa import LANES, MATRIX, MATRIX_KIND
+from ..isa import LANES, MATRIX, MATRIX_KIND, PANEL
 from .blocked import WIDE_LANES, block, copy_block, stack_floats
 from .config import JIT_OPTIONS
 from .views import matrix
@@ -36,6 +41,8 @@ K_BLOCK = 8
 ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
 PACK_ROWS = 64  # from this many rows, float32 strips are read from a panel (see _strips)
 PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB L1 while the rows pass
+PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by every row before the next ones
+PANEL_TILE = STRIP if PANEL % STRIP == 0 else WIDE_LANES  # outputs per tile of rows in a FLOAT32_PANELS strip
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
@@ -57,6 +64,8 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
         _panel_strips(x, matrix(w, off, n_in, ld), col, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32:
         _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
+    elif kind == MATRIX_KIND.FLOAT32_PANELS:
+        _panels(x, w, off, col, out, out_col, n)
     elif kind == MATRIX_KIND.INT8:
         _project(x, matrix(q, off, n_in, ld), col, out, out_col, n,
                  w[scale_off + col:scale_off + col + n])
@@ -157,6 +166,34 @@ def _panel_strips(x, m, col, out, out_col, n):
             j += width
     for b in range(rows):
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, None, whole)
+
+
+@njit(**JIT_OPTIONS)
+def _panels(x, w, off, col, out, out_col, n):
+    """``project`` for a FLOAT32_PANELS matrix from w[off], col and n whole strips: the strip of
+    outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. One row takes a
+    strip in a 1 x 64 tile, two or three rows in 2 x 32 tiles (a third row 1 x 64); from four
+    rows, PACKED_K inputs of a strip (32 KB, which stay in L1) pass every tile of rows before the
+    next PACKED_K. Every output is the fma chain of the input-major layout's tiles, in the same
+    order: the numbers are those of FLOAT32, bit for bit."""
+    rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
+    if rows >= 4:
+        for k0 in range(0, n_in, PACKED_K):
+            kn = min(PACKED_K, n_in - k0)
+            for j in range(0, n, PANEL):
+                strip = off + (col + j) * n_in + k0 * PANEL
+                for t in range(0, PANEL, PANEL_TILE):
+                    _strip(PANEL_TILE, w, strip + t, PANEL, x, k0, kn, out, out_col + j + t, None, 0)
+        return
+    for j in range(0, n if rows else 0, PANEL):
+        strip, oo = off + (col + j) * n_in, out_col + j
+        if rows == 1:
+            _tile_1x64(w, strip, PANEL, x, 0, n_in, n_in, out, oo, os, None, 0)
+            continue
+        for t in range(0, PANEL, 4 * LANES):
+            _tile_2x32(w, strip + t, PANEL, x, 0, n_in, n_in, out, oo + t, os, None, 0)
+        if rows == 3:
+            _tile_1x64(w, strip, PANEL, x, 2 * n_in, n_in, n_in, out, 2 * os + oo, os, None, 0)
 
 
 @njit(**JIT_OPTIONS)

@@ -61,7 +61,8 @@ def lower_gemm(ctx, node, inputs):
     n_in, n_out = b.shape[::-1] if trans_b else b.shape
     if a.shape[1] != n_in:
         ctx.fail(node, f"A {list(a.shape)} and B {list(b.shape)} (transB={trans_b}) do not multiply")
-    matrix = ctx.builder.matrix(b, out_axis=0 if trans_b else 1, factor=attribute(node, "alpha", 1.0))
+    matrix = ctx.builder.matrix(b, out_axis=0 if trans_b else 1, factor=attribute(node, "alpha", 1.0),
+                                panels=not ctx.lean)
     bias = None if c is None else np.asarray(c, np.float32) * np.float32(attribute(node, "beta", 1.0))
     return [_emit_dense(ctx, node, a, matrix, n_in, n_out, bias, (a.shape[0], n_out))]
 
@@ -80,7 +81,7 @@ def lower_matmul(ctx, node, inputs):
         out_shape = a.shape[:-1]
     else:
         out_shape = a.shape[:-1] + (b.shape[1],)
-    matrix = ctx.builder.matrix(b, out_axis=1)
+    matrix = ctx.builder.matrix(b, out_axis=1, panels=not ctx.lean)
     return [_emit_dense(ctx, node, a, matrix, b.shape[0], b.shape[1], None, out_shape)]
 
 

@@ -172,7 +172,8 @@ def _record_constants(ctx, cell: Recurrent, direction: Direction) -> dict:
     acts = [[kind, builder.constant([alpha, beta])] for kind, alpha, beta in direction.activations]
     fields = dict(input_size=cell.input_size, hidden_size=cell.hidden, batch=cell.batch,
                   # W[d] and R[d] are (gates*hidden, n) with one row per output: store them transposed.
-                  w=builder.matrix(direction.w, out_axis=0), r=builder.matrix(direction.r, out_axis=0),
+                  w=builder.matrix(direction.w, out_axis=0, panels=not ctx.lean),
+                  r=builder.matrix(direction.r, out_axis=0, panels=not ctx.lean),
                   clip=builder.constant([cell.clip]) if cell.clip is not None else -1,
                   **{f"act_{name}": act for name, act in zip("fgh", acts)})
     if cell.op == "GRU":
