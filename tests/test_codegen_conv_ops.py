@@ -141,6 +141,7 @@ def test_the_cases_reach_every_front_end_instruction_and_function(front_ends):
     from test_codegen_more_ops import COVERED  # the glue ops' functions: their cases are there
 
     wanted -= COVERED
+    wanted.discard((isa.OPCODE.CONV, int(isa.MATRIX_KIND.FLOAT32_PANELS)))  # the numba runtime's alone: never in C
     assert not wanted - reached, sorted(wanted - reached)
 
 
