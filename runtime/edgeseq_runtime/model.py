@@ -16,7 +16,7 @@ _empty = np.empty
 _NO_SCRATCH = np.empty(0, np.float32)
 PROJECTION_FLOATS = 1 << 14  # run's scratch for precomputed input projections: 64 KB, stays in L2
 # A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
-RELEASE_GIL_WEIGHTS = 1 << 16
+RELEASE_GIL_WEIGHTS = 1 << 18
 
 
 class StreamingModel:
@@ -26,7 +26,7 @@ class StreamingModel:
     The compiled code and the weights are shared by ``clone()``s; each clone has its own state,
     so one clone per thread or per stream is safe, and clones stepped from several threads run
     at once: the kernels release the GIL, except in a call too short to be worth it (under
-    ``RELEASE_GIL_WEIGHTS`` weights multiplied, ~2 µs of work; handing the GIL to a waiting
+    ``RELEASE_GIL_WEIGHTS`` weights multiplied, ~5 µs of work; handing the GIL to a waiting
     thread and taking it back costs more, and two threads would step slower than one). An instance
     belongs to one thread at a time: ``get_state``, ``save_state`` or ``clone`` from another
     thread while it steps raise ``RuntimeError`` rather than return a state half stepped.
