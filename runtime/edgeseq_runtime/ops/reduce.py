@@ -142,7 +142,8 @@ def reduce_axes(ctx, node, x: Tensor, axes: list[int], keepdims: int, function) 
         if function not in EMPTY:
             ctx.fail(node, f"reduces empty axes {axes} of data of shape {list(x.shape)}, which gives no "
                            f"defined value")
-        return ctx.resident(np.full(shape, EMPTY[function], np.float32))
+        # a view until the arena has taken its size: a file's dims never size memory unchecked
+        return ctx.new_tensor(shape, init=np.broadcast_to(np.float32(EMPTY[function]), shape))
     if axes == list(range(axes[0], axes[-1] + 1)):
         outer, n = math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:axes[-1] + 1])
         inner = math.prod(x.shape[axes[-1] + 1:])
