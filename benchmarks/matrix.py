@@ -1,6 +1,7 @@
 """The benchmark matrix: edgeseq against ONNX Runtime and PyTorch on this machine, in one run.
 
     python benchmarks/matrix.py [--quick] [--out benchmarks/results.md]
+    python benchmarks/matrix.py --cell LSTM:1/32/1:1 [--cell GRU:16/64/1:1 ...]   # rows only, printed
 
 LSTM, GRU and RNN x (input/hidden/layers) 1/32/1, 16/64/1, 40/128/2, 64/256/1 x batch 1, 16,
 256 x fp32, int8. Per configuration: the median time of one ``step`` from Python for edgeseq,
@@ -116,12 +117,46 @@ def linear_growth(folder: Path) -> tuple[float, float, float]:
     return short, long, long / short
 
 
+def row(cell: str, size: tuple, batch: int, r: dict) -> str:
+    """The table's row of one configuration's figures (``measure``'s result)."""
+    f, q = r["fp32"], r["int8"]
+    return (f"| {cell} | {'/'.join(map(str, size))} | {batch} | {f['edgeseq']:.2f} | "
+            f"{f['onnxruntime']:.2f} | {f['torch']:.2f} | {q['edgeseq']:.2f} | {q['onnxruntime']:.2f} | "
+            f"{f['onnxruntime'] / f['edgeseq']:.1f}x | {f['torch'] / f['edgeseq']:.1f}x | "
+            f"{q['edgeseq'] / f['edgeseq']:.2f} | {f['edgeseq'] / batch:.3f} | "
+            f"{f['run_steps_per_s'] * batch:,.0f} | {f['ort_run_steps_per_s'] * batch:,.0f} | "
+            f"{f['run_steps_per_s'] / f['ort_run_steps_per_s']:.2f}x |")
+
+
+def parse_cell(text: str) -> tuple[str, tuple[int, int, int], int]:
+    """``LSTM:1/32/1:1`` -> ("LSTM", (1, 32, 1), 1): a cell, its input/hidden/layers, a batch."""
+    try:
+        cell, size, batch = text.split(":")
+        sizes = tuple(int(v) for v in size.split("/"))
+        if cell not in CELLS or len(sizes) != 3:
+            raise ValueError
+        return cell, sizes, int(batch)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not CELL:in/hidden/layers:batch with CELL one of "
+                                         f"{', '.join(CELLS)} (e.g. LSTM:1/32/1:1)") from None
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer calls per figure")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("results.md"))
+    parser.add_argument("--cell", type=parse_cell, action="append", default=[],
+                        help="measure only this row (repeatable), print it and write nothing: "
+                             "CELL:in/hidden/layers:batch, e.g. LSTM:1/32/1:1")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
+    if args.cell:
+        with tempfile.TemporaryDirectory() as directory:
+            for cell, size, batch in args.cell:
+                calls = (200 if args.quick else 1000) // (1 if batch < 256 else 10)
+                r = measure(StepShape(cell, *size, OUTPUT_SIZE), Path(directory), batch, calls)
+                print(row(cell, size, batch, r), flush=True)
+        return
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor())
     lines = ["# Benchmark results", "",
@@ -143,15 +178,8 @@ def main(argv=None) -> None:
                     calls = (200 if args.quick else 1000) // (1 if batch < 256 else 10)
                     r = measure(StepShape(cell, *size, OUTPUT_SIZE), folder, batch, calls)
                     figures[cell, size, batch] = r
-                    f, q = r["fp32"], r["int8"]
-                    row = (f"| {cell} | {'/'.join(map(str, size))} | {batch} | {f['edgeseq']:.2f} | "
-                           f"{f['onnxruntime']:.2f} | {f['torch']:.2f} | {q['edgeseq']:.2f} | {q['onnxruntime']:.2f} | "
-                           f"{f['onnxruntime'] / f['edgeseq']:.1f}x | {f['torch'] / f['edgeseq']:.1f}x | "
-                           f"{q['edgeseq'] / f['edgeseq']:.2f} | {f['edgeseq'] / batch:.3f} | "
-                           f"{f['run_steps_per_s'] * batch:,.0f} | {f['ort_run_steps_per_s'] * batch:,.0f} | "
-                           f"{f['run_steps_per_s'] / f['ort_run_steps_per_s']:.2f}x |")
-                    lines.append(row)
-                    print(row, flush=True)
+                    lines.append(row(cell, size, batch, r))
+                    print(lines[-1], flush=True)
         threads = {(cell, size, batch): thread_scaling(StepShape(cell, *size, OUTPUT_SIZE), folder, batch,
                                                        0.05 if args.quick else 0.2)
                    for cell in CELLS for size in THREAD_SIZES for batch in THREAD_BATCHES}
