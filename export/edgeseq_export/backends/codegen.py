@@ -59,6 +59,12 @@ UNARY_LIBM = {
 BINARY_LIBM = {isa.BINARY_FUNCTION.POW: ("powf",), isa.BINARY_FUNCTION.MOD: ("fmodf",),
                isa.BINARY_FUNCTION.FMOD: ("fmodf",)}
 REDUCE_LIBM = {isa.REDUCE_FUNCTION.LOG_SUM_EXP: ("expf", "logf"), isa.REDUCE_FUNCTION.LOG_SUM: ("logf",)}
+# and of the activation functions that the FUNCTION operands of recurrent cells, activations and
+# convolutions name (edgeseq_rt.c's function_linked checks the same).
+ACTIVATION_LIBM = {isa.ACTIVATION_KIND.SOFTPLUS: ("log1pf",)}
+FUNCTION_FIELDS = {i.opcode: [isa.RECORD.FIELDS + i.layout[f.name.upper()] for f in i.fields
+                              if isinstance(f.type, isa.Operand) and f.type.layout is isa.FUNCTION]
+                   for i in isa.INSTRUCTIONS}
 
 
 @dataclass(frozen=True)
@@ -221,6 +227,8 @@ def libm_functions(code: np.ndarray) -> tuple[str, ...]:
             called.update(REDUCE_LIBM.get(int(code[args + isa.REDUCE.FUNCTION]), ()))
         elif op == isa.OPCODE.SOFTMAX:
             called.update(("expf", "logf") if code[args + isa.SOFTMAX.LOG] else ("expf",))
+        for field in FUNCTION_FIELDS[op]:
+            called.update(ACTIVATION_LIBM.get(int(code[pc + field + isa.FUNCTION.KIND]), ()))
         pc += int(code[pc + isa.RECORD.LENGTH])
     return tuple(sorted(called))
 
@@ -267,7 +275,7 @@ def render_header(name: str, lowered: LoweredModel, image: PlanImage, source: st
  * step leaves the recurrent state as it was, so a glitching sensor cannot poison it.
  * The same numbers as edgeseq_runtime (Python) give for this model, within 1e-5.
  *
- * Build: compile {name}.c and edgeseq_rt.c (C99, linked with -lm: sqrtf, fabsf, log1pf and the
+ * Build: compile {name}.c and edgeseq_rt.c (C99, linked with -lm: sqrtf, fabsf, fmaf and the
  * libm functions this model calls: {", ".join(image.libm) or "none"}; newlib has them all).
  * No dynamic memory, no global mutable state, no recursion; states of different streams are
  * independent, so streams may run in different threads.

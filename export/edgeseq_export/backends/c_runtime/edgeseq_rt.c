@@ -13,7 +13,7 @@
  */
 #include "edgeseq_rt.h"
 
-#include <math.h>   /* fabsf, sqrtf, fmaf (FPU instructions), log1pf; the rest through model->libm */
+#include <math.h>   /* fabsf, sqrtf, fmaf (FPU instructions); the rest through model->libm */
 #include <stddef.h> /* NULL */
 #include <string.h> /* memcpy */
 
@@ -99,7 +99,7 @@ static inline float fast_tanh(float x)
 
 /* v = activation(v), in place; alpha and beta follow the ONNX definitions. The branch on the
  * kind sits outside the element loops, so that each loop is a simple one a compiler vectorises. */
-static void activate(int32_t kind, float alpha, float beta, float *v, int32_t n)
+static void activate(const edgeseq_rt_libm_t *libm, int32_t kind, float alpha, float beta, float *v, int32_t n)
 {
     int32_t i;
     switch (kind) {
@@ -156,7 +156,7 @@ static void activate(int32_t kind, float alpha, float beta, float *v, int32_t n)
         break;
     case EDGESEQ_ACTIVATION_KIND_SOFTPLUS: /* log(1 + e^x) without overflow for large x */
         for (i = 0; i < n; i++) {
-            v[i] = (v[i] > 0.0f ? v[i] : 0.0f) + log1pf(fast_exp(-fabsf(v[i])));
+            v[i] = (v[i] > 0.0f ? v[i] : 0.0f) + libm->log1pf(fast_exp(-fabsf(v[i])));
         }
         break;
     default:
@@ -164,11 +164,17 @@ static void activate(int32_t kind, float alpha, float beta, float *v, int32_t n)
     }
 }
 
-/* The activation of a FUNCTION operand; alpha, beta = w[params], w[params + 1]. */
-static void activate_encoded(const int32_t *function, const float *w, float *v, int32_t n)
+/* The activation of a FUNCTION operand; alpha, beta = weights[params], weights[params + 1]. */
+static void activate_encoded(const int32_t *function, const edgeseq_rt_model_t *model, float *v, int32_t n)
 {
     const int32_t params = function[EDGESEQ_FUNCTION_PARAMS];
-    activate(function[EDGESEQ_FUNCTION_KIND], w[params], w[params + 1], v, n);
+    activate(&model->libm, function[EDGESEQ_FUNCTION_KIND], model->weights[params], model->weights[params + 1], v, n);
+}
+
+/* Whether the model's libm table has what a FUNCTION operand calls (Softplus: log1pf). */
+static int function_linked(const edgeseq_rt_model_t *model, const int32_t *function)
+{
+    return function[EDGESEQ_FUNCTION_KIND] != EDGESEQ_ACTIVATION_KIND_SOFTPLUS || model->libm.log1pf != NULL;
 }
 
 /* v = clamp(v, -limit, limit): the ONNX `clip` attribute. */
@@ -308,7 +314,7 @@ static void fill(float *dst, int32_t n, const float *w, int32_t offset)
 
 /* ---- gru_f32.py: one stream at a time, in 6*hidden floats of the record's scratch ----------- */
 
-static void gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
     const int32_t n_in = args[EDGESEQ_GRU_INPUT_SIZE], n_h = args[EDGESEQ_GRU_HIDDEN_SIZE];
@@ -320,6 +326,9 @@ static void gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
     float *zr = xw, *zt = xw, *rt = xw + n_h, *ht = xw + 2 * n_h;
     float *hr_zr = hr, *hr_h = hr + 2 * n_h, *rh = hr; /* rh: rt (.) Ht-1, in hr's z, r part once used */
     int32_t b, j;
+    if (!function_linked(model, args + EDGESEQ_GRU_ACT_F) || !function_linked(model, args + EDGESEQ_GRU_ACT_G)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (b = 0; b < batch; b++) {
         const float *x = a + args[EDGESEQ_GRU_X] + b * n_in;
         float *h = a + args[EDGESEQ_GRU_H] + b * n_h;
@@ -338,7 +347,7 @@ static void gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
         if (clip_off >= 0) {
             clip(zr, 2 * n_h, w[clip_off]);
         }
-        activate_encoded(args + EDGESEQ_GRU_ACT_F, w, zr, 2 * n_h);
+        activate_encoded(args + EDGESEQ_GRU_ACT_F, model, zr, 2 * n_h);
         if (linear_before_reset) {
             for (j = 0; j < n_h; j++) {
                 ht[j] += rt[j] * hr_h[j];
@@ -356,16 +365,17 @@ static void gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
         if (clip_off >= 0) {
             clip(ht, n_h, w[clip_off]);
         }
-        activate_encoded(args + EDGESEQ_GRU_ACT_G, w, ht, n_h);
+        activate_encoded(args + EDGESEQ_GRU_ACT_G, model, ht, n_h);
         for (j = 0; j < n_h; j++) {
             h[j] = (1.0f - zt[j]) * ht[j] + zt[j] * h[j];
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- lstm_f32.py: one stream at a time, in 4*hidden floats of the record's scratch ---------- */
 
-static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
     const int32_t n_in = args[EDGESEQ_LSTM_INPUT_SIZE], n_h = args[EDGESEQ_LSTM_HIDDEN_SIZE];
@@ -377,6 +387,9 @@ static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
     float *ft_ct = ft;  /* f and c are adjacent: clipped in one pass */
     float *h_of_c = ct; /* the slot of ct, free once Ct is made, takes h(Ct) */
     int32_t b, j;
+    if (!function_linked(model, args + EDGESEQ_LSTM_ACT_F) || !function_linked(model, args + EDGESEQ_LSTM_ACT_G) || !function_linked(model, args + EDGESEQ_LSTM_ACT_H)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (b = 0; b < batch; b++) {
         const float *x = a + args[EDGESEQ_LSTM_X] + b * n_in;
         float *h = a + args[EDGESEQ_LSTM_H] + b * n_h;
@@ -395,15 +408,15 @@ static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
             clip(it, n_h, w[clip_off]);
             clip(ft_ct, 2 * n_h, w[clip_off]);
         }
-        activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, it, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_F, model, it, n_h);
         if (input_forget) {
             for (j = 0; j < n_h; j++) {
                 ft[j] = 1.0f - it[j];
             }
         } else {
-            activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, ft, n_h);
+            activate_encoded(args + EDGESEQ_LSTM_ACT_F, model, ft, n_h);
         }
-        activate_encoded(args + EDGESEQ_LSTM_ACT_G, w, ct, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_G, model, ct, n_h);
         for (j = 0; j < n_h; j++) {
             c[j] = ft[j] * c[j] + it[j] * ct[j];
         }
@@ -416,26 +429,30 @@ static void lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
         if (clip_off >= 0) {
             clip(ot, n_h, w[clip_off]);
         }
-        activate_encoded(args + EDGESEQ_LSTM_ACT_F, w, ot, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_F, model, ot, n_h);
         for (j = 0; j < n_h; j++) {
             h_of_c[j] = c[j];
         }
-        activate_encoded(args + EDGESEQ_LSTM_ACT_H, w, h_of_c, n_h);
+        activate_encoded(args + EDGESEQ_LSTM_ACT_H, model, h_of_c, n_h);
         for (j = 0; j < n_h; j++) {
             h[j] = ot[j] * h_of_c[j];
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- rnn_f32.py ------------------------------------------------------------------------------- */
 
-static void rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const float *w = model->weights;
     const int32_t n_in = args[EDGESEQ_RNN_INPUT_SIZE], n_h = args[EDGESEQ_RNN_HIDDEN_SIZE];
     const int32_t batch = args[EDGESEQ_RNN_BATCH], bias = args[EDGESEQ_RNN_B], clip_off = args[EDGESEQ_RNN_CLIP];
     float *ht = a + args[EDGESEQ_RNN_SCRATCH];
     int32_t b, j;
+    if (!function_linked(model, args + EDGESEQ_RNN_ACT_F)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (b = 0; b < batch; b++) {
         const float *x = a + args[EDGESEQ_RNN_X] + b * n_in;
         float *h = a + args[EDGESEQ_RNN_H] + b * n_h;
@@ -445,11 +462,12 @@ static void rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
         if (clip_off >= 0) {
             clip(ht, n_h, w[clip_off]);
         }
-        activate_encoded(args + EDGESEQ_RNN_ACT_F, w, ht, n_h);
+        activate_encoded(args + EDGESEQ_RNN_ACT_F, model, ht, n_h);
         for (j = 0; j < n_h; j++) {
             h[j] = ht[j];
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- dense_f32.py ----------------------------------------------------------------------------- */
@@ -540,14 +558,18 @@ static int binary_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
     return EDGESEQ_RT_OK;
 }
 
-static void activation_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int activation_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t n = args[EDGESEQ_ACTIVATION_N];
     float *y = a + args[EDGESEQ_ACTIVATION_Y];
+    if (!function_linked(model, args + EDGESEQ_ACTIVATION_ACT)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     if (args[EDGESEQ_ACTIVATION_X] != args[EDGESEQ_ACTIVATION_Y]) {
         memmove(y, a + args[EDGESEQ_ACTIVATION_X], (size_t)n * sizeof *y);
     }
-    activate_encoded(args + EDGESEQ_ACTIVATION_ACT, model->weights, y, n);
+    activate_encoded(args + EDGESEQ_ACTIVATION_ACT, model, y, n);
+    return EDGESEQ_RT_OK;
 }
 
 static int softmax_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
@@ -702,13 +724,13 @@ static int conv_in_place_block(const int32_t *args, const edgeseq_rt_model_t *mo
     }
     if (args[EDGESEQ_CONV_ACTIVATE]) {
         for (co = 0; co < c_out; co++) {
-            activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, y + co * width + first, count);
+            activate_encoded(args + EDGESEQ_CONV_ACT, model, y + co * width + first, count);
         }
     }
     return 1;
 }
 
-static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
+static int conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
 {
     const int32_t batch = args[EDGESEQ_CONV_BATCH], c_in = args[EDGESEQ_CONV_C_IN];
     const int32_t c_out = args[EDGESEQ_CONV_C_OUT], group = args[EDGESEQ_CONV_GROUP];
@@ -720,6 +742,9 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
     float *product = a + args[EDGESEQ_CONV_SCRATCH]; /* (rows, c_out) */
     float *gathered = product + (size_t)rows * (size_t)c_out; /* (rows, taps) where patches are gathered */
     int32_t n, g, first, count, r, co;
+    if (args[EDGESEQ_CONV_ACTIVATE] && !function_linked(model, args + EDGESEQ_CONV_ACT)) {
+        return EDGESEQ_RT_MISSING_FUNCTION;
+    }
     for (n = 0; n < batch; n++) {
         const float *x = a + args[EDGESEQ_CONV_X] + n * image;
         float *y = a + args[EDGESEQ_CONV_Y] + n * c_out * width;
@@ -746,7 +771,7 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
             }
             for (r = 0; r < count; r++) {
                 if (args[EDGESEQ_CONV_ACTIVATE]) {
-                    activate_encoded(args + EDGESEQ_CONV_ACT, model->weights, product + r * c_out, c_out);
+                    activate_encoded(args + EDGESEQ_CONV_ACT, model, product + r * c_out, c_out);
                 }
                 for (co = 0; co < c_out; co++) {
                     y[co * width + first + r] = product[r * c_out + co];
@@ -754,6 +779,7 @@ static void conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float
             }
         }
     }
+    return EDGESEQ_RT_OK;
 }
 
 /* ---- math_f32.py: unary functions, Where ------------------------------------------------------ */
@@ -1314,16 +1340,16 @@ static int run_instructions(const edgeseq_rt_model_t *model, float *a)
         int status = EDGESEQ_RT_OK;
         const int32_t *args = code + pc + EDGESEQ_RECORD_FIELDS;
         switch (code[pc + EDGESEQ_RECORD_OPCODE]) {
-        case EDGESEQ_OPCODE_GRU: gru_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_LSTM: lstm_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_RNN: rnn_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_GRU: status = gru_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_LSTM: status = lstm_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_RNN: status = rnn_f32(args, model, a); break;
         case EDGESEQ_OPCODE_DENSE: dense_f32(args, model, a); break;
         case EDGESEQ_OPCODE_BINARY: status = binary_f32(args, model, a); break;
-        case EDGESEQ_OPCODE_ACTIVATION: activation_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_ACTIVATION: status = activation_f32(args, model, a); break;
         case EDGESEQ_OPCODE_SOFTMAX: status = softmax_f32(args, model, a); break;
         case EDGESEQ_OPCODE_COPY: copy_indexed(args, model, a); break;
         case EDGESEQ_OPCODE_EMBEDDING: status = embedding(args, model, a); break;
-        case EDGESEQ_OPCODE_CONV: conv_f32(args, model, a); break;
+        case EDGESEQ_OPCODE_CONV: status = conv_f32(args, model, a); break;
         case EDGESEQ_OPCODE_UNARY: status = unary_f32(args, model, a); break;
         case EDGESEQ_OPCODE_WHERE: where_f32(args, model, a); break;
         case EDGESEQ_OPCODE_REDUCE: status = reduce_f32(args, model, a); break;

@@ -23,8 +23,7 @@
  * functions the model's plan calls and leaves the rest NULL: the runtime files stay the same for
  * every model (several models may share them), and a linker keeps only the functions some
  * model's table names. A plan that calls a function its table leaves NULL (a table written by
- * hand) is refused with EDGESEQ_RT_MISSING_FUNCTION, never run with a wrong number. One call is
- * direct: log1pf, of the Softplus activation that recurrent cells may apply.
+ * hand) is refused with EDGESEQ_RT_MISSING_FUNCTION, never run with a wrong number.
  */
 #ifndef EDGESEQ_RT_H
 #define EDGESEQ_RT_H
@@ -74,6 +73,7 @@ typedef struct {
     float (*floorf)(float);
     float (*ceilf)(float);
     float (*rintf)(float);
+    float (*log1pf)(float);
 } edgeseq_rt_libm_t;
 
 typedef struct {
