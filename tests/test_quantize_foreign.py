@@ -410,6 +410,55 @@ def test_gptq_moves_a_layer_s_outputs_less_than_rounding_to_nearest():
     assert output_error(q) < 0.5 * output_error(nearest)
 
 
+def test_gptq_with_blocked_scales_sets_each_block_s_scale_as_it_reaches_it():
+    """GPTQ with one scale per 8 inputs of a row, each block's scale set from its weights as the
+    blocks rounded before moved them: every int8 value in range, and the layer's outputs move a
+    fraction of what nearest rounding with scales per block (from the weights as they are) moves them."""
+    from edgeseq_export.backends.gptq import Curvature, gptq
+
+    rng = np.random.default_rng(5)
+    x = np.cumsum(rng.standard_normal((2000, 48)), axis=1)
+    w = rng.normal(0, 1, (16, 48))
+    groups = np.arange(48) // 8
+    scales = np.zeros((16, 6))
+    q = gptq(w, Curvature.of(x.T @ x), scales, groups)
+    assert q.dtype == np.int8 and np.abs(q.astype(int)).max() <= 127 and (scales > 0).all()
+    nearest_scales = np.abs(w.reshape(16, 6, 8)).max(-1) / 127
+    nearest = np.clip(np.rint(w / np.repeat(nearest_scales, 8, 1)), -127, 127)
+
+    def output_error(ints, block_scales):
+        return np.sqrt(np.mean((x @ (w - ints * np.repeat(block_scales, 8, 1)).T) ** 2))
+    assert output_error(q, scales) < 0.5 * output_error(nearest, nearest_scales)
+
+
+def test_int8_with_blocked_scales_writes_opset_21_block_size_measured_by_the_given_engine(tmp_path):
+    """``block_size``: every weight's scales per 2 values along its first input axis, in the
+    DequantizeLinear of opset 21 that ONNX Runtime runs (the error reported is ONNX Runtime's,
+    through ``outputs``); edgeseq's runtime refuses such a file in one line."""
+    source = silero_like(tmp_path / "model.onnx")
+    xs = np.random.default_rng(0).standard_normal((80, INPUTS)).astype(np.float32)
+    np.save(tmp_path / "steps.npy", xs)
+
+    def onnx_runtime_outputs(model, streams):
+        onnx.save(model, str(tmp_path / "candidate.onnx"))
+        return [onnx_runtime_steps(tmp_path / "candidate.onnx", stream, FIXED, STATE) for stream in streams]
+
+    report = quantize(source, tmp_path / "q.onnx", "int8", calibration=tmp_path / "steps.npy", load_options=OPTIONS,
+                      block_size=2, outputs=onnx_runtime_outputs)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    assert next(o.version for o in model.opset_import if o.domain == "") == 21
+    blocked = [n for n in next(n for n in model.graph.node if n.op_type == "If").attribute[0].g.node
+               if n.op_type == "DequantizeLinear"]
+    assert blocked and all(any(a.name == "block_size" and a.i == 2 for a in n.attribute) for n in blocked)
+    got = onnx_runtime_steps(tmp_path / "q.onnx", xs, FIXED, STATE)
+    fp32 = onnx_runtime_steps(source, xs, FIXED, STATE)
+    assert 0 < np.abs(got - fp32).max() < 0.05
+    assert report.max_abs_error == pytest.approx(float(np.abs(got - fp32).max()), rel=1e-3, abs=1e-6)
+    with pytest.raises(edgeseq_runtime.EdgeseqError, match="block_size") as refused:
+        edgeseq_runtime.load(tmp_path / "q.onnx", **OPTIONS.fields())
+    assert "\n" not in str(refused.value)
+
+
 def test_gptq_reads_the_inputs_of_the_weights_in_the_branch_taken(tmp_path):
     """The layers' inputs are read inside the If branch the loader takes (its weights get GPTQ
     roundings to choose from); the untaken branch's weights, never run, get none. The file

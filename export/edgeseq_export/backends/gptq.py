@@ -175,19 +175,38 @@ class Curvature:
         return cls(order, np.linalg.cholesky(np.linalg.inv(h[np.ix_(order, order)])).T)
 
 
-def gptq(weights: np.ndarray, curvature: Curvature, scales: np.ndarray) -> np.ndarray:
+def gptq(weights: np.ndarray, curvature: Curvature, scales: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray:
     """The int8 values of ``weights`` [rows, columns] with ``scales`` (one per row, or one per
     element), rounded column by column, each column's error spread over the columns after it
-    through H^-1 (``curvature``)."""
+    through H^-1 (``curvature``).
+
+    With ``groups`` (each column's scale group, [columns]), ``scales`` [rows, groups] is filled
+    instead: a group's scales are set from its weights as the columns rounded before have moved
+    them, when its first column comes (GPTQ's per-group scales), so that the errors spread onto a
+    group stay within its int8 range."""
     order, inverse = curvature.order, curvature.inverse
     w = weights.astype(np.float64)[:, order]
-    scales = np.broadcast_to(scales.reshape(-1, 1) if scales.ndim == 1 else scales, weights.shape)[:, order]
+    if groups is None:
+        steps = np.broadcast_to(scales.reshape(-1, 1) if scales.ndim == 1 else scales, weights.shape)[:, order]
+    else:
+        groups, steps = groups[order], np.empty(w.shape)
+        unset = np.ones(scales.shape[1], bool)
     q = np.empty(w.shape, np.int8)
     for start in range(0, w.shape[1], BLOCK):  # the columns after a block take its errors at once
         end = min(start + BLOCK, w.shape[1])
         errors = np.empty((w.shape[0], end - start))
         for column in range(start, end):
-            step = scales[:, column]
+            if groups is not None and unset[groups[column]]:
+                group = groups[column]
+                members = np.flatnonzero(groups == group)  # all at or after ``column``
+                current = w[:, members]
+                later = members >= end  # not yet given this block's errors
+                current[:, later] -= errors[:, :column - start] @ inverse[start:column, members[later]]
+                peak = np.abs(current).max(axis=1)
+                scales[:, group] = np.where(peak > 0, peak / INT8_MAX, 1.0).astype(np.float32)
+                steps[:, members] = scales[:, group, None]
+                unset[group] = False
+            step = steps[:, column]
             q[:, column] = np.clip(np.rint(w[:, column] / step), -INT8_MAX, INT8_MAX)
             errors[:, column - start] = (w[:, column] - q[:, column] * step) / inverse[column, column]
             w[:, column + 1:end] -= np.outer(errors[:, column - start], inverse[column, column + 1:end])

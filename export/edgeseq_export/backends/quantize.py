@@ -35,7 +35,7 @@ from edgeseq_runtime.atomic import write_atomic
 from edgeseq_runtime.errors import first_line
 from edgeseq_runtime.lowering import lower
 from edgeseq_runtime.untrusted_file import UnreadableFile, open_regular
-from onnx import helper, numpy_helper
+from onnx import helper, numpy_helper, version_converter
 
 from ..rows import MAX_DATA_BYTES, DataError, read_rows
 from . import audio_variants
@@ -53,6 +53,7 @@ MODES = ("int8", "fp16")
 MAX_GPTQ_COLUMNS = 4096  # inputs per output channel: H takes columns^2 float64 (128 MB here)
 MAX_GPTQ_STEPS = 4096  # calibration steps whose layer inputs GPTQ reads (all are kept in memory)
 MIN_OPSET = 13  # per-axis DequantizeLinear
+BLOCKED_OPSET = 21  # DequantizeLinear's block_size
 METADATA_KEY = "edgeseq.quantization"
 RECURRENT = ("LSTM", "GRU", "RNN")
 # Ops that move a weight's values without mixing its channels: each output axis comes from one
@@ -281,6 +282,24 @@ def channel_scales(weights: np.ndarray, axis: int) -> np.ndarray:
     return np.where(peak > 0, peak / INT8_MAX, 1.0).astype(np.float32)
 
 
+def input_axis(shape, axis: int) -> int | None:
+    """The first of a weight's input axes (all but its output-channel ``axis``) longer than 1,
+    along which its scales are blocked; None when each output channel holds one value."""
+    return next((i for i, n in enumerate(shape) if i != axis and n > 1), None)
+
+
+def blocked_scales(weights: np.ndarray, axis: int, block_size: int) -> np.ndarray:
+    """One symmetric int8 scale per ``block_size`` consecutive values along ``axis``, for each
+    index of the other axes: DequantizeLinear's blocked scales (the weights' rank, ``axis``
+    ceil(n / block_size) long); an all-zero block gets scale 1."""
+    moved = np.moveaxis(np.abs(weights.astype(np.float64)), axis, -1)
+    count = -(-moved.shape[-1] // block_size)
+    padded = np.zeros((*moved.shape[:-1], count * block_size))
+    padded[..., :moved.shape[-1]] = moved
+    peak = padded.reshape(*moved.shape[:-1], count, block_size).max(axis=-1)
+    return np.moveaxis(np.where(peak > 0, peak / INT8_MAX, 1.0), -1, axis).astype(np.float32)
+
+
 def to_int8(weights: np.ndarray, scale: np.ndarray, axis: int) -> np.ndarray:
     shape = [-1 if i == axis else 1 for i in range(weights.ndim)]
     return np.clip(np.rint(weights / scale.reshape(shape)), -INT8_MAX, INT8_MAX).astype(np.int8)
@@ -292,17 +311,19 @@ def _halves(array: np.ndarray) -> bool:
         return bool(np.isfinite(array.astype(np.float16)[np.isfinite(array)]).all())
 
 
-def quantize_int8(model: onnx.ModelProto, keep: dict | None = None,
-                  rounded: dict | None = None) -> tuple[onnx.ModelProto, list[str]]:
+def quantize_int8(model: onnx.ModelProto, keep: dict | None = None, rounded: dict | None = None,
+                  block_size: int = 0) -> tuple[onnx.ModelProto, list[str]]:
     """A copy of ``model`` with its weights in QDQ int8 form, and their names. ``keep``:
     {Tensor: "fp16" or "float32"} for weights stored otherwise; ``rounded``: {Tensor: Rounding}
-    for weights whose int8 values were worked out already (else: nearest, per output channel)."""
-    model = _copy(model, MIN_OPSET)
+    for weights whose int8 values were worked out already (else: nearest, per output channel, or
+    with a ``block_size``, per that many values along the weight's first input axis, which needs
+    opset 21)."""
+    model = _copy(model, BLOCKED_OPSET if block_size else MIN_OPSET)
     keep, rounded = keep or {}, rounded or {}
     plan = {tensor: (keep.get(tensor, "int8"), rounded.get(tensor, axis))
             for tensor, axis in weights(model.graph).items()}
     plan = {tensor: how for tensor, how in plan.items() if how[0] != "float32"}
-    _store(model, plan)
+    _store(model, plan, block_size)
     return model, sorted({tensor.name for tensor, (precision, _) in plan.items() if precision == "int8"})
 
 
@@ -316,9 +337,10 @@ def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     return model, sorted({tensor.name for tensor in plan})
 
 
-def _store(model: onnx.ModelProto, plan: dict) -> None:
+def _store(model: onnx.ModelProto, plan: dict, block_size: int = 0) -> None:
     """Store each tensor of ``plan`` ({Tensor: (precision, axis)}) in its precision, with the node
-    that turns it back into float32 under its old name, where the tensor was."""
+    that turns it back into float32 under its old name, where the tensor was (int8 rounded to
+    nearest: scales per ``block_size`` values, or per output channel)."""
     values = _Values(model.graph)
     fresh = _FreshNames(values)
     # Innermost graphs first: rebuilding a graph's node list copies its nodes, subgraphs included.
@@ -329,7 +351,8 @@ def _store(model: onnx.ModelProto, plan: dict) -> None:
         initializers, front, nodes = [], [], []
         for tensor in graph.initializer:
             if tensor.name in mine:
-                stored, node = _stored(numpy_helper.to_array(tensor), tensor.name, *mine[tensor.name], fresh)
+                stored, node = _stored(numpy_helper.to_array(tensor), tensor.name, *mine[tensor.name], fresh,
+                                       block_size)
                 initializers += stored
                 front.append(node)
             else:
@@ -337,7 +360,8 @@ def _store(model: onnx.ModelProto, plan: dict) -> None:
         for node in graph.node:
             name = node.output[0] if node.op_type == "Constant" and node.output else None
             if name in mine and _constant_tensor(node) is not None:
-                stored, restore = _stored(numpy_helper.to_array(_constant_tensor(node)), name, *mine[name], fresh)
+                stored, restore = _stored(numpy_helper.to_array(_constant_tensor(node)), name, *mine[name], fresh,
+                                          block_size)
                 nodes += [helper.make_node("Constant", [], [t.name], name=fresh(t.name), value=t) for t in stored]
                 nodes.append(restore)
             else:
@@ -353,37 +377,56 @@ def _store(model: onnx.ModelProto, plan: dict) -> None:
 
 @dataclass(frozen=True)
 class Rounding:
-    """A weight's int8 values and scales, worked out beforehand (``gptq``), along ``axis``."""
+    """A weight's int8 values and scales, worked out beforehand (``gptq``), along ``axis``: one
+    scale per index, or with a ``block_size``, per that many values along it (of the weight's rank)."""
     q: np.ndarray
     scale: np.ndarray
     axis: int
+    block_size: int = 0
+
+    @classmethod
+    def nearest(cls, array: np.ndarray, axis: int, block_size: int) -> "Rounding":
+        """``array`` rounded to nearest with scales blocked along its first input axis (per output
+        channel ``axis`` when it has none)."""
+        blocked = input_axis(array.shape, axis)
+        if blocked is None:
+            scale = channel_scales(array, axis)
+            return cls(to_int8(array, scale, axis), scale, axis)
+        scale = blocked_scales(array, blocked, block_size)
+        steps = np.repeat(scale, block_size, blocked).take(range(array.shape[blocked]), blocked)
+        return cls(np.clip(np.rint(array / steps), -INT8_MAX, INT8_MAX).astype(np.int8), scale, blocked, block_size)
 
 
-def _stored(array: np.ndarray, name: str, precision: str, axis, fresh):
+def _stored(array: np.ndarray, name: str, precision: str, axis, fresh, block_size: int = 0):
     """The tensors that store ``array`` in ``precision`` and the node that computes ``name``
-    from them. ``axis``: the int8 scales' axis, or a ``Rounding``."""
+    from them. ``axis``: the int8 scales' axis (per output channel, or blocked per
+    ``block_size`` values), or a ``Rounding``."""
     if precision == "fp16":
         half = numpy_helper.from_array(array.astype(np.float16), fresh(f"{name}_fp16"))
         return [half], helper.make_node("Cast", [half.name], [name], name=fresh(f"{name}_to_float"),
                                         to=onnx.TensorProto.FLOAT)
+    if block_size and not isinstance(axis, Rounding):
+        axis = Rounding.nearest(array, axis, block_size)
     if not isinstance(axis, Rounding):
         scale = channel_scales(array, axis)
         axis = Rounding(to_int8(array, scale, axis), scale, axis)
     q = numpy_helper.from_array(axis.q, fresh(f"{name}_int8"))
     scales = numpy_helper.from_array(axis.scale, fresh(f"{name}_scale"))
+    blocked = {"block_size": axis.block_size} if axis.block_size else {}
     return [q, scales], helper.make_node("DequantizeLinear", [q.name, scales.name], [name],
-                                         name=fresh(f"{name}_dequantize"), axis=axis.axis)
+                                         name=fresh(f"{name}_dequantize"), axis=axis.axis, **blocked)
 
 
 def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps: np.ndarray,
-                        branches: dict, other_axes: bool = False) -> tuple[dict, str | None]:
+                        branches: dict, other_axes: bool = False, block_size: int = 0) -> tuple[dict, str | None]:
     """{Tensor: [Rounding]} by GPTQ on the inputs each weight meets over ``steps``, for the weights
     whose inputs can be read (those of the If branches the loader took, ``branches``). With
     ``other_axes``, a Conv's filters may take their scales along another axis where that halves
     the error on those inputs (Silero's STFT basis: one scale per tap, its window's shape); the
     runtime and the generated C then hold them as float32 (only one scale per output channel
-    stays int8 in memory). With it, why no weight could be rounded so (then every weight is
-    rounded to nearest)."""
+    stays int8 in memory). With a ``block_size``, the scales are blocked instead (``Rounding.nearest``),
+    each block's fixed as GPTQ reaches it. With it, why no weight could be rounded so (then every
+    weight is rounded to nearest)."""
     values = _Values(_copy(model, MIN_OPSET).graph)
     found = _weights_and_uses(values)
     wanted = {tensor: [(node, index, layout) for node, index, layout, scope in uses if values.taken(scope, branches)]
@@ -407,7 +450,7 @@ def calibrated_rounding(model: onnx.ModelProto, load_options: LoadOptions, steps
         if readings:
             hessian = sum(inputs.T.astype(np.float64) @ inputs for inputs in readings)
             conv = any(node.op_type == "Conv" for node, _, _ in wanted[tensor])
-            rounded[tensor] = _gptq_roundings(array, axis, hessian, other_axes and conv)
+            rounded[tensor] = _gptq_roundings(array, axis, hessian, other_axes and conv, block_size)
     return rounded, None
 
 
@@ -417,12 +460,25 @@ def _in_order(layout: list, axis: int, shape) -> bool:
     return own == [a for a in range(len(shape)) if a != axis and shape[a] > 1]
 
 
-def _gptq_roundings(array: np.ndarray, axis: int, hessian: np.ndarray, other_axes: bool) -> list[Rounding]:
+def _gptq_roundings(array: np.ndarray, axis: int, hessian: np.ndarray, other_axes: bool,
+                    block_size: int = 0) -> list[Rounding]:
     """GPTQ with one scale per output channel (``axis``); with ``other_axes`` also along the
     other axis, of at most 1/16 as many scales as values, that has the least error on the inputs
-    (tr(D H D^T)), when that is under half the first one's."""
+    (tr(D H D^T)), when that is under half the first one's; with a ``block_size``, with blocked
+    scales alone."""
     rows = np.moveaxis(array, axis, 0).reshape(array.shape[axis], -1).astype(np.float64)
     curvature = Curvature.of(hessian)
+    blocked = input_axis(array.shape, axis) if block_size else None
+    if blocked is not None:
+        # Each scale's group, numbered over the scales' shape without the output axis.
+        shape = [1 if i == axis else -(-n // block_size) if i == blocked else n for i, n in enumerate(array.shape)]
+        groups = np.repeat(np.arange(np.prod(shape)).reshape(shape), block_size, blocked)
+        groups = groups.take(range(array.shape[blocked]), blocked)
+        scales = np.empty((rows.shape[0], int(np.prod(shape))))
+        q = gptq(rows, curvature, scales, np.moveaxis(groups, axis, 0).ravel())
+        scale = np.moveaxis(scales.reshape(rows.shape[0], *np.delete(shape, axis)), 0, axis)
+        restored = np.moveaxis(q.reshape(np.moveaxis(array, axis, 0).shape), 0, axis)
+        return [Rounding(np.ascontiguousarray(restored), scale.astype(np.float32), blocked, block_size)]
 
     def attempt(scale_axis):
         scale = channel_scales(array, scale_axis)
@@ -466,7 +522,7 @@ class _FreshNames:
 
 def quantize(source, output, mode: str = "int8", calibration=None, tolerance: float | None = None,
              steps: int = 200, seed: int = 0, columns: list[str] | None = None,
-             load_options: LoadOptions | None = None) -> QuantizationReport:
+             load_options: LoadOptions | None = None, *, block_size: int = 0, outputs=None) -> QuantizationReport:
     """Quantize the ONNX file ``source`` into ``output`` and measure what it costs.
 
     The outputs of the fp32 and the quantized model are compared with edgeseq's runtime, both
@@ -481,6 +537,12 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     holds on audio other than the calibration's. ``output`` is written (atomically) only when
     everything succeeded and the errors are within ``tolerance``: a failed quantization leaves
     no file behind.
+
+    ``block_size`` (int8): scales per that many values along each weight's first input axis
+    instead of per output channel (DequantizeLinear's ``block_size``; the model is converted to
+    opset 21), which edgeseq's runtime does not load: such files are measured by ``outputs``
+    (``outputs(model, streams)``: the outputs of an ONNX model over each stream from its initial
+    state, e.g. ONNX Runtime's), which replaces the runtime in measuring.
     """
     if mode not in MODES:
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -488,6 +550,8 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     load_options = load_options or LoadOptions()
     reference = load(source, **load_options.fields())  # validates the model before any work
     model = onnx.load(source)
+    if block_size and mode == "int8":
+        model = version_converter.convert_version(model, BLOCKED_OPSET)
     inputs = _inputs(reference, calibration, columns or _trained_columns(model), steps, seed)
     # Under a tolerance, the choices are judged on what they were not fitted to: GPTQ reads the
     # first half of the calibration, the error is measured over all of it; a WAV's variants
@@ -505,8 +569,11 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
         expected.append(reference.run(stream))
 
     def measure(candidate: onnx.ModelProto) -> tuple[float, list[np.ndarray]]:
-        plan = lower(candidate, output, 1, load_options)
-        got = [StreamingModel(plan, 1, output).run(stream) for stream in streams]
+        if outputs is None:
+            plan = lower(candidate, output, 1, load_options)
+            got = [StreamingModel(plan, 1, output).run(stream) for stream in streams]
+        else:
+            got = outputs(candidate, streams)
         return max(float(np.abs(g.astype(np.float64) - e).max()) for g, e in zip(got, expected)), got
 
     precisions, unreached, rounded, nearest_because = {}, [], {}, None
@@ -515,12 +582,13 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     else:
         branches = lower(model, source, 1, load_options).branches
         # Scales along another axis only where a tolerance asks for accuracy before memory.
-        options, nearest_because = calibrated_rounding(model, load_options, fitted, branches, held_out)
-        quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options)
+        options, nearest_because = calibrated_rounding(model, load_options, fitted, branches, held_out, block_size)
+        quantized, names, precisions, rounded, unreached = _int8_within(source, model, tolerance, measure, options,
+                                                                        block_size)
     if not names:
         raise QuantizationError(f"{source}: no weights to quantize")
-    rounding = {tensor.name: f"gptq, scales along axis {r.axis}" for tensor, r in rounded.items()
-                if precisions.get(tensor.name) == "int8"}
+    rounding = {tensor.name: f"gptq, scales along axis {r.axis}" + (f" in blocks of {r.block_size}" * bool(r.block_size))
+                for tensor, r in rounded.items() if precisions.get(tensor.name) == "int8"}
     _record(quantized, mode, precisions, unreached, tolerance, rounding)
     onnx.checker.check_model(quantized)
     serialized = quantized.SerializeToString()
@@ -535,7 +603,8 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     return report
 
 
-def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure, options: dict):
+def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, measure, options: dict,
+                 block_size: int = 0):
     """int8 weights, each rounded the way that moves the outputs least; with a ``tolerance``,
     float kept for those that must stay float for the outputs to stay within it.
 
@@ -545,14 +614,16 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
     weights are made int8 in the order of their error per value, then (from float32) the rest
     fp16 from the largest, each change kept only while the whole stays within. A weight whose
     int8 form does not change the outputs at all is one the calibration never runs (an untaken
-    If branch): rounded to nearest, unmeasured."""
+    If branch): rounded to nearest, unmeasured. Scales per ``block_size`` values where given
+    (``quantize_int8``)."""
     found = weights(_copy(model, MIN_OPSET).graph)
     floats = {tensor: "float32" for tensor in found}
-    baseline = measure(quantize_int8(model, floats)[0])[1]
+    baseline = measure(quantize_int8(model, floats, block_size=block_size)[0])[1]
     alone, rounded = {}, {}
     for tensor in found:
         for option in (None, *options.get(tensor, ())):
-            error, got = measure(quantize_int8(model, {**floats, tensor: "int8"}, {tensor: option} if option else {})[0])
+            error, got = measure(quantize_int8(model, {**floats, tensor: "int8"}, {tensor: option} if option else {},
+                                               block_size)[0])
             if all(np.array_equal(g, b) for g, b in zip(got, baseline)):
                 break
             if tensor not in alone or error < alone[tensor]:
@@ -561,16 +632,16 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
                 if option:
                     rounded[tensor] = option
     unreached = sorted(tensor.name for tensor in found if tensor not in alone)
-    quantized, names = quantize_int8(model, rounded=rounded)
+    quantized, names = quantize_int8(model, rounded=rounded, block_size=block_size)
     if tolerance is None or not found or measure(quantized)[0] <= tolerance:
         return quantized, names, {tensor.name: "int8" for tensor in found}, rounded, unreached
 
     def within(precisions: dict) -> bool:
         keep = {tensor: precision for tensor, precision in precisions.items() if precision != "int8"}
-        return measure(quantize_int8(model, keep, rounded)[0])[0] <= tolerance
+        return measure(quantize_int8(model, keep, rounded, block_size)[0])[0] <= tolerance
 
     sizes = {tensor: int(np.prod(proto.dims)) for tensor, proto in _Values(model.graph).tensors()}
-    halves = measure(quantize_int8(model, {tensor: "fp16" for tensor in found})[0])[0]
+    halves = measure(quantize_int8(model, {tensor: "fp16" for tensor in found}, block_size=block_size)[0])[0]
     # On all-fp16 weights where they stay within: never a larger file than fp16's.
     chosen = {tensor: "fp16" for tensor in found} if halves <= tolerance else dict(floats)
     for tensor in sorted(alone, key=lambda t: alone[t] / sizes[t]):  # the least error per value saved first
@@ -584,7 +655,7 @@ def _int8_within(source: str, model: onnx.ModelProto, tolerance: float | None, m
     for tensor in sorted((t for t in found if chosen[t] == "float32"), key=lambda t: -sizes[t]):
         if within({**chosen, tensor: "fp16"}):
             chosen[tensor] = "fp16"
-    quantized, names = quantize_int8(model, {t: p for t, p in chosen.items() if p != "int8"}, rounded)
+    quantized, names = quantize_int8(model, {t: p for t, p in chosen.items() if p != "int8"}, rounded, block_size)
     return quantized, names, {tensor.name: precision for tensor, precision in chosen.items()}, rounded, unreached
 
 
@@ -670,7 +741,8 @@ def _copy(model: onnx.ModelProto, min_opset: int) -> onnx.ModelProto:
     copy.CopyFrom(model)
     for opset in copy.opset_import:
         if opset.domain in ("", "ai.onnx") and opset.version < min_opset:
-            raise QuantizationError(f"the model uses opset {opset.version}; per-channel int8 needs "
+            kind = "blocked" if min_opset == BLOCKED_OPSET else "per-channel"
+            raise QuantizationError(f"the model uses opset {opset.version}; {kind} int8 needs "
                                     f"opset {min_opset} or later (re-export with a newer opset)")
     return copy
 

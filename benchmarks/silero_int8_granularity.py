@@ -1,0 +1,125 @@
+"""Whether finer int8 scales keep Silero VAD's speech probability within 1% of fp32 on audio the
+quantization never heard, and what ``--tolerance 0.01`` then keeps int8.
+
+    PYTHONPATH=tests python benchmarks/silero_int8_granularity.py [--blocks 0 64 32 16 8] [--files ...]
+
+For each Silero file (v5 ``silero_vad`` and ``silero_vad_16k_op15``, v6 ``silero_vad_v6``) and each
+scale granularity (0: one scale per output channel, what ``edgeseq quantize`` writes today; B: one
+per B values along each weight's first input axis, DequantizeLinear's ``block_size``, opset 21),
+``quantize`` runs as a user runs it on audio (``--calibration`` the test suite's recording as a
+WAV, ``--context 64``): each weight rounded by GPTQ (per-group scales, each set as GPTQ reaches
+its group) or to nearest, whichever moves p less; every weight int8, and int8 under
+``--tolerance 0.01`` (the rest fp16 or float32). edgeseq's runtime does not load blocked scales,
+so every candidate, per channel too, is measured by ONNX Runtime with its graph optimizations
+off (the QDQ graph as written). Each file written is then stepped the same way over the
+calibration recording and the three recordings of ``audio.OTHER_SPEAKERS`` (held out) and
+compared with ONNX Runtime on the fp32 file: the largest |dp| and the held-out chunks whose
+decision (p > 0.5) differs. Sizes are the file's (float32 scales) and the same file counting each
+int8 scale as float16. Prints markdown; asserts nothing. About 25 minutes on two shared cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime
+from edgeseq_export.backends.bench import OnnxRuntimeStepper
+from edgeseq_export.backends.quantize import QuantizationError, _Values, quantize
+from edgeseq_runtime import LoadOptions
+from silero_quantized import THRESHOLD, probabilities
+from support import audio, silero_files
+from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW
+
+FILES = ("silero_vad", "silero_vad_16k_op15", "silero_vad_v6")
+TOLERANCE = 0.01
+
+
+def onnxruntime_outputs(path, load_options: LoadOptions):
+    """``quantize``'s ``outputs``: a candidate model stepped by ONNX Runtime, optimizations off,
+    its state fed back as for the fp32 file at ``path`` (same inputs and outputs)."""
+    stepper = OnnxRuntimeStepper(path, 1, load_options)
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    options.intra_op_num_threads = 1
+
+    def outputs(model: onnx.ModelProto, streams: list[np.ndarray]) -> list[np.ndarray]:
+        stepper.session = onnxruntime.InferenceSession(model.SerializeToString(), options,
+                                                       providers=["CPUExecutionProvider"])
+        got = []
+        for stream in streams:
+            stepper.reset()
+            got.append(np.concatenate([stepper.step(x).reshape(1, -1) for x in stream]))
+        return got
+
+    return outputs
+
+
+def scale_count(path) -> int:
+    """How many int8 scales the file stores (the float inputs 1 of its DequantizeLinear nodes)."""
+    values = _Values(onnx.load(path).graph)
+    names = {node.input[1] for graph in values.graphs for node in graph.node if node.op_type == "DequantizeLinear"}
+    return sum(int(np.prod(proto.dims)) for tensor, proto in values.tensors() if tensor.name in names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--blocks", type=int, nargs="+", default=[0, 64, 32, 16, 8])
+    parser.add_argument("--files", nargs="+", default=list(FILES), choices=FILES)
+    args = parser.parse_args()
+    onnxruntime.set_default_logger_severity(3)  # not its notes on initializers the graph leaves unused
+    files = silero_files.fetch()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        recording = audio.speech_recording(folder / "speech")
+        audio.write_wav(folder / "calibration.wav", recording.samples)
+        recordings = {"calibration": recording} | {
+            name: audio.speech_recording(folder / name, speaker) for name, speaker in audio.OTHER_SPEAKERS.items()}
+        windows = {name: r.windows(CHUNK, CONTEXT) for name, r in recordings.items()}
+        held_out = [name for name in windows if name != "calibration"]
+        print(f"calibration: {len(windows['calibration'])} chunks; held out: "
+              + ", ".join(f"{name} ({len(windows[name])})" for name in held_out) + "\n")
+        print("| file | scales | mode | size vs fp32 (float32 / float16 scales) | weights int8 / fp16 / float32 | "
+              "calibration: max abs dp | held out: max abs dp | held out: decisions differing | seconds |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name in args.files:
+            variant, source = VARIANTS[name], files[name]
+            options = LoadOptions(variant.constants, {}, (WINDOW,), CONTEXT)
+            outputs = onnxruntime_outputs(source, options)
+            expected = {r: probabilities(source, variant, w, optimized=True) for r, w in windows.items()}
+            for block in args.blocks:
+                for label, tolerance in (("every weight int8", None), (f"--tolerance {TOLERANCE:g}", TOLERANCE)):
+                    output = folder / f"{name}.{block}.{tolerance}.onnx"
+                    scales = f"blocks of {block}" if block else "per channel"
+                    began = time.perf_counter()
+                    try:
+                        report = quantize(source, output, "int8", calibration=folder / "calibration.wav",
+                                          tolerance=tolerance, load_options=options, block_size=block,
+                                          outputs=outputs)
+                    except QuantizationError as refused:
+                        print(f"| {name} | {scales} | {label} | refused: {str(refused).split('(')[-1].rstrip(')')} "
+                              f"| | | | | |", flush=True)
+                        continue
+                    seconds = time.perf_counter() - began
+                    if not report.passed:
+                        print(f"| {name} | {scales} | {label} | not within: {report.max_abs_error:.4f} | | | | | "
+                              f"{seconds:.0f} |", flush=True)
+                        continue
+                    got = {r: probabilities(output, variant, w, optimized=False) for r, w in windows.items()}
+                    moved = {r: np.abs(got[r] - expected[r]).max() for r in windows}
+                    differing = sum(int(np.sum((got[r] > THRESHOLD) != (expected[r] > THRESHOLD))) for r in held_out)
+                    size, fp32 = os.path.getsize(output), os.path.getsize(source)
+                    halved = size - 2 * scale_count(output)
+                    counts = " / ".join(str(report.count(p)) for p in ("int8", "fp16", "float32"))
+                    print(f"| {name} | {scales} | {label} | {size / fp32:.0%} / {halved / fp32:.0%} | {counts} | "
+                          f"{moved['calibration']:.4f} | {max(moved[r] for r in held_out):.4f} | {differing} | "
+                          f"{seconds:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
