@@ -1,6 +1,7 @@
 """A model compiles only the kernels its instructions run: the interpreter calls each through the
 model's table of addresses (kernels.linking), and a kernel missing from it is an error, not a
-jump to address zero."""
+jump to address zero. The kernels that multiply matrices call the product through its one
+address in the process (linking.call_linked), not a copy of their own."""
 
 import subprocess
 import sys
@@ -10,7 +11,9 @@ import edgeseq_runtime
 import numpy as np
 import pytest
 from edgeseq_runtime.isa import HEADER, OPCODE, RECORD
+from edgeseq_runtime.kernels import linking
 from edgeseq_runtime.kernels.interpreter import KERNELS, PROJECTION, execute
+from edgeseq_runtime.kernels.matvec import project
 from support.onnx_builders import build_model
 
 
@@ -57,6 +60,25 @@ def test_a_kernel_missing_from_the_table_raises_instead_of_jumping_to_zero(tmp_p
         execute(model._model, model._arena, x, y, 1, np.empty(0, np.float32), np.zeros_like(model._kernels))
     for name, value in model.get_state().items():
         np.testing.assert_array_equal(value, before[name])
+
+
+@pytest.mark.parametrize("cell, head", [("GRU", "matmul"), ("LSTM", "gemm"), ("RNN", "matmul")])
+def test_the_kernels_multiply_through_the_products_one_address(tmp_path, cell, head):
+    built = build_model(tmp_path, cell, input_size=3, hidden_size=4, head=head)
+    model = edgeseq_runtime.load(built.path)
+    steps = built.random_steps(np.random.default_rng(1), 3)
+    model.step(steps[0])
+    before = model.get_state()
+    _, address_cell = linking._cells[project]
+    at, address_cell.value = address_cell.value, 0
+    try:
+        with pytest.raises(RuntimeError, match="project has no address"):
+            model.step(steps[1])
+    finally:
+        address_cell.value = at
+    for name, value in model.get_state().items():
+        np.testing.assert_array_equal(value, before[name])
+    assert np.array_equal(model.run(steps[1:]), edgeseq_runtime.load(built.path).run(steps)[1:])
 
 
 def test_every_instruction_has_a_kernel_in_the_table():

@@ -24,6 +24,7 @@ from numba import njit
 from ..isa import CONV
 from .activations import apply_encoded
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import fill, project
 from .views import matrix
 
@@ -52,7 +53,7 @@ def conv_f32(code, p, w, q, a):
                     patches = matrix(a, scratch + rows * c_out, count, taps)
                     for r in range(count):
                         _gather(code, p, a, x, g * c_in_g, first + r, patches[r])
-                project(code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
+                call_linked(project, code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
             for r in range(count):
                 if code[p + CONV.ACTIVATE]:
                     apply_encoded(code, p + CONV.ACT, w, product[r])

@@ -7,6 +7,7 @@ from numba import njit
 
 from ..isa import DENSE
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import fill, project
 from .views import matrix
 
@@ -18,4 +19,4 @@ def dense_f32(code, p, w, q, a):
     y = matrix(a, code[p + DENSE.Y], rows, n_out)
     for r in range(rows):
         fill(y[r], w, bias + r * n_out if bias >= 0 else -1)
-    project(code, p + DENSE.W, w, q, n_out, 0, x, y, 0, n_out)
+    call_linked(project, code, p + DENSE.W, w, q, n_out, 0, x, y, 0, n_out)

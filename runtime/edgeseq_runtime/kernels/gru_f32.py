@@ -19,6 +19,7 @@ from numba import njit
 from ..isa import GRU
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import fill, project
 from .sequence import input_part
 from .views import matrix
@@ -39,7 +40,7 @@ def gru_f32(code, p, w, q, a, pre):
         fill(hr[b], w, -1)
         if linear_before_reset:
             fill(hr[b][2 * n_h:], w, bh)
-    project(code, p + GRU.R, w, q, width, 0, H, hr, 0, width if linear_before_reset else 2 * n_h)
+    call_linked(project, code, p + GRU.R, w, q, width, 0, H, hr, 0, width if linear_before_reset else 2 * n_h)
     for b in range(batch):
         zr, rt, ht = xw[b][:2 * n_h], xw[b][n_h:2 * n_h], xw[b][2 * n_h:]
         for j in range(2 * n_h):
@@ -55,7 +56,7 @@ def gru_f32(code, p, w, q, a, pre):
             for j in range(n_h):
                 rh[b, j] = rt[j] * H[b, j]
     if not linear_before_reset:
-        project(code, p + GRU.R, w, q, width, 2 * n_h, rh, hr, 2 * n_h, n_h)
+        call_linked(project, code, p + GRU.R, w, q, width, 2 * n_h, rh, hr, 2 * n_h, n_h)
         for b in range(batch):
             ht, hr_h = xw[b][2 * n_h:], hr[b][2 * n_h:]
             for j in range(n_h):

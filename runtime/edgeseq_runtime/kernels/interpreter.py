@@ -21,7 +21,7 @@ from .linking import address, call, declare
 from .lstm_f32 import lstm_f32
 from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
-from .matvec import copy
+from .matvec import copy, project
 from .movement import copy_indexed, embedding, is_row_index
 from .packing import unpack
 from .reduce_f32 import cumsum_f32, normalize_f32, reduce_f32, topk_f32
@@ -35,17 +35,18 @@ _MATRIX = types.Array(types.float32, 2, "C")
 _RECURRENT = (_CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
 _QUANTIZED = _RECURRENT[:5]  # (code, p, w, q, a)
 _PLAIN = (_CODE, types.int64, _FLOATS, _FLOATS)  # (code, p, w, a)
+_PRODUCT = (project,)  # the linked function of the kernels that multiply matrices
 
 KERNELS = {  # the kernel of each instruction, with the arguments execute passes it
-    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT),
-    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT),
-    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT),
-    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED),
+    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT, calls=_PRODUCT),
+    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT, calls=_PRODUCT),
+    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT, calls=_PRODUCT),
+    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED, calls=_PRODUCT),
     OPCODE.BINARY: declare(binary_f32, types.none, *_PLAIN),
     OPCODE.ACTIVATION: declare(activation_f32, types.none, *_PLAIN),
     OPCODE.SOFTMAX: declare(softmax_f32, types.none, *_PLAIN),
     OPCODE.COPY: declare(copy_indexed, types.none, *_PLAIN),
-    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED),
+    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED, calls=_PRODUCT),
     OPCODE.UNARY: declare(unary_f32, types.none, *_PLAIN),
     OPCODE.WHERE: declare(where_f32, types.none, *_PLAIN),
     OPCODE.REDUCE: declare(reduce_f32, types.none, *_PLAIN),
@@ -56,7 +57,7 @@ KERNELS = {  # the kernel of each instruction, with the arguments execute passes
     OPCODE.EMBEDDING: declare(embedding, types.boolean, *_QUANTIZED),
 }
 PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every instruction's
-declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX, calls=_PRODUCT)
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:

@@ -13,57 +13,115 @@ call costs a nanosecond or two per instruction and step.
 A kernel called this way is ``declare``d with its argument and result types, which the call site
 must match exactly (checked when the interpreter compiles): the caller passes the arguments in
 numba's own calling convention for those types.
+
+The same holds one level down: the matrix product (``matvec.project``, two dozen register tiles)
+is called by six kernels, and was compiled again inside each (a GRU's first step compiled it
+three times: alone, in the GRU kernel and in the input projection). A function ``link``ed is
+called through ``call_linked``: the caller loads its address from a cell of this process (an
+external symbol the JIT resolves, as it does numba's own helpers), so it compiles once per
+install; ``address`` fills the cell before it hands out the address of a kernel declared to
+reach it (``calls``).
 """
 
+import ctypes
 from functools import cache
 
+from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-_declared = {}  # kernel (a numba dispatcher) -> its signature
+_declared = {}  # kernel (a numba dispatcher) -> (its signature, the linked functions it calls)
+_cells = {}  # linked function -> (the symbol of its cell, the cell: its address once compiled)
 
 
-def declare(kernel, result, *args):
-    """Register ``kernel`` for ``call`` as taking ``args`` and returning ``result`` (numba types);
-    returns the kernel."""
-    _declared[kernel] = result(*args)
+def declare(kernel, result, *args, calls=()):
+    """Register ``kernel`` for ``call`` as taking ``args`` and returning ``result`` (numba types),
+    and as reaching the linked functions ``calls`` (see ``link``); returns the kernel."""
+    _declared[kernel] = result(*args), tuple(calls)
     return kernel
+
+
+def link(function, result, *args, calls=()):
+    """``declare`` ``function`` and give it the cell that ``call_linked`` calls it through;
+    returns the function. (The symbol is registered before any caller compiles or loads: a
+    caller can only name the function after this ran.)"""
+    declare(function, result, *args, calls=calls)
+    symbol = f"edgeseq.linked.{function.py_func.__module__}.{function.__name__}"
+    cell = ctypes.c_int64(0)
+    binding.add_symbol(symbol, ctypes.addressof(cell))
+    _cells[function] = symbol, cell
+    return function
 
 
 @cache
 def address(kernel) -> int:
-    """Where ``kernel``'s compiled code starts (compiled now, or loaded from the cache)."""
-    signature = _declared[kernel]
+    """Where ``kernel``'s compiled code starts (compiled now, or loaded from the cache); the
+    linked functions it calls are given their addresses first."""
+    signature, calls = _declared[kernel]
+    for function in calls:
+        address(function)
     kernel.compile(signature.args)
     compiled = kernel.overloads[signature.args]
     if compiled.signature.return_type != signature.return_type:
         raise TypeError(f"{kernel.__name__} returns {compiled.signature.return_type}, "
                         f"declared {signature.return_type}")
-    return compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+    at = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
+    if kernel in _cells:
+        _cells[kernel][1].value = at
+    return at
 
 
 @intrinsic
 def call(typingctx, kernel, at, *args):
     """``kernel(*args)``, running the code at address ``at`` (an int64 that ``address`` gave for
     this kernel). A zero address raises RuntimeError: the model's table lacks the kernel."""
-    declared = _declared.get(getattr(kernel, "dispatcher", None))
-    if declared is None:
-        raise TypingError(f"call: {kernel} is not a declared kernel (linking.declare)")
-    if tuple(args) != declared.args:
-        raise TypingError(f"call: {kernel.dispatcher.__name__} takes {declared.args}, given {tuple(args)}")
+    declared = _signature(kernel, args, "call")
 
     def codegen(context, builder, signature, values):
-        fnty = context.call_conv.get_function_type(declared.return_type, declared.args)
-        with builder.if_then(cgutils.is_null(builder, values[1]), likely=False):
-            context.call_conv.return_user_exc(builder, RuntimeError,
-                                              (f"{kernel.dispatcher.__name__} is not in this model's kernel table",))
-        function = builder.inttoptr(values[1], fnty.as_pointer())
-        status, result = context.call_conv.call_function(builder, function, declared.return_type,
-                                                         declared.args, cgutils.unpack_tuple(builder, values[2]))
-        with cgutils.if_unlikely(builder, status.is_error):
-            context.call_conv.return_status_propagate(builder, status)
-        return result
+        return _call_at(context, builder, declared, values[1], cgutils.unpack_tuple(builder, values[2]),
+                        f"{kernel.dispatcher.__name__} is not in this model's kernel table")
 
     return declared.return_type(kernel, types.int64, types.StarArgTuple(args)), codegen
+
+
+@intrinsic
+def call_linked(typingctx, function, *args):
+    """``function(*args)`` for a ``link``ed function, through its cell. An empty cell raises
+    RuntimeError: the caller's ``declare`` lacks it in ``calls``."""
+    declared = _signature(function, args, "call_linked")
+    if function.dispatcher not in _cells:
+        raise TypingError(f"call_linked: {function.dispatcher.__name__} is not linked (linking.link)")
+    symbol = _cells[function.dispatcher][0]
+
+    def codegen(context, builder, signature, values):
+        module = builder.module
+        cell = module.globals.get(symbol) or ir.GlobalVariable(module, ir.IntType(64), symbol)
+        return _call_at(context, builder, declared, builder.load(cell), cgutils.unpack_tuple(builder, values[1]),
+                        f"{function.dispatcher.__name__} has no address: declare its caller with calls=")
+
+    return declared.return_type(function, types.StarArgTuple(args)), codegen
+
+
+def _signature(kernel, args, caller):
+    """The declared signature of ``kernel`` (a dispatcher's type), checked against ``args``."""
+    declared = _declared.get(getattr(kernel, "dispatcher", None))
+    if declared is None:
+        raise TypingError(f"{caller}: {kernel} is not a declared kernel (linking.declare)")
+    signature = declared[0]
+    if tuple(args) != signature.args:
+        raise TypingError(f"{caller}: {kernel.dispatcher.__name__} takes {signature.args}, given {tuple(args)}")
+    return signature
+
+
+def _call_at(context, builder, declared, at, args, missing):
+    """Call the code at address ``at`` (an i64) with ``args``; a zero address raises RuntimeError(missing)."""
+    fnty = context.call_conv.get_function_type(declared.return_type, declared.args)
+    with builder.if_then(cgutils.is_null(builder, at), likely=False):
+        context.call_conv.return_user_exc(builder, RuntimeError, (missing,))
+    status, result = context.call_conv.call_function(builder, builder.inttoptr(at, fnty.as_pointer()),
+                                                     declared.return_type, declared.args, args)
+    with cgutils.if_unlikely(builder, status.is_error):
+        context.call_conv.return_status_propagate(builder, status)
+    return result

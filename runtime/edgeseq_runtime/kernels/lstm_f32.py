@@ -23,6 +23,7 @@ from numba import njit
 from ..isa import LSTM
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import project
 from .sequence import input_part
 from .views import matrix
@@ -37,7 +38,7 @@ def lstm_f32(code, p, w, q, a, pre):
     H = matrix(a, code[p + LSTM.H], batch, n_h)
     C = matrix(a, code[p + LSTM.C], batch, n_h)
     gates = input_part(code, p + LSTM.W, code[p + LSTM.B], w, q, a, X, code[p + LSTM.SCRATCH], width, pre)
-    project(code, p + LSTM.R, w, q, width, 0, H, gates, 0, width)
+    call_linked(project, code, p + LSTM.R, w, q, width, 0, H, gates, 0, width)
     for b in range(batch):
         g, h, c = gates[b], H[b], C[b]
         it, ot, ft, ct = g[:n_h], g[n_h:2 * n_h], g[2 * n_h:3 * n_h], g[3 * n_h:]

@@ -26,11 +26,12 @@ The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ..isa import LANES, MATRIX, MATRIX_KIND, PANEL
 from .blocked import WIDE_LANES, block, copy_block, stack_floats
 from .config import JIT_OPTIONS
+from .linking import link
 from .views import matrix
 
 L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
@@ -74,6 +75,14 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     else:
         _dot_outputs(x, matrix(q, off, ld, n_in), col, out, out_col, n,
                      w[scale_off + col:scale_off + col + n])
+
+
+# Kernels call project through its address (linking.call_linked): its tree of tiles compiles once,
+# not again inside each of them.
+_INTS, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
+_ROWS = types.Array(types.float32, 2, "C")
+link(project, types.none, _INTS, types.int64, _FLOATS, _INT8S, types.int64, types.int64, _ROWS, _ROWS,
+     types.int64, types.int64)
 
 
 @njit(**JIT_OPTIONS)

@@ -14,6 +14,7 @@ from numba import njit
 from ..isa import RNN
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import copy, project
 from .sequence import input_part
 from .views import matrix
@@ -26,7 +27,7 @@ def rnn_f32(code, p, w, q, a, pre):
     X = matrix(a, code[p + RNN.X], batch, n_in)
     H = matrix(a, code[p + RNN.H], batch, n_h)
     ht = input_part(code, p + RNN.W, code[p + RNN.B], w, q, a, X, code[p + RNN.SCRATCH], n_h, pre)
-    project(code, p + RNN.R, w, q, n_h, 0, H, ht, 0, n_h)
+    call_linked(project, code, p + RNN.R, w, q, n_h, 0, H, ht, 0, n_h)
     for b in range(batch):
         if clip_off >= 0:
             clip(ht[b], w[clip_off])

@@ -12,6 +12,7 @@ from numba import njit
 
 from ..isa import GRU, HEADER, LSTM, OPCODE, RECORD, RNN
 from .config import JIT_OPTIONS
+from .linking import call_linked
 from .matvec import fill, project, rows_independent
 from .views import matrix
 
@@ -22,7 +23,7 @@ def project_inputs(code, mp, bias, w, q, x, out):
     ``bias`` a weights offset (or -1). Every recurrent kernel computes its input part with it."""
     for r in range(x.shape[0]):
         fill(out[r], w, bias)
-    project(code, mp, w, q, out.shape[1], 0, x, out, 0, out.shape[1])
+    call_linked(project, code, mp, w, q, out.shape[1], 0, x, out, 0, out.shape[1])
 
 
 @njit(inline="always", **JIT_OPTIONS)
