@@ -1,21 +1,27 @@
 """Whether finer int8 scales keep Silero VAD's speech probability within 1% of fp32 on audio the
 quantization never heard, and what ``--tolerance 0.01`` then keeps int8.
 
-    PYTHONPATH=tests python benchmarks/silero_int8_granularity.py [--blocks 0 64 32 16 8] [--files ...]
+    PYTHONPATH=tests python benchmarks/silero_int8_granularity.py [--blocks 0 64 32 16 8] [--modes all 0.01 1]
+        [--files ...]
 
 For each Silero file (v5 ``silero_vad`` and ``silero_vad_16k_op15``, v6 ``silero_vad_v6``) and each
 scale granularity (0: one scale per output channel, what ``edgeseq quantize`` writes today; B: one
 per B values along each weight's first input axis, DequantizeLinear's ``block_size``, opset 21),
 ``quantize`` runs as a user runs it on audio (``--calibration`` the test suite's recording as a
 WAV, ``--context 64``): each weight rounded by GPTQ (per-group scales, each set as GPTQ reaches
-its group) or to nearest, whichever moves p less; every weight int8, and int8 under
-``--tolerance 0.01`` (the rest fp16 or float32). edgeseq's runtime does not load blocked scales,
-so every candidate, per channel too, is measured by ONNX Runtime with its graph optimizations
-off (the QDQ graph as written). Each file written is then stepped the same way over the
-calibration recording and the three recordings of ``audio.OTHER_SPEAKERS`` (held out) and
-compared with ONNX Runtime on the fp32 file: the largest |dp| and the held-out chunks whose
-decision (p > 0.5) differs. Sizes are the file's (float32 scales) and the same file counting each
-int8 scale as float16. Prints markdown; asserts nothing. About 25 minutes on two shared cores.
+its group) or to nearest, whichever moves p less. Modes: ``all``, every weight int8 (GPTQ fitted
+on the whole calibration, the choices measured on it); a tolerance T, int8 under ``--tolerance T``
+(the rest fp16 or float32; GPTQ fitted on the first half of the calibration and its variants, the
+choices measured on all of it and its variants): ``1`` keeps every weight int8, fitted and chosen
+so. edgeseq's runtime does not load blocked scales, so every candidate, per channel too, is
+measured by ONNX Runtime with its graph optimizations off (the QDQ graph as written).
+
+Each file written is then stepped the same way over the calibration recording and the three
+recordings of ``audio.OTHER_SPEAKERS`` (held out) and compared with ONNX Runtime on the fp32 file:
+the largest |dp| and the held-out chunks whose decision (p > 0.5) differs. Sizes: the file's
+(float32 scales), and the same counting each int8 scale as float16; the last column lists the
+shapes of the weights kept int8 (all: every weight). Prints markdown; asserts nothing. About 40
+minutes on two shared cores.
 """
 
 from __future__ import annotations
@@ -37,7 +43,6 @@ from support import audio, silero_files
 from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW
 
 FILES = ("silero_vad", "silero_vad_16k_op15", "silero_vad_v6")
-TOLERANCE = 0.01
 
 
 def onnxruntime_outputs(path, load_options: LoadOptions):
@@ -60,16 +65,23 @@ def onnxruntime_outputs(path, load_options: LoadOptions):
     return outputs
 
 
-def scale_count(path) -> int:
-    """How many int8 scales the file stores (the float inputs 1 of its DequantizeLinear nodes)."""
-    values = _Values(onnx.load(path).graph)
-    names = {node.input[1] for graph in values.graphs for node in graph.node if node.op_type == "DequantizeLinear"}
-    return sum(int(np.prod(proto.dims)) for tensor, proto in values.tensors() if tensor.name in names)
+def int8_weights(path) -> tuple[int, list[str]]:
+    """How many int8 scales the file stores (the float inputs 1 of its DequantizeLinear nodes), and
+    the shapes of its int8 weights."""
+    graphs = _Values(onnx.load(path).graph).graphs
+    dims = {proto.name: list(proto.dims) for graph in graphs for proto in graph.initializer}
+    dims |= {node.output[0]: list(a.t.dims) for graph in graphs for node in graph.node
+             if node.op_type == "Constant" for a in node.attribute if a.name == "value"}
+    nodes = [node for graph in graphs for node in graph.node if node.op_type == "DequantizeLinear"]
+    return (sum(int(np.prod(dims[node.input[1]])) for node in nodes),
+            sorted("x".join(map(str, dims[node.input[0]])) for node in nodes))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--blocks", type=int, nargs="+", default=[0, 64, 32, 16, 8])
+    parser.add_argument("--modes", nargs="+", default=["all", "0.01", "1"],
+                        help="all: every weight int8; a number: int8 under that --tolerance")
     parser.add_argument("--files", nargs="+", default=list(FILES), choices=FILES)
     args = parser.parse_args()
     onnxruntime.set_default_logger_severity(3)  # not its notes on initializers the graph leaves unused
@@ -85,15 +97,18 @@ def main() -> None:
         print(f"calibration: {len(windows['calibration'])} chunks; held out: "
               + ", ".join(f"{name} ({len(windows[name])})" for name in held_out) + "\n")
         print("| file | scales | mode | size vs fp32 (float32 / float16 scales) | weights int8 / fp16 / float32 | "
-              "calibration: max abs dp | held out: max abs dp | held out: decisions differing | seconds |")
-        print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+              "calibration: max abs dp | held out: max abs dp | held out: decisions differing | seconds | "
+              "int8 weights |")
+        print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
         for name in args.files:
             variant, source = VARIANTS[name], files[name]
             options = LoadOptions(variant.constants, {}, (WINDOW,), CONTEXT)
             outputs = onnxruntime_outputs(source, options)
             expected = {r: probabilities(source, variant, w, optimized=True) for r, w in windows.items()}
             for block in args.blocks:
-                for label, tolerance in (("every weight int8", None), (f"--tolerance {TOLERANCE:g}", TOLERANCE)):
+                for mode in args.modes:
+                    tolerance = None if mode == "all" else float(mode)
+                    label = "every weight int8" if tolerance is None else f"--tolerance {tolerance:g}"
                     output = folder / f"{name}.{block}.{tolerance}.onnx"
                     scales = f"blocks of {block}" if block else "per channel"
                     began = time.perf_counter()
@@ -103,22 +118,24 @@ def main() -> None:
                                           outputs=outputs)
                     except QuantizationError as refused:
                         print(f"| {name} | {scales} | {label} | refused: {str(refused).split('(')[-1].rstrip(')')} "
-                              f"| | | | | |", flush=True)
+                              f"| | | | | | |", flush=True)
                         continue
                     seconds = time.perf_counter() - began
                     if not report.passed:
                         print(f"| {name} | {scales} | {label} | not within: {report.max_abs_error:.4f} | | | | | "
-                              f"{seconds:.0f} |", flush=True)
+                              f"{seconds:.0f} | |", flush=True)
                         continue
                     got = {r: probabilities(output, variant, w, optimized=False) for r, w in windows.items()}
                     moved = {r: np.abs(got[r] - expected[r]).max() for r in windows}
                     differing = sum(int(np.sum((got[r] > THRESHOLD) != (expected[r] > THRESHOLD))) for r in held_out)
                     size, fp32 = os.path.getsize(output), os.path.getsize(source)
-                    halved = size - 2 * scale_count(output)
+                    scales_stored, shapes = int8_weights(output)
+                    halved = size - 2 * scales_stored
                     counts = " / ".join(str(report.count(p)) for p in ("int8", "fp16", "float32"))
                     print(f"| {name} | {scales} | {label} | {size / fp32:.0%} / {halved / fp32:.0%} | {counts} | "
                           f"{moved['calibration']:.4f} | {max(moved[r] for r in held_out):.4f} | {differing} | "
-                          f"{seconds:.0f} |", flush=True)
+                          f"{seconds:.0f} | {'all' if counts.endswith(' / 0 / 0') else ', '.join(shapes)} |",
+                          flush=True)
 
 
 if __name__ == "__main__":
