@@ -1,8 +1,10 @@
 """StreamingModel: one or more streams of a loaded model, stepped one time step at a time."""
 
 import math
+from functools import cache
 
 import numpy as np
+from numba import typeof
 
 from .isa import HEADER, STATUS, STATUS_SCALE
 from .kernels.interpreter import execute, execute_holding_gil, kernel_table, project
@@ -12,8 +14,11 @@ from .lowering import LoweredModel
 from .state_file import StateJournal, read_state, write_state
 
 _FLOAT32 = np.dtype(np.float32)
-_empty = np.empty
+_ndarray, _empty = np.ndarray, np.empty
 _NO_SCRATCH = np.empty(0, np.float32)
+# the types of an entry point's arguments (model, a, x, y, steps, pre, kernels), every call's
+_ENTRY_TYPES = tuple(map(typeof, (np.empty(0, np.uint8), _NO_SCRATCH, _NO_SCRATCH, _NO_SCRATCH, 1, _NO_SCRATCH,
+                                  np.empty(0, np.int64))))
 PROJECTION_FLOATS = 1 << 14  # run's scratch for precomputed input projections: 64 KB, stays in L2
 # A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
 RELEASE_GIL_WEIGHTS = 1 << 18
@@ -42,6 +47,7 @@ class StreamingModel:
         self._kernels = kernel_table(self._code)  # compiles (or loads) the kernels this plan runs
         self._weights_per_step = (self._weights.size + self._qweights.size) * batch  # ~ multiply-adds
         self._step_entry = execute if self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil
+        self._step_call = _compiled(self._step_entry)
         self._initial = plan.arena
         self._arena = plan.arena.copy()
         self.is_token_model = lowered.vocab > 0
@@ -68,16 +74,17 @@ class StreamingModel:
     def step(self, x, out=None) -> np.ndarray:
         """One time step: x is (input_size,) for batch 1, else (batch, input_size); token
         models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
-        # The common case (batch 1, a C-contiguous float32 vector) is checked inline and goes
-        # straight to the kernel: at a few microseconds a step, every lookup here counts.
-        if x.__class__ is not np.ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
-                or not x.flags.c_contiguous:
+        # The common case (batch 1, a float32 vector, C-contiguous, aligned and writeable: carray)
+        # is checked inline and goes straight to the compiled code: at a microsecond a step,
+        # every lookup here counts. Anything else is checked, and copied where it must be.
+        if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
+                or not x.flags.carray:
             x = self._input(x, self._x_step, "x").reshape(-1)
         y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
         self._stepping = True
         try:
-            status = self._step_entry(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1,
-                                      _NO_SCRATCH, self._kernels)
+            status = self._step_call(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1,
+                                     _NO_SCRATCH, self._kernels)
             if status:
                 self._refuse(status, x, 1)
             self.steps += 1
@@ -102,7 +109,7 @@ class StreamingModel:
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
             project(self._kernels)
-        entry = execute if steps * self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil
+        entry = _compiled(execute if steps * self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil)
         self._stepping = True
         try:
             status = entry(self._model, self._arena, x if x.ndim == 1 else x.reshape(-1),
@@ -142,8 +149,8 @@ class StreamingModel:
                 x = x.reshape(shape)
             else:
                 raise ValueError(f"{label} has shape {x.shape}, expected {shape}")
-        if not x.flags.c_contiguous:
-            x = np.ascontiguousarray(x)
+        if not (x.flags.c_contiguous and x.flags.aligned):  # the layout the compiled code takes
+            x = x.copy()
         return x
 
     def _coerce(self, x, label) -> np.ndarray:
@@ -161,8 +168,8 @@ class StreamingModel:
     def _output(self, out, shape) -> np.ndarray:
         if out is None:
             return np.empty(shape, np.float32)
-        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape or not out.flags.c_contiguous:
-            raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
+        if not isinstance(out, np.ndarray) or out.dtype != np.float32 or out.shape != shape or not out.flags.carray:
+            raise ValueError(f"out must be a writeable, aligned, C-contiguous float32 array of shape {shape}")
         return out
 
     # -- state -----------------------------------------------------------------------------
@@ -281,6 +288,15 @@ class StreamingModel:
     def __repr__(self) -> str:
         return (f"StreamingModel('{self._path}', input_size={self.input_size}, "
                 f"output_size={self.output_size}, batch={self.batch}, states={sorted(self._states)})")
+
+
+@cache
+def _compiled(entry):
+    """The compiled code of the entry point ``entry`` (compiled now, or loaded from the cache),
+    called directly: numba's dispatcher types every argument of every call to pick the code
+    (0.17 µs of 7 arguments, as long as a small model's kernels take), where ``step`` and ``run``
+    pass arrays of the same types every time, checked before the call (``_ENTRY_TYPES``)."""
+    return entry.compile(_ENTRY_TYPES)
 
 
 def _rows(steps: int, rows: int | None) -> int:

@@ -1,0 +1,78 @@
+"""How ``step`` and ``run`` hand arrays to the compiled code: they call it directly, without
+numba's dispatcher (which types every argument of every call), so every array the code receives
+must already have the one layout it was compiled for. Inputs in any other layout (read-only,
+unaligned, strided) are taken as values, and give the numbers of a plain copy; an ``out`` the code
+could not write is refused in one line, before anything changes. References: the same stream fed
+plain arrays, and the float64 references of ``support.onnx_builders``."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from support.onnx_builders import build_model
+
+edgeseq_runtime = pytest.importorskip("edgeseq_runtime")
+
+STEPS = 12
+TOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def gru(tmp_path_factory):
+    built = build_model(tmp_path_factory.mktemp("gru"), "GRU", input_size=4, hidden_size=8, head="matmul")
+    return built, built.random_steps(np.random.default_rng(5), STEPS)
+
+
+def read_only(x):
+    x = x.copy()
+    x.flags.writeable = False
+    return x
+
+
+def unaligned(x):
+    """x's values in a float32 array whose data starts one byte past an aligned address."""
+    raw = np.zeros(x.nbytes + 1, np.uint8)[1:]
+    view = raw.view(np.float32)
+    view[:] = x.ravel()
+    assert not view.flags.aligned
+    return view.reshape(x.shape)
+
+
+def strided(x):
+    wide = np.zeros((*x.shape[:-1], 2 * x.shape[-1]), np.float32)
+    wide[..., ::2] = x
+    return wide[..., ::2]
+
+
+LAYOUTS = {"read_only": read_only, "unaligned": unaligned, "strided": strided}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_inputs_of_any_layout_step_and_run_as_their_values(gru, layout):
+    built, xs = gru
+    plain = edgeseq_runtime.load(built.path)
+    expected = np.stack([plain.step(x) for x in xs])
+    for name, reference in built.references(xs).items():
+        assert np.abs(expected - reference).max() <= TOL, name
+    model = edgeseq_runtime.load(built.path)
+    stepped = np.stack([model.step(LAYOUTS[layout](x)) for x in xs])
+    assert np.array_equal(stepped, expected)
+    model.reset()
+    assert np.array_equal(model.run(LAYOUTS[layout](xs)), expected)
+
+
+@pytest.mark.parametrize("bad", ["read_only", "unaligned", "strided", "float64", "wrong_shape"])
+def test_an_out_the_code_cannot_write_is_refused_in_one_line_and_changes_nothing(gru, bad):
+    built, xs = gru
+    model = edgeseq_runtime.load(built.path)
+    model.run(xs[:3])
+    before, steps = model.get_state(), model.steps
+    good = np.empty(model.output_size, np.float32)
+    out = {"read_only": read_only(good), "unaligned": unaligned(good), "strided": strided(good),
+           "float64": good.astype(np.float64), "wrong_shape": np.empty(model.output_size + 1, np.float32)}[bad]
+    with pytest.raises(ValueError, match=r"^out must be a writeable, aligned, C-contiguous float32 array of "
+                                         r"shape \(\d+,\)$"):
+        model.step(xs[3], out=out)
+    assert model.steps == steps
+    for name, value in model.get_state().items():
+        assert np.array_equal(value, before[name])
