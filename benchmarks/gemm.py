@@ -29,7 +29,7 @@ import time
 import numpy as np
 import onnxruntime
 from edgeseq_runtime.isa import MATRIX_KIND
-from edgeseq_runtime.kernels.matvec import project
+from edgeseq_runtime.kernels.matvec import link_products, project
 from numba import njit
 from onnx import TensorProto, helper, numpy_helper
 
@@ -58,6 +58,7 @@ def _repeat(code, w, q, x, out, n, calls):
 
 def _edgeseq(x, weights, int8):
     """A function of a call count running edgeseq's product of x and the weights that many times."""
+    link_products()  # project reaches each kind of matrix through its product's address
     n = weights.shape[1]
     if int8:
         scale = (np.abs(weights).max(axis=0) / 127).astype(np.float32)

@@ -1,7 +1,7 @@
 """A model compiles only the kernels its instructions run: the interpreter calls each through the
 model's table of addresses (kernels.linking), and a kernel missing from it is an error, not a
-jump to address zero. The kernels that multiply matrices call the product through its one
-address in the process (linking.call_linked), not a copy of their own."""
+jump to address zero. The matrix product reaches each kind of matrix through its product's one
+address in the process (linking.call_linked), linked for the kinds the plan holds."""
 
 import subprocess
 import sys
@@ -10,10 +10,10 @@ import textwrap
 import edgeseq_runtime
 import numpy as np
 import pytest
-from edgeseq_runtime.isa import HEADER, OPCODE, RECORD
+from edgeseq_runtime.isa import HEADER, MATRIX_KIND, OPCODE, RECORD
 from edgeseq_runtime.kernels import linking
 from edgeseq_runtime.kernels.interpreter import KERNELS, PROJECTION, execute
-from edgeseq_runtime.kernels.matvec import project
+from edgeseq_runtime.kernels.matvec import PRODUCTS
 from support.onnx_builders import build_model
 
 
@@ -64,21 +64,38 @@ def test_a_kernel_missing_from_the_table_raises_instead_of_jumping_to_zero(tmp_p
 
 @pytest.mark.parametrize("cell, head", [("GRU", "matmul"), ("LSTM", "gemm"), ("RNN", "matmul")])
 def test_the_kernels_multiply_through_the_products_one_address(tmp_path, cell, head):
-    built = build_model(tmp_path, cell, input_size=3, hidden_size=4, head=head)
+    built = build_model(tmp_path, cell, input_size=3, hidden_size=8, head=head)  # gates FLOAT32, input-major
     model = edgeseq_runtime.load(built.path)
     steps = built.random_steps(np.random.default_rng(1), 3)
     model.step(steps[0])
     before = model.get_state()
-    _, address_cell = linking._cells[project]
+    _, address_cell = linking._cells[PRODUCTS[MATRIX_KIND.FLOAT32]]
     at, address_cell.value = address_cell.value, 0
     try:
-        with pytest.raises(RuntimeError, match="project has no address"):
+        with pytest.raises(RuntimeError, match="_float32 has no address"):
             model.step(steps[1])
     finally:
         address_cell.value = at
     for name, value in model.get_state().items():
         np.testing.assert_array_equal(value, before[name])
     assert np.array_equal(model.run(steps[1:]), edgeseq_runtime.load(built.path).run(steps)[1:])
+
+
+def test_a_fresh_process_compiles_only_the_products_of_its_kinds_of_matrix(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=4, head="matmul")  # FLOAT32, FLOAT32_BY_OUTPUT
+    script = textwrap.dedent(f"""
+        import numpy as np, edgeseq_runtime
+        from edgeseq_runtime.kernels.matvec import PRODUCTS
+        edgeseq_runtime.load({str(built.path)!r}).step(np.zeros(3, np.float32))
+        print(sorted(kind.name for kind, product in PRODUCTS.items() if product.overloads))
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[0] == str(sorted(["FLOAT32", "FLOAT32_BY_OUTPUT"]))
+
+
+def test_every_kind_of_matrix_has_a_product():
+    assert set(PRODUCTS) == set(MATRIX_KIND)
 
 
 def test_every_instruction_has_a_kernel_in_the_table():

@@ -14,6 +14,7 @@ from edgeseq_runtime.kernels.matvec import (
     PANEL_K,
     ROW_TILE,
     STRIP,
+    link_products,
     project,
     rows_independent,
 )
@@ -28,6 +29,12 @@ ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, PA
 OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5)
 # inputs: one, a few, more than a panel takes at once (and the single row in one sweep)
 INPUTS = (1, 33, PANEL_K + 44)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _every_product():
+    """project, called here outside a model, reaches every kind of matrix through its address."""
+    link_products()
 
 
 def _operands(rng, n_in, n_out, int8):

@@ -10,8 +10,9 @@ numba keys its cache on the CPU and the kernels' sources, so it is run again aft
 of edgeseq-runtime or numba, and on the CPU that will run it.
 
 Every model runs through the same entry points, with one signature (``interpreter.execute``, and
-``execute_holding_gil`` for short calls), which call the kernels of a model's instructions by their addresses (``kernels.linking``): this
-compiles the entry point and every kernel, so that no model compiles anything; no model is needed.
+``execute_holding_gil`` for short calls), which call the kernels of a model's instructions by their addresses (``kernels.linking``), as the
+kernels call the matrix product of each kind of matrix: this compiles the entry points, every
+kernel and every product, so that no model compiles anything; no model is needed.
 """
 
 import argparse
@@ -34,6 +35,7 @@ def compile_kernels() -> bool:
     from . import kernels_cached
     from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs
     from .kernels.linking import address
+    from .kernels.matvec import link_products
 
     if kernels_cached(every_kernel=True):
         return False
@@ -41,6 +43,7 @@ def compile_kernels() -> bool:
         entry.compile(entry_point_signature())
     for kernel in (*KERNELS.values(), project_inputs):
         address(kernel)
+    link_products()
     return True
 
 

@@ -11,7 +11,7 @@ kernels another one compiled before compiles nothing.
 import numpy as np
 from numba import njit, types
 
-from ..isa import HEADER, OPCODE, RECORD, STATUS, STATUS_SCALE
+from ..isa import HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, STATUS, STATUS_SCALE
 from .config import JIT_OPTIONS
 from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
@@ -21,7 +21,7 @@ from .linking import address, call, declare
 from .lstm_f32 import lstm_f32
 from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
-from .matvec import copy, project
+from .matvec import copy, link_products
 from .movement import copy_indexed, embedding, is_row_index
 from .packing import unpack
 from .reduce_f32 import cumsum_f32, normalize_f32, reduce_f32, topk_f32
@@ -35,18 +35,17 @@ _MATRIX = types.Array(types.float32, 2, "C")
 _RECURRENT = (_CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
 _QUANTIZED = _RECURRENT[:5]  # (code, p, w, q, a)
 _PLAIN = (_CODE, types.int64, _FLOATS, _FLOATS)  # (code, p, w, a)
-_PRODUCT = (project,)  # the linked function of the kernels that multiply matrices
 
 KERNELS = {  # the kernel of each instruction, with the arguments execute passes it
-    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT, calls=_PRODUCT),
-    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT, calls=_PRODUCT),
-    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT, calls=_PRODUCT),
-    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED, calls=_PRODUCT),
+    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT),
+    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT),
+    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT),
+    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED),
     OPCODE.BINARY: declare(binary_f32, types.none, *_PLAIN),
     OPCODE.ACTIVATION: declare(activation_f32, types.none, *_PLAIN),
     OPCODE.SOFTMAX: declare(softmax_f32, types.none, *_PLAIN),
     OPCODE.COPY: declare(copy_indexed, types.none, *_PLAIN),
-    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED, calls=_PRODUCT),
+    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED),
     OPCODE.UNARY: declare(unary_f32, types.none, *_PLAIN),
     OPCODE.WHERE: declare(where_f32, types.none, *_PLAIN),
     OPCODE.REDUCE: declare(reduce_f32, types.none, *_PLAIN),
@@ -57,19 +56,29 @@ KERNELS = {  # the kernel of each instruction, with the arguments execute passes
     OPCODE.EMBEDDING: declare(embedding, types.boolean, *_QUANTIZED),
 }
 PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every instruction's
-declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX, calls=_PRODUCT)
+declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+
+
+# where each instruction's matrix operands are among its fields (an embedding's table is read, not multiplied)
+_MATRICES = {i.opcode: [i.layout[f.name.upper()] for f in i.fields if getattr(f.type, "layout", None) is MATRIX]
+             for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
     """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
-    or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``."""
+    or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``.
+    The matrix products of the kinds of matrix the plan holds are linked too (matvec.project)."""
     table = np.zeros(PROJECTION + 1, np.int64)
+    kinds = set()
     pc = int(code[HEADER.START])
     while pc < code[HEADER.END]:
         op = int(code[pc + RECORD.OPCODE])
         if not table[op]:
             table[op] = address(KERNELS[op])
+        kinds.update(int(code[pc + RECORD.FIELDS + field + MATRIX.KIND]) for field in _MATRICES.get(op, ()))
         pc += int(code[pc + RECORD.LENGTH])
+    if kinds:
+        link_products(sorted(kinds))
     return table
 
 

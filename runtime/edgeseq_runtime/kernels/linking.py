@@ -14,13 +14,13 @@ A kernel called this way is ``declare``d with its argument and result types, whi
 must match exactly (checked when the interpreter compiles): the caller passes the arguments in
 numba's own calling convention for those types.
 
-The same holds one level down: the matrix product (``matvec.project``, two dozen register tiles)
-is called by six kernels, and was compiled again inside each (a GRU's first step compiled it
-three times: alone, in the GRU kernel and in the input projection). A function ``link``ed is
-called through ``call_linked``: the caller loads its address from a cell of this process (an
-external symbol the JIT resolves, as it does numba's own helpers), so it compiles once per
-install; ``address`` fills the cell before it hands out the address of a kernel declared to
-reach it (``calls``).
+The same holds one level down: the matrix product (``matvec.project``, two dozen register tiles
+per kind of matrix) is called by six kernels, and was compiled again inside each (a GRU's first
+step compiled it three times: alone, in the GRU kernel and in the input projection), for every
+kind of matrix whether the model held it or not. A function ``link``ed is called through
+``call_linked``: the caller loads its address from a cell of this process (an external symbol
+the JIT resolves, as it does numba's own helpers), so it compiles once per install, and only
+when ``address`` is first asked for it, which fills the cell.
 """
 
 import ctypes
@@ -32,22 +32,22 @@ from numba.core import cgutils
 from numba.core.errors import TypingError
 from numba.extending import intrinsic
 
-_declared = {}  # kernel (a numba dispatcher) -> (its signature, the linked functions it calls)
+_declared = {}  # kernel (a numba dispatcher) -> its signature
 _cells = {}  # linked function -> (the symbol of its cell, the cell: its address once compiled)
 
 
-def declare(kernel, result, *args, calls=()):
-    """Register ``kernel`` for ``call`` as taking ``args`` and returning ``result`` (numba types),
-    and as reaching the linked functions ``calls`` (see ``link``); returns the kernel."""
-    _declared[kernel] = result(*args), tuple(calls)
+def declare(kernel, result, *args):
+    """Register ``kernel`` for ``call`` as taking ``args`` and returning ``result`` (numba types);
+    returns the kernel."""
+    _declared[kernel] = result(*args)
     return kernel
 
 
-def link(function, result, *args, calls=()):
+def link(function, result, *args):
     """``declare`` ``function`` and give it the cell that ``call_linked`` calls it through;
     returns the function. (The symbol is registered before any caller compiles or loads: a
     caller can only name the function after this ran.)"""
-    declare(function, result, *args, calls=calls)
+    declare(function, result, *args)
     symbol = f"edgeseq.linked.{function.py_func.__module__}.{function.__name__}"
     cell = ctypes.c_int64(0)
     binding.add_symbol(symbol, ctypes.addressof(cell))
@@ -57,11 +57,9 @@ def link(function, result, *args, calls=()):
 
 @cache
 def address(kernel) -> int:
-    """Where ``kernel``'s compiled code starts (compiled now, or loaded from the cache); the
-    linked functions it calls are given their addresses first."""
-    signature, calls = _declared[kernel]
-    for function in calls:
-        address(function)
+    """Where ``kernel``'s compiled code starts (compiled now, or loaded from the cache); a linked
+    function's cell holds it from then on."""
+    signature = _declared[kernel]
     kernel.compile(signature.args)
     compiled = kernel.overloads[signature.args]
     if compiled.signature.return_type != signature.return_type:
@@ -88,8 +86,8 @@ def call(typingctx, kernel, at, *args):
 
 @intrinsic
 def call_linked(typingctx, function, *args):
-    """``function(*args)`` for a ``link``ed function, through its cell. An empty cell raises
-    RuntimeError: the caller's ``declare`` lacks it in ``calls``."""
+    """``function(*args)`` for a ``link``ed function, through its cell. An empty cell (no
+    ``address`` asked for the function in this process) raises RuntimeError."""
     declared = _signature(function, args, "call_linked")
     if function.dispatcher not in _cells:
         raise TypingError(f"call_linked: {function.dispatcher.__name__} is not linked (linking.link)")
@@ -99,7 +97,7 @@ def call_linked(typingctx, function, *args):
         module = builder.module
         cell = module.globals.get(symbol) or ir.GlobalVariable(module, ir.IntType(64), symbol)
         return _call_at(context, builder, declared, builder.load(cell), cgutils.unpack_tuple(builder, values[1]),
-                        f"{function.dispatcher.__name__} has no address: declare its caller with calls=")
+                        f"{function.dispatcher.__name__} has no address (linking.address)")
 
     return declared.return_type(function, types.StarArgTuple(args)), codegen
 
@@ -109,10 +107,9 @@ def _signature(kernel, args, caller):
     declared = _declared.get(getattr(kernel, "dispatcher", None))
     if declared is None:
         raise TypingError(f"{caller}: {kernel} is not a declared kernel (linking.declare)")
-    signature = declared[0]
-    if tuple(args) != signature.args:
-        raise TypingError(f"{caller}: {kernel.dispatcher.__name__} takes {signature.args}, given {tuple(args)}")
-    return signature
+    if tuple(args) != declared.args:
+        raise TypingError(f"{caller}: {kernel.dispatcher.__name__} takes {declared.args}, given {tuple(args)}")
+    return declared
 
 
 def _call_at(context, builder, declared, at, args, missing):

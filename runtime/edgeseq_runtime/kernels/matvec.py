@@ -31,7 +31,7 @@ from numba import njit, types
 from ..isa import LANES, MATRIX, MATRIX_KIND, PANEL
 from .blocked import WIDE_LANES, block, copy_block, stack_floats
 from .config import JIT_OPTIONS
-from .linking import link
+from .linking import address, call_linked, link
 from .views import matrix
 
 L1_ELEMENTS = 1 << 13  # 32 KB of float32, an L1 cache: larger matrices are swept K_BLOCK inputs at a time
@@ -58,31 +58,78 @@ _panel = stack_floats(PANEL_K * STRIP)
 @njit(**JIT_OPTIONS)
 def project(code, mp, w, q, ld, col, x, out, out_col, n):
     """out[b, out_col:out_col+n] += x[b] @ M[:, col:col+n] for each row b, M the matrix operand
-    at code[mp:] with ``ld`` columns."""
-    kind, off, scale_off = code[mp + MATRIX.KIND], code[mp + MATRIX.OFFSET], code[mp + MATRIX.SCALES]
-    n_in = x.shape[1]
-    if kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= PACK_ROWS:
-        _panel_strips(x, matrix(w, off, n_in, ld), col, out, out_col, n)
-    elif kind == MATRIX_KIND.FLOAT32:
-        _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
+    at code[mp:] with ``ld`` columns. Each kind of matrix is multiplied through the address of
+    its own product (see ``link_products``)."""
+    kind = code[mp + MATRIX.KIND]
+    if kind == MATRIX_KIND.FLOAT32:
+        call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_PANELS:
-        _panels(x, w, off, col, out, out_col, n)
+        call_linked(_float32_panels, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.INT8:
-        _project(x, matrix(q, off, n_in, ld), col, out, out_col, n,
-                 w[scale_off + col:scale_off + col + n])
+        call_linked(_int8, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_BY_OUTPUT:
-        _dot_outputs(x, matrix(w, off, ld, n_in), col, out, out_col, n, None)
+        call_linked(_float32_by_output, code, mp, w, q, ld, col, x, out, out_col, n)
     else:
-        _dot_outputs(x, matrix(q, off, ld, n_in), col, out, out_col, n,
-                     w[scale_off + col:scale_off + col + n])
+        call_linked(_int8_by_output, code, mp, w, q, ld, col, x, out, out_col, n)
 
 
-# Kernels call project through its address (linking.call_linked): its tree of tiles compiles once,
-# not again inside each of them.
-_INTS, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
-_ROWS = types.Array(types.float32, 2, "C")
-link(project, types.none, _INTS, types.int64, _FLOATS, _INT8S, types.int64, types.int64, _ROWS, _ROWS,
-     types.int64, types.int64)
+@njit(**JIT_OPTIONS)
+def _float32(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32 matrix."""
+    off, n_in = code[mp + MATRIX.OFFSET], x.shape[1]
+    if x.shape[0] >= PACK_ROWS:
+        _panel_strips(x, matrix(w, off, n_in, ld), col, out, out_col, n)
+    else:
+        _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _float32_panels(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32_PANELS matrix."""
+    _panels(x, w, code[mp + MATRIX.OFFSET], col, out, out_col, n)
+
+
+@njit(**JIT_OPTIONS)
+def _int8(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for an INT8 matrix."""
+    off, scale_off = code[mp + MATRIX.OFFSET], code[mp + MATRIX.SCALES]
+    _project(x, matrix(q, off, x.shape[1], ld), col, out, out_col, n, w[scale_off + col:scale_off + col + n])
+
+
+@njit(**JIT_OPTIONS)
+def _float32_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32_BY_OUTPUT matrix."""
+    _dot_outputs(x, matrix(w, code[mp + MATRIX.OFFSET], ld, x.shape[1]), col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for an INT8_BY_OUTPUT matrix."""
+    off, scale_off = code[mp + MATRIX.OFFSET], code[mp + MATRIX.SCALES]
+    _dot_outputs(x, matrix(q, off, ld, x.shape[1]), col, out, out_col, n, w[scale_off + col:scale_off + col + n])
+
+
+# The kernels reach project, and project the product of each kind of matrix, through their
+# addresses (linking.call_linked): each is compiled on its own, the product of a kind when a model
+# first holds it. The tree of tiles compiles once, not again inside each kernel that multiplies,
+# and a float32 model compiles no int8 tiles.
+_ARGUMENTS = (types.Array(types.int64, 1, "C"), types.int64, types.Array(types.float32, 1, "C"),
+              types.Array(types.int8, 1, "C"), types.int64, types.int64, types.Array(types.float32, 2, "C"),
+              types.Array(types.float32, 2, "C"), types.int64, types.int64)
+link(project, types.none, *_ARGUMENTS)
+PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
+            for kind, product in ((MATRIX_KIND.FLOAT32, _float32), (MATRIX_KIND.FLOAT32_PANELS, _float32_panels),
+                                  (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
+                                  (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
+
+
+def link_products(kinds=tuple(MATRIX_KIND)) -> None:
+    """Give ``project`` and the products of these kinds of matrix their addresses (compiled now,
+    or loaded from the cache): a model's kernel table links the kinds its plan holds; a caller of
+    ``project`` outside a model (a test, a benchmark) links every kind first."""
+    address(project)
+    for kind in kinds:
+        address(PRODUCTS[kind])
 
 
 @njit(**JIT_OPTIONS)
