@@ -52,9 +52,10 @@ def state_is_finite(code, a):
     for k in range(code[HEADER.N_STATES]):
         entry = table + k * SLOTS.STATE_ENTRY
         offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
+        region = a[offset:offset + size]  # from 0: numba wraps an a[i] not known >= 0, which kept the loop scalar
         total = _ZERO
-        for i in range(offset, offset + size):
-            total += a[i] * _ZERO
+        for i in range(region.size):
+            total += region[i] * _ZERO
         if total != _ZERO:
             return False
     return True
