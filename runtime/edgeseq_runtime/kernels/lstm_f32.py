@@ -49,14 +49,18 @@ def lstm_f32(code, p, w, q, a, pre):
                 it[j] += p_i[j] * c[j]
                 ft[j] += p_f[j] * c[j]
         if clip_off >= 0:
-            clip(it, w[clip_off])
-            clip(ft_ct, w[clip_off])
-        apply_encoded(code, p + LSTM.ACT_F, w, it)
+            clip(g if P < 0 else it, w[clip_off])
+            if P >= 0:
+                clip(ft_ct, w[clip_off])
+        if P < 0:  # ot does not wait for Ct: f over i, o (and f), adjacent, in one pass
+            apply_encoded(code, p + LSTM.ACT_F, w, g[:2 * n_h] if input_forget else g[:3 * n_h])
+        else:
+            apply_encoded(code, p + LSTM.ACT_F, w, it)
+            if not input_forget:
+                apply_encoded(code, p + LSTM.ACT_F, w, ft)
         if input_forget:
             for j in range(n_h):
                 ft[j] = np.float32(1.0) - it[j]
-        else:
-            apply_encoded(code, p + LSTM.ACT_F, w, ft)
         apply_encoded(code, p + LSTM.ACT_G, w, ct)
         for j in range(n_h):
             c[j] = ft[j] * c[j] + it[j] * ct[j]
@@ -64,9 +68,9 @@ def lstm_f32(code, p, w, q, a, pre):
             p_o = w[P + n_h:P + 2 * n_h]
             for j in range(n_h):
                 ot[j] += p_o[j] * c[j]
-        if clip_off >= 0:
-            clip(ot, w[clip_off])
-        apply_encoded(code, p + LSTM.ACT_F, w, ot)
+            if clip_off >= 0:
+                clip(ot, w[clip_off])
+            apply_encoded(code, p + LSTM.ACT_F, w, ot)
         h_of_c = ct  # the slot of ct, free now, takes h(Ct)
         for j in range(n_h):
             h_of_c[j] = c[j]
