@@ -31,13 +31,13 @@ def test_kernels_compiled_ahead_of_time_serve_every_later_process(tmp_path):
     script = textwrap.dedent(f"""
         import numpy as np, edgeseq_runtime
         from edgeseq_runtime.kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs
-        from edgeseq_runtime.kernels.matvec import PRODUCTS
+        from edgeseq_runtime.kernels.matvec import LINKED
         print(edgeseq_runtime.kernels_cached(every_kernel=True))
         for path in {[str(gru.path), str(lstm.path)]!r}:
             m = edgeseq_runtime.load(path)
             x = np.linspace(-1, 1, 3 * 6, dtype=np.float32).reshape(6, 3)
             print(m.step(x[0]).tolist(), m.run(x[1:]).tolist())
-        compiled = (*ENTRY_POINTS, *KERNELS.values(), project_inputs, *PRODUCTS.values())
+        compiled = (*ENTRY_POINTS, *KERNELS.values(), project_inputs, *LINKED)
         print(sum(sum(k.stats.cache_hits.values()) > 0 for k in ENTRY_POINTS),
               sum(sum(k.stats.cache_misses.values()) for k in compiled))
     """)

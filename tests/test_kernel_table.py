@@ -81,17 +81,22 @@ def test_the_kernels_multiply_through_the_products_one_address(tmp_path, cell, h
     assert np.array_equal(model.run(steps[1:]), edgeseq_runtime.load(built.path).run(steps)[1:])
 
 
-def test_a_fresh_process_compiles_only_the_products_of_its_kinds_of_matrix(tmp_path):
-    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=4, head="matmul")  # FLOAT32, FLOAT32_BY_OUTPUT
+def test_a_fresh_process_compiles_only_the_products_its_model_takes(tmp_path):
+    # 24 gate rows, input-major FLOAT32, that run projects ahead; a head of 5, FLOAT32_BY_OUTPUT
+    built = build_model(tmp_path, "GRU", input_size=3, hidden_size=8, head="matmul")
     script = textwrap.dedent(f"""
         import numpy as np, edgeseq_runtime
-        from edgeseq_runtime.kernels.matvec import PRODUCTS
-        edgeseq_runtime.load({str(built.path)!r}).step(np.zeros(3, np.float32))
-        print(sorted(kind.name for kind, product in PRODUCTS.items() if product.overloads))
+        from edgeseq_runtime.kernels.matvec import LINKED
+        m = edgeseq_runtime.load({str(built.path)!r})
+        m.step(np.zeros(3, np.float32))
+        print(sorted(f.__name__ for f in LINKED if f.overloads))
+        m.run(np.zeros((6, 3), np.float32))  # its input projections take 6 rows at once
+        print(sorted(f.__name__ for f in LINKED if f.overloads))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[0] == str(sorted(["FLOAT32", "FLOAT32_BY_OUTPUT"]))
+    one_row = ["_float32", "_float32_by_output", "project"]
+    assert result.stdout.split("\n")[:2] == [str(one_row), str(sorted([*one_row, "_float32_strips"]))]
 
 
 def test_every_kind_of_matrix_has_a_product():

@@ -108,7 +108,7 @@ class StreamingModel:
             self._projection = int(projection_floats(self._code))
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
-            project(self._kernels)
+            project(self._kernels, self._code)
         entry = _compiled(execute if steps * self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil)
         self._stepping = True
         try:

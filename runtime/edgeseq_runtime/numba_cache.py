@@ -74,10 +74,9 @@ def kernels_cached(every_kernel: bool = False) -> bool:
     that no load compiles anything. numba has no public question for this: its cache index is
     read as numba itself does, and any failure answers "not cached"."""
     from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs, run_plan
-    from .kernels.matvec import PRODUCTS
+    from .kernels.matvec import LINKED
 
-    wanted = (run_plan, *ENTRY_POINTS, *KERNELS.values(), project_inputs, *PRODUCTS.values()) if every_kernel \
-        else (run_plan,)
+    wanted = (run_plan, *ENTRY_POINTS, *KERNELS.values(), project_inputs, *LINKED) if every_kernel else (run_plan,)
     try:
         return all(kernel._cache._cache_file._load_index() for kernel in wanted)
     except Exception:  # a numba whose internals differ: claim nothing

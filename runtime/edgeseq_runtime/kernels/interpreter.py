@@ -59,33 +59,51 @@ PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every 
 declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
 
 
-# where each instruction's matrix operands are among its fields (an embedding's table is read, not multiplied)
+# where each instruction's matrix operands are among its fields (an embedding's table is read, not
+# multiplied), and the fields of its rows per product (a recurrent layer's batch, a Dense's or a
+# Conv's rows)
 _MATRICES = {i.opcode: [i.layout[f.name.upper()] for f in i.fields if getattr(f.type, "layout", None) is MATRIX]
              for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
+_ROWS = {i.opcode: [i.layout[name] for name in ("ROWS", "BATCH") if name in i.layout.__members__]
+         for i in INSTRUCTIONS}
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
     """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
     or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``.
-    The matrix products of the kinds of matrix the plan holds are linked too (matvec.project)."""
+    The matrix products its steps take are linked too (matvec.project)."""
     table = np.zeros(PROJECTION + 1, np.int64)
-    kinds = set()
     pc = int(code[HEADER.START])
     while pc < code[HEADER.END]:
         op = int(code[pc + RECORD.OPCODE])
         if not table[op]:
             table[op] = address(KERNELS[op])
-        kinds.update(int(code[pc + RECORD.FIELDS + field + MATRIX.KIND]) for field in _MATRICES.get(op, ()))
         pc += int(code[pc + RECORD.LENGTH])
+    kinds, rows = _products(code)
     if kinds:
-        link_products(sorted(kinds))
+        link_products(kinds, rows)
     return table
 
 
-def project(table: np.ndarray) -> None:
-    """Add project_inputs to a kernel table: ``execute`` calls it when given scratch (``pre``)."""
+def project(table: np.ndarray, code: np.ndarray) -> None:
+    """Add project_inputs to a kernel table: ``execute`` calls it when given scratch (``pre``),
+    and its products take many rows at once."""
     if not table[PROJECTION]:
+        link_products(_products(code)[0])
         table[PROJECTION] = address(project_inputs)
+
+
+def _products(code: np.ndarray) -> tuple[list[int], int]:
+    """(the kinds of matrix a plan's instructions multiply, the most rows a product of theirs takes)."""
+    kinds, rows = set(), 0
+    pc = int(code[HEADER.START])
+    while pc < code[HEADER.END]:
+        op, p = int(code[pc + RECORD.OPCODE]), pc + RECORD.FIELDS
+        if _MATRICES.get(op):
+            kinds.update(int(code[p + field + MATRIX.KIND]) for field in _MATRICES[op])
+            rows = max([rows, *(int(code[p + field]) for field in _ROWS[op])])
+        pc += int(code[pc + RECORD.LENGTH])
+    return sorted(kinds), rows
 
 
 @njit(**JIT_OPTIONS)

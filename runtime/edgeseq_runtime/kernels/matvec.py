@@ -40,6 +40,7 @@ K_BLOCK = 8
 # vectors and an input: 8 x 32 (16 accumulators of AVX-512's 32 registers), else 4 x 24 (12 of
 # AVX2's 16).
 ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
+STRIP_ROWS = 4  # from this many rows, the product goes strip by strip (see _strips)
 PACK_ROWS = 64  # from this many rows, float32 strips are read from a panel (see _strips)
 PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB L1 while the rows pass
 PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by every row before the next ones
@@ -62,7 +63,9 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     at code[mp:] with ``ld`` columns. Each kind of matrix is multiplied through the address of
     its own product (see ``link_products``)."""
     kind = code[mp + MATRIX.KIND]
-    if kind == MATRIX_KIND.FLOAT32:
+    if kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= STRIP_ROWS:
+        call_linked(_float32_strips, code, mp, w, q, ld, col, x, out, out_col, n)
+    elif kind == MATRIX_KIND.FLOAT32:
         call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_PANELS:
         call_linked(_float32_panels, code, mp, w, q, ld, col, x, out, out_col, n)
@@ -76,12 +79,24 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
 
 @njit(**JIT_OPTIONS)
 def _float32(code, mp, w, q, ld, col, x, out, out_col, n):
-    """``project`` for a FLOAT32 matrix."""
-    off, n_in = code[mp + MATRIX.OFFSET], x.shape[1]
+    """``project`` for a FLOAT32 matrix and fewer than STRIP_ROWS rows."""
+    m = matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld)
+    if x.shape[0] >= 2:
+        _row_pair(x, m, col, out, out_col, n, None)
+    elif x.shape[0] == 1:
+        _one_row(x, 0, m, col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _float32_strips(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32 matrix and STRIP_ROWS rows or more (a batch, a convolution's
+    positions, ``run``'s input projections): the larger tree of tiles, linked apart so that a
+    model that steps one stream does not compile it."""
+    m = matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld)
     if x.shape[0] >= PACK_ROWS:
-        _panel_strips(x, matrix(w, off, n_in, ld), col, out, out_col, n)
+        _panel_strips(x, m, col, out, out_col, n)
     else:
-        _project(x, matrix(w, off, n_in, ld), col, out, out_col, n, None)
+        _strips(x, m, col, out, out_col, n, None)
 
 
 @njit(**JIT_OPTIONS)
@@ -113,7 +128,7 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # The kernels reach project, and project the product of each kind of matrix, through their
 # addresses (linking.call_linked): each is compiled on its own, the product of a kind when a model
 # first holds it. The tree of tiles compiles once, not again inside each kernel that multiplies,
-# and a float32 model compiles no int8 tiles.
+# a float32 model compiles no int8 tiles, and one stream of a FLOAT32 model no strips.
 _ARGUMENTS = (types.Array(types.int64, 1, "C"), types.int64, types.Array(types.float32, 1, "C"),
               types.Array(types.int8, 1, "C"), types.int64, types.int64, types.Array(types.float32, 2, "C"),
               types.Array(types.float32, 2, "C"), types.int64, types.int64)
@@ -122,15 +137,20 @@ PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
             for kind, product in ((MATRIX_KIND.FLOAT32, _float32), (MATRIX_KIND.FLOAT32_PANELS, _float32_panels),
                                   (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
                                   (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
+link(_float32_strips, types.none, *_ARGUMENTS)
+LINKED = (project, *PRODUCTS.values(), _float32_strips)  # every function here called through its address
 
 
-def link_products(kinds=tuple(MATRIX_KIND)) -> None:
-    """Give ``project`` and the products of these kinds of matrix their addresses (compiled now,
-    or loaded from the cache): a model's kernel table links the kinds its plan holds; a caller of
-    ``project`` outside a model (a test, a benchmark) links every kind first."""
+def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
+    """Give ``project`` and the products of these kinds of matrix for up to ``rows`` rows (None:
+    any number) their addresses (compiled now, or loaded from the cache): a model's kernel table
+    links what its plan's steps multiply, ``run`` adds many rows; a caller of ``project``
+    outside a model (a test, a benchmark) links everything first."""
     address(project)
     for kind in kinds:
         address(PRODUCTS[kind])
+    if MATRIX_KIND.FLOAT32 in kinds and (rows is None or rows >= STRIP_ROWS):
+        address(_float32_strips)
 
 
 @njit(**JIT_OPTIONS)
@@ -145,7 +165,7 @@ def rows_independent(n):
 def _project(x, m, col, out, out_col, n, scale):
     """``project`` for an input-major matrix; ``scale`` is None for float32 weights (numba
     compiles the two cases separately)."""
-    if x.shape[0] >= 4:
+    if x.shape[0] >= STRIP_ROWS:
         _strips(x, m, col, out, out_col, n, scale)
     elif x.shape[0] >= 2:
         _row_pair(x, m, col, out, out_col, n, scale)
