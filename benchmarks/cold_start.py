@@ -1,6 +1,6 @@
 """Cold start: a fresh process, from its start to its first output, with numba's cache empty or warm.
 
-    python benchmarks/cold_start.py [--repeats 3]
+    python benchmarks/cold_start.py [--repeats 3] [--without-scipy]
 
 Per model, in fresh subprocesses: ``load(path).step(zeros)`` with ``NUMBA_CACHE_DIR`` an empty
 temporary folder (everything the model uses compiles: a new install without
@@ -9,7 +9,8 @@ the kernels load from the cache), and ``import numba`` alone for scale. Reports 
 the first output line and the CPU time the process had spent by then (steadier than wall time on
 a shared machine). The models: GRU 1/32 and LSTM 64/256 (``step_models``' exporter), and Silero
 VAD v5 (``constants={"sr": 16000}``) and v6, 576-sample windows, if their files are in the test
-cache.
+cache. ``--without-scipy`` makes scipy unimportable in those processes, as on a device (numba
+imports it, when it first loads or compiles anything, to check for BLAS: a quarter of a second).
 Asserts nothing.
 """
 
@@ -36,6 +37,7 @@ m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_shape, n
 print(time.process_time(), flush=True)
 """
 IMPORT_NUMBA = "import time, numba; print(time.process_time(), flush=True)"
+WITHOUT_SCIPY = "import sys; sys.modules['scipy'] = None\n"  # an import of scipy raises ImportError
 
 
 def first_output(script: str, args: list[str], cache: str | None) -> tuple[float, float]:
@@ -68,7 +70,9 @@ def models(folder: Path) -> dict[str, tuple[Path, dict]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="warm starts and imports per model (the best counts)")
+    parser.add_argument("--without-scipy", action="store_true", help="make scipy unimportable, as on a device")
     args = parser.parse_args()
+    prefix = WITHOUT_SCIPY if args.without_scipy else ""
     print("| model | empty cache: first output (s) | CPU (s) | warm cache (s) | CPU (s) "
           "| `import numba` (s) | warm / import numba |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -76,9 +80,9 @@ def main() -> None:
         for name, (path, options) in models(Path(folder)).items():
             call = [str(path), json.dumps(options)]
             with tempfile.TemporaryDirectory() as cache:
-                cold = first_output(FIRST_OUTPUT, call, cache)
-                warm = min(first_output(FIRST_OUTPUT, call, cache) for _ in range(args.repeats))
-            numba_alone = min(first_output(IMPORT_NUMBA, [], None) for _ in range(args.repeats))
+                cold = first_output(prefix + FIRST_OUTPUT, call, cache)
+                warm = min(first_output(prefix + FIRST_OUTPUT, call, cache) for _ in range(args.repeats))
+            numba_alone = min(first_output(prefix + IMPORT_NUMBA, [], None) for _ in range(args.repeats))
             print(f"| {name} | {cold[0]:.1f} | {cold[1]:.1f} | {warm[0]:.2f} | {warm[1]:.2f} "
                   f"| {numba_alone[0]:.2f} | {warm[0] / numba_alone[0]:.1f}x |", flush=True)
 
