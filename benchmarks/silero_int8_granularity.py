@@ -19,8 +19,8 @@ measured by ONNX Runtime with its graph optimizations off (the QDQ graph as writ
 Each file written is then stepped the same way over the calibration recording and the three
 recordings of ``audio.OTHER_SPEAKERS`` (held out) and compared with ONNX Runtime on the fp32 file:
 the largest |dp| and the held-out chunks whose decision (p > 0.5) differs. Sizes: the file's
-(float32 scales), and the same counting each int8 scale as float16; the last column lists the
-shapes of the weights kept int8 (all: every weight). Prints markdown; asserts nothing. About 40
+(float32 scales), and the same counting each int8 scale as float16; the last column names the
+weights kept int8 (all: every weight). Prints markdown; asserts nothing. About 40
 minutes on two shared cores.
 """
 
@@ -65,16 +65,14 @@ def onnxruntime_outputs(path, load_options: LoadOptions):
     return outputs
 
 
-def int8_weights(path) -> tuple[int, list[str]]:
-    """How many int8 scales the file stores (the float inputs 1 of its DequantizeLinear nodes), and
-    the shapes of its int8 weights."""
+def scale_count(path) -> int:
+    """How many int8 scales the file stores (the float inputs 1 of its DequantizeLinear nodes)."""
     graphs = _Values(onnx.load(path).graph).graphs
-    dims = {proto.name: list(proto.dims) for graph in graphs for proto in graph.initializer}
-    dims |= {node.output[0]: list(a.t.dims) for graph in graphs for node in graph.node
+    dims = {proto.name: proto.dims for graph in graphs for proto in graph.initializer}
+    dims |= {node.output[0]: a.t.dims for graph in graphs for node in graph.node
              if node.op_type == "Constant" for a in node.attribute if a.name == "value"}
-    nodes = [node for graph in graphs for node in graph.node if node.op_type == "DequantizeLinear"]
-    return (sum(int(np.prod(dims[node.input[1]])) for node in nodes),
-            sorted("x".join(map(str, dims[node.input[0]])) for node in nodes))
+    return sum(int(np.prod(dims[node.input[1]])) for graph in graphs for node in graph.node
+               if node.op_type == "DequantizeLinear")
 
 
 def main() -> None:
@@ -129,12 +127,12 @@ def main() -> None:
                     moved = {r: np.abs(got[r] - expected[r]).max() for r in windows}
                     differing = sum(int(np.sum((got[r] > THRESHOLD) != (expected[r] > THRESHOLD))) for r in held_out)
                     size, fp32 = os.path.getsize(output), os.path.getsize(source)
-                    scales_stored, shapes = int8_weights(output)
-                    halved = size - 2 * scales_stored
+                    halved = size - 2 * scale_count(output)
                     counts = " / ".join(str(report.count(p)) for p in ("int8", "fp16", "float32"))
+                    int8 = sorted(weight for weight, precision in report.precisions.items() if precision == "int8")
                     print(f"| {name} | {scales} | {label} | {size / fp32:.0%} / {halved / fp32:.0%} | {counts} | "
                           f"{moved['calibration']:.4f} | {max(moved[r] for r in held_out):.4f} | {differing} | "
-                          f"{seconds:.0f} | {'all' if counts.endswith(' / 0 / 0') else ', '.join(shapes)} |",
+                          f"{seconds:.0f} | {'all' if counts.endswith(' / 0 / 0') else ', '.join(int8)} |",
                           flush=True)
 
 
