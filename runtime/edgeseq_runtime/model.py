@@ -57,6 +57,7 @@ class StreamingModel:
         self.output_size = math.prod(lowered.output_shape) // batch
         self._x_step = (self.input_size,) if batch == 1 else (batch, self.input_size)
         self._y_step = (self.output_size,) if batch == 1 else (batch, self.output_size)
+        self._y_new = self.output_size if batch == 1 else self._y_step  # for np.empty: an int parses faster
         if self.is_token_model:
             self._x_step = (batch,) if batch > 1 else ()
         # the shape step's fast path takes as is; anything else is checked and flattened first
@@ -80,7 +81,7 @@ class StreamingModel:
         if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
                 or not x.flags.carray:
             x = self._input(x, self._x_step, "x").reshape(-1)
-        y = _empty(self._y_step, _FLOAT32) if out is None else self._output(out, self._y_step)
+        y = _empty(self._y_new, _FLOAT32) if out is None else self._output(out, self._y_step)
         self._stepping = True
         try:
             status = self._step_call(self._model, self._arena, x, y if self.batch == 1 else y.reshape(-1), 1,
