@@ -8,7 +8,10 @@ peepholes stay float32; the zero point is left out (ONNX's default, 0: symmetric
 found wherever the file keeps it: an initializer of the graph or of an If, Loop or Scan body, or
 a ``Constant`` node (Silero VAD keeps its whole network in Constants inside If branches), and
 through the layout ops between it and its reader (Slice and Concat reordering gates, Unsqueeze
-adding the direction axis), which keep the weight's channels apart.
+adding the direction axis), which keep the weight's channels apart. ``quantize(block_size=B)``
+stores one scale per B values along each weight's first input axis instead (DequantizeLinear's
+``block_size``, opset 21): ONNX Runtime runs such files, edgeseq's runtime does not load them
+(``benchmarks/silero_int8_granularity.py`` measures what they would gain).
 
 fp16: every float32 tensor is stored as float16 behind a ``Cast`` to float32: half the file,
 computed in float32.
