@@ -182,3 +182,29 @@ def test_codegen_refuses_a_plan_with_panels(tmp_path):
     codegen.plan_image(edgeseq_runtime.lower_model(built.path, lean=True), built.path)
     with pytest.raises(codegen.CodegenError, match="FLOAT32_PANELS, which only the Python runtime reads"):
         codegen.plan_image(edgeseq_runtime.lower_model(built.path), built.path)
+
+
+def test_an_int8_matrix_of_few_inputs_is_stored_as_its_float_value(tmp_path):
+    """A QDQ LSTM of 1 input: the Python runtime's plan holds W (one input: its per-output scale
+    would double the multiply-adds) as DequantizeLinear's float32 values and R int8; a lean plan
+    (codegen's) keeps both int8. Both stream what ONNX Runtime computes from the QDQ graph."""
+    from edgeseq_export.backends.quantize import quantize
+
+    built = build_model(tmp_path, "LSTM", input_size=1, hidden_size=PANEL // 2, batch=3, head="matmul",
+                        output_size=1)
+    qpath = tmp_path / "model.int8.onnx"
+    quantize(built.path, qpath, mode="int8")
+    assert _matrix_kinds(edgeseq_runtime.lower_model(qpath, batch=3).plan) == [MATRIX_KIND.FLOAT32_PANELS,
+                                                                               MATRIX_KIND.INT8]
+    assert _matrix_kinds(edgeseq_runtime.lower_model(qpath, batch=3, lean=True).plan) == [MATRIX_KIND.INT8] * 2
+    options = onnxruntime.SessionOptions()
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_DISABLE_ALL
+    session = onnxruntime.InferenceSession(str(qpath), options, providers=["CPUExecutionProvider"])
+    xs = built.random_steps(np.random.default_rng(0), 40)
+    expected = built.steps_from_output(session.run([built.output_name], built.graph_feeds(xs))[0])
+    model = edgeseq_runtime.load(qpath, batch=3)
+    ran = model.run(xs)
+    model.reset()
+    stepped = np.stack([model.step(x) for x in xs])
+    np.testing.assert_array_equal(ran, stepped)
+    np.testing.assert_allclose(stepped, expected, rtol=0, atol=1e-5)

@@ -103,12 +103,17 @@ class PlanBuilder:
         the outputs; ``factor`` scales every value (Gemm's alpha). A ``QuantizedWeight`` with
         one scale per output stays int8; anything else is stored as float32. Matrices with
         fewer than LANES outputs are stored output-major (see kernels.matvec). With ``panels``
-        (a caller whose products take whole strips of PANEL outputs), a float32 matrix whose
-        outputs fill whole strips is stored FLOAT32_PANELS, packed once here rather than per call."""
+        (a caller whose products take whole strips of PANEL outputs, in the Python runtime's plans),
+        a float32 matrix whose outputs fill whole strips is stored FLOAT32_PANELS, packed once here
+        rather than per call; and an int8 one of fewer than LANES inputs or outputs as its float32
+        value (DequantizeLinear's numbers), a few KB at most: its per-output scale would add a
+        multiply-add to each output's K < 8 (a product of 1 input for 256 streams took 1.6x the
+        time of its float32 value), and a dot product of int8 weights vectorises only from 64
+        inputs (a head of 32 inputs took 1.6x). Lean plans keep them int8."""
         by_output = value.shape[out_axis] < LANES
         # input-major is (n_in, n_out): the transpose when the outputs are axis 0
         transpose = (out_axis == 0) != by_output
-        if isinstance(value, QuantizedWeight):
+        if isinstance(value, QuantizedWeight) and not (panels and min(value.shape) < LANES):
             scales = value.scales_along(out_axis)
             if scales is not None:
                 q = value.q.T if transpose else value.q
