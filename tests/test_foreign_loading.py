@@ -75,6 +75,18 @@ def test_state_of_any_shape_and_batch_axis_streams_in_batches(tmp_path, layout):
     np.testing.assert_allclose(model.run(xs), expected, rtol=1e-5, atol=1e-6)
 
 
+def test_a_state_without_a_batch_axis_streams_at_batch_1_and_asks_for_it_above(tmp_path):
+    path = fg.written_out_cell(tmp_path / "m.onnx", state_in="memory", state_out="carry", layout="unbatched")
+    model = edgeseq_runtime.load(path)  # s[2, 4]: no axis of extent 1 or symbolic, so no batch axis
+    xs = _steps(10, 1, 3)
+    start = RNG.normal(0, 0.5, (2, 4)).astype(np.float32)
+    model.set_state({"memory": start})
+    expected = fg.step_with_onnxruntime(path, xs, {"memory": start}, pairs={"memory": "carry"})
+    np.testing.assert_allclose(model.run(xs[:, 0]), expected[:, 0], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ModelError, match=r"'memory' \[2, 4\] has no batch axis; load it with batch=1"):
+        edgeseq_runtime.load(path, batch=3)
+
+
 def test_state_survives_save_and_load(tmp_path):
     path = fg.written_out_cell(tmp_path / "m.onnx", state_in="state", state_out="stateN", layout="stacked")
     model = edgeseq_runtime.load(path)

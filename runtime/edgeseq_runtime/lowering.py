@@ -344,6 +344,8 @@ class Lowering:
             batch_axis = 0 if layout or len(dims) < 3 else 1
             if sum(d is None for d in dims) == 1:
                 batch_axis = None  # its one dynamic axis is the batch axis
+            elif None not in dims and dims and dims[batch_axis] not in (1, self.batch):
+                batch_axis = None  # fixed dims, none of them one stream's or the batch's: no batch axis
             shape, _ = self._concrete(name, dims, None, batch_axis)
             init = graph.initializers.get(name)
             if init is not None and init.size != math.prod(shape):

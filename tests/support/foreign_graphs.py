@@ -36,14 +36,15 @@ def written_out_cell(path, *, state_in: str, state_out: str, layout: str = "batc
     """x[B, inputs] -> y[B, 2]: new = tanh(x W + s R), s the state flattened per stream.
 
     ``layout``: "batch_first" keeps the state as s[B, 2, hidden] (batch axis 0); "stacked"
-    as s[2, B, hidden] (two halves, like Silero's h and c in one tensor; batch axis 1)."""
+    as s[2, B, hidden] (two halves, like Silero's h and c in one tensor; batch axis 1);
+    "unbatched" as s[2, hidden], one stream's state with no batch axis (a batch-1 export)."""
     rng = np.random.default_rng(seed)
     k = 2 * hidden
-    shape = ["B", 2, hidden] if layout == "batch_first" else [2, "B", hidden]
+    shape = {"batch_first": ["B", 2, hidden], "stacked": [2, "B", hidden], "unbatched": [2, hidden]}[layout]
     init = [_const("W", rng.normal(0, 0.5, (inputs, k)).astype(np.float32)),
             _const("R", rng.normal(0, 0.5, (k, k)).astype(np.float32)),
             _const("V", rng.normal(0, 0.5, (k, 2)).astype(np.float32)),
-            _const("flat", np.array([-1, k], np.int64)), _const("split", np.array([-1, 2, hidden], np.int64))]
+            _const("flat", np.array([-1, k], np.int64)), _const("split", np.array([-1, 2, hidden][layout == "unbatched":], np.int64))]
     nodes = []
     s = state_in
     if layout == "stacked":
