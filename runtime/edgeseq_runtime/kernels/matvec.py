@@ -64,7 +64,9 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
     at code[mp:] with ``ld`` columns. Each kind of matrix is multiplied through the address of
     its own product (see ``link_products``)."""
     kind = code[mp + MATRIX.KIND]
-    if kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= STRIP_ROWS:
+    if kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= PACK_ROWS:
+        call_linked(_float32_packed, code, mp, w, q, ld, col, x, out, out_col, n)
+    elif kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= STRIP_ROWS:
         call_linked(_float32_strips, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32:
         call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
@@ -90,14 +92,17 @@ def _float32(code, mp, w, q, ld, col, x, out, out_col, n):
 
 @njit(**JIT_OPTIONS)
 def _float32_strips(code, mp, w, q, ld, col, x, out, out_col, n):
-    """``project`` for a FLOAT32 matrix and STRIP_ROWS rows or more (a batch, a convolution's
-    positions, ``run``'s input projections): the larger tree of tiles, linked apart so that a
-    model that steps one stream does not compile it."""
-    m = matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld)
-    if x.shape[0] >= PACK_ROWS:
-        _panel_strips(x, m, col, out, out_col, n)
-    else:
-        _strips(x, m, col, out, out_col, n, None)
+    """``project`` for a FLOAT32 matrix and STRIP_ROWS to PACK_ROWS - 1 rows (a batch, a
+    convolution's positions, ``run``'s input projections): a larger tree of tiles, linked apart
+    so that a model that steps one stream does not compile it."""
+    _strips(x, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _float32_packed(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32 matrix and PACK_ROWS rows or more: strips copied into a panel,
+    linked apart as ``_float32_strips`` is."""
+    _panel_strips(x, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n)
 
 
 @njit(**JIT_OPTIONS)
@@ -129,7 +134,8 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # The kernels reach project, and project the product of each kind of matrix, through their
 # addresses (linking.call_linked): each is compiled on its own, the product of a kind when a model
 # first holds it. The tree of tiles compiles once, not again inside each kernel that multiplies,
-# a float32 model compiles no int8 tiles, and one stream of a FLOAT32 model no strips.
+# a float32 model compiles no int8 tiles, and a FLOAT32 model only the products for as many rows
+# as its steps take.
 _ARGUMENTS = (types.Array(types.int64, 1, "C"), types.int64, types.Array(types.float32, 1, "C"),
               types.Array(types.int8, 1, "C"), types.int64, types.int64, types.Array(types.float32, 2, "C"),
               types.Array(types.float32, 2, "C"), types.int64, types.int64)
@@ -138,8 +144,9 @@ PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
             for kind, product in ((MATRIX_KIND.FLOAT32, _float32), (MATRIX_KIND.FLOAT32_PANELS, _float32_panels),
                                   (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
                                   (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
-link(_float32_strips, types.none, *_ARGUMENTS)
-LINKED = (project, *PRODUCTS.values(), _float32_strips)  # every function here called through its address
+FLOAT32_ROWS = {rows: link(product, types.none, *_ARGUMENTS)  # from how many rows each product of FLOAT32 serves
+                for rows, product in ((STRIP_ROWS, _float32_strips), (PACK_ROWS, _float32_packed))}
+LINKED = (project, *PRODUCTS.values(), *FLOAT32_ROWS.values())  # every function here called through its address
 
 
 def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
@@ -150,8 +157,9 @@ def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
     address(project)
     for kind in kinds:
         address(PRODUCTS[kind])
-    if MATRIX_KIND.FLOAT32 in kinds and (rows is None or rows >= STRIP_ROWS):
-        address(_float32_strips)
+    for least, product in FLOAT32_ROWS.items():
+        if MATRIX_KIND.FLOAT32 in kinds and (rows is None or rows >= least):
+            address(product)
 
 
 @njit(**JIT_OPTIONS)
