@@ -215,6 +215,31 @@ def test_inspect_counts_the_weights_of_the_branch_taken_and_shows_symbolic_dims(
     assert "[2, 1, 5]" in result.stdout
 
 
+def test_inspect_counts_no_weights_of_the_branch_not_taken_among_other_constants(tmp_path):
+    path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5, weights_in_branches=True)
+    model = onnx.load(path)
+    else_branch = next(a.g for a in model.graph.node[1].attribute if a.name == "else_branch")
+    weights = [t for t in else_branch.initializer if t.name != "else_scale"]  # read from the outer graph,
+    model.graph.initializer.extend(weights)  # as an exporter that shares names across branches writes it
+    for t in weights:
+        else_branch.initializer.remove(t)
+    onnx.save(model, path)
+    result = run("inspect", path, "--constant", "sr=16000", "--input-shape", "3")
+    assert result.exit_code == 0, result.output
+    assert " 1 floats (" in result.stdout  # the then branch's scale; not the else LSTM's 200 weights
+
+
+def test_inspect_shows_the_kernel_of_a_conv_that_leaves_out_kernel_shape(tmp_path):
+    weight = onnx.numpy_helper.from_array(np.ones((2, 1, 3), np.float32), "w")
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Conv", ["x", "w"], ["y"], name="conv")], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 1, 8])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 2, 6])], [weight])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    result = run("inspect", tmp_path / "m.onnx")
+    assert "kernel 3 " in result.stdout and "kernel ?" not in result.stdout, result.output
+
+
 def test_inspect_shows_dims_without_a_name_as_unknown(tmp_path):
     path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
     model = onnx.load(path)

@@ -95,10 +95,11 @@ def inspect_model(path: str | os.PathLike, load_options: edgeseq_runtime.LoadOpt
         mine = list(dict.fromkeys(mine))
         claimed.update(mine)
         if mine or node.op_type in RECURRENT_OPS:
-            layers.append(LayerSummary(node.name or node.output[0], node.op_type, _detail(node),
+            layers.append(LayerSummary(node.name or node.output[0], node.op_type, _detail(node, producer, dims),
                                        " ".join(_shape(dims[name]) for name in mine),
                                        sum(math.prod(dims[name]) for name in mine)))
-    floats = {t.name: math.prod(t.dims) for t in tensors if t.data_type in FLOAT_TYPES}
+    read = {name for node in nodes for name in node.input}  # not the weights of a branch not taken
+    floats = {t.name: math.prod(t.dims) for t in tensors if t.data_type in FLOAT_TYPES and t.name in read}
     metadata = {p.key: p.value for p in model.metadata_props}
     states = _states(lowered, metadata) if lowered else []
     initializers = {t.name for t in graph.initializer}
@@ -194,7 +195,7 @@ def _delay(metadata: dict[str, str]) -> int | None:
     return delay if isinstance(delay, int) and not isinstance(delay, bool) and delay >= 0 else None
 
 
-def _detail(node: onnx.NodeProto) -> str:
+def _detail(node: onnx.NodeProto, producer: dict, dims: dict[str, list[int]]) -> str:
     attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
     if node.op_type in RECURRENT_OPS:
         parts = [f"hidden {attributes.get('hidden_size')}"]
@@ -204,12 +205,21 @@ def _detail(node: onnx.NodeProto) -> str:
             parts.append("no bias")
         return ", ".join(parts)
     if node.op_type == "Conv":
-        parts = [f"kernel {'x'.join(map(str, attributes.get('kernel_shape', ['?'])))}"]
+        kernel = attributes.get("kernel_shape") or _stored_dims(node.input[1], producer, dims)[2:] or ["?"]
+        parts = [f"kernel {'x'.join(map(str, kernel))}"]
         parts += [f"dilation {'x'.join(map(str, attributes['dilations']))}"] if any(
             d != 1 for d in attributes.get("dilations", ())) else []
         parts += [f"groups {attributes['group']}"] if attributes.get("group", 1) != 1 else []
         return ", ".join(parts)
     return {"Gather": "embedding", "MatMul": "dense", "Gemm": "dense"}.get(node.op_type, "")
+
+
+def _stored_dims(name: str, producer: dict, dims: dict[str, list[int]]) -> list[int]:
+    """The dims of the stored tensor ``name`` decodes (through DequantizeLinear or Cast), or []
+    when it is computed: a Conv's kernel where the file leaves out kernel_shape, as it may."""
+    while name in producer and producer[name].op_type in DECODING_OPS:
+        name = producer[name].input[0]
+    return dims.get(name, [])
 
 
 def _value(info: onnx.ValueInfoProto) -> ValueSummary:
