@@ -240,6 +240,21 @@ def test_inspect_shows_the_kernel_of_a_conv_that_leaves_out_kernel_shape(tmp_pat
     assert "kernel 3 " in result.stdout and "kernel ?" not in result.stdout, result.output
 
 
+@pytest.mark.parametrize("op", ["Div", "Mod"])
+def test_a_constant_integer_division_by_zero_is_refused_naming_the_node(tmp_path, op):
+    # ONNX leaves it undefined and ONNX Runtime refuses the file; numpy would fold it to 0
+    numbers = [onnx.numpy_helper.from_array(np.array(v, np.int64), n) for n, v in (("n", [6, 4, 2]), ("d", [3, 0, 1]))]
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node(op, ["n", "d"], ["q"], name="ratio"),
+         onnx.helper.make_node("Cast", ["q"], ["qf"], to=onnx.TensorProto.FLOAT),
+         onnx.helper.make_node("Add", ["x", "qf"], ["y"])], "g",
+        [onnx.helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, [1, 3])],
+        [onnx.helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 3])], numbers)
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=rf"node 'ratio' \({op}\): divides integers by zero"):
+        edgeseq_runtime.load(tmp_path / "m.onnx")
+
+
 def test_inspect_shows_dims_without_a_name_as_unknown(tmp_path):
     path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
     model = onnx.load(path)

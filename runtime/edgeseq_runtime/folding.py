@@ -71,6 +71,8 @@ class Folder:
             return self._fold_scan(node, values, scope)
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS) for a in node.attribute):
             self.fail(node, "of the ops with subgraphs, only If, Loop and Scan are folded")
+        if op in ("Div", "Mod") and _divides_integers_by_zero(values):
+            self.fail(node, "divides integers by zero, which ONNX leaves undefined")
         shapes = self._output_shapes(node, values)
         for shape in shapes:
             self._check_size(node, math.prod(shape), f"a tensor of shape {list(shape)}")
@@ -317,3 +319,9 @@ def _int_attribute(node, name: str, default: int) -> int:
 
 def _ints_attribute(node, name: str, default: list[int]) -> list[int]:
     return next((list(a.ints) for a in node.attribute if a.name == name), default)
+
+
+def _divides_integers_by_zero(values: list) -> bool:
+    """numpy folds an integer x / 0 or x % 0 to 0 with a warning; ONNX Runtime refuses the file."""
+    divisor = values[1] if len(values) > 1 else None
+    return isinstance(divisor, np.ndarray) and divisor.dtype.kind in "iu" and not divisor.all()
