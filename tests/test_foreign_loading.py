@@ -255,6 +255,23 @@ def test_a_constant_integer_division_by_zero_is_refused_naming_the_node(tmp_path
         edgeseq_runtime.load(tmp_path / "m.onnx")
 
 
+def test_a_refusal_after_symbolic_input_dims_were_guessed_says_to_give_input_shape(tmp_path):
+    # Silero's input[batch, sequence] into an STFT Conv: without input_shape a step is one sample
+    graph = onnx.helper.make_graph(
+        [onnx.helper.make_node("Unsqueeze", ["input", "axis"], ["frames"]),
+         onnx.helper.make_node("Conv", ["frames", "basis"], ["output"], name="stft")], "g",
+        [onnx.helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", "sequence"])],
+        [onnx.helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, ["batch", 2, "frames"])],
+        [onnx.numpy_helper.from_array(np.array([1], np.int64), "axis"),
+         onnx.numpy_helper.from_array(np.ones((2, 1, 4), np.float32), "basis")])
+    onnx.save(onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    with pytest.raises(ModelError, match=r"node 'stft' .*wider.* \(input 'input' \['batch', 'sequence'\] was taken "
+                                         r"as \[1, 1\]; give one stream's shape with input_shape="):
+        edgeseq_runtime.load(tmp_path / "m.onnx")
+    model = edgeseq_runtime.load(tmp_path / "m.onnx", input_shape=(6,))
+    np.testing.assert_allclose(model.step(np.arange(6, dtype=np.float32)), [6, 10, 14] * 2)
+
+
 def test_inspect_shows_dims_without_a_name_as_unknown(tmp_path):
     path = fg.lstm_in_if_branches(tmp_path / "m.onnx", inputs=3, hidden=5)
     model = onnx.load(path)

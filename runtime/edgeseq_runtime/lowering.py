@@ -77,6 +77,7 @@ class Lowering:
         self.token_input = False
         self.vocab = 0  # set by the embedding that the token ids index
         self.input_time_axis = None
+        self.guessed_input = None  # how the step input's symbolic dims were filled, without input_shape
         self._claimed: list[tuple[int, int, str]] = []
         self._absorbed: set[str] = set()  # outputs of nodes another handler computed already
         self._unread: Counter = Counter()  # {value: reads of it still to come: nodes not lowered yet, the step's end}
@@ -438,7 +439,11 @@ class Lowering:
         stream's shape: every axis but the batch axis) where given, else from the graph."""
         given = self.options.input_shape
         if given is None:
-            return self._concrete(name, dims, time_axis, batch_axis)
+            shape, batch_axis = self._concrete(name, dims, time_axis, batch_axis)
+            if any(d is None and axis not in (time_axis, batch_axis) for axis, d in enumerate(dims)):
+                declared = [d.dim_param or d.dim_value or "?" for d in self.graph.inputs[name].type.tensor_type.shape.dim]
+                self.guessed_input = f"input '{name}' {declared} was taken as {list(shape)}"
+            return shape, batch_axis
         if len(given) == len(dims) and self.batch == 1:
             shape, batch_axis = list(given), None  # a graph without a batch axis
         elif len(given) == len(dims) - 1:
@@ -526,10 +531,17 @@ def lower(model: onnx.ModelProto, path: str, batch: int, options: LoadOptions | 
     fingerprint = computation_fingerprint(model, batch, options)
     graph = Graph(model, path)
     _fix_constants(graph, options.constants)
+    lowering = Lowering(graph, batch, options, lean)
     try:
-        lowered = Lowering(graph, batch, options, lean).lower()
+        lowered = lowering.lower()
     except OverflowError as e:
         raise ModelError(f"{path}: {e}") from None
+    except ModelError as e:
+        if lowering.guessed_input is None:
+            raise
+        # a step of one sample, say, fails far from the cause: a Conv wider than its input
+        raise ModelError(f"{e} ({lowering.guessed_input}; give one stream's shape with input_shape= "
+                         f"(CLI: --input-shape))") from None
     lowered.fingerprint = fingerprint
     return lowered
 
