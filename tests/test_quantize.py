@@ -108,7 +108,12 @@ def test_fp16_halves_the_file_and_matches_onnxruntime(tmp_path):
     ref = built.steps_from_output(unoptimized_session(hpath).run([built.output_name], built.graph_feeds(X))[0])
     assert np.abs(Y - ref).max() <= TOL
     assert report.max_abs_error < 1e-2
-    assert all(t.data_type != onnx.TensorProto.FLOAT for t in onnx.load(hpath).graph.initializer)
+    stored = {t.name: t.data_type for t in onnx.load(hpath).graph.initializer}
+    weights = {name for name in stored if name.endswith("_fp16")}
+    assert weights and all(stored[name] == onnx.TensorProto.FLOAT16 for name in weights)
+    # biases stay float32, as in int8: one in float16 weighs on every output of its channel
+    biases = [t for t in onnx.load(hpath).graph.initializer if t.name not in weights and t.data_type != onnx.TensorProto.INT64]
+    assert biases and all(t.data_type == onnx.TensorProto.FLOAT and len(t.dims) <= 2 for t in biases)
 
 
 def test_calibration_rows_from_csv_and_npy(tmp_path):

@@ -13,8 +13,10 @@ stores one scale per B values along each weight's first input axis instead (Dequ
 ``block_size``, opset 21): ONNX Runtime runs such files, edgeseq's runtime does not load them
 (``benchmarks/silero_int8_granularity.py`` measures what they would gain).
 
-fp16: every float32 tensor is stored as float16 behind a ``Cast`` to float32: half the file,
-computed in float32.
+fp16: every weight is stored as float16 behind a ``Cast`` to float32: half the file, computed
+in float32. Biases and the other float tensors stay float32, as in int8: they are a few floats,
+and a bias weighs on every output of its channel (one of Silero VAD's conv biases in float16
+alone moves its speech probability by 0.015).
 
 Rounding: each int8 weight is rounded to nearest or by GPTQ on the inputs it meets over the
 calibration steps (``gptq.py``), whichever moves the model's outputs less, measured; with a
@@ -331,11 +333,14 @@ def quantize_int8(model: onnx.ModelProto, keep: dict | None = None, rounded: dic
 
 
 def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
-    """A copy of ``model`` with every float32 tensor it stores (initializers and Constants, in
-    subgraphs too) as float16 behind a Cast; a tensor float16 cannot hold stays float32."""
+    """A copy of ``model`` with every weight it stores (``weights``: initializers and Constants,
+    in subgraphs too) as float16 behind a Cast; a weight float16 cannot hold stays float32, and
+    so do biases and every other float tensor, as in int8."""
     model = _copy(model, 1)
-    plan = {tensor: ("fp16", None) for tensor, proto in _Values(model.graph).tensors()
-            if _halves(numpy_helper.to_array(proto))}
+    values = _Values(model.graph)
+    found = weights(model.graph)
+    plan = {tensor: ("fp16", None) for tensor, proto in values.tensors()
+            if tensor in found and _halves(numpy_helper.to_array(proto))}
     _store(model, plan)
     return model, sorted({tensor.name for tensor in plan})
 
