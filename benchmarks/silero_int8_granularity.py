@@ -38,9 +38,9 @@ import onnxruntime
 from edgeseq_export.backends.bench import OnnxRuntimeStepper
 from edgeseq_export.backends.quantize import QuantizationError, _Values, quantize
 from edgeseq_runtime import LoadOptions
-from silero_quantized import THRESHOLD, probabilities
-from support import audio, silero_files
-from support.silero_files import CHUNK, CONTEXT, VARIANTS, WINDOW
+from silero_quantized import THRESHOLD, probabilities, recordings
+from support import silero_files
+from support.silero_files import CONTEXT, VARIANTS, WINDOW
 
 FILES = ("silero_vad", "silero_vad_16k_op15", "silero_vad_v6")
 
@@ -86,14 +86,7 @@ def main() -> None:
     files = silero_files.fetch()
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)
-        recording = audio.speech_recording(folder / "speech")
-        audio.write_wav(folder / "calibration.wav", recording.samples)
-        recordings = {"calibration": recording} | {
-            name: audio.speech_recording(folder / name, speaker) for name, speaker in audio.OTHER_SPEAKERS.items()}
-        windows = {name: r.windows(CHUNK, CONTEXT) for name, r in recordings.items()}
-        held_out = [name for name in windows if name != "calibration"]
-        print(f"calibration: {len(windows['calibration'])} chunks; held out: "
-              + ", ".join(f"{name} ({len(windows[name])})" for name in held_out) + "\n")
+        windows, held_out = recordings(folder)
         print("| file | scales | mode | size vs fp32 (float32 / float16 scales) | weights int8 / fp16 / float32 | "
               "calibration: max abs dp | held out: max abs dp | held out: decisions differing | seconds | "
               "int8 weights |")
