@@ -706,10 +706,10 @@ static int conv_in_place_block(const int32_t *args, const edgeseq_rt_model_t *mo
                 s2 = MULTIPLY_ADD(patch[2][k], w, s2);
                 s3 = MULTIPLY_ADD(patch[3][k], w, s3);
             }
-            s0 = MULTIPLY_ADD(s0, scale, start);
-            s1 = MULTIPLY_ADD(s1, scale, start);
-            s2 = MULTIPLY_ADD(s2, scale, start);
-            s3 = MULTIPLY_ADD(s3, scale, start);
+            s0 = MULTIPLY_ADD(s0, scale, 0.0f) + start;
+            s1 = MULTIPLY_ADD(s1, scale, 0.0f) + start;
+            s2 = MULTIPLY_ADD(s2, scale, 0.0f) + start;
+            s3 = MULTIPLY_ADD(s3, scale, 0.0f) + start;
             y[co * width + first] = s0;
             if (count > 1) {
                 y[co * width + first + 1] = s1;
@@ -754,8 +754,8 @@ static int conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
                 continue;
             }
             count = positions - first < rows ? positions - first : rows;
-            for (r = 0; r < count; r++) {
-                fill(product + r * c_out, c_out, model->weights, bias);
+            for (r = 0; r < count; r++) { /* from zero: the bias comes after the last tap */
+                fill(product + r * c_out, c_out, model->weights, -1);
             }
             for (g = 0; g < group; g++) {
                 for (r = 0; r < count; r++) {
@@ -770,6 +770,9 @@ static int conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
                 }
             }
             for (r = 0; r < count; r++) {
+                for (co = 0; bias >= 0 && co < c_out; co++) {
+                    product[r * c_out + co] += model->weights[bias + co];
+                }
                 if (args[EDGESEQ_CONV_ACTIVATE]) {
                     activate_encoded(args + EDGESEQ_CONV_ACT, model, product + r * c_out, c_out);
                 }
