@@ -35,7 +35,8 @@ from support.codegen_builds import (
 )
 from support.foreign_graphs import two_states
 from support.front_end_models import front_end_model
-from test_runtime_conv_ops import CASES, QUANTIZED_FRONT_ENDS, Case, conv, node
+from test_runtime_conv_ops import (CASES, QUANTIZED_FRONT_ENDS, Case, assert_bias_after_taps, conv,
+                                    large_bias_conv, node)
 
 pytestmark = pytest.mark.slow  # compiles generated C with gcc and clang (sanitizers too)
 
@@ -69,8 +70,14 @@ ARITHMETIC = Case("sub and div, of constants and of run-time tensors", [
     node("Div", ["scaled", "positive"], ["ratio"]), node("Sub", ["one", "ratio"])],
     (1, 3, 5), [("shift", np.linspace(-0.5, 0.5, 5, dtype=np.float32)), ("scale", np.array([[0.5], [2.0], [-3.0]], np.float32)),
                 ("one", np.array(1.0, np.float32))])
+# Small taps next to a large bias (test_runtime_conv_ops.large_bias_conv): X scaled by QUIET first.
+QUIET = np.float32(1e-3)
+_W, _B, _ = large_bias_conv(4)
+LARGE_BIAS = Case("conv with a large bias after small taps", [node("Mul", ["x", "quiet"], ["scaled"]),
+                                                             node("Conv", ["scaled", "W", "B"], pads=[1, 1])],
+                  (1, _W.shape[1], 4), [("quiet", QUIET), ("W", _W), ("B", _B)])
 # Every case in float32, and the Conv cases with int8 filters (input-major and by output).
-FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING, ARITHMETIC]] + \
+FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING, ARITHMETIC, LARGE_BIAS]] + \
     [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
 FRONT_END_IDS = [case.name + (f" {mode}" if mode else "") for case, mode in FRONT_ENDS]
 # The instructions of the conv front-end ops, each of whose functions the cases must reach.
@@ -125,6 +132,16 @@ def test_front_end_op_in_c_computes_as_the_runtime(index, compiler, front_ends):
     assert statuses == [0] * (STEPS // 2) + [NOT_FINITE] + [0] * (STEPS - STEPS // 2)
     atol = RTOL * max(1.0, np.abs(expected).max()) if case.atol is None else case.atol
     np.testing.assert_allclose(got, expected, rtol=RTOL, atol=atol, err_msg=case.name)
+
+
+def test_a_conv_in_c_adds_its_bias_after_its_taps(front_ends):
+    """The C runtime's Conv is within the float64 bound of test_runtime_conv_ops's (its taps
+    summed, then the bias added), on X of 1e-3 at most against biases of 16 to 30."""
+    xs = np.random.default_rng(15).uniform(-1, 1, (STEPS, _W.shape[1] * 4)).astype(np.float32)
+    statuses, got = front_ends.step(GCC, FRONT_ENDS.index((LARGE_BIAS, None)), xs)
+    assert statuses == [0] * STEPS
+    for row, x in zip(got, xs * QUIET):
+        assert_bias_after_taps(row[:_B.size * 4].reshape(_B.size, 4), _W, _B, x.reshape(1, -1, 4))
 
 
 def test_the_cases_reach_every_front_end_instruction_and_function(front_ends):

@@ -280,37 +280,45 @@ def test_run_gives_the_numbers_of_repeated_steps(tmp_path):
 
 
 
+def large_bias_conv(positions):
+    """(W, B, X) of a Conv whose small taps sit next to a large bias, as Silero VAD's first encoder
+    conv on near-silence (biases up to 19, 387 taps summing to 0.1): 129 channels x 3 taps, 19
+    outputs (the tiles and the outputs past them), biases of 16 to 30, X in [0, 1e-3)."""
+    local = np.random.default_rng(15)
+    w = local.uniform(-0.5, 0.5, (19, 129, 3)).astype(np.float32)
+    b = (local.uniform(16, 30, 19) * local.choice([-1, 1], 19)).astype(np.float32)
+    return w, b, local.uniform(0, 1e-3, (1, 129, positions)).astype(np.float32)
+
+
+def assert_bias_after_taps(y, w, b, x):
+    """Each output y[co, t] of Conv(x, w, b, pads=[1, 1]) is within the error bound of summing its
+    taps in float32 and then adding the bias (one rounding), against float64. Carried from the
+    bias, the sum is rounded to the bias's precision at every tap: 5 to 20 ulp of the result,
+    which Silero's LSTM turned into 4e-4 of its probability."""
+    padded = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1)))
+    patches = np.stack([padded[:, t:t + 3] for t in range(x.shape[2])])  # (positions, c_in, 3)
+    exact = np.einsum("oik,tik->ot", w.astype(np.float64), patches) + b[:, None]
+    magnitude = np.einsum("oik,tik->ot", np.abs(w.astype(np.float64)), patches)
+    u, taps = 2.0 ** -24, w[0].size
+    bound = 2 * u * np.abs(exact) + taps * u / (1 - taps * u) * magnitude
+    worst = np.unravel_index(np.argmax(np.abs(y - exact) / bound), bound.shape)
+    assert np.abs(y - exact)[worst] <= bound[worst], f"{np.abs(y - exact)[worst]:.2e} from float64, bound {bound[worst]:.2e}"
+
+
 @pytest.mark.parametrize("lean", [False, True], ids=["load", "lean"])
 @pytest.mark.parametrize("positions", [1, 3, 6, 70])  # one row, a pair and one, strips of tiles, panels
 def test_a_conv_adds_its_bias_after_its_taps(tmp_path, positions, lean):
-    """Small taps next to a large bias (Silero VAD's first encoder conv on near-silence: biases up
-    to 19, 387 taps summing to 0.1) keep their low bits: each output is within the error bound of
-    summing the taps in float32 and then adding the bias (one rounding of the result), against
-    float64. Carried from the bias, the sum rounded to the bias's precision at every tap (5 to 10
-    ulp of the result, which Silero's LSTM turned into 4e-4 of its probability)."""
-    local = np.random.default_rng(15)
-    c_in, c_out, taps = 129, 19, 129 * 3  # 19 outputs: the tiles and the outputs past them
-    w = local.uniform(-0.5, 0.5, (c_out, c_in, 3)).astype(np.float32)
-    b = (local.uniform(16, 30, c_out) * local.choice([-1, 1], c_out)).astype(np.float32)
-    x = local.uniform(0, 1e-3, (1, c_in, positions)).astype(np.float32)
+    w, b, x = large_bias_conv(positions)
     graph = helper.make_graph(
         [node("Conv", ["x", "W", "B"], ["y"], pads=[1, 1])], "conv",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c_in, positions])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, c_out, positions])],
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, len(b), positions])],
         [onnx.numpy_helper.from_array(w, "W"), onnx.numpy_helper.from_array(b, "B")])
     path = tmp_path / "conv.onnx"
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
     m = StreamingModel(edgeseq_runtime.lower_model(str(path), lean=True), 1, str(path)) if lean \
         else edgeseq_runtime.load(str(path))
-    y = m.step(x.ravel()).reshape(c_out, positions)
-    padded = np.pad(x[0].astype(np.float64), ((0, 0), (1, 1)))
-    patches = np.stack([padded[:, t:t + 3] for t in range(positions)])  # (positions, c_in, 3)
-    exact = np.einsum("oik,tik->ot", w.astype(np.float64), patches) + b[:, None]
-    magnitude = np.einsum("oik,tik->ot", np.abs(w.astype(np.float64)), patches)
-    u = 2.0 ** -24
-    bound = 2 * u * np.abs(exact) + taps * u / (1 - taps * u) * magnitude
-    worst = np.unravel_index(np.argmax(np.abs(y - exact) / bound), bound.shape)
-    assert np.abs(y - exact)[worst] <= bound[worst], f"{np.abs(y - exact)[worst]:.2e} from float64, bound {bound[worst]:.2e}"
+    assert_bias_after_taps(m.step(x.ravel()).reshape(len(b), positions), w, b, x)
 
 
 W3 = ("W", np.ones((4, 3, 3), np.float32))
