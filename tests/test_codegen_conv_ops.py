@@ -76,8 +76,15 @@ _W, _B, _ = large_bias_conv(4)
 LARGE_BIAS = Case("conv with a large bias after small taps", [node("Mul", ["x", "quiet"], ["scaled"]),
                                                              node("Conv", ["scaled", "W", "B"], pads=[1, 1])],
                   (1, _W.shape[1], 4), [("quiet", QUIET), ("W", _W), ("B", _B)])
+# A Gemm's: 387 small terms, biases of 16 to 30 (test_runtime_gemm's test of the Python runtime).
+_RNG = np.random.default_rng(15)
+_GEMM_W = _RNG.uniform(-0.5, 0.5, (387, 19)).astype(np.float32)
+_GEMM_B = (_RNG.uniform(16, 30, 19) * _RNG.choice([-1, 1], 19)).astype(np.float32)
+LARGE_BIAS_GEMM = Case("gemm with a large bias after small terms", [node("Mul", ["x", "quiet"], ["scaled"]),
+                                                                    node("Gemm", ["scaled", "W", "B"])],
+                       (3, 387), [("quiet", QUIET), ("W", _GEMM_W), ("B", _GEMM_B)])
 # Every case in float32, and the Conv cases with int8 filters (input-major and by output).
-FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING, ARITHMETIC, LARGE_BIAS]] + \
+FRONT_ENDS = [(case, None) for case in [*CASES, *CANCELLING, ARITHMETIC, LARGE_BIAS, LARGE_BIAS_GEMM]] + \
     [(case, "int8") for case in QUANTIZED_FRONT_ENDS]
 FRONT_END_IDS = [case.name + (f" {mode}" if mode else "") for case, mode in FRONT_ENDS]
 # The instructions of the conv front-end ops, each of whose functions the cases must reach.
@@ -142,6 +149,22 @@ def test_a_conv_in_c_adds_its_bias_after_its_taps(front_ends):
     assert statuses == [0] * STEPS
     for row, x in zip(got, xs * QUIET):
         assert_bias_after_taps(row[:_B.size * 4].reshape(_B.size, 4), _W, _B, x.reshape(1, -1, 4))
+
+
+def test_a_gemm_in_c_adds_its_bias_after_its_terms(front_ends):
+    """The C runtime's Dense is within float64's bound for its terms summed in float32, then the
+    bias added, on X of 1e-3 at most against biases of 16 to 30."""
+    xs = np.random.default_rng(15).uniform(0, 1, (STEPS, 3 * 387)).astype(np.float32)
+    statuses, got = front_ends.step(GCC, FRONT_ENDS.index((LARGE_BIAS_GEMM, None)), xs)
+    assert statuses == [0] * STEPS
+    w = _GEMM_W.astype(np.float64)
+    u, terms = 2.0 ** -24, w.shape[0]
+    for row, x in zip(got, xs * QUIET):
+        x = x.reshape(3, terms).astype(np.float64)
+        exact = x @ w + _GEMM_B
+        bound = 2 * u * np.abs(exact) + terms * u / (1 - terms * u) * (np.abs(x) @ np.abs(w))
+        error = np.abs(row[:exact.size].reshape(exact.shape) - exact)
+        assert (error <= bound).all(), f"{error.max():.2e} from float64, bound {bound.max():.2e}"
 
 
 def test_the_cases_reach_every_front_end_instruction_and_function(front_ends):

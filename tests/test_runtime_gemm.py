@@ -6,6 +6,7 @@ packed into panels at load against the same matrices input-major, bit for bit.""
 
 import edgeseq_runtime
 import numpy as np
+import onnx
 import onnxruntime
 import pytest
 from edgeseq_runtime.isa import HEADER, LSTM, MATRIX, MATRIX_KIND, OPCODE, PANEL, RECORD
@@ -18,6 +19,7 @@ from edgeseq_runtime.kernels.matvec import (
     project,
     rows_independent,
 )
+from edgeseq_runtime.model import StreamingModel
 from edgeseq_runtime.plan import PlanBuilder
 from onnx import TensorProto, helper, numpy_helper
 from support.onnx_builders import build_model
@@ -208,3 +210,32 @@ def test_an_int8_matrix_of_few_inputs_is_stored_as_its_float_value(tmp_path):
     stepped = np.stack([model.step(x) for x in xs])
     np.testing.assert_array_equal(ran, stepped)
     np.testing.assert_allclose(stepped, expected, rtol=0, atol=1e-5)
+
+
+
+@pytest.mark.parametrize("lean", [False, True], ids=["load", "lean"])
+@pytest.mark.parametrize("rows", [1, 3, 6, 70])  # one row, a pair and one, strips of tiles, panels
+def test_a_gemm_adds_its_bias_after_its_terms(tmp_path, rows, lean):
+    """Small terms next to a large bias (as test_runtime_conv_ops's Conv: 387 terms of inputs under
+    1e-3, biases of 16 to 30) keep their low bits: each output is within float64's error bound for
+    its terms summed in float32, then the bias added. Carried from the bias, the sum was rounded to
+    the bias's precision at every term."""
+    rng = np.random.default_rng(15)
+    w = rng.uniform(-0.5, 0.5, (387, 19)).astype(np.float32)
+    b = (rng.uniform(16, 30, 19) * rng.choice([-1, 1], 19)).astype(np.float32)
+    x = rng.uniform(0, 1e-3, (rows, 387)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "W", "B"], ["y"])], "gemm",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, list(x.shape))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [rows, b.size])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")])
+    path = tmp_path / "gemm.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    m = StreamingModel(edgeseq_runtime.lower_model(str(path), lean=True), 1, str(path)) if lean \
+        else edgeseq_runtime.load(str(path))
+    y = m.step(x.ravel()).reshape(rows, b.size)
+    exact = x.astype(np.float64) @ w.astype(np.float64) + b
+    u, terms = 2.0 ** -24, w.shape[0]
+    bound = 2 * u * np.abs(exact) + terms * u / (1 - terms * u) * (x.astype(np.float64) @ np.abs(w.astype(np.float64)))
+    worst = np.unravel_index(np.argmax(np.abs(y - exact) / bound), bound.shape)
+    assert np.abs(y - exact)[worst] <= bound[worst], f"{np.abs(y - exact)[worst]:.2e} from float64, bound {bound[worst]:.2e}"

@@ -1,5 +1,8 @@
 """Gemm and MatMul against a constant matrix: out = in @ W + bias, float32.
 
+The products start from zero and take the bias after their last term, as ONNX Runtime's do (and
+as conv_f32's): carried from a large bias, small terms would lose their low bits at every one.
+
 Fields: ``isa.DENSE``.
 """
 
@@ -18,5 +21,9 @@ def dense_f32(code, p, w, q, a):
     x = matrix(a, code[p + DENSE.X], rows, n_in)
     y = matrix(a, code[p + DENSE.Y], rows, n_out)
     for r in range(rows):
-        fill(y[r], w, bias + r * n_out if bias >= 0 else -1)
+        fill(y[r], w, -1)
     call_linked(project, code, p + DENSE.W, w, q, n_out, 0, x, y, 0, n_out)
+    if bias >= 0:
+        for r in range(rows):
+            for j in range(n_out):
+                y[r, j] += w[bias + r * n_out + j]

@@ -476,11 +476,14 @@ static void dense_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
 {
     const int32_t rows = args[EDGESEQ_DENSE_ROWS], n_in = args[EDGESEQ_DENSE_N_IN];
     const int32_t n_out = args[EDGESEQ_DENSE_N_OUT], bias = args[EDGESEQ_DENSE_BIAS];
-    int32_t r;
-    for (r = 0; r < rows; r++) {
+    int32_t r, j;
+    for (r = 0; r < rows; r++) { /* from zero: the bias comes after the last term, as in conv_f32 */
         float *y = a + args[EDGESEQ_DENSE_Y] + r * n_out;
-        fill(y, n_out, model->weights, bias >= 0 ? bias + r * n_out : -1);
+        fill(y, n_out, model->weights, -1);
         accumulate(args + EDGESEQ_DENSE_W, model, n_out, 0, a + args[EDGESEQ_DENSE_X] + r * n_in, n_in, y, n_out);
+        for (j = 0; bias >= 0 && j < n_out; j++) {
+            y[j] += model->weights[bias + r * n_out + j];
+        }
     }
 }
 
