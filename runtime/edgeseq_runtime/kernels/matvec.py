@@ -46,8 +46,7 @@ PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB
 PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by every row before the next ones
 PANEL_TILE = STRIP if PANEL % STRIP == 0 else WIDE_LANES  # outputs per tile of rows in a FLOAT32_PANELS strip
 
-_tile_1x64 = block(1, 64 // WIDE_LANES, WIDE_LANES)  # one row: 4 AVX-512 registers, not 8 of half the width
-_tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (4, 2, 1))
+_tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 HALF_TILE = ROW_TILE // 2
 # _tile(rows, width, ...): the tile of ROW_TILE, HALF_TILE or 1 rows x STRIP, WIDE_LANES or LANES outputs
