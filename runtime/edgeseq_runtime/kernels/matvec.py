@@ -47,6 +47,9 @@ PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by ever
 PANEL_TILE = STRIP if PANEL % STRIP == 0 else WIDE_LANES  # outputs per tile of rows in a FLOAT32_PANELS strip
 
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
+# One row of int8 weights: 16 converted at once where numba compiles for AVX-512 (four chains; the
+# eight of _tile_1x64 hide more FMA latency, which float32 rows of many inputs need more).
+_tile_1x64_int8 = block(1, 8 * LANES // WIDE_LANES, WIDE_LANES)
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 HALF_TILE = ROW_TILE // 2
 # _tile(rows, width, ...): the tile of ROW_TILE, HALF_TILE or 1 rows x STRIP, WIDE_LANES or LANES outputs
@@ -344,7 +347,10 @@ def _one_row(x, b, m, col, out, out_col, n, scale):
         xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col
         j = 0
         while j + 8 * LANES <= n:
-            _tile_1x64(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            if scale is None:
+                _tile_1x64(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            else:
+                _tile_1x64_int8(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
             j += 8 * LANES
         if j + 4 * LANES <= n:
             _tile_1x32(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
