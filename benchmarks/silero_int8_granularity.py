@@ -28,9 +28,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -39,7 +37,6 @@ from edgeseq_export.backends.bench import OnnxRuntimeStepper
 from edgeseq_export.backends.quantize import QuantizationError, _Values, quantize
 from edgeseq_runtime import LoadOptions
 from silero_quantized import THRESHOLD, probabilities, recordings
-from support import silero_files
 from support.silero_files import CONTEXT, VARIANTS, WINDOW
 
 FILES = ("silero_vad", "silero_vad_16k_op15", "silero_vad_v6")
@@ -82,11 +79,7 @@ def main() -> None:
                         help="all: every weight int8; a number: int8 under that --tolerance")
     parser.add_argument("--files", nargs="+", default=list(FILES), choices=FILES)
     args = parser.parse_args()
-    onnxruntime.set_default_logger_severity(3)  # not its notes on initializers the graph leaves unused
-    files = silero_files.fetch()
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        windows, held_out = recordings(folder)
+    with recordings() as (folder, files, windows, held_out):
         print("| file | scales | mode | size vs fp32 (float32 / float16 scales) | weights int8 / fp16 / float32 | "
               "calibration: max abs dp | held out: max abs dp | held out: decisions differing | seconds | "
               "int8 weights |")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -42,29 +43,31 @@ def probabilities(path, variant, windows, optimized: bool) -> np.ndarray:
     return np.array([stepper.step(window) for window in windows])
 
 
-def recordings(folder: Path) -> tuple[dict, list[str]]:
-    """The windows of the calibration recording (also written as ``folder/calibration.wav``) and
-    of the held-out ones, by name, and the held-out names; prints their lengths."""
-    recording = audio.speech_recording(folder / "speech")
-    audio.write_wav(folder / "calibration.wav", recording.samples)
-    spoken = {"calibration": recording} | {
-        name: audio.speech_recording(folder / name, speaker) for name, speaker in audio.OTHER_SPEAKERS.items()}
-    windows = {name: r.windows(CHUNK, CONTEXT) for name, r in spoken.items()}
-    held_out = [name for name in windows if name != "calibration"]
-    print(f"calibration: {len(windows['calibration'])} chunks; held out: "
-          + ", ".join(f"{name} ({len(windows[name])})" for name in held_out) + "\n")
-    return windows, held_out
+@contextmanager
+def recordings():
+    """(a temporary folder, the Silero files, the windows of the calibration recording (written
+    as ``folder/calibration.wav``) and of the held-out ones by name, the held-out names); prints
+    their lengths."""
+    onnxruntime.set_default_logger_severity(3)  # not its notes on initializers the graph leaves unused
+    files = silero_files.fetch()
+    with tempfile.TemporaryDirectory() as folder:
+        folder = Path(folder)
+        recording = audio.speech_recording(folder / "speech")
+        audio.write_wav(folder / "calibration.wav", recording.samples)
+        spoken = {"calibration": recording} | {
+            name: audio.speech_recording(folder / name, speaker) for name, speaker in audio.OTHER_SPEAKERS.items()}
+        windows = {name: r.windows(CHUNK, CONTEXT) for name, r in spoken.items()}
+        held_out = [name for name in windows if name != "calibration"]
+        print(f"calibration: {len(windows['calibration'])} chunks; held out: "
+              + ", ".join(f"{name} ({len(windows[name])})" for name in held_out) + "\n")
+        yield folder, files, windows, held_out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tolerance", type=float, nargs="+", default=[0.0075, 0.01])
     args = parser.parse_args()
-    onnxruntime.set_default_logger_severity(3)  # not its notes on initializers the graph leaves unused
-    files = silero_files.fetch()
-    with tempfile.TemporaryDirectory() as folder:
-        folder = Path(folder)
-        windows, held_out = recordings(folder)
+    with recordings() as (folder, files, windows, held_out):
         print("| file | mode | size vs fp32 | weights int8 / fp16 / float32 | calibration: max abs dp | "
               "held out: max abs dp | held out: decisions differing |")
         print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
