@@ -160,6 +160,7 @@ def test_every_cell_beats_seasonal_naive_on_the_shipped_series(name, reading, op
     assert result.metrics["test_rmse"] < result.metrics["naive_rmse"], result.metrics
 
 
+@pytest.mark.slow  # trains a forecaster: 9 s, the fast loop's longest
 def test_evaluate_scores_the_exported_and_the_checkpoint_alike(tmp_path):
     """train -> export -> evaluate: the JSON of the ONNX file (edgeseq's runtime) and of the
     checkpoint (PyTorch) agree; the baseline's scores are numpy's seasonal naive on the test
