@@ -115,7 +115,8 @@ CASES = {
     **{f"topk {label}": ([node("TopK", ["x", "k"], ["values", "indices"], **attrs),
                           helper.make_node("Cast", ["indices"], ["where"], to=TensorProto.FLOAT),
                           helper.make_node("Concat", ["values", "where"], ["features"], axis=attrs.get("axis", -1))],
-                         (1, 3, 6), [ints("k", [k])], {"halves": True})
+                         (1, 3, 6), [ints("k", [k])], {"halves": True, **(ONNX_REFERENCE if k == 0 else {})})
+       # k 0: ONNX Runtime's LSTM of no inputs reads memory it never wrote (now and then NaN)
        for label, k, attrs in [
            ("k 3", 3, {}), ("k 3 smallest", 3, {"largest": 0}), ("k 2 axis 1", 2, {"axis": 1}),
            ("k 6, all", 6, {"axis": 2}), ("k 1 smallest axis -2", 1, {"axis": -2, "largest": 0}),
