@@ -298,6 +298,12 @@ class Instruction:
         """Slots of fields (the record is two longer)."""
         return sum(f.type.width for f in self.fields)
 
+    def operands(self, layout: type[IntEnum]) -> list[int]:
+        """Where this instruction's operands of ``layout`` (MATRIX, FUNCTION, BROADCAST) start
+        among its fields."""
+        return [self.layout[f.name.upper()] for f in self.fields
+                if isinstance(f.type, Operand) and f.type.layout is layout]
+
     def encode(self, values: dict, reserve: Callable[[int], int]) -> list[int]:
         """The record's fields from ``values`` (every field by name but ``scratch``, which
         ``reserve(floats)`` allocates); ValueError for a missing, unknown or out-of-range field."""

@@ -41,9 +41,7 @@ ARGUMENT_COUNTS = {i.opcode: i.arguments for i in isa.INSTRUCTIONS if i.in_c}
 NOT_IN_C = {i.opcode: i.name for i in isa.INSTRUCTIONS if not i.in_c}
 # Where each instruction's matrix operands start in its record: their kind must be one edgeseq_rt.c
 # reads (FLOAT32_PANELS is the Python runtime's alone; lean plans never hold it).
-MATRIX_FIELDS = {i.opcode: [isa.RECORD.FIELDS + i.layout[f.name.upper()] for f in i.fields
-                            if isinstance(f.type, isa.Operand) and f.type.layout is isa.MATRIX]
-                 for i in isa.INSTRUCTIONS}
+MATRIX_FIELDS = {i.opcode: [isa.RECORD.FIELDS + at for at in i.operands(isa.MATRIX)] for i in isa.INSTRUCTIONS}
 INT32 = np.iinfo(np.int32)
 
 # The members of edgeseq_rt_libm_t that each instruction's function calls in edgeseq_rt.c (its
@@ -62,9 +60,7 @@ REDUCE_LIBM = {isa.REDUCE_FUNCTION.LOG_SUM_EXP: ("expf", "logf"), isa.REDUCE_FUN
 # and of the activation functions that the FUNCTION operands of recurrent cells, activations and
 # convolutions name (edgeseq_rt.c's function_linked checks the same).
 ACTIVATION_LIBM = {isa.ACTIVATION_KIND.SOFTPLUS: ("log1pf",)}
-FUNCTION_FIELDS = {i.opcode: [isa.RECORD.FIELDS + i.layout[f.name.upper()] for f in i.fields
-                              if isinstance(f.type, isa.Operand) and f.type.layout is isa.FUNCTION]
-                   for i in isa.INSTRUCTIONS}
+FUNCTION_FIELDS = {i.opcode: [isa.RECORD.FIELDS + at for at in i.operands(isa.FUNCTION)] for i in isa.INSTRUCTIONS}
 
 
 @dataclass(frozen=True)

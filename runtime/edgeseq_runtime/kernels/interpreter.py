@@ -62,8 +62,7 @@ declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _I
 # where each instruction's matrix operands are among its fields (an embedding's table is read, not
 # multiplied), and the fields of its rows per product (a recurrent layer's batch, a Dense's or a
 # Conv's rows)
-_MATRICES = {i.opcode: [i.layout[f.name.upper()] for f in i.fields if getattr(f.type, "layout", None) is MATRIX]
-             for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
+_MATRICES = {i.opcode: i.operands(MATRIX) for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
 _ROWS = {i.opcode: [i.layout[name] for name in ("ROWS", "BATCH") if name in i.layout.__members__]
          for i in INSTRUCTIONS}
 
