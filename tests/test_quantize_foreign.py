@@ -459,6 +459,16 @@ def test_int8_with_blocked_scales_writes_opset_21_block_size_measured_by_the_giv
     assert "\n" not in str(refused.value)
 
 
+
+@pytest.mark.parametrize("block_size, mode", [(-8, "int8"), (2.5, "int8"), (True, "int8"), (16, "fp16")])
+def test_a_block_size_that_is_no_count_of_values_or_not_for_int8_is_refused_writing_nothing(tmp_path, block_size,
+                                                                                            mode):
+    source = silero_like(tmp_path / "model.onnx")
+    with pytest.raises(QuantizationError, match=r"^block_size must be a whole number of values >= 0, for int8 "
+                                                r"only; got .+$"):
+        quantize(source, tmp_path / "q.onnx", mode, load_options=OPTIONS, block_size=block_size)
+    assert not (tmp_path / "q.onnx").exists()
+
 def test_gptq_reads_the_inputs_of_the_weights_in_the_branch_taken(tmp_path):
     """The layers' inputs are read inside the If branch the loader takes (its weights get GPTQ
     roundings to choose from); the untaken branch's weights, never run, get none. The file

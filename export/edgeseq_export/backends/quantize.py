@@ -338,7 +338,7 @@ def quantize_fp16(model: onnx.ModelProto) -> tuple[onnx.ModelProto, list[str]]:
     so do biases and every other float tensor, as in int8."""
     model = _copy(model, 1)
     values = _Values(model.graph)
-    found = weights(model.graph)
+    found = _weights_and_uses(values)
     plan = {tensor: ("fp16", None) for tensor, proto in values.tensors()
             if tensor in found and _halves(numpy_helper.to_array(proto))}
     _store(model, plan)
@@ -554,6 +554,8 @@ def quantize(source, output, mode: str = "int8", calibration=None, tolerance: fl
     """
     if mode not in MODES:
         raise QuantizationError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    if type(block_size) is not int or block_size < 0 or (block_size and mode != "int8"):
+        raise QuantizationError(f"block_size must be a whole number of values >= 0, for int8 only; got {block_size!r}")
     source, output = os.fspath(source), os.fspath(output)
     load_options = load_options or LoadOptions()
     reference = load(source, **load_options.fields())  # validates the model before any work
