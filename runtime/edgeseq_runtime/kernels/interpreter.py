@@ -56,7 +56,7 @@ KERNELS = {  # the kernel of each instruction, with the arguments execute passes
     OPCODE.EMBEDDING: declare(embedding, types.boolean, *_QUANTIZED),
 }
 PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every instruction's
-declare(project_inputs, types.none, _CODE, types.int64, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+declare(project_inputs, types.none, _CODE, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
 
 
 # where each instruction's matrix operands are among its fields (an embedding's table is read, not
@@ -157,9 +157,9 @@ def run_plan(model, a, x, y, steps, pre, kernels):
         return status
     save_state(code, a)
     layer = projected_layer(code) if pre.size else -1
-    n_in, rows, width, mp, bias = 0, 0, 0, 0, -1
+    n_in, rows, width, mp = 0, 0, 0, 0
     if layer >= 0:
-        _, n_in, rows, width, mp, bias = layer_inputs(code, layer)
+        _, n_in, rows, width, mp = layer_inputs(code, layer)
     chunk = pre.size // max(rows * width, 1)
     none = pre[:0]
     start, end = code[HEADER.START], code[HEADER.END]
@@ -169,7 +169,7 @@ def run_plan(model, a, x, y, steps, pre, kernels):
             i = t % chunk
             if i == 0:
                 n = min(chunk, steps - t)
-                call(project_inputs, kernels[PROJECTION], code, mp, bias, w, q,
+                call(project_inputs, kernels[PROJECTION], code, mp, w, q,
                      matrix(x, t * x_size, n * rows, n_in), matrix(pre, 0, n * rows, width))
             row = pre[i * rows * width:(i + 1) * rows * width]
         copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])

@@ -2,8 +2,9 @@
 
 Fields: ``isa.LSTM`` (X, H and C in the arena, W and R matrix operands, the bias B, the
 peepholes P, activations f, g and h, clip, input_forget, scratch). ``pre`` is empty, or holds
-this step's X*(W^T) + Wb + Rb for every stream, computed by ``run`` for many steps at once (see
-sequence).
+this step's X*(W^T) for every stream, computed by ``run`` for many steps at once (see sequence).
+Each gate takes its bias after its last term (its peephole's, where it has one), as ONNX
+Runtime does.
 
 Equations (ONNX spec names; (.) is the elementwise product)::
 
@@ -25,7 +26,7 @@ from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .linking import call_linked
 from .matvec import project
-from .sequence import input_part
+from .sequence import add_bias, input_part
 from .views import matrix
 
 
@@ -33,11 +34,12 @@ from .views import matrix
 def lstm_f32(code, p, w, q, a, pre):
     n_in, n_h, batch = code[p + LSTM.INPUT_SIZE], code[p + LSTM.HIDDEN_SIZE], code[p + LSTM.BATCH]
     P, clip_off, input_forget = code[p + LSTM.P], code[p + LSTM.CLIP], code[p + LSTM.INPUT_FORGET]
+    bias = code[p + LSTM.B]
     width = 4 * n_h  # i, o, f, c
     X = matrix(a, code[p + LSTM.X], batch, n_in)
     H = matrix(a, code[p + LSTM.H], batch, n_h)
     C = matrix(a, code[p + LSTM.C], batch, n_h)
-    gates = input_part(code, p + LSTM.W, code[p + LSTM.B], w, q, a, X, code[p + LSTM.SCRATCH], width, pre)
+    gates = input_part(code, p + LSTM.W, w, q, a, X, code[p + LSTM.SCRATCH], width, pre)
     call_linked(project, code, p + LSTM.R, w, q, width, 0, H, gates, 0, width)
     for b in range(batch):
         g, h, c = gates[b], H[b], C[b]
@@ -48,6 +50,10 @@ def lstm_f32(code, p, w, q, a, pre):
             for j in range(n_h):
                 it[j] += p_i[j] * c[j]
                 ft[j] += p_f[j] * c[j]
+            add_bias(it, w, bias, 0)
+            add_bias(ft_ct, w, bias, 2 * n_h)
+        else:
+            add_bias(g, w, bias, 0)
         if clip_off >= 0:
             clip(g if P < 0 else it, w[clip_off])
             if P >= 0:
@@ -68,6 +74,7 @@ def lstm_f32(code, p, w, q, a, pre):
             p_o = w[P + n_h:P + 2 * n_h]
             for j in range(n_h):
                 ot[j] += p_o[j] * c[j]
+            add_bias(ot, w, bias, n_h)
             if clip_off >= 0:
                 clip(ot, w[clip_off])
             apply_encoded(code, p + LSTM.ACT_F, w, ot)
