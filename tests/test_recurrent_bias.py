@@ -1,6 +1,6 @@
 """A recurrent gate takes its biases after its last term, as ONNX Runtime does (and as the Conv and
 Gemm do): small terms next to biases of 20 to 50 keep their low bits, in the Python runtime
-(``step`` and ``run``, one stream and three).
+(``step`` and ``run``, one stream and three) and in the generated C.
 
 Each case looks at one gate: its weights random (X under 1e-3, Ht-1 against small R), its Wb and
 Rb of 10 to 25 each, one sign; the activations the identity (Affine 1, 0); the other gates held at
@@ -21,6 +21,7 @@ import onnx
 import onnxruntime
 import pytest
 from onnx import TensorProto, helper, numpy_helper
+from support.codegen_builds import GCC, StepCases
 
 GATES = {"RNN": "i", "GRU": "zrh", "LSTM": "iofc"}  # ONNX's order of each cell's gates
 N_IN, N_H, STEPS = 129, 19, 4
@@ -158,3 +159,12 @@ def test_a_gate_adds_its_biases_after_its_terms(probe_files, index, batch):
     np.testing.assert_array_equal(ran.reshape(steps.shape), steps)
     assert_within_float64_bound(probe, xs, steps)
 
+
+def test_a_gate_in_c_adds_its_biases_after_its_terms(builds):
+    """The C runtime's recurrent cells, within the same bound, every probe in one gcc build (1 s)."""
+    cases = StepCases(builds, "recurrent_bias", len(PROBES), lambda index, path: write_probe(PROBES[index], path))
+    xs = inputs(1)
+    for index, probe in enumerate(PROBES):
+        statuses, got = cases.step(GCC, index, xs[:, 0])
+        assert statuses == [0] * STEPS
+        assert_within_float64_bound(probe, xs, got.reshape(STEPS, 1, N_H))

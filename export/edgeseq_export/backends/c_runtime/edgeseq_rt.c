@@ -312,6 +312,17 @@ static void fill(float *dst, int32_t n, const float *w, int32_t offset)
     }
 }
 
+/* v += the values of the bias at weights offset bias, from its start-th on; nothing when bias < 0
+ * (absent). The recurrent cells add a bias after its gate's last term, as ONNX Runtime does:
+ * carried from a large bias, small terms would lose their low bits at every one. */
+static void add_bias(float *v, int32_t n, const float *w, int32_t bias, int32_t start)
+{
+    int32_t j;
+    for (j = 0; bias >= 0 && j < n; j++) {
+        v[j] += w[bias + start + j];
+    }
+}
+
 /* ---- gru_f32.py: one stream at a time, in 6*hidden floats of the record's scratch ----------- */
 
 static int gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *a)
@@ -321,7 +332,7 @@ static int gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *
     const int32_t batch = args[EDGESEQ_GRU_BATCH], bx = args[EDGESEQ_GRU_BX], bh = args[EDGESEQ_GRU_BH];
     const int32_t clip_off = args[EDGESEQ_GRU_CLIP], linear_before_reset = args[EDGESEQ_GRU_LINEAR_BEFORE_RESET];
     const int32_t width = 3 * n_h; /* z, r, h */
-    float *xw = a + args[EDGESEQ_GRU_SCRATCH]; /* Xt*(W^T) + Bx of z, r, h (then zt, rt, ht themselves) */
+    float *xw = a + args[EDGESEQ_GRU_SCRATCH]; /* Xt*(W^T) of z, r, h (then zt, rt, ht themselves) */
     float *hr = xw + width;                     /* Ht-1*(R^T) of z, r, h */
     float *zr = xw, *zt = xw, *rt = xw + n_h, *ht = xw + 2 * n_h;
     float *hr_zr = hr, *hr_h = hr + 2 * n_h, *rh = hr; /* rh: rt (.) Ht-1, in hr's z, r part once used */
@@ -332,18 +343,20 @@ static int gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *
     for (b = 0; b < batch; b++) {
         const float *x = a + args[EDGESEQ_GRU_X] + b * n_in;
         float *h = a + args[EDGESEQ_GRU_H] + b * n_h;
-        fill(xw, width, w, bx);
+        fill(xw, width, w, -1);
         accumulate(args + EDGESEQ_GRU_W, model, width, 0, x, n_in, xw, width);
-        fill(hr_zr, 2 * n_h, w, -1);
         if (linear_before_reset) {
-            fill(hr_h, n_h, w, bh);
+            fill(hr, width, w, -1);
             accumulate(args + EDGESEQ_GRU_R, model, width, 0, h, n_h, hr, width);
+            add_bias(hr_h, n_h, w, bh, 0); /* Ht-1*(Rh^T) + Rbh, inside rt (.) (...) */
         } else {
+            fill(hr_zr, 2 * n_h, w, -1);
             accumulate(args + EDGESEQ_GRU_R, model, width, 0, h, n_h, hr_zr, 2 * n_h);
         }
         for (j = 0; j < 2 * n_h; j++) {
             zr[j] += hr_zr[j];
         }
+        add_bias(zr, 2 * n_h, w, bx, 0);
         if (clip_off >= 0) {
             clip(zr, 2 * n_h, w[clip_off]);
         }
@@ -362,6 +375,7 @@ static int gru_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *
                 ht[j] += hr_h[j];
             }
         }
+        add_bias(ht, n_h, w, bx, 2 * n_h);
         if (clip_off >= 0) {
             clip(ht, n_h, w[clip_off]);
         }
@@ -394,7 +408,7 @@ static int lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
         const float *x = a + args[EDGESEQ_LSTM_X] + b * n_in;
         float *h = a + args[EDGESEQ_LSTM_H] + b * n_h;
         float *c = a + args[EDGESEQ_LSTM_C] + b * n_h;
-        fill(gates, width, w, bias);
+        fill(gates, width, w, -1);
         accumulate(args + EDGESEQ_LSTM_W, model, width, 0, x, n_in, gates, width);
         accumulate(args + EDGESEQ_LSTM_R, model, width, 0, h, n_h, gates, width);
         if (p >= 0) {
@@ -404,6 +418,8 @@ static int lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
                 ft[j] += p_f[j] * c[j];
             }
         }
+        add_bias(it, n_h, w, bias, 0); /* after the peepholes, the gates' last terms */
+        add_bias(ft_ct, 2 * n_h, w, bias, 2 * n_h);
         if (clip_off >= 0) {
             clip(it, n_h, w[clip_off]);
             clip(ft_ct, 2 * n_h, w[clip_off]);
@@ -426,6 +442,7 @@ static int lstm_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
                 ot[j] += p_o[j] * c[j];
             }
         }
+        add_bias(ot, n_h, w, bias, n_h);
         if (clip_off >= 0) {
             clip(ot, n_h, w[clip_off]);
         }
@@ -456,9 +473,10 @@ static int rnn_f32(const int32_t *args, const edgeseq_rt_model_t *model, float *
     for (b = 0; b < batch; b++) {
         const float *x = a + args[EDGESEQ_RNN_X] + b * n_in;
         float *h = a + args[EDGESEQ_RNN_H] + b * n_h;
-        fill(ht, n_h, w, bias);
+        fill(ht, n_h, w, -1);
         accumulate(args + EDGESEQ_RNN_W, model, n_h, 0, x, n_in, ht, n_h);
         accumulate(args + EDGESEQ_RNN_R, model, n_h, 0, h, n_h, ht, n_h);
+        add_bias(ht, n_h, w, bias, 0);
         if (clip_off >= 0) {
             clip(ht, n_h, w[clip_off]);
         }
