@@ -9,8 +9,9 @@ import numpy as np
 import onnx
 import onnxruntime
 import pytest
-from edgeseq_runtime.isa import HEADER, LSTM, MATRIX, MATRIX_KIND, OPCODE, PANEL, RECORD
+from edgeseq_runtime.isa import HEADER, LANES, LSTM, MATRIX, MATRIX_KIND, OPCODE, PANEL, RECORD
 from edgeseq_runtime.kernels.matvec import (
+    ONE_ROW,
     PACK_ROWS,
     PANEL_K,
     ROW_TILE,
@@ -27,8 +28,9 @@ from support.onnx_builders import build_model
 # rows: 1, 2, 3 (their own loops), a tile of rows, its half, single rows after them, several
 # tiles, enough for float32 strips to be copied into a panel
 ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, PACK_ROWS + ROW_TILE // 2 + 1)
-# outputs: one strip, strips with each narrower tail, and outputs past the last vector of 8
-OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5)
+# outputs: one strip, strips with each narrower tail, outputs past the last vector of 8, and a
+# row's widest tile followed by each narrower one
+OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5, ONE_ROW + 16 * LANES - 1)
 # inputs: one, a few, more than a panel takes at once (and the single row in one sweep)
 INPUTS = (1, 33, PANEL_K + 44)
 

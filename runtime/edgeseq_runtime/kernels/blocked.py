@@ -29,7 +29,9 @@ Arguments of a built kernel (offsets and strides count elements, from each array
 
 ``m`` is the float32 or int8 weight array (row k of the tile starts at m_off + k*ld), ``x`` and
 ``out`` any float32 arrays, ``scale`` a float32 array of scales or None (the kernel is
-specialised on the types, like any numba function).
+specialised on the types, like any numba function). ``block(..., strips=s)`` takes its outputs
+from s strips of FLOAT32_PANELS instead, each n_in rows of ld floats, one after another (strip i
+from m_off + i*n_in*ld): a one-row tile wider than a strip.
 
 ``WIDE_LANES`` is the vector width the machine's registers hold: 16 floats where numba compiles
 for AVX-512 (32 registers of 16), else ``LANES`` (AVX2's 16 registers of 8; NEON's 32 of 4 take
@@ -62,12 +64,12 @@ def _compiles_for_avx512() -> bool:
 WIDE_LANES = 2 * LANES if _compiles_for_avx512() else LANES
 
 
-def block(rows: int, vectors: int, lanes: int = LANES):
+def block(rows: int, vectors: int, lanes: int = LANES, strips: int = 1):
     """The kernel for a tile of ``rows`` x ``vectors * lanes`` (see the module docstring)."""
 
     @intrinsic
     def kernel(typingctx, m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale, scale_off):
-        return _typed_block(rows, vectors, lanes, m, x, out, scale)
+        return _typed_block(rows, vectors, lanes, m, x, out, scale, strips)
 
     return kernel
 
@@ -96,9 +98,10 @@ def tiles(shapes: dict):
     return tile
 
 
-def _typed_block(rows, vectors, lanes, m, x, out, scale):
+def _typed_block(rows, vectors, lanes, m, x, out, scale, strips=1):
     """(signature, codegen) of the kernel of a ``rows`` x ``vectors * lanes`` tile for these
-    argument types, or None where they do not fit (int8 weights without scales)."""
+    argument types, its vectors in ``strips`` strips, or None where they do not fit (int8
+    weights without scales)."""
     vector_type = ir.VectorType(_F32, lanes)
     bytes_type = ir.VectorType(ir.IntType(8), lanes)
     int8 = m.dtype == types.int8
@@ -132,12 +135,15 @@ def _typed_block(rows, vectors, lanes, m, x, out, scale):
         accumulators = [[cgutils.alloca_once_value(builder, zero if scaled else builder.load(target, align=4))
                          for target in row] for row in targets]
         x_rows = [builder.add(x_off, builder.mul(ir.Constant(_I64, r), x_stride)) for r in range(rows)]
+        per_strip = vectors // strips
+        strip_starts = [builder.add(m_off, builder.mul(ir.Constant(_I64, i), builder.mul(n_in, ld)))
+                        for i in range(strips)]
         with cgutils.for_range(builder, n_in) as loop:
             k = loop.index
-            row_start = builder.add(m_off, builder.mul(k, ld))
+            row_starts = [builder.add(start, builder.mul(k, ld)) for start in strip_starts]
             weights = []
             for v in range(vectors):
-                offset = builder.add(row_start, ir.Constant(_I64, v * lanes))
+                offset = builder.add(row_starts[v // per_strip], ir.Constant(_I64, v % per_strip * lanes))
                 if int8:
                     weights.append(builder.sitofp(builder.load(at(m_data, offset, bytes_type), align=1), vector_type))
                 else:

@@ -11,7 +11,8 @@ kernels another one compiled before compiles nothing.
 import numpy as np
 from numba import njit, types
 
-from ..isa import HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, STATUS, STATUS_SCALE
+from ..isa import FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, STATUS, STATUS_SCALE
+from .activations import apply
 from .config import JIT_OPTIONS
 from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
@@ -65,17 +66,22 @@ declare(project_inputs, types.none, _CODE, types.int64, _FLOATS, _INT8S, _MATRIX
 _MATRICES = {i.opcode: i.operands(MATRIX) for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
 _ROWS = {i.opcode: [i.layout[name] for name in ("ROWS", "BATCH") if name in i.layout.__members__]
          for i in INSTRUCTIONS}
+# the instructions whose kernels apply activations, each through apply's address
+_ACTIVATED = {i.opcode for i in INSTRUCTIONS if i.operands(FUNCTION)}
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
     """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
     or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``.
-    The matrix products its steps take are linked too (matvec.project)."""
+    The matrix products its steps take are linked too (matvec.project), and the activations
+    (activations.apply) if an instruction applies any."""
     table = np.zeros(PROJECTION + 1, np.int64)
     pc = int(code[HEADER.START])
     while pc < code[HEADER.END]:
         op = int(code[pc + RECORD.OPCODE])
         if not table[op]:
+            if op in _ACTIVATED:
+                address(apply)
             table[op] = address(KERNELS[op])
         pc += int(code[pc + RECORD.LENGTH])
     kinds, rows = _products(code)

@@ -25,6 +25,8 @@ float scale per output column in ``w`` (symmetric per-channel quantization: valu
 The order of the terms is fixed by this code alone, so ``run`` and ``step`` stay bit-identical.
 """
 
+from pathlib import Path
+
 import numpy as np
 from numba import njit, types
 
@@ -46,6 +48,32 @@ PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB
 PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by every row before the next ones
 PANEL_TILE = STRIP if PANEL % STRIP == 0 else WIDE_LANES  # outputs per tile of rows in a FLOAT32_PANELS strip
 
+# One row: tiles of ONE_ROW outputs, eight chains of WIDE_LANES (128 outputs where numba compiles
+# for AVX-512: eight 16-float FMAs a step, twice their latency of 4 cycles at one a cycle; four
+# chains were latency-bound), then 64, 32, 16 and 8. A FLOAT32_PANELS matrix is read so from
+# ONE_ROW // PANEL strips at once only where it stays in L1 (L1_DATA floats) from one step to the
+# next: one streaming from L2 is bound by it, and read faster strip by strip, one sequential
+# stream (1 x 40 @ 40 x 512 here: 436 ns strip by strip, 629 two strips at once; 1 x 32 @ 32 x
+# 128 in L1: 74 and 39).
+ONE_ROW = 8 * WIDE_LANES
+
+
+def _l1_data_floats() -> int:
+    """Floats the L1 data cache of this machine holds (as Linux's sysfs says: "48K"), else
+    L1_ELEMENTS."""
+    def field(cache, name):
+        return (cache / name).read_text().strip()
+
+    try:
+        return next(int(field(cache, "size").removesuffix("K")) * 1024 // 4
+                    for cache in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")
+                    if field(cache, "level") == "1" and field(cache, "type") == "Data")
+    except (OSError, ValueError, StopIteration):
+        return L1_ELEMENTS
+
+
+L1_DATA = _l1_data_floats()
+_tile_1xrow, _panel_tile_1xrow = block(1, 8, WIDE_LANES), block(1, 8, WIDE_LANES, strips=ONE_ROW // PANEL)
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
 # One row of int8 weights: 16 converted at once where numba compiles for AVX-512 (four chains; the
 # eight of _tile_1x64 hide more FMA latency, which float32 rows of many inputs need more).
@@ -263,11 +291,12 @@ def _panel_strips(x, m, col, out, out_col, n):
 @njit(**JIT_OPTIONS)
 def _panels(x, w, off, col, out, out_col, n):
     """``project`` for a FLOAT32_PANELS matrix from w[off], col and n whole strips: the strip of
-    outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. One row takes a
-    strip in a 1 x 64 tile, two or three rows in 2 x 32 tiles (a third row 1 x 64); from four
-    rows, PACKED_K inputs of a strip (32 KB, which stay in L1) pass every tile of rows before the
-    next PACKED_K. Every output is the fma chain of the input-major layout's tiles, in the same
-    order: the numbers are those of FLOAT32, bit for bit."""
+    outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. One row takes
+    ONE_ROW // PANEL strips a tile where the matrix fits L1, else (and the last) a strip in a
+    1 x 64 one; two or three rows take 2 x 32 tiles (a third row 1 x 64); from four rows,
+    PACKED_K inputs of a strip (32 KB, which stay in L1) pass every tile of rows before the next
+    PACKED_K. Every output is the fma chain of the input-major layout's tiles, in the same order:
+    the numbers are those of FLOAT32, bit for bit."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     if rows >= 4:
         for k0 in range(0, n_in, PACKED_K):
@@ -277,11 +306,16 @@ def _panels(x, w, off, col, out, out_col, n):
                 for t in range(0, PANEL, PANEL_TILE):
                     _strip_of(PANEL_TILE, w, strip + t, PANEL, x, k0, kn, out, out_col + j + t, None, 0)
         return
+    if rows == 1:
+        j = 0
+        while j + ONE_ROW <= n and n_in * n <= L1_DATA:
+            _panel_tile_1xrow(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
+            j += ONE_ROW
+        for j in range(j, n, PANEL):
+            _tile_1x64(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
+        return
     for j in range(0, n if rows else 0, PANEL):
         strip, oo = off + (col + j) * n_in, out_col + j
-        if rows == 1:
-            _tile_1x64(w, strip, PANEL, x, 0, n_in, n_in, out, oo, os, None, 0)
-            continue
         for t in range(0, PANEL, 4 * LANES):
             _tile_2x32(w, strip + t, PANEL, x, 0, n_in, n_in, out, oo + t, os, None, 0)
         if rows == 3:
@@ -336,7 +370,8 @@ def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
 
 @njit(**JIT_OPTIONS)
 def _one_row(x, b, m, col, out, out_col, n, scale):
-    """Row b alone: tiles of 64 outputs, then 32, 16 and 8, then the last n % 8 one by one.
+    """Row b alone: float32 tiles of ONE_ROW outputs, then tiles of 64 (one of int8 weights: 16
+    converted at once where numba compiles for AVX-512), 32, 16 and 8, then the last n % 8 one by one.
     A float32 matrix larger than L1 is swept K_BLOCK inputs at a time, so that its rows are read
     as a few sequential streams (what hardware prefetchers follow); an int8 one, a quarter the
     bytes, in one sweep (its scales apply to whole sums: see blocked)."""
@@ -346,6 +381,9 @@ def _one_row(x, b, m, col, out, out_col, n, scale):
         kn = min(step, n_in - k0)
         xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col
         j = 0
+        while scale is None and j + ONE_ROW <= n:
+            _tile_1xrow(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
+            j += ONE_ROW
         while j + 8 * LANES <= n:
             if scale is None:
                 _tile_1x64(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
