@@ -10,9 +10,11 @@ numba keys its cache on the CPU and the kernels' sources, so it is run again aft
 of edgeseq-runtime or numba, and on the CPU that will run it.
 
 Every model runs through the same entry points, with one signature (``interpreter.execute``, and
-``execute_holding_gil`` for short calls), which call the kernels of a model's instructions by their addresses (``kernels.linking``), as the
-kernels call the matrix product of each kind of matrix: this compiles the entry points, every
-kernel and every product, so that no model compiles anything; no model is needed.
+``execute_holding_gil`` for short calls), which call the interpreter (``run_plan``) and it the
+kernels of a model's instructions by their addresses (``kernels.linking``), as the kernels call
+the activations and the matrix product of each kind of matrix: this compiles the entry points,
+the interpreter, every kernel and every product, so that no model compiles anything; no model
+is needed.
 """
 
 import argparse
@@ -34,7 +36,7 @@ def compile_kernels() -> bool:
     whether anything compiled."""
     from . import kernels_cached
     from .kernels.activations import apply
-    from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs
+    from .kernels.interpreter import ENTRY_POINTS, KERNELS, project_inputs, run_plan
     from .kernels.linking import address
     from .kernels.matvec import link_products
 
@@ -42,7 +44,7 @@ def compile_kernels() -> bool:
         return False
     for entry in ENTRY_POINTS:
         entry.compile(entry_point_signature())
-    for kernel in (apply, *KERNELS.values(), project_inputs):
+    for kernel in (run_plan, apply, *KERNELS.values(), project_inputs):
         address(kernel)
     link_products()
     return True

@@ -1,10 +1,10 @@
 """The compiled entry points: run a plan for one or more time steps.
 
 Every model shares them (their argument types never change): ``execute`` releases the GIL while
-it runs, ``execute_holding_gil`` keeps it, for calls too short to be worth handing it over. They
-call the kernels
-through the model's table of their addresses (see linking): a model compiles only the kernels
-its instructions use, once per install (numba's on-disk cache keeps each), and a model whose
+it runs, ``execute_holding_gil`` keeps it, for calls too short to be worth handing it over. Both
+call the interpreter, ``run_plan``, through its one address, and it calls the kernels through
+the model's table of their addresses (see linking): a model compiles only the kernels its
+instructions use, once per install (numba's on-disk cache keeps each), and a model whose
 kernels another one compiled before compiles nothing.
 """
 
@@ -18,7 +18,7 @@ from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
-from .linking import address, call, declare
+from .linking import address, call, call_linked, declare, link
 from .lstm_f32 import lstm_f32
 from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
@@ -72,9 +72,11 @@ _ACTIVATED = {i.opcode for i in INSTRUCTIONS if i.operands(FUNCTION)}
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
     """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
-    or loaded from the cache), for ``execute``; the slot PROJECTION is filled by ``project``.
+    or loaded from the cache), for ``execute`` (run_plan's own address is filled in first);
+    the slot PROJECTION is filled by ``project``.
     The matrix products its steps take are linked too (matvec.project), and the activations
     (activations.apply) if an instruction applies any."""
+    address(run_plan)
     table = np.zeros(PROJECTION + 1, np.int64)
     pc = int(code[HEADER.START])
     while pc < code[HEADER.END]:
@@ -122,23 +124,6 @@ def check_inputs(code, x, n):
         if vocab > 0 and not is_row_index(v, vocab):
             return STATUS.BAD_TOKEN * STATUS_SCALE + i
     return STATUS.OK
-
-
-@njit(**JIT_OPTIONS)
-def execute(model, a, x, y, steps, pre, kernels):
-    """``run_plan`` with the GIL released: other threads run meanwhile (their own streams too)."""
-    return run_plan(model, a, x, y, steps, pre, kernels)
-
-
-@njit(**{**JIT_OPTIONS, "nogil": False})
-def execute_holding_gil(model, a, x, y, steps, pre, kernels):
-    """``run_plan`` holding the GIL, for a call shorter than handing the GIL to another thread
-    and taking it back: two threads stepping a small model each got 0.51x the steps of one
-    thread, as each call waited for the GIL (see model.StreamingModel)."""
-    return run_plan(model, a, x, y, steps, pre, kernels)
-
-
-ENTRY_POINTS = (execute, execute_holding_gil)
 
 
 @njit(**JIT_OPTIONS)
@@ -225,3 +210,26 @@ def run_plan(model, a, x, y, steps, pre, kernels):
             return STATUS.STATE_NOT_FINITE * STATUS_SCALE + t
         copy(y[t * y_size:(t + 1) * y_size], a[y_off:y_off + y_size])
     return STATUS.OK
+
+
+# Both entry points reach run_plan through its address (linking.call_linked): it compiles once,
+# not again inside each entry point (0.2-0.4 s of an empty cache's start per entry point).
+link(run_plan, types.int64, types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS,
+     _CODE)
+
+
+@njit(**JIT_OPTIONS)
+def execute(model, a, x, y, steps, pre, kernels):
+    """``run_plan`` with the GIL released: other threads run meanwhile (their own streams too)."""
+    return call_linked(run_plan, model, a, x, y, steps, pre, kernels)
+
+
+@njit(**{**JIT_OPTIONS, "nogil": False})
+def execute_holding_gil(model, a, x, y, steps, pre, kernels):
+    """``run_plan`` holding the GIL, for a call shorter than handing the GIL to another thread
+    and taking it back: two threads stepping a small model each got 0.51x the steps of one
+    thread, as each call waited for the GIL (see model.StreamingModel)."""
+    return call_linked(run_plan, model, a, x, y, steps, pre, kernels)
+
+
+ENTRY_POINTS = (execute, execute_holding_gil)
