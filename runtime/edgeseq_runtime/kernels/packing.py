@@ -26,7 +26,7 @@ def pack(code: np.ndarray, weights: np.ndarray, qweights: np.ndarray):
     for part in parts:
         offsets.append(position)
         position = (position + part.nbytes + _ALIGN - 1) // _ALIGN * _ALIGN
-    model = np.zeros(position, np.uint8)
+    model = _aligned_zeros(position)
     header = model[:_HEADER].view(np.int64)
     views = []
     for i, (part, offset) in enumerate(zip(parts, offsets)):
@@ -35,6 +35,15 @@ def pack(code: np.ndarray, weights: np.ndarray, qweights: np.ndarray):
         view[:] = part
         views.append(view)
     return model, *views
+
+
+def _aligned_zeros(size: int) -> np.ndarray:
+    """np.zeros(size, np.uint8) from an _ALIGN-byte boundary: numpy's allocator promises 16 bytes,
+    and a 64-byte vector load of weights that straddles two cache lines costs two (1 x 32 @ 32 x
+    128 from panels: 61 ns aligned, 97 at 16 bytes past)."""
+    raw = np.zeros(size + _ALIGN, np.uint8)
+    start = -raw.ctypes.data % _ALIGN
+    return raw[start:start + size]
 
 
 @njit(**JIT_OPTIONS)
