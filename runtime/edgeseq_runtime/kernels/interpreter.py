@@ -18,7 +18,7 @@ from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
 from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
-from .linking import address, call, call_linked, declare, link
+from .linking import Kind, address, call, call_linked, declare, kind_of, link
 from .lstm_f32 import lstm_f32
 from .math_f32 import unary_f32, where_f32
 from .matmul_f32 import matmul_f32
@@ -33,31 +33,39 @@ from .views import matrix
 
 _CODE, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
 _MATRIX = types.Array(types.float32, 2, "C")
-_RECURRENT = (_CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
-_QUANTIZED = _RECURRENT[:5]  # (code, p, w, q, a)
-_PLAIN = (_CODE, types.int64, _FLOATS, _FLOATS)  # (code, p, w, a)
+# the kinds of kernel, by the arguments run_plan passes them
+RECURRENT = Kind("recurrent", types.none, _CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
+WEIGHTED = Kind("weighted", types.none, _CODE, types.int64, _FLOATS, _INT8S, _FLOATS)  # (code, p, w, q, a)
+PLAIN = Kind("plain", types.none, _CODE, types.int64, _FLOATS, _FLOATS)  # (code, p, w, a)
+INDEXING = Kind("indexing", types.boolean, _CODE, types.int64, _FLOATS, _INT8S, _FLOATS)  # False: an index out of range
+PROJECTING = Kind("input projection", types.none, _CODE, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+KINDS = (RECURRENT, WEIGHTED, PLAIN, INDEXING)
 
-KERNELS = {  # the kernel of each instruction, with the arguments execute passes it
-    OPCODE.GRU: declare(gru_f32, types.none, *_RECURRENT),
-    OPCODE.LSTM: declare(lstm_f32, types.none, *_RECURRENT),
-    OPCODE.RNN: declare(rnn_f32, types.none, *_RECURRENT),
-    OPCODE.DENSE: declare(dense_f32, types.none, *_QUANTIZED),
-    OPCODE.BINARY: declare(binary_f32, types.none, *_PLAIN),
-    OPCODE.ACTIVATION: declare(activation_f32, types.none, *_PLAIN),
-    OPCODE.SOFTMAX: declare(softmax_f32, types.none, *_PLAIN),
-    OPCODE.COPY: declare(copy_indexed, types.none, *_PLAIN),
-    OPCODE.CONV: declare(conv_f32, types.none, *_QUANTIZED),
-    OPCODE.UNARY: declare(unary_f32, types.none, *_PLAIN),
-    OPCODE.WHERE: declare(where_f32, types.none, *_PLAIN),
-    OPCODE.REDUCE: declare(reduce_f32, types.none, *_PLAIN),
-    OPCODE.NORMALIZE: declare(normalize_f32, types.none, *_PLAIN),
-    OPCODE.MATMUL: declare(matmul_f32, types.none, *_PLAIN),
-    OPCODE.CUMSUM: declare(cumsum_f32, types.none, *_PLAIN),
-    OPCODE.TOPK: declare(topk_f32, types.none, *_PLAIN),
-    OPCODE.EMBEDDING: declare(embedding, types.boolean, *_QUANTIZED),
+KERNELS = {  # the kernel of each instruction
+    OPCODE.GRU: declare(gru_f32, RECURRENT),
+    OPCODE.LSTM: declare(lstm_f32, RECURRENT),
+    OPCODE.RNN: declare(rnn_f32, RECURRENT),
+    OPCODE.DENSE: declare(dense_f32, WEIGHTED),
+    OPCODE.BINARY: declare(binary_f32, PLAIN),
+    OPCODE.ACTIVATION: declare(activation_f32, PLAIN),
+    OPCODE.SOFTMAX: declare(softmax_f32, PLAIN),
+    OPCODE.COPY: declare(copy_indexed, PLAIN),
+    OPCODE.CONV: declare(conv_f32, WEIGHTED),
+    OPCODE.UNARY: declare(unary_f32, PLAIN),
+    OPCODE.WHERE: declare(where_f32, PLAIN),
+    OPCODE.REDUCE: declare(reduce_f32, PLAIN),
+    OPCODE.NORMALIZE: declare(normalize_f32, PLAIN),
+    OPCODE.MATMUL: declare(matmul_f32, PLAIN),
+    OPCODE.CUMSUM: declare(cumsum_f32, PLAIN),
+    OPCODE.TOPK: declare(topk_f32, PLAIN),
+    OPCODE.EMBEDDING: declare(embedding, INDEXING),
 }
 PROJECTION = max(OPCODE) + 1  # the table's slot of project_inputs, after every instruction's
-declare(project_inputs, types.none, _CODE, types.int64, _FLOATS, _INT8S, _MATRIX, _MATRIX)
+declare(project_inputs, PROJECTING)
+# each opcode's kind of kernel, as its index in KINDS: run_plan calls every kernel of a kind from one
+# call site
+_KIND_OF = np.array([KINDS.index(kind_of(KERNELS[op])) if op in KERNELS else -1 for op in range(PROJECTION)], np.int64)
+_RECURRENT_AT, _WEIGHTED_AT, _PLAIN_AT = (KINDS.index(kind) for kind in (RECURRENT, WEIGHTED, PLAIN))
 
 
 # where each instruction's matrix operands are among its fields (an embedding's table is read, not
@@ -160,7 +168,7 @@ def run_plan(model, a, x, y, steps, pre, kernels):
             i = t % chunk
             if i == 0:
                 n = min(chunk, steps - t)
-                call(project_inputs, kernels[PROJECTION], code, mp, w, q,
+                call(PROJECTING, kernels[PROJECTION], code, mp, w, q,
                      matrix(x, t * x_size, n * rows, n_in), matrix(pre, 0, n * rows, width))
             row = pre[i * rows * width:(i + 1) * rows * width]
         copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
@@ -168,42 +176,16 @@ def run_plan(model, a, x, y, steps, pre, kernels):
         while pc < end:
             op = code[pc + RECORD.OPCODE]
             p = pc + RECORD.FIELDS
-            if op == OPCODE.GRU:
-                call(gru_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
-            elif op == OPCODE.LSTM:
-                call(lstm_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
-            elif op == OPCODE.RNN:
-                call(rnn_f32, kernels[op], code, p, w, q, a, row if pc == layer else none)
-            elif op == OPCODE.DENSE:
-                call(dense_f32, kernels[op], code, p, w, q, a)
-            elif op == OPCODE.BINARY:
-                call(binary_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.ACTIVATION:
-                call(activation_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.SOFTMAX:
-                call(softmax_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.COPY:
-                call(copy_indexed, kernels[op], code, p, w, a)
-            elif op == OPCODE.CONV:
-                call(conv_f32, kernels[op], code, p, w, q, a)
-            elif op == OPCODE.UNARY:
-                call(unary_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.WHERE:
-                call(where_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.REDUCE:
-                call(reduce_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.NORMALIZE:
-                call(normalize_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.MATMUL:
-                call(matmul_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.CUMSUM:
-                call(cumsum_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.TOPK:
-                call(topk_f32, kernels[op], code, p, w, a)
-            elif op == OPCODE.EMBEDDING:
-                if not call(embedding, kernels[op], code, p, w, q, a):
-                    restore_state(code, a)
-                    return STATUS.BAD_INDEX * STATUS_SCALE + t
+            kind = _KIND_OF[op]
+            if kind == _RECURRENT_AT:
+                call(RECURRENT, kernels[op], code, p, w, q, a, row if pc == layer else none)
+            elif kind == _WEIGHTED_AT:
+                call(WEIGHTED, kernels[op], code, p, w, q, a)
+            elif kind == _PLAIN_AT:
+                call(PLAIN, kernels[op], code, p, w, a)
+            elif not call(INDEXING, kernels[op], code, p, w, q, a):
+                restore_state(code, a)
+                return STATUS.BAD_INDEX * STATUS_SCALE + t
             pc += code[pc + RECORD.LENGTH]
         if not state_is_finite(code, a):
             restore_state(code, a)

@@ -10,9 +10,11 @@ interpreter calls a kernel through the address a table holds (``call``), one tab
 a model uses it, and the interpreter's own code is only the glue between kernels. An indirect
 call costs a nanosecond or two per instruction and step.
 
-A kernel called this way is ``declare``d with its argument and result types, which the call site
-must match exactly (checked when the interpreter compiles): the caller passes the arguments in
-numba's own calling convention for those types.
+A kernel called this way is ``declare``d with its ``Kind``: its argument and result types, which
+the call site must match exactly (checked when the interpreter compiles): the caller passes the
+arguments in numba's own calling convention for those types. Kernels of one kind are called from
+one call site, whichever of them the address holds: the interpreter has four call sites, not one
+per kernel (seventeen calls to type and optimise took 0.2 s of an empty cache's start).
 
 The same holds one level down: the matrix product (``matvec.project``, two dozen register tiles
 per kind of matrix) is called by six kernels, and was compiled again inside each (a GRU's first
@@ -30,24 +32,52 @@ from llvmlite import binding, ir
 from numba import types
 from numba.core import cgutils
 from numba.core.errors import TypingError
-from numba.extending import intrinsic
+from numba.core.imputils import lower_constant
+from numba.extending import intrinsic, models, register_model, typeof_impl
 
-_declared = {}  # kernel (a numba dispatcher) -> its signature
+_declared = {}  # kernel (a numba dispatcher) -> its Kind
 _cells = {}  # linked function -> (the symbol of its cell, the cell: its address once compiled)
 
 
-def declare(kernel, result, *args):
-    """Register ``kernel`` for ``call`` as taking ``args`` and returning ``result`` (numba types);
-    returns the kernel."""
-    _declared[kernel] = result(*args)
+class Kind:
+    """A kind of kernel: the arguments it takes and its result (numba types). Compiled code
+    names a kind as a global, for ``call``."""
+
+    def __init__(self, name: str, result, *args):
+        self.name, self.signature = name, result(*args)
+
+
+class _KindType(types.Dummy):
+    """numba's type of a ``Kind``: a constant with no value at run time (``call`` reads the
+    signature when it compiles)."""
+
+    def __init__(self, kind: Kind):
+        self.kind = kind
+        super().__init__(f"edgeseq.Kind({kind.name})")
+
+
+typeof_impl.register(Kind)(lambda kind, context: _KindType(kind))
+register_model(_KindType)(models.OpaqueModel)
+lower_constant(_KindType)(lambda context, builder, kind_type, kind: context.get_dummy_value())
+
+
+def declare(kernel, kind: Kind):
+    """Register ``kernel`` for ``call`` as one of ``kind``; returns the kernel."""
+    _declared[kernel] = kind
     return kernel
 
 
+def kind_of(kernel) -> Kind:
+    """The kind ``kernel`` was ``declare``d with."""
+    return _declared[kernel]
+
+
 def link(function, result, *args):
-    """``declare`` ``function`` and give it the cell that ``call_linked`` calls it through;
-    returns the function. (The symbol is registered before any caller compiles or loads: a
-    caller can only name the function after this ran.)"""
-    declare(function, result, *args)
+    """``declare`` ``function`` as taking ``args`` and returning ``result`` (numba types), and
+    give it the cell that ``call_linked`` calls it through; returns the function. (The symbol is
+    registered before any caller compiles or loads: a caller can only name the function after
+    this ran.)"""
+    declare(function, Kind(function.__name__, result, *args))
     symbol = f"edgeseq.linked.{function.py_func.__module__}.{function.__name__}"
     cell = ctypes.c_int64(0)
     binding.add_symbol(symbol, ctypes.addressof(cell))
@@ -59,7 +89,7 @@ def link(function, result, *args):
 def address(kernel) -> int:
     """Where ``kernel``'s compiled code starts (compiled now, or loaded from the cache); a linked
     function's cell holds it from then on."""
-    signature = _declared[kernel]
+    signature = _declared[kernel].signature
     kernel.compile(signature.args)
     compiled = kernel.overloads[signature.args]
     if compiled.signature.return_type != signature.return_type:
@@ -72,25 +102,27 @@ def address(kernel) -> int:
 
 
 @intrinsic
-def call(typingctx, kernel, at, *args):
-    """``kernel(*args)``, running the code at address ``at`` (an int64 that ``address`` gave for
-    this kernel). A zero address raises RuntimeError: the model's table lacks the kernel."""
-    declared = _signature(kernel, args, "call")
+def call(typingctx, kind, at, *args):
+    """``kernel(*args)`` for the kernel of ``kind`` at address ``at`` (an int64 that ``address``
+    gave for it). A zero address raises RuntimeError: the model's table lacks the kernel."""
+    if not isinstance(kind, _KindType):
+        raise TypingError(f"call: {kind} is not a Kind")
+    declared = _checked(kind.kind, args, "call")
 
     def codegen(context, builder, signature, values):
         return _call_at(context, builder, declared, values[1], cgutils.unpack_tuple(builder, values[2]),
-                        f"{kernel.dispatcher.__name__} is not in this model's kernel table")
+                        f"a {kind.kind.name} kernel is not in this model's kernel table")
 
-    return declared.return_type(kernel, types.int64, types.StarArgTuple(args)), codegen
+    return declared.return_type(kind, types.int64, types.StarArgTuple(args)), codegen
 
 
 @intrinsic
 def call_linked(typingctx, function, *args):
     """``function(*args)`` for a ``link``ed function, through its cell. An empty cell (no
     ``address`` asked for the function in this process) raises RuntimeError."""
-    declared = _signature(function, args, "call_linked")
-    if function.dispatcher not in _cells:
-        raise TypingError(f"call_linked: {function.dispatcher.__name__} is not linked (linking.link)")
+    if getattr(function, "dispatcher", None) not in _cells:
+        raise TypingError(f"call_linked: {function} is not linked (linking.link)")
+    declared = _checked(_declared[function.dispatcher], args, "call_linked")
     symbol = _cells[function.dispatcher][0]
 
     def codegen(context, builder, signature, values):
@@ -102,14 +134,11 @@ def call_linked(typingctx, function, *args):
     return declared.return_type(function, types.StarArgTuple(args)), codegen
 
 
-def _signature(kernel, args, caller):
-    """The declared signature of ``kernel`` (a dispatcher's type), checked against ``args``."""
-    declared = _declared.get(getattr(kernel, "dispatcher", None))
-    if declared is None:
-        raise TypingError(f"{caller}: {kernel} is not a declared kernel (linking.declare)")
-    if tuple(args) != declared.args:
-        raise TypingError(f"{caller}: {kernel.dispatcher.__name__} takes {declared.args}, given {tuple(args)}")
-    return declared
+def _checked(kind, args, caller):
+    """The signature of ``kind``, checked against the argument types ``args``."""
+    if tuple(args) != kind.signature.args:
+        raise TypingError(f"{caller}: {kind.name} takes {kind.signature.args}, given {tuple(args)}")
+    return kind.signature
 
 
 def _call_at(context, builder, declared, at, args, missing):
