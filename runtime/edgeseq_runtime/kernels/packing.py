@@ -12,6 +12,7 @@ import numpy as np
 from numba import njit
 
 from .config import JIT_OPTIONS
+from .views import items
 
 PART = IntEnum("PART", {"CODE": 0, "WEIGHTS": 1, "QWEIGHTS": 2})  # in this order in the array
 _HEADER = 64  # bytes: (offset in bytes, length in items) of each part, as int64 pairs
@@ -49,9 +50,7 @@ def _aligned_zeros(size: int) -> np.ndarray:
 @njit(**JIT_OPTIONS)
 def unpack(model):
     """(code, weights, qweights) views of an array made by ``pack``."""
-    header = model[:_HEADER].view(np.int64)
+    header = items(model, 0, _HEADER // 8, np.int64)
     c, w, q = 2 * PART.CODE, 2 * PART.WEIGHTS, 2 * PART.QWEIGHTS  # where each part's (offset, length) is
-    code = model[header[c]:header[c] + 8 * header[c + 1]].view(np.int64)
-    weights = model[header[w]:header[w] + 4 * header[w + 1]].view(np.float32)
-    qweights = model[header[q]:header[q] + header[q + 1]].view(np.int8)
-    return code, weights, qweights
+    return (items(model, header[c], header[c + 1], np.int64), items(model, header[w], header[w + 1], np.float32),
+            items(model, header[q], header[q + 1], np.int8))
