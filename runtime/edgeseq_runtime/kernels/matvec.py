@@ -165,7 +165,10 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # addresses (linking.call_linked): each is compiled on its own, the product of a kind when a model
 # first holds it. The tree of tiles compiles once, not again inside each kernel that multiplies,
 # a float32 model compiles no int8 tiles, and a FLOAT32 model only the products for as many rows
-# as its steps take.
+# as its steps take. What a product calls for one row (_one_row, _panels, _dot_outputs) is
+# inlined into it: a call passes each array as seven to nine words on the stack, which the callee
+# read back 64 bytes at a time before the stores had landed, a stall at every call (LSTM 1/32
+# `run` at batch 1: 1.04-1.09x ONNX Runtime's with the calls, 1.18-1.20x inlined).
 _ARGUMENTS = (types.Array(types.int64, 1, "C"), types.int64, types.Array(types.float32, 1, "C"),
               types.Array(types.int8, 1, "C"), types.int64, types.int64, types.Array(types.float32, 2, "C"),
               types.Array(types.float32, 2, "C"), types.int64, types.int64)
@@ -288,7 +291,7 @@ def _panel_strips(x, m, col, out, out_col, n):
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, None, whole)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _panels(x, w, off, col, out, out_col, n):
     """``project`` for a FLOAT32_PANELS matrix from w[off], col and n whole strips: the strip of
     outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. One row takes
@@ -368,7 +371,7 @@ def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
         b += 1
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _one_row(x, b, m, col, out, out_col, n, scale):
     """Row b alone: float32 tiles of ONE_ROW outputs, then tiles of 64 (one of int8 weights: 16
     converted at once where numba compiles for AVX-512), 32, 16 and 8, then the last n % 8 one by one.
@@ -411,7 +414,7 @@ def _remainder(vec, m, col, out, out_col, n, scale, scale_col):
         out[out_col + j] += s if scale is None else scale[scale_col + j] * s
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _dot_outputs(x, m, col, out, out_col, n, scale):
     """``project`` for an output-major matrix: a dot product with each row of m."""
     for b in range(x.shape[0]):
