@@ -17,9 +17,10 @@ from .matvec import copy
 _ZERO = np.float32(0.0)  # float32, so that the sum runs at float32's vector width
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _exchange(code, a, saving):
-    """Copy every state region to the saved region (``saving``), or back."""
+    """Copy every state region to the saved region (``saving``), or back. (Inlined: called with
+    True and with False, numba compiled it twice, once for each constant.)"""
     table, saved = code[HEADER.TABLES] + code[HEADER.STATES], code[HEADER.SAVED]
     for k in range(code[HEADER.N_STATES]):
         entry = table + k * SLOTS.STATE_ENTRY
