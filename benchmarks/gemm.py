@@ -30,6 +30,7 @@ import numpy as np
 import onnxruntime
 from edgeseq_runtime.isa import MATRIX_KIND
 from edgeseq_runtime.kernels.matvec import link_products, project
+from edgeseq_runtime.kernels.packing import pack
 from numba import njit
 from onnx import TensorProto, helper, numpy_helper
 
@@ -66,6 +67,7 @@ def _edgeseq(x, weights, int8):
         code, w = np.array([MATRIX_KIND.INT8, 0, 0], np.int64), scale
     else:
         code, w, q = np.array([MATRIX_KIND.FLOAT32, 0, -1], np.int64), weights.ravel().copy(), np.zeros(1, np.int8)
+    _, code, w, q = pack(code, w, q)  # laid out as a loaded model holds them: from a cache line
     out = np.zeros((x.shape[0], n), np.float32)
     return lambda calls: _repeat(code, w, q, x, out, n, calls)
 
