@@ -29,8 +29,8 @@ from support.onnx_builders import build_model
 # tiles, enough for float32 strips to be copied into a panel
 ROWS = (1, 2, 3, 4, ROW_TILE, ROW_TILE + 1, 2 * ROW_TILE + ROW_TILE // 2 + 3, PACK_ROWS + ROW_TILE // 2 + 1)
 # outputs: one strip, strips with each narrower tail, outputs past the last vector of 8, and a
-# row's widest tile followed by each narrower one
-OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5, ONE_ROW + 16 * LANES - 1)
+# row's widest tile followed by each narrower one (a batch of them bit for bit)
+OUTPUTS = (STRIP, STRIP + 8, 3 * STRIP + 24, 77, 5, ONE_ROW + 15 * LANES)
 # inputs: one, a few, more than a panel takes at once (and the single row in one sweep)
 INPUTS = (1, 33, PANEL_K + 44)
 

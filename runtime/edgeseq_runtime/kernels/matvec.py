@@ -75,8 +75,9 @@ def _l1_data_floats() -> int:
 L1_DATA = _l1_data_floats()
 _tile_1xrow, _panel_tile_1xrow = block(1, 8, WIDE_LANES), block(1, 8, WIDE_LANES, strips=ONE_ROW // PANEL)
 _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 1))
-# One row of int8 weights: 16 converted at once where numba compiles for AVX-512 (four chains; the
-# eight of _tile_1x64 hide more FMA latency, which float32 rows of many inputs need more).
+# 64 outputs of one row of int8 weights past its tiles of ONE_ROW: 16 converted at once where numba
+# compiles for AVX-512 (four chains; int8 rows take the eight of ONE_ROW too: LSTM 64/256 and
+# 40/128/2 int8 `step` at batch 1 in 6.0 and 4.5 us with four, 5.6 and 4.2 with eight).
 _tile_1x64_int8 = block(1, 8 * LANES // WIDE_LANES, WIDE_LANES)
 _tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
 HALF_TILE = ROW_TILE // 2
@@ -373,8 +374,8 @@ def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
 
 @njit(inline="always", **JIT_OPTIONS)
 def _one_row(x, b, m, col, out, out_col, n, scale):
-    """Row b alone: float32 tiles of ONE_ROW outputs, then tiles of 64 (one of int8 weights: 16
-    converted at once where numba compiles for AVX-512), 32, 16 and 8, then the last n % 8 one by one.
+    """Row b alone: tiles of ONE_ROW outputs, then of 64 (of int8 weights: 16 converted at once
+    where numba compiles for AVX-512), 32, 16 and 8, then the last n % 8 one by one.
     A float32 matrix larger than L1 is swept K_BLOCK inputs at a time, so that its rows are read
     as a few sequential streams (what hardware prefetchers follow); an int8 one, a quarter the
     bytes, in one sweep (its scales apply to whole sums: see blocked)."""
@@ -384,7 +385,7 @@ def _one_row(x, b, m, col, out, out_col, n, scale):
         kn = min(step, n_in - k0)
         xo, mo, oo = b * n_in + k0, k0 * ld + col, b * os + out_col
         j = 0
-        while scale is None and j + ONE_ROW <= n:
+        while j + ONE_ROW <= n:
             _tile_1xrow(m, mo + j, ld, x, xo, n_in, kn, out, oo + j, os, scale, j)
             j += ONE_ROW
         while j + 8 * LANES <= n:
