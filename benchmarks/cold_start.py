@@ -1,6 +1,6 @@
 """Cold start: a fresh process, from its start to its first output, with numba's cache empty or warm.
 
-    python benchmarks/cold_start.py [--repeats 3] [--without-scipy]
+    python benchmarks/cold_start.py [--repeats 3] [--without-scipy] [--where 12]
 
 Per model, in fresh subprocesses: ``load(path).step(zeros)`` with ``NUMBA_CACHE_DIR`` an empty
 temporary folder (everything the model uses compiles: a new install without
@@ -11,7 +11,9 @@ a shared machine). The models: GRU 1/32 and LSTM 64/256 (``step_models``' export
 VAD v5 (``constants={"sr": 16000}``) and v6, 576-sample windows, if their files are in the test
 cache. ``--without-scipy`` makes scipy unimportable in those processes, as on a device (numba
 imports it, when it first loads or compiles anything, to check for BLAS: a quarter of a second).
-Asserts nothing.
+``--where N`` lists, after the table, the N functions whose compiling took the most CPU in each
+empty-cache start (numba's compile events, less the functions each compiled for itself). Asserts
+nothing.
 """
 
 from __future__ import annotations
@@ -36,22 +38,40 @@ m = e.load(sys.argv[1], **json.loads(sys.argv[2]))
 m.step(np.zeros((), np.int64) if m.is_token_model else np.zeros(m.input_shape, np.float32))
 print(time.process_time(), flush=True)
 """
+COMPILE_EVENTS = """
+import time
+from collections import Counter
+from numba.core import event
+compiles, compiling = Counter(), []
+class Exclusive(event.Listener):  # CPU seconds per function, less those of the functions it compiled
+    def on_start(self, ev):
+        compiling.append([ev.data["dispatcher"].py_func.__qualname__, time.process_time(), 0.0])
+    def on_end(self, ev):
+        name, start, inner = compiling.pop()
+        spent = time.process_time() - start
+        compiles[name] += spent - inner
+        if compiling:
+            compiling[-1][2] += spent
+event.register("numba:compile", Exclusive())
+"""
+REPORT_COMPILES = "print(json.dumps(compiles.most_common()))\n"
 IMPORT_NUMBA = "import time, numba; print(time.process_time(), flush=True)"
 WITHOUT_SCIPY = "import sys; sys.modules['scipy'] = None\n"  # an import of scipy raises ImportError
 
 
-def first_output(script: str, args: list[str], cache: str | None) -> tuple[float, float]:
-    """(wall seconds, CPU seconds) of a fresh process up to the line it prints."""
+def first_output(script: str, args: list[str], cache: str | None) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds) of a fresh process up to the line it prints, and what it
+    printed after that line."""
     env = {**os.environ, **({"NUMBA_CACHE_DIR": cache} if cache else {})}
     start = time.perf_counter()
     with subprocess.Popen([sys.executable, "-c", script, *args], env=env, text=True,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
         line = process.stdout.readline()
         wall = time.perf_counter() - start
-        _, errors = process.communicate()
+        rest, errors = process.communicate()
     if process.returncode or not line.strip():
         raise RuntimeError(f"the process failed: {errors.strip().splitlines()[-1:]}")
-    return wall, float(line)
+    return wall, float(line), rest
 
 
 def models(folder: Path) -> dict[str, tuple[Path, dict]]:
@@ -71,8 +91,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3, help="warm starts and imports per model (the best counts)")
     parser.add_argument("--without-scipy", action="store_true", help="make scipy unimportable, as on a device")
+    parser.add_argument("--where", type=int, default=0, metavar="N",
+                        help="list the N functions whose compiling took the most CPU in each empty-cache start")
     args = parser.parse_args()
     prefix = WITHOUT_SCIPY if args.without_scipy else ""
+    cold_script = prefix + (COMPILE_EVENTS + FIRST_OUTPUT + REPORT_COMPILES if args.where else FIRST_OUTPUT)
+    where = {}
     print("| model | empty cache: first output (s) | CPU (s) | warm cache (s) | CPU (s) "
           "| `import numba` (s) | warm / import numba |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -80,11 +104,17 @@ def main() -> None:
         for name, (path, options) in models(Path(folder)).items():
             call = [str(path), json.dumps(options)]
             with tempfile.TemporaryDirectory() as cache:
-                cold = first_output(prefix + FIRST_OUTPUT, call, cache)
+                cold = first_output(cold_script, call, cache)
                 warm = min(first_output(prefix + FIRST_OUTPUT, call, cache) for _ in range(args.repeats))
             numba_alone = min(first_output(prefix + IMPORT_NUMBA, [], None) for _ in range(args.repeats))
             print(f"| {name} | {cold[0]:.1f} | {cold[1]:.1f} | {warm[0]:.2f} | {warm[1]:.2f} "
                   f"| {numba_alone[0]:.2f} | {warm[0] / numba_alone[0]:.1f}x |", flush=True)
+            if args.where:
+                where[name] = json.loads(cold[2])
+    for name, compiles in where.items():
+        total = sum(seconds for _, seconds in compiles)
+        print(f"\n{name}: compiling took {total:.1f} s CPU; the most:", ", ".join(
+            f"{function} {seconds:.2f}" for function, seconds in compiles[:args.where]))
 
 
 if __name__ == "__main__":
