@@ -64,13 +64,17 @@ def first_output(script: str, args: list[str], cache: str | None) -> tuple[float
     printed after that line."""
     env = {**os.environ, **({"NUMBA_CACHE_DIR": cache} if cache else {})}
     start = time.perf_counter()
-    with subprocess.Popen([sys.executable, "-c", script, *args], env=env, text=True,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE) as process:
-        line = process.stdout.readline()
-        wall = time.perf_counter() - start
-        rest, errors = process.communicate()
-    if process.returncode or not line.strip():
-        raise RuntimeError(f"the process failed: {errors.strip().splitlines()[-1:]}")
+    # the rest of stdout is read through the same buffer as the first line (communicate() reads
+    # the pipe itself, and loses what readline() had buffered); stderr goes to a file meanwhile
+    with tempfile.TemporaryFile("w+") as errors:
+        with subprocess.Popen([sys.executable, "-c", script, *args], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=errors) as process:
+            line = process.stdout.readline()
+            wall = time.perf_counter() - start
+            rest = process.stdout.read()
+        if process.returncode or not line.strip():
+            errors.seek(0)
+            raise RuntimeError(f"the process failed: {errors.read().strip().splitlines()[-1:]}")
     return wall, float(line), rest
 
 
