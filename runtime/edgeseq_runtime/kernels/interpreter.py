@@ -12,7 +12,7 @@ import numpy as np
 from numba import njit, types
 
 from ..isa import FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, STATUS, STATUS_SCALE
-from .activations import apply
+from .activations import APPLY
 from .config import JIT_OPTIONS
 from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
@@ -74,8 +74,8 @@ _RECURRENT_AT, _WEIGHTED_AT, _PLAIN_AT = (KINDS.index(kind) for kind in (RECURRE
 _MATRICES = {i.opcode: i.operands(MATRIX) for i in INSTRUCTIONS if i.opcode != OPCODE.EMBEDDING}
 _ROWS = {i.opcode: [i.layout[name] for name in ("ROWS", "BATCH") if name in i.layout.__members__]
          for i in INSTRUCTIONS}
-# the instructions whose kernels apply activations, each through apply's address
-_ACTIVATED = {i.opcode for i in INSTRUCTIONS if i.operands(FUNCTION)}
+# where the activations each instruction applies are among its fields
+_ACTIVATIONS = {i.opcode: i.operands(FUNCTION) for i in INSTRUCTIONS if i.operands(FUNCTION)}
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
@@ -83,15 +83,15 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
     or loaded from the cache), for ``execute`` (run_plan's own address is filled in first);
     the slot PROJECTION is filled by ``project``.
     The matrix products its steps take are linked too (matvec.project), and the activations
-    (activations.apply) if an instruction applies any."""
+    they apply (activations.APPLY)."""
     address(run_plan)
     table = np.zeros(PROJECTION + 1, np.int64)
     pc = int(code[HEADER.START])
     while pc < code[HEADER.END]:
-        op = int(code[pc + RECORD.OPCODE])
+        op, p = int(code[pc + RECORD.OPCODE]), pc + RECORD.FIELDS
+        for field in _ACTIVATIONS.get(op, ()):
+            address(APPLY.functions[int(code[p + field + FUNCTION.KIND])])
         if not table[op]:
-            if op in _ACTIVATED:
-                address(apply)
             table[op] = address(KERNELS[op])
         pc += int(code[pc + RECORD.LENGTH])
     kinds, rows = _products(code)

@@ -22,7 +22,9 @@ step compiled it three times: alone, in the GRU kernel and in the input projecti
 kind of matrix whether the model held it or not. A function ``link``ed is called through
 ``call_linked``: the caller loads its address from a cell of this process (an external symbol
 the JIT resolves, as it does numba's own helpers), so it compiles once per install, and only
-when ``address`` is first asked for it, which fills the cell.
+when ``address`` is first asked for it, which fills the cell. Functions of one signature that the
+caller picks among by a number (the activations) are a ``Table``, called by ``call_indexed``
+through one array of cells: one call site for all of them, each compiled only when a model uses it.
 """
 
 import ctypes
@@ -37,6 +39,7 @@ from numba.extending import intrinsic, models, register_model, typeof_impl
 
 _declared = {}  # kernel (a numba dispatcher) -> its Kind
 _cells = {}  # linked function -> (the symbol of its cell, the cell: its address once compiled)
+_slots = {}  # function of a Table -> (the table's cells, its index there)
 
 
 class Kind:
@@ -54,6 +57,21 @@ class _KindType(types.Dummy):
     def __init__(self, kind: Kind):
         self.kind = kind
         super().__init__(f"edgeseq.Kind({kind.name})")
+
+
+class Table(Kind):
+    """Functions of one signature at the indices of ``functions`` (a dict), called through one
+    array of cells by ``call_indexed``; ``address`` of a function fills its cell."""
+
+    def __init__(self, name: str, functions: dict, result, *args):
+        super().__init__(name, result, *args)
+        self.functions = functions
+        self.cells = (ctypes.c_int64 * (max(functions) + 1))()
+        self.symbol = f"edgeseq.table.{name}"
+        binding.add_symbol(self.symbol, ctypes.addressof(self.cells))
+        for index, function in functions.items():
+            declare(function, self)
+            _slots[function] = self.cells, index
 
 
 typeof_impl.register(Kind)(lambda kind, context: _KindType(kind))
@@ -98,6 +116,9 @@ def address(kernel) -> int:
     at = compiled.library.get_pointer_to_function(compiled.fndesc.llvm_func_name)
     if kernel in _cells:
         _cells[kernel][1].value = at
+    if kernel in _slots:
+        cells, index = _slots[kernel]
+        cells[index] = at
     return at
 
 
@@ -132,6 +153,29 @@ def call_linked(typingctx, function, *args):
                         f"{function.dispatcher.__name__} has no address (linking.address)")
 
     return declared.return_type(function, types.StarArgTuple(args)), codegen
+
+
+@intrinsic
+def call_indexed(typingctx, table, index, *args):
+    """``table.functions[index](*args)``, through the table's cells. An index with no function, or
+    a function with no address yet (no ``address`` asked for it in this process), raises
+    RuntimeError."""
+    if not (isinstance(table, _KindType) and isinstance(table.kind, Table)):
+        raise TypingError(f"call_indexed: {table} is not a Table")
+    declared, size = _checked(table.kind, args, "call_indexed"), len(table.kind.cells)
+    symbol = table.kind.symbol
+
+    def codegen(context, builder, signature, values):
+        module, i64 = builder.module, ir.IntType(64)
+        cells = module.globals.get(symbol) or ir.GlobalVariable(module, ir.ArrayType(i64, size), symbol)
+        index = values[1]
+        inside = builder.icmp_unsigned("<", index, ir.Constant(i64, size))
+        cell = builder.gep(cells, [ir.Constant(i64, 0), builder.select(inside, index, ir.Constant(i64, 0))])
+        at = builder.select(inside, builder.load(cell), ir.Constant(i64, 0))
+        return _call_at(context, builder, declared, at, cgutils.unpack_tuple(builder, values[2]),
+                        f"this {table.kind.name} has no address (linking.address)")
+
+    return declared.return_type(table, types.int64, types.StarArgTuple(args)), codegen
 
 
 def _checked(kind, args, caller):
