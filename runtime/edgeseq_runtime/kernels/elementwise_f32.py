@@ -7,89 +7,174 @@ or 0.0: the runtime holds every tensor as float32, booleans too.
 """
 
 import numpy as np
-from numba import njit
+from numba import njit, types
 
 from ..isa import ACTIVATION, BINARY, BINARY_FUNCTION, BROADCAST, SOFTMAX, SOURCE
 from .activations import apply_encoded
 from .config import JIT_OPTIONS
+from .linking import Table, call_indexed
 from .math_f32 import floor_mod
 from .matvec import copy
 
 
 @njit(**JIT_OPTIONS)
 def binary_f32(code, p, w, a):
-    fn, n, c_off = code[p + BINARY.FUNCTION], code[p + BINARY.N], code[p + BINARY.C]
+    n, c_off = code[p + BINARY.N], code[p + BINARY.C]
     pa, pb = p + BINARY.A, p + BINARY.B
     va = a if code[pa + BROADCAST.SOURCE] == SOURCE.ARENA else w
     vb = a if code[pb + BROADCAST.SOURCE] == SOURCE.ARENA else w
     ao, ap = code[pa + BROADCAST.OFFSET], code[pa + BROADCAST.PERIOD]
     bo, bp = code[pb + BROADCAST.OFFSET], code[pb + BROADCAST.PERIOD]
-    xa, xb, out = va[ao:ao + ap], vb[bo:bo + bp], a[c_off:c_off + n]
-    if ap == n and bp == n and fn <= BINARY_FUNCTION.DIV:  # arithmetic without broadcast: vectorised
-        _arithmetic(fn, xa, xb, out)
-        return
-    for i in range(n):
-        out[i] = _function(fn, xa[i % ap], xb[i % bp])
+    call_indexed(BINARY_FUNCTIONS, code[p + BINARY.FUNCTION], va[ao:ao + ap], vb[bo:bo + bp], a[c_off:c_off + n])
 
 
 @njit(**JIT_OPTIONS)
-def _arithmetic(fn, xa, xb, out):
-    """out = xa (fn) xb for the four arithmetic functions, all of one length: a loop each, without
-    the index arithmetic or a branch inside."""
-    if fn == BINARY_FUNCTION.ADD:
+def _truth(condition):
+    return np.float32(1.0) if condition else np.float32(0.0)
+
+
+@njit(**JIT_OPTIONS)
+def add(xa, xb, out):
+    if xa.size == out.size and xb.size == out.size:  # neither operand repeats: a loop LLVM vectorises
         for i in range(out.size):
             out[i] = xa[i] + xb[i]
-    elif fn == BINARY_FUNCTION.SUB:
+    else:
+        for i in range(out.size):
+            out[i] = xa[i % xa.size] + xb[i % xb.size]
+
+
+@njit(**JIT_OPTIONS)
+def sub(xa, xb, out):
+    if xa.size == out.size and xb.size == out.size:  # neither operand repeats: a loop LLVM vectorises
         for i in range(out.size):
             out[i] = xa[i] - xb[i]
-    elif fn == BINARY_FUNCTION.MUL:
+    else:
+        for i in range(out.size):
+            out[i] = xa[i % xa.size] - xb[i % xb.size]
+
+
+@njit(**JIT_OPTIONS)
+def mul(xa, xb, out):
+    if xa.size == out.size and xb.size == out.size:  # neither operand repeats: a loop LLVM vectorises
         for i in range(out.size):
             out[i] = xa[i] * xb[i]
     else:
         for i in range(out.size):
-            out[i] = xa[i] / xb[i]
+            out[i] = xa[i % xa.size] * xb[i % xb.size]
 
 
 @njit(**JIT_OPTIONS)
-def _function(fn, x, y):
-    """fn(x, y) for one pair of values (``isa.BINARY_FUNCTION``)."""
-    if fn == BINARY_FUNCTION.ADD:
-        return x + y
-    if fn == BINARY_FUNCTION.SUB:
-        return x - y
-    if fn == BINARY_FUNCTION.MUL:
-        return x * y
-    if fn == BINARY_FUNCTION.DIV:
-        return x / y
-    if fn == BINARY_FUNCTION.POW:
-        return x ** y
-    if fn == BINARY_FUNCTION.MIN:
-        return min(x, y)
-    if fn == BINARY_FUNCTION.MAX:
-        return max(x, y)
-    if fn == BINARY_FUNCTION.PRELU:
-        return x if x >= 0 else y * x
-    if fn == BINARY_FUNCTION.MOD:
-        return floor_mod(x, y)
-    if fn == BINARY_FUNCTION.FMOD:
-        return np.fmod(x, y)
-    if fn == BINARY_FUNCTION.EQUAL:
-        truth = x == y
-    elif fn == BINARY_FUNCTION.LESS:
-        truth = x < y
-    elif fn == BINARY_FUNCTION.LESS_OR_EQUAL:
-        truth = x <= y
-    elif fn == BINARY_FUNCTION.GREATER:
-        truth = x > y
-    elif fn == BINARY_FUNCTION.GREATER_OR_EQUAL:
-        truth = x >= y
-    elif fn == BINARY_FUNCTION.AND:
-        truth = x != 0 and y != 0
-    elif fn == BINARY_FUNCTION.OR:
-        truth = x != 0 or y != 0
+def div(xa, xb, out):
+    if xa.size == out.size and xb.size == out.size:  # neither operand repeats: a loop LLVM vectorises
+        for i in range(out.size):
+            out[i] = xa[i] / xb[i]
     else:
-        truth = (x != 0) != (y != 0)
-    return np.float32(1.0) if truth else np.float32(0.0)
+        for i in range(out.size):
+            out[i] = xa[i % xa.size] / xb[i % xb.size]
+
+
+@njit(**JIT_OPTIONS)
+def pow(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = x ** y
+
+
+@njit(**JIT_OPTIONS)
+def min_(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = min(x, y)
+
+
+@njit(**JIT_OPTIONS)
+def max_(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = max(x, y)
+
+
+@njit(**JIT_OPTIONS)
+def prelu(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = x if x >= 0 else y * x
+
+
+@njit(**JIT_OPTIONS)
+def mod(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = floor_mod(x, y)
+
+
+@njit(**JIT_OPTIONS)
+def fmod(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = np.fmod(x, y)
+
+
+@njit(**JIT_OPTIONS)
+def equal(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x == y)
+
+
+@njit(**JIT_OPTIONS)
+def less(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x < y)
+
+
+@njit(**JIT_OPTIONS)
+def less_or_equal(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x <= y)
+
+
+@njit(**JIT_OPTIONS)
+def greater(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x > y)
+
+
+@njit(**JIT_OPTIONS)
+def greater_or_equal(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x >= y)
+
+
+@njit(**JIT_OPTIONS)
+def and_(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x != 0 and y != 0)
+
+
+@njit(**JIT_OPTIONS)
+def or_(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth(x != 0 or y != 0)
+
+
+@njit(**JIT_OPTIONS)
+def xor(xa, xb, out):
+    for i in range(out.size):
+        x, y = xa[i % xa.size], xb[i % xb.size]
+        out[i] = _truth((x != 0) != (y != 0))
+
+
+_FLOATS = types.Array(types.float32, 1, "C")
+# out[i] = function(xa[i % xa.size], xb[i % xb.size]) for each function of BINARY (isa.BINARY_FUNCTION)
+BINARY_FUNCTIONS = Table("binary function", {getattr(BINARY_FUNCTION, f.__name__.rstrip("_").upper()): f for f in (
+    add, sub, mul, div, pow, min_, max_, prelu, mod, fmod, equal, less, less_or_equal, greater, greater_or_equal, and_, or_, xor)}, types.none, _FLOATS, _FLOATS, _FLOATS)
 
 
 @njit(**JIT_OPTIONS)

@@ -11,21 +11,21 @@ kernels another one compiled before compiles nothing.
 import numpy as np
 from numba import njit, types
 
-from ..isa import FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, STATUS, STATUS_SCALE
+from ..isa import BINARY, FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, REDUCE, STATUS, STATUS_SCALE, UNARY
 from .activations import APPLY
 from .config import JIT_OPTIONS
 from .conv_f32 import conv_f32
 from .dense_f32 import dense_f32
-from .elementwise_f32 import activation_f32, binary_f32, softmax_f32
+from .elementwise_f32 import BINARY_FUNCTIONS, activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .linking import Kind, address, call, call_linked, declare, kind_of, link
 from .lstm_f32 import lstm_f32
-from .math_f32 import unary_f32, where_f32
+from .math_f32 import UNARY_FUNCTIONS, unary_f32, where_f32
 from .matmul_f32 import matmul_f32
 from .matvec import copy, link_products
 from .movement import copy_indexed, embedding, is_row_index
 from .packing import unpack
-from .reduce_f32 import cumsum_f32, normalize_f32, reduce_f32, topk_f32
+from .reduce_f32 import REDUCTIONS, cumsum_f32, normalize_f32, reduce_f32, topk_f32
 from .rnn_f32 import rnn_f32
 from .rollback import restore_state, save_state, state_is_finite
 from .sequence import layer_inputs, project_inputs, projected_layer
@@ -76,14 +76,18 @@ _ROWS = {i.opcode: [i.layout[name] for name in ("ROWS", "BATCH") if name in i.la
          for i in INSTRUCTIONS}
 # where the activations each instruction applies are among its fields
 _ACTIVATIONS = {i.opcode: i.operands(FUNCTION) for i in INSTRUCTIONS if i.operands(FUNCTION)}
+# the instructions whose kernel calls one function of a table, and the field that numbers it
+_PICKED = {OPCODE.UNARY: (UNARY_FUNCTIONS, UNARY.FUNCTION), OPCODE.BINARY: (BINARY_FUNCTIONS, BINARY.FUNCTION),
+           OPCODE.REDUCE: (REDUCTIONS, REDUCE.FUNCTION)}
+TABLES = (APPLY, *(table for table, _ in _PICKED.values()))
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
     """The addresses of the kernels a plan's instructions run, at their opcodes (compiled now,
     or loaded from the cache), for ``execute`` (run_plan's own address is filled in first);
     the slot PROJECTION is filled by ``project``.
-    The matrix products its steps take are linked too (matvec.project), and the activations
-    they apply (activations.APPLY)."""
+    The matrix products its steps take are linked too (matvec.project), the activations
+    they apply (activations.APPLY), and the unary, binary and reduction functions (``_PICKED``)."""
     address(run_plan)
     table = np.zeros(PROJECTION + 1, np.int64)
     pc = int(code[HEADER.START])
@@ -91,6 +95,9 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
         op, p = int(code[pc + RECORD.OPCODE]), pc + RECORD.FIELDS
         for field in _ACTIVATIONS.get(op, ()):
             address(APPLY.functions[int(code[p + field + FUNCTION.KIND])])
+        if op in _PICKED:
+            functions, field = _PICKED[op]
+            address(functions.functions[int(code[p + field])])
         if not table[op]:
             table[op] = address(KERNELS[op])
         pc += int(code[pc + RECORD.LENGTH])
