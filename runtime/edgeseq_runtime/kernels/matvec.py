@@ -260,7 +260,7 @@ def _strips(x, m, col, out, out_col, n, scale):
     inputs into blocks leaves every sum in the same order."""
     rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
     whole = n // LANES * LANES
-    j = 0
+    j = np.int64(0)  # not the literal 0: numba compiled _strip_of for it too, typing the loop's first pass
     while j + STRIP <= whole:
         _strip_of(STRIP, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
         j += STRIP
