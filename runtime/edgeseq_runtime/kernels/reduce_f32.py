@@ -34,7 +34,7 @@ def reduce_f32(code, p, w, a):
 
 
 @njit(**JIT_OPTIONS)
-def sum_(a, first, n, stride):
+def _total(a, first, n, stride):
     total = 0.0
     for i in range(n):
         total += np.float64(a[first + i * stride])
@@ -42,8 +42,22 @@ def sum_(a, first, n, stride):
 
 
 @njit(**JIT_OPTIONS)
+def _total_square(a, first, n, stride):
+    total = 0.0
+    for i in range(n):
+        v = np.float64(a[first + i * stride])
+        total += v * v
+    return total
+
+
+@njit(**JIT_OPTIONS)
+def sum_(a, first, n, stride):
+    return _total(a, first, n, stride)
+
+
+@njit(**JIT_OPTIONS)
 def mean(a, first, n, stride):
-    return sum_(a, first, n, stride) / n
+    return _total(a, first, n, stride) / n
 
 
 @njit(**JIT_OPTIONS)
@@ -57,21 +71,17 @@ def l1(a, first, n, stride):
 
 @njit(**JIT_OPTIONS)
 def l2(a, first, n, stride):
-    return np.sqrt(sum_square(a, first, n, stride))
+    return np.sqrt(_total_square(a, first, n, stride))
 
 
 @njit(**JIT_OPTIONS)
 def sum_square(a, first, n, stride):
-    total = 0.0
-    for i in range(n):
-        v = np.float64(a[first + i * stride])
-        total += v * v
-    return total
+    return _total_square(a, first, n, stride)
 
 
 @njit(**JIT_OPTIONS)
 def log_sum(a, first, n, stride):
-    return np.log(sum_(a, first, n, stride))
+    return np.log(_total(a, first, n, stride))
 
 
 @njit(**JIT_OPTIONS)
