@@ -190,6 +190,7 @@ class Graph:
         graph = model.graph
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 1)
         self.nodes = list(graph.node)
+        self._reads: dict[int, tuple[onnx.NodeProto, tuple[str, ...]]] = {}  # {id(node): (node, its reads)}
         self.all_nodes = list(_nodes_with_branches(graph))  # If branches are lowered in place
         for node in self.nodes:  # those of a branch when it is taken (see check_domain)
             self.check_domain(node)
@@ -229,18 +230,28 @@ class Graph:
             pending += [b for node in graph.node for b in _branches(node)]
         return types
 
-    def reads(self, node: onnx.NodeProto) -> list[str]:
+    def reads(self, node: onnx.NodeProto) -> tuple[str, ...]:
         """The names ``node`` reads: its inputs, and for an If those its branches read from
-        outside (each branch sees the enclosing scopes' values by name)."""
+        outside (each branch sees the enclosing scopes' values by name). Worked out once per
+        node: a load asks several times for each, and an If's answer walks every node inside it
+        (Silero VAD v5: 1130 questions, which walked 12,000 nodes)."""
+        known = self._reads.get(id(node))
+        if known is None:  # the node is held with its answer, so that its id stays its own
+            known = self._reads[id(node)] = node, self._read_names(node)
+        return known[1]
+
+    @staticmethod
+    def _read_names(node: onnx.NodeProto) -> tuple[str, ...]:
         names = [name for name in node.input if name]
         for branch in _branches(node):
             defined = {t.name for t in branch.initializer} | {vi.name for vi in branch.input}
+            inner_inputs = []
             for inner in _nodes_with_branches(branch):
                 defined.update(inner.output)
-            for inner in _nodes_with_branches(branch):
-                names.extend(n for n in inner.input if n and n not in defined)
+                inner_inputs.extend(inner.input)
+            names.extend(n for n in inner_inputs if n and n not in defined)
             names.extend(o.name for o in branch.output if o.name not in defined)
-        return list(dict.fromkeys(names))
+        return tuple(dict.fromkeys(names))
 
     def check_domain(self, node: onnx.NodeProto, fail=None) -> None:
         """Refuse an op of another domain than ONNX's, through ``fail`` (default: ``self.fail``)."""
