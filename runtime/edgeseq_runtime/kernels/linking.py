@@ -23,8 +23,9 @@ kind of matrix whether the model held it or not. A function ``link``ed is called
 ``call_linked``: the caller loads its address from a cell of this process (an external symbol
 the JIT resolves, as it does numba's own helpers), so it compiles once per install, and only
 when ``address`` is first asked for it, which fills the cell. Functions of one signature that the
-caller picks among by a number (the activations) are a ``Table``, called by ``call_indexed``
-through one array of cells: one call site for all of them, each compiled only when a model uses it.
+caller picks among by a number (the activations; the unary, binary and reduction functions) are a
+``Table``, called by ``call_indexed`` through one array of cells: one call site for all of them,
+each compiled only when a model uses it.
 """
 
 import ctypes
