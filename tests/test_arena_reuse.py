@@ -14,7 +14,7 @@ import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
-from edgeseq_runtime.isa import GRU, HEADER, OPCODE, RECORD
+from edgeseq_runtime.isa import GRU, HEADER, OPCODE, RECORD, SLOTS, STAGE
 from edgeseq_runtime.model import StreamingModel
 from edgeseq_runtime.plan import ALIGN, PlanBuilder
 from onnx import TensorProto, helper
@@ -197,11 +197,11 @@ def tanhs_then_gru(path: Path, tanhs: int) -> Path:
 
 
 @pytest.mark.parametrize("tanhs", [0, 2])
-def test_run_projects_ahead_only_a_layer_that_reads_the_input(tmp_path, tanhs):
+def test_run_projects_ahead_a_layer_that_reads_the_input_or_what_comes_before_it(tmp_path, tanhs):
     """x is live only until its first reader: after two Tanhs, the GRU's input takes x's place
     in the arena (x and the Tanhs' outputs are as large as the GRU's scratch, placed before it).
-    ``run`` computes a layer's input projections ahead from the steps' inputs
-    only when the layer reads them (no Tanh): both ways it gives ONNX Runtime's numbers, and
+    ``run`` computes the GRU's input projections ahead from what it reads, kept step by step from
+    a first stage (the Tanhs, or nothing): both ways it gives ONNX Runtime's numbers, and
     repeated poisoned steps' bit for bit."""
     path = tanhs_then_gru(tmp_path / "model.onnx", tanhs)
     model, layout = load(path)
@@ -210,7 +210,8 @@ def test_run_projects_ahead_only_a_layer_that_reads_the_input(tmp_path, tanhs):
     while code[pc + RECORD.OPCODE] != OPCODE.GRU:
         pc += code[pc + RECORD.LENGTH]
     assert code[pc + RECORD.FIELDS + GRU.X] == code[HEADER.X_OFFSET]  # where x was, whatever the GRU reads
-    assert (code[HEADER.PROJECTED] >= 0) == (tanhs == 0)
+    second_stage = code[HEADER.TABLES] + code[HEADER.STAGES] + SLOTS.STAGE
+    assert code[HEADER.N_STAGES] == 2 and code[second_stage + STAGE.START] == pc
     xs = steps(30, WIDE, seed=6)
     stepped = poisoned_steps(model, layout, xs)
     model.reset()

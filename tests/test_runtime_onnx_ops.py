@@ -450,8 +450,8 @@ def test_run_equals_steps_exactly(api_model):
 @pytest.mark.parametrize("op", OPS)
 @pytest.mark.parametrize("int8", [False, True])
 def test_run_with_input_projections_made_ahead_equals_steps_exactly(tmp_path, op, int8):
-    """run computes the first layer's input projections for chunks of steps in one product (here
-    12 steps a chunk, so 50 steps cross chunk boundaries); the numbers stay those of step."""
+    """run computes each layer's input projections for chunks of steps in one product (here 10
+    steps a chunk, so 50 steps cross chunk boundaries); the numbers stay those of step."""
     built = build_model(tmp_path, op, batch=5, hidden_size=64, input_size=7, num_layers=2, head="matmul",
                         scale=0.3)
     path = built.path
@@ -462,7 +462,9 @@ def test_run_with_input_projections_made_ahead_equals_steps_exactly(tmp_path, op
     X = built.random_steps(np.random.default_rng(3), 50)
     Y_steps = stream(edgeseq_runtime.load(path, batch=5), X)
     assert np.array_equal(m.run(X), Y_steps)
-    assert m._projection == 5 * 64 * {"GRU": 3, "LSTM": 4, "RNN": 1}[op]  # the chunked path ran
+    # the chunked path ran, both layers projected: per step, the larger layer's products (the same
+    # for both) and the larger of their inputs, kept for the product (the second's, 64 > 7)
+    assert m._projection == 5 * 64 * {"GRU": 3, "LSTM": 4, "RNN": 1}[op] + 5 * 64
     if not int8:
         assert_close_to_references(built, Y_steps, X)
 

@@ -58,24 +58,6 @@ def arena_slots(code, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
         index += 1
 
 
-def input_layer(code, x_offset: int, x_size: int) -> int:
-    """Position in ``code`` of the first recurrent record if it reads the model input as is (its
-    X is the input's region, all of it), else -1; asked before placing, while no two regions
-    share an address. The input is not kept live to the step's end, so after placing another
-    region may take its address: ``run`` finds the layer it projects ahead from this, recorded
-    in the plan's header, not from an address (kernels.sequence)."""
-    recurrent = {isa.OPCODE.GRU: isa.GRU, isa.OPCODE.LSTM: isa.LSTM, isa.OPCODE.RNN: isa.RNN}
-    p = 0
-    while p < len(code):
-        fields = recurrent.get(int(code[p + RECORD.OPCODE]))
-        if fields is not None:
-            f = p + RECORD.FIELDS
-            reads_input = code[f + fields.X] == x_offset and code[f + fields.INPUT_SIZE] * code[f + fields.BATCH] == x_size
-            return p if reads_input else -1
-        p += int(code[p + RECORD.LENGTH])
-    return -1
-
-
 def live_intervals(regions: list[Region], references: list[tuple[int, np.ndarray]],
                    steps: int) -> list[tuple[int, int] | None]:
     """[first, last] instruction that names each region, -1 for the step's start and ``steps``

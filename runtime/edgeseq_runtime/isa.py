@@ -77,8 +77,8 @@ HEADER = _group("HEADER", "slots of the plan's header, at the start of its code"
     ("N_STATES", "number of entries (STATE_ENTRY) in the state table"),
     ("SAVED", "arena offset of the state's copy taken when a call starts"),
     ("FAULT", "arena offset of two floats: a refused index and the rows of its table"),
-    ("PROJECTED", "code position of the first recurrent instruction if it reads the model input as is "
-                  "(run may compute its input projections ahead: kernels.sequence), else -1"),
+    ("STAGES", "the stage table (STAGE entries, see stages): offset relative to the table base"),
+    ("N_STAGES", "number of entries in the stage table, at least 1"),
 ])
 
 RECORD = _group("RECORD", "an instruction record: [opcode, length, fields...]", [
@@ -93,9 +93,18 @@ STATE_ENTRY = _group("STATE_ENTRY", "an entry of the state table: an arena regio
     ("SIZE", "floats in it"),
 ])
 
+STAGE = _group("STAGE", "an entry of the stage table: records that run may run for a chunk of steps "
+               "before the next ones (see stages)", [
+    ("START", "code position of its first record: a recurrent instruction (input projections made ahead) "
+              "but in the first stage; it ends where the next one starts"),
+    ("STATES", "its part of the state, STATE_ENTRY entries: offset relative to the table base"),
+    ("N_STATES", "number of those entries"),
+])
+
 SLOTS = _group("SLOTS", "slots of the code's fixed-size parts", [
     ("HEADER", len(HEADER), "the header"),
     ("STATE_ENTRY", len(STATE_ENTRY), "an entry of the state table"),
+    ("STAGE", len(STAGE), "an entry of the stage table"),
 ])
 HEADER_SIZE = SLOTS.HEADER
 
@@ -202,6 +211,8 @@ class Field:
     name: str             # lower case; its offset is the layout's member of the upper-case name
     type: Slot | Operand
     meaning: str = ""
+    size: Callable[[dict], int] | None = None  # an ARENA field's floats from its offset, from the record's
+                                               # values (Instruction.decode); None: its whole region
 
 
 @dataclass(frozen=True)
@@ -320,6 +331,15 @@ class Instruction:
             slots += f.type.encode(value, where) if isinstance(f.type, Operand) else [*_checked([f], [value], self.name)]
         return slots
 
+    def decode(self, slots) -> dict:
+        """The values of a record's fields, by name (an operand's as the list of its slots)."""
+        values, position = {}, 0
+        for f in self.fields:
+            taken = [int(v) for v in slots[position:position + f.type.width]]
+            values[f.name] = taken if isinstance(f.type, Operand) else taken[0]
+            position += f.type.width
+        return values
+
 
 INSTRUCTIONS: list[Instruction] = []
 
@@ -330,8 +350,8 @@ def _instruction(name: str, opcode: int, meaning: str, fields, scratch=None, in_
     return _group(name, f"fields of {name}: {meaning}", _offsets(declared.fields))
 
 
-_RECURRENT = [("x", ARENA, "X, (batch, input_size)"),
-              ("h", ARENA, "H, (batch, hidden): initial_h on entry, Y_h on return")]
+_RECURRENT = [("x", ARENA, "X, (batch, input_size)", lambda f: f["batch"] * f["input_size"]),
+              ("h", ARENA, "H, (batch, hidden): initial_h on entry, Y_h on return", lambda f: f["batch"] * f["hidden_size"])]
 _SIZES = [("input_size", COUNT), ("hidden_size", COUNT), ("batch", COUNT)]
 
 RNN = _instruction("RNN", 1, "ONNX RNN, forward, one time step (kernels.rnn_f32)", [
@@ -359,7 +379,7 @@ GRU = _instruction("GRU", 2, "ONNX GRU, forward, one time step (kernels.gru_f32)
 
 LSTM = _instruction("LSTM", 3, "ONNX LSTM, forward, one time step (kernels.lstm_f32)", [
     *_RECURRENT,
-    ("c", ARENA, "C, (batch, hidden): initial_c on entry, Y_c on return"),
+    ("c", ARENA, "C, (batch, hidden): initial_c on entry, Y_c on return", lambda f: f["batch"] * f["hidden_size"]),
     *_SIZES,
     ("w", _MATRIX, "(input_size, 4*hidden): W[iofc] transposed"),
     ("r", _MATRIX, "(hidden, 4*hidden): R[iofc] transposed"),
@@ -374,8 +394,8 @@ LSTM = _instruction("LSTM", 3, "ONNX LSTM, forward, one time step (kernels.lstm_
 ], scratch=lambda f: 4 * f["batch"] * f["hidden_size"])
 
 DENSE = _instruction("DENSE", 4, "y = x @ W + bias: Gemm and MatMul against a constant (kernels.dense_f32)", [
-    ("x", ARENA, "(rows, n_in)"),
-    ("y", ARENA, "(rows, n_out)"),
+    ("x", ARENA, "(rows, n_in)", lambda f: f["rows"] * f["n_in"]),
+    ("y", ARENA, "(rows, n_out)", lambda f: f["rows"] * f["n_out"]),
     ("rows", COUNT), ("n_in", COUNT), ("n_out", COUNT),
     ("w", _MATRIX, "(n_in, n_out), alpha and transB applied"),
     ("bias", WEIGHTS_OR_NONE, "(rows, n_out), beta and broadcasting applied"),

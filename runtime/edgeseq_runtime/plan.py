@@ -13,9 +13,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import isa
-from .arena_plan import Region, arena_slots, input_layer, live_intervals, place
-from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, PANEL, RECORD
+from .arena_plan import Region, arena_slots, live_intervals, place
+from .isa import HEADER, HEADER_SIZE, LANES, MATRIX_KIND, PANEL, RECORD, SLOTS
 from .quantized import QuantizedWeight
+from .stages import stages
 
 ALIGN = 16  # floats: 64 bytes, one cache line, so vector loads of each block start aligned
 MAX_ELEMENTS = 1 << 24  # per array: 64 MB of float32, beyond any model an edge device streams
@@ -169,7 +170,7 @@ class PlanBuilder:
         # read or written outside the instructions: by the caller (the input before the step, the
         # output after it), the next step (state), the rollback of a refused one (the copy, fault)
         kept = [saved, fault, *(int(s.offset) for s in states)]
-        projected = input_layer(self._code, x_offset, x_size)
+        cuts = self._stages(x_offset, x_size, y_offset, y_size, states)
         self._place(from_start=[x_offset, *kept], to_end=[y_offset, *kept])
         regions = np.stack([self.placed(np.array([int(s.offset) for s in states], np.int64)),
                             np.array(sizes, np.int64)], axis=1)  # isa.STATE_ENTRY: offset, size
@@ -186,7 +187,14 @@ class PlanBuilder:
         header[HEADER.START] = HEADER_SIZE
         header[HEADER.END] = HEADER_SIZE + len(self._code)
         header[HEADER.TABLES] = header[HEADER.END]
-        header[HEADER.PROJECTED] = HEADER_SIZE + projected if projected >= 0 else -1
+        pieces = [(int(self.placed(offset)), size) for stage in cuts for offset, size in stage.states]
+        first = self._store_table(np.ravel(pieces))  # isa.STATE_ENTRY, stage by stage
+        entries = []  # isa.STAGE: start, states, n_states
+        for stage in cuts:
+            entries += [HEADER_SIZE + stage.start, first, len(stage.states)]
+            first += len(stage.states) * SLOTS.STATE_ENTRY
+        header[HEADER.STAGES] = self._store_table(entries)
+        header[HEADER.N_STAGES] = len(cuts)
         parts = [np.asarray(header + self._code, np.int64), *self._tables]
         code = np.concatenate(parts)
         self._check_size(code.size, "code")
@@ -201,6 +209,18 @@ class PlanBuilder:
             offset = int(self.placed(offset))
             arena[offset:offset + values.size] = values
         return Plan(code, weights, qweights, arena)
+
+    def _stages(self, x_offset, x_size, y_offset, y_size, states):
+        """The step's stages (see stages), asked before placing, while no two regions share memory."""
+        state_offsets = np.array([int(s.offset) for s in states], np.int64)
+        constants = [(r.start, r.size) for r in self._regions
+                     if r.pinned and not ((r.start <= state_offsets) & (state_offsets < r.start + r.size)).any()]
+
+        def region_of(offset):
+            k = np.searchsorted(self._region_starts, offset, side="right") - 1
+            return self._region_starts[k], self._region_ends[k]
+        return stages(self._code, region_of, lambda offset: self._tables[self._table_at[offset]], self._arena_size,
+                      constants, (x_offset, x_size), (y_offset, y_size), [(int(s.offset), int(s.size)) for s in states])
 
     def _place(self, from_start, to_end) -> None:
         """Place every region (``arena_plan``), those holding ``from_start`` addresses live from the

@@ -28,7 +28,7 @@ from .packing import unpack
 from .reduce_f32 import REDUCTIONS, cumsum_f32, normalize_f32, reduce_f32, topk_f32
 from .rnn_f32 import rnn_f32
 from .rollback import restore_state, save_state, state_is_finite
-from .sequence import layer_inputs, project_inputs, projected_layer
+from .sequence import layer_inputs, next_stage, project_inputs, scratch_floats, stage_start, stage_states
 from .views import matrix
 
 _CODE, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
@@ -146,8 +146,10 @@ def run_plan(model, a, x, y, steps, pre, kernels):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
     ``model`` is the plan's code and weights as ``packing.pack`` lays them out, ``a`` the
-    stream's arena, ``kernels`` the plan's ``kernel_table``. ``pre`` is empty, or scratch for the
-    first layer's input projections (the table ``project``ed), made for as many steps at once as it holds (a multiple of ``sequence.projection_floats``; see sequence).
+    stream's arena, ``kernels`` the plan's ``kernel_table``. ``pre`` is empty, or scratch for
+    the input projections of the stages' layers (the table ``project``ed): the steps then go
+    through the plan stage by stage (see stages), as many at once as it holds (a multiple of
+    ``sequence.projection_floats``).
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see isa.STATUS_SCALE). A step that
@@ -156,49 +158,86 @@ def run_plan(model, a, x, y, steps, pre, kernels):
     rollback); the status says which step. Outputs of the steps before it are written.
     """
     code, w, q = unpack(model)
-    x_off, x_size = code[HEADER.X_OFFSET], code[HEADER.X_SIZE]
-    y_off, y_size = code[HEADER.Y_OFFSET], code[HEADER.Y_SIZE]
-    status = check_inputs(code, x, steps * x_size)
+    status = check_inputs(code, x, steps * code[HEADER.X_SIZE])
     if status != STATUS.OK:
         return status
     save_state(code, a)
-    layer = projected_layer(code) if pre.size else -1
-    n_in, rows, width, mp = 0, 0, 0, 0
-    if layer >= 0:
-        _, n_in, rows, width, mp = layer_inputs(code, layer)
-    chunk = pre.size // max(rows * width, 1)
-    none = pre[:0]
-    start, end = code[HEADER.START], code[HEADER.END]
-    for t in range(steps):
-        row = none
-        if layer >= 0:
-            i = t % chunk
-            if i == 0:
-                n = min(chunk, steps - t)
-                call(PROJECTING, kernels[PROJECTION], code, mp, w, q,
-                     matrix(x, t * x_size, n * rows, n_in), matrix(pre, 0, n * rows, width))
-            row = pre[i * rows * width:(i + 1) * rows * width]
-        copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
-        pc = start
-        while pc < end:
-            op = code[pc + RECORD.OPCODE]
-            p = pc + RECORD.FIELDS
-            kind = _KIND_OF[op]
-            if kind == _RECURRENT_AT:
-                call(RECURRENT, kernels[op], code, p, w, q, a, row if pc == layer else none)
-            elif kind == _WEIGHTED_AT:
-                call(WEIGHTED, kernels[op], code, p, w, q, a)
-            elif kind == _PLAIN_AT:
-                call(PLAIN, kernels[op], code, p, w, a)
-            elif not call(INDEXING, kernels[op], code, p, w, q, a):
-                restore_state(code, a)
-                return STATUS.BAD_INDEX * STATUS_SCALE + t
-            pc += code[pc + RECORD.LENGTH]
-        if not state_is_finite(code, a):
+    projections, inputs = scratch_floats(code) if pre.size else (0, 0)
+    chunk = pre.size // (projections + inputs) if pre.size else 1
+    for t in range(0, steps, chunk):
+        status = run_chunk(code, w, q, a, x, y, t, min(chunk, steps - t),
+                           pre[:chunk * projections], pre[chunk * projections:chunk * (projections + inputs)], kernels)
+        if status != STATUS.OK:
             restore_state(code, a)
-            return STATUS.STATE_NOT_FINITE * STATUS_SCALE + t
-        copy(y[t * y_size:(t + 1) * y_size], a[y_off:y_off + y_size])
+            return status
     return STATUS.OK
+
+
+@njit(**JIT_OPTIONS)
+def run_chunk(code, w, q, a, x, y, t, n, pre, kept, kernels):
+    """Steps t to t + n - 1, pass by pass: a pass takes every step through stages s to end - 1, its
+    first layer reading its row of ``pre`` (the chunk's input projections, made from its inputs in
+    ``kept``; none in the first pass), and keeps each step's input of the next pass's layer in
+    ``kept``. A step refused in a pass runs no later pass if an index was bad, and runs them if its
+    state was not finite (a bad index there is what one step at a time reports); the steps after
+    it run no more. Returns the status of the first step refused (or OK)."""
+    x_off, x_size = code[HEADER.X_OFFSET], code[HEADER.X_SIZE]
+    y_off, y_size = code[HEADER.Y_OFFSET], code[HEADER.Y_SIZE]
+    last, refused, fault = code[HEADER.N_STAGES], n, STATUS.OK
+    s = 0
+    while s < last:
+        end = next_stage(code, s, pre.size > 0)
+        start, stop = stage_start(code, s), stage_start(code, end)
+        states, n_states = stage_states(code, s, end)
+        runs = refused + 1 if fault == STATUS.STATE_NOT_FINITE else refused
+        layer, row_floats = -1, 0
+        if s > 0 and runs:
+            _, n_in, rows, width, mp = layer_inputs(code, start)
+            layer, row_floats = start, rows * width
+            call(PROJECTING, kernels[PROJECTION], code, mp, w, q, matrix(kept, 0, runs * rows, n_in),
+                 matrix(pre, 0, runs * rows, width))
+        next_x, next_floats = 0, 0  # where the next pass's layer finds its input, and its floats
+        if end < last:
+            next_x, n_in, rows, _, _ = layer_inputs(code, stop)
+            next_floats = rows * n_in
+        for i in range(runs):
+            if s == 0:
+                copy(a[x_off:x_off + x_size], x[(t + i) * x_size:(t + i + 1) * x_size])
+            if not run_records(code, w, q, a, kernels, start, stop, layer, pre[i * row_floats:(i + 1) * row_floats]):
+                refused, fault = i, STATUS.BAD_INDEX
+                break
+            finite = state_is_finite(code, a, states, n_states)
+            if end < last:
+                copy(kept[i * next_floats:(i + 1) * next_floats], a[next_x:next_x + next_floats])
+            if not finite:
+                refused, fault = i, STATUS.STATE_NOT_FINITE
+                break
+            if end == last and i < refused:
+                copy(y[(t + i) * y_size:(t + i + 1) * y_size], a[y_off:y_off + y_size])
+        s = end
+    return STATUS.OK if fault == STATUS.OK else fault * STATUS_SCALE + t + refused
+
+
+@njit(**JIT_OPTIONS)
+def run_records(code, w, q, a, kernels, start, stop, layer, row):
+    """Run the records from code position start to stop, the recurrent one at ``layer`` taking its
+    input projections from ``row``; False when an embedding index is outside its table."""
+    none = row[:0]
+    pc = start
+    while pc < stop:
+        op = code[pc + RECORD.OPCODE]
+        p = pc + RECORD.FIELDS
+        kind = _KIND_OF[op]
+        if kind == _RECURRENT_AT:
+            call(RECURRENT, kernels[op], code, p, w, q, a, row if pc == layer else none)
+        elif kind == _WEIGHTED_AT:
+            call(WEIGHTED, kernels[op], code, p, w, q, a)
+        elif kind == _PLAIN_AT:
+            call(PLAIN, kernels[op], code, p, w, a)
+        elif not call(INDEXING, kernels[op], code, p, w, q, a):
+            return False
+        pc += code[pc + RECORD.LENGTH]
+    return True
 
 
 # Both entry points reach run_plan through its address (linking.call_linked): it compiles once,

@@ -45,12 +45,13 @@ def restore_state(code, a):
 
 
 @njit(**JIT_OPTIONS)
-def state_is_finite(code, a):
-    """Whether every state value is finite. v * 0 is 0 for a finite v and NaN for Inf or NaN,
-    so one sum answers for a whole region, in a loop that vectorises (the kernels' fastmath
-    flags keep NaN and Inf semantics, see config, so the product is not folded away)."""
-    table = code[HEADER.TABLES] + code[HEADER.STATES]
-    for k in range(code[HEADER.N_STATES]):
+def state_is_finite(code, a, table, n):
+    """Whether the values of the ``n`` state regions (STATE_ENTRY) from code position ``table`` are
+    all finite: each of ``run``'s stages checks its own part of the state (see stages). v * 0 is 0
+    for a finite v and NaN for Inf or NaN, so one sum answers for a whole region, in a loop that
+    vectorises (the kernels' fastmath flags keep NaN and Inf semantics, see config, so the product
+    is not folded away)."""
+    for k in range(n):
         entry = table + k * SLOTS.STATE_ENTRY
         offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
         region = a[offset:offset + size]  # from 0: numba wraps an a[i] not known >= 0, which kept the loop scalar
