@@ -173,7 +173,7 @@ def run_plan(model, a, x, y, steps, pre, kernels):
     return STATUS.OK
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def run_chunk(code, w, q, a, x, y, t, n, pre, kept, kernels):
     """Steps t to t + n - 1, pass by pass: a pass takes every step through stages s to end - 1, its
     first layer reading its row of ``pre`` (the chunk's input projections, made from its inputs in
@@ -218,7 +218,7 @@ def run_chunk(code, w, q, a, x, y, t, n, pre, kept, kernels):
     return STATUS.OK if fault == STATUS.OK else fault * STATUS_SCALE + t + refused
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def run_records(code, w, q, a, kernels, start, stop, layer, row):
     """Run the records from code position start to stop, the recurrent one at ``layer`` taking its
     input projections from ``row``; False when an embedding index is outside its table."""

@@ -70,19 +70,19 @@ def layer_inputs(code, pc):
     return -1, 0, 0, 0, 0
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _stage(code, s):
     """Code position of the entry (STAGE) of stage s in the stage table."""
     return code[HEADER.TABLES] + code[HEADER.STAGES] + s * SLOTS.STAGE
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def stage_start(code, s):
     """Code position of stage s's first record; END for s = N_STAGES."""
     return code[HEADER.END] if s == code[HEADER.N_STAGES] else code[_stage(code, s) + STAGE.START]
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def next_stage(code, s, projecting):
     """The stage after which ``run`` ends a pass that starts with stage s: the next one whose layer's
     product is rows_independent (the others run on in this pass), N_STAGES after the last one, and
@@ -97,7 +97,7 @@ def next_stage(code, s, projecting):
     return n
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def stage_states(code, s, end):
     """(code position, entries) of the parts of the state that stages s to end - 1 touch: the
     STATE_ENTRY entries a pass through them checks."""
