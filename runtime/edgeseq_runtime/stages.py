@@ -47,11 +47,11 @@ def stages(code, region_of, table_of, arena_size: int, constants, x, y, states) 
     cuts = [k for k, p in enumerate(positions) if code[p + RECORD.OPCODE] in _RECURRENT
             and _separates(touches, k, arena_size, read_only, x, y)]
     starts = [0, *cuts]  # records: the first stage is empty when the first record is cut off
-    owner = np.full(arena_size, len(starts))  # the first stage that touches each float; len(starts): none
+    owner = np.full(arena_size, len(starts), np.int32)  # the first stage that touches each float; len(starts): none
     for k, touched in enumerate(touches):
         stage = np.searchsorted(starts, k, side="right") - 1
-        for _, lo, hi in touched:
-            owner[lo:hi] = np.minimum(owner[lo:hi], stage)
+        for _, floats in touched:
+            owner[floats] = np.minimum(owner[floats], stage)
     owner[owner == len(starts)] = 0
     parts = [[] for _ in starts]
     for offset, size in states:
@@ -68,19 +68,19 @@ def _positions(code):
         p += int(code[p + RECORD.LENGTH])
 
 
-def _touches(code, p, region_of, table_of) -> list[tuple[str, int, int]]:
-    """(field, first, one past the last) of the arena floats the record at p names."""
+def _touches(code, p, region_of, table_of) -> list[tuple[str, slice | np.ndarray]]:
+    """(field, the arena floats it names: a slice, or an index table's offsets) of the record at p."""
     instruction = _INSTRUCTIONS[int(code[p + RECORD.OPCODE])]
     values = instruction.decode(code[p + RECORD.FIELDS:p + int(code[p + RECORD.LENGTH])])
     touched = []
     for f in instruction.fields:
         value = values[f.name]
         if f.type is isa.ARENA:
-            touched.append((f.name, value, value + f.size(values)) if f.size else (f.name, *region_of(value)))
+            touched.append((f.name, slice(value, value + f.size(values)) if f.size else slice(*region_of(value))))
         elif f.type is isa.TABLE:
-            touched += [(f.name, int(i), int(i) + 1) for i in table_of(value)]
+            touched.append((f.name, table_of(value)))
         elif isinstance(f.type, isa.Operand) and f.type.layout is BROADCAST and value[BROADCAST.SOURCE] == SOURCE.ARENA:
-            touched.append((f.name, value[BROADCAST.OFFSET], value[BROADCAST.OFFSET] + value[BROADCAST.PERIOD]))
+            touched.append((f.name, slice(value[BROADCAST.OFFSET], value[BROADCAST.OFFSET] + value[BROADCAST.PERIOD])))
     return touched
 
 
@@ -91,10 +91,10 @@ def _separates(touches, k, arena_size, read_only, x, y) -> bool:
     after[y[0]:y[0] + y[1]] = True
     layer_input = None
     for j, touched in enumerate(touches):
-        for field, lo, hi in touched:
+        for field, floats in touched:
             if j == k and field == "x":
-                layer_input = (lo, hi)
+                layer_input = floats
             else:
-                (before if j < k else after)[lo:hi] = True
+                (before if j < k else after)[floats] = True
     after &= ~read_only
-    return not (before & after).any() and not after[layer_input[0]:layer_input[1]].any()
+    return not (before & after).any() and not after[layer_input].any()
