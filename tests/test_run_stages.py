@@ -59,7 +59,7 @@ def test_an_int8_stack_runs_stage_by_stage_with_the_numbers_of_step(tmp_path, op
 
 
 def rnn_stack(path, activations, weights, skip: bool = False):
-    """x (seq, 1, n) -> one RNN node per activation, weights[k] its (W, R), no bias, state private
+    """x (seq, 1, 8) -> one RNN node per activation, weights[k] its (W, R), no bias, state private
     -> y: the last node's Y, plus the first's with ``skip``."""
     nodes, initializers, x = [], [], "x"
     outputs = []
@@ -74,7 +74,8 @@ def rnn_stack(path, activations, weights, skip: bool = False):
     if skip:
         nodes.append(helper.make_node("Add", [outputs[-1], outputs[0]], ["skipped"]))
         x = "skipped"
-    graph = helper.make_graph(nodes, "rnn_stack", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", 1, 8])],
+    graph = helper.make_graph(nodes, "rnn_stack",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["seq", 1, 8])],
                               [helper.make_tensor_value_info(x, TensorProto.FLOAT, ["seq", 1, HIDDEN])], initializers)
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
     return path

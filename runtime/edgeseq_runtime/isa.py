@@ -351,7 +351,8 @@ def _instruction(name: str, opcode: int, meaning: str, fields, scratch=None, in_
 
 
 _RECURRENT = [("x", ARENA, "X, (batch, input_size)", lambda f: f["batch"] * f["input_size"]),
-              ("h", ARENA, "H, (batch, hidden): initial_h on entry, Y_h on return", lambda f: f["batch"] * f["hidden_size"])]
+              ("h", ARENA, "H, (batch, hidden): initial_h on entry, Y_h on return",
+               lambda f: f["batch"] * f["hidden_size"])]
 _SIZES = [("input_size", COUNT), ("hidden_size", COUNT), ("batch", COUNT)]
 
 RNN = _instruction("RNN", 1, "ONNX RNN, forward, one time step (kernels.rnn_f32)", [
