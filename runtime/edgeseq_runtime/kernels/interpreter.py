@@ -178,12 +178,15 @@ def run_chunk(code, w, q, a, x, y, t, n, pre, kept, kernels):
     """Steps t to t + n - 1, pass by pass: a pass takes every step through stages s to end - 1, its
     first layer reading its row of ``pre`` (the chunk's input projections, made from its inputs in
     ``kept``; none in the first pass), and keeps each step's input of the next pass's layer in
-    ``kept``. A step refused in a pass runs no later pass if an index was bad, and runs them if its
-    state was not finite (a bad index there is what one step at a time reports); the steps after
-    it run no more. Returns the status of the first step refused (or OK)."""
+    ``kept``. An empty first stage before a layer that reads the model input as is makes no pass:
+    the layer's inputs are the steps' own. A step refused in a pass runs no later pass if an index
+    was bad, and runs them if its state was not finite (a bad index there is what one step at a
+    time reports); the steps after it run no more. Returns the status of the first step refused
+    (or OK)."""
     x_off, x_size = code[HEADER.X_OFFSET], code[HEADER.X_SIZE]
     y_off, y_size = code[HEADER.Y_OFFSET], code[HEADER.Y_SIZE]
     last, refused, fault = code[HEADER.N_STAGES], n, STATUS.OK
+    inputs = kept  # the layer inputs a pass projects: kept by the pass before, or the steps' own
     s = 0
     while s < last:
         end = next_stage(code, s, pre.size > 0)
@@ -194,12 +197,15 @@ def run_chunk(code, w, q, a, x, y, t, n, pre, kept, kernels):
         if s > 0 and runs:
             _, n_in, rows, width, mp = layer_inputs(code, start)
             layer, row_floats = start, rows * width
-            call(PROJECTING, kernels[PROJECTION], code, mp, w, q, matrix(kept, 0, runs * rows, n_in),
+            call(PROJECTING, kernels[PROJECTION], code, mp, w, q, matrix(inputs, 0, runs * rows, n_in),
                  matrix(pre, 0, runs * rows, width))
         next_x, next_floats = 0, 0  # where the next pass's layer finds its input, and its floats
         if end < last:
             next_x, n_in, rows, _, _ = layer_inputs(code, stop)
             next_floats = rows * n_in
+        inputs = kept
+        if start == stop and next_x == x_off and next_floats == x_size:  # no pass: see above
+            inputs, runs = x[t * x_size:(t + n) * x_size], 0
         for i in range(runs):
             if s == 0:
                 copy(a[x_off:x_off + x_size], x[(t + i) * x_size:(t + i + 1) * x_size])

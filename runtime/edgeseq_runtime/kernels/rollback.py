@@ -44,13 +44,13 @@ def restore_state(code, a):
     _exchange(code, a, False)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def state_is_finite(code, a, table, n):
     """Whether the values of the ``n`` state regions (STATE_ENTRY) from code position ``table`` are
     all finite: each of ``run``'s stages checks its own part of the state (see stages). v * 0 is 0
     for a finite v and NaN for Inf or NaN, so one sum answers for a whole region, in a loop that
     vectorises (the kernels' fastmath flags keep NaN and Inf semantics, see config, so the product
-    is not folded away)."""
+    is not folded away). Inlined: called from the stage loop, it cost a GRU 16/64 step 0.03 us."""
     for k in range(n):
         entry = table + k * SLOTS.STATE_ENTRY
         offset, size = code[entry + STATE_ENTRY.OFFSET], code[entry + STATE_ENTRY.SIZE]
