@@ -108,10 +108,11 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
 
 
 def project(table: np.ndarray, code: np.ndarray) -> None:
-    """Add project_inputs to a kernel table: ``execute`` calls it when given scratch (``pre``),
-    and its products take many rows at once."""
+    """Add project_inputs to a kernel table and link run_stages: ``execute`` calls them when given
+    scratch (``pre``), and their products take many rows at once."""
     if not table[PROJECTION]:
         link_products(_products(code)[0])
+        address(run_stages)
         table[PROJECTION] = address(project_inputs)
 
 
@@ -146,10 +147,11 @@ def run_plan(model, a, x, y, steps, pre, kernels):
     """Run ``steps`` time steps: x holds steps * X_SIZE inputs, y receives steps * Y_SIZE outputs.
 
     ``model`` is the plan's code and weights as ``packing.pack`` lays them out, ``a`` the
-    stream's arena, ``kernels`` the plan's ``kernel_table``. ``pre`` is empty, or scratch for
-    the input projections of the stages' layers (the table ``project``ed): the steps then go
-    through the plan stage by stage (see stages), as many at once as it holds (a multiple of
-    ``sequence.projection_floats``).
+    stream's arena, ``kernels`` the plan's ``kernel_table``. ``pre`` is empty (the steps go one
+    at a time through the whole plan), or scratch for the input projections of the stages'
+    layers (the table ``project``ed): ``run_stages`` then takes the steps through the plan stage
+    by stage (see stages), as many at once as it holds (a multiple of
+    ``sequence.projection_floats``), with the same numbers.
 
     All inputs are checked before the first step runs, so a bad value anywhere leaves the
     state exactly as it was; the status says which value was bad (see isa.STATUS_SCALE). A step that
@@ -162,13 +164,44 @@ def run_plan(model, a, x, y, steps, pre, kernels):
     if status != STATUS.OK:
         return status
     save_state(code, a)
-    projections, inputs = scratch_floats(code) if pre.size else (0, 0)
-    chunk = pre.size // (projections + inputs) if pre.size else 1
+    if pre.size:
+        status = call_linked(run_stages, code, w, q, a, x, y, steps, pre, kernels)
+    else:
+        status = run_steps(code, w, q, a, x, y, steps, kernels)
+    if status != STATUS.OK:
+        restore_state(code, a)
+    return status
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def run_steps(code, w, q, a, x, y, steps, kernels):
+    """Steps one at a time, each through the whole plan; the status of the first step refused
+    (or OK)."""
+    x_off, x_size = code[HEADER.X_OFFSET], code[HEADER.X_SIZE]
+    y_off, y_size = code[HEADER.Y_OFFSET], code[HEADER.Y_SIZE]
+    states, n_states = code[HEADER.TABLES] + code[HEADER.STATES], code[HEADER.N_STATES]
+    none = w[:0]
+    for t in range(steps):
+        copy(a[x_off:x_off + x_size], x[t * x_size:(t + 1) * x_size])
+        if not run_records(code, w, q, a, kernels, code[HEADER.START], code[HEADER.END], -1, none):
+            return STATUS.BAD_INDEX * STATUS_SCALE + t
+        if not state_is_finite(code, a, states, n_states):
+            return STATUS.STATE_NOT_FINITE * STATUS_SCALE + t
+        copy(y[t * y_size:(t + 1) * y_size], a[y_off:y_off + y_size])
+    return STATUS.OK
+
+
+@njit(**JIT_OPTIONS)
+def run_stages(code, w, q, a, x, y, steps, pre, kernels):
+    """``run_plan``'s steps chunk by chunk, stage by stage (see run_chunk); the status of the
+    first step refused (or OK). Reached through its address (linking.call_linked), linked by
+    ``project``: a process that only steps never compiles it."""
+    projections, inputs = scratch_floats(code)
+    chunk = pre.size // (projections + inputs)
     for t in range(0, steps, chunk):
         status = run_chunk(code, w, q, a, x, y, t, min(chunk, steps - t),
                            pre[:chunk * projections], pre[chunk * projections:chunk * (projections + inputs)], kernels)
         if status != STATUS.OK:
-            restore_state(code, a)
             return status
     return STATUS.OK
 
@@ -244,6 +277,9 @@ def run_records(code, w, q, a, kernels, start, stop, layer, row):
             return False
         pc += code[pc + RECORD.LENGTH]
     return True
+
+
+link(run_stages, types.int64, _CODE, _FLOATS, _INT8S, _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS, _CODE)
 
 
 # Both entry points reach run_plan through its address (linking.call_linked): it compiles once,
