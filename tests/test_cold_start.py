@@ -76,7 +76,7 @@ def test_an_empty_cache_compiles_the_activations_and_the_interpreter_once_not_in
     script = textwrap.dedent(f"""
         import numpy as np, edgeseq_runtime
         from edgeseq_runtime.kernels.activations import APPLY
-        from edgeseq_runtime.kernels.interpreter import ENTRY_POINTS, KERNELS, run_plan
+        from edgeseq_runtime.kernels.interpreter import ENTRY_POINTS, KERNELS, run_plan, run_stages
         m = edgeseq_runtime.load({str(built.path)!r})
         for entry in ENTRY_POINTS:
             entry(m._model, m._arena, np.zeros(3, np.float32), np.empty(m.output_size, np.float32), 1,
@@ -93,11 +93,16 @@ def test_an_empty_cache_compiles_the_activations_and_the_interpreter_once_not_in
         print(sorted(c.__name__ for c in callers))
         print(sorted(c.__name__ for c in callers if any(defines(c, f) for f in shared)))
         print(sorted(f.__name__ for f in APPLY.functions.values() if f.overloads))
+        print(bool(run_stages.overloads))
+        m.run(np.zeros((3, 3), np.float32))
+        print(bool(run_stages.overloads))
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
                             env={**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "cache")})
     assert result.returncode == 0, result.stderr
-    compiled, with_copies, activations = result.stdout.splitlines()
+    compiled, with_copies, activations, stages_after_steps, stages_after_run = result.stdout.splitlines()
     assert compiled == str(sorted(["lstm_f32", "dense_f32", "activation_f32", "execute", "execute_holding_gil"]))
     assert with_copies == "[]"
     assert activations == str(["sigmoid", "tanh"])  # the LSTM's f, g and h, and the head's Tanh
+    # the stage-by-stage loop of run compiles when a run first projects its inputs, not for steps
+    assert (stages_after_steps, stages_after_run) == ("False", "True")
