@@ -12,6 +12,7 @@ import os
 from . import numba_cache
 
 numba_cache.choose()  # before any kernel is defined: a read-only install needs a cache elsewhere
+numba_cache.stamp_with_runtime_sources()  # before any kernel is defined too: see numba_cache
 
 from .errors import EdgeseqError, ModelError
 from .graph import read_model

@@ -11,18 +11,27 @@ user set is never overridden.
 ``kernels_cached`` tells whether the compiled kernels are in that cache already: a command
 line says so when the first load will compile them (seconds, once per install).
 
+numba holds a cached function as fresh as its own source file, but a kernel is made of others too:
+the constants of ``isa`` frozen into it, and the functions it calls through an address
+(``kernels.linking``) with the arguments of the day. An upgrade or a checkout that changed those
+and not the kernel's file would load its old code (old offsets, a call with old arguments, an
+abort where a symbol has gone): ``stamp_with_runtime_sources`` makes every source of the runtime
+part of each of its functions' stamps, so any change compiles them all again.
+
 numba's cache index is a pickle, loaded when a kernel is first called: a cache folder that
 another user could write would run that user's code. So a folder is used only if it is a real
 directory owned by this user and writable by no one else.
 """
 
+import hashlib
 import os
 import stat
 import sys
 import tempfile
 from pathlib import Path
 
-KERNELS = Path(__file__).parent / "kernels"
+RUNTIME = Path(__file__).parent
+KERNELS = RUNTIME / "kernels"
 
 
 def choose() -> None:
@@ -38,6 +47,45 @@ def choose() -> None:
             if "numba" in sys.modules:  # imported before us: it read its settings already
                 sys.modules["numba"].core.config.reload_config()
             return
+
+
+def stamp_with_runtime_sources() -> None:
+    """Give the runtime's functions, for numba's cache, the source stamp of all the runtime's
+    sources (see above); other functions keep numba's own. Before any kernel is defined."""
+    from numba.core import caching
+
+    implementation = getattr(caching, "CacheImpl", None) or caching._CacheImpl
+    bases = [getattr(caching, name, None) or getattr(caching, "_" + name)
+             for name in ("UserProvidedCacheLocator", "InTreeCacheLocator", "UserWideCacheLocator")]
+    _WholeRuntime.stamp = _sources_digest()
+    ours = [type(f"Runtime{base.__name__.lstrip('_')}", (_WholeRuntime, base), {"__module__": __name__})
+            for base in bases]
+    implementation._locator_classes = ours + [locator for locator in implementation._locator_classes
+                                              if not issubclass(locator, _WholeRuntime)]
+
+
+class _WholeRuntime:
+    """A numba cache locator's part: a function of this package is as fresh as all its sources."""
+
+    stamp = ""
+
+    def get_source_stamp(self):
+        return self.stamp
+
+    @classmethod
+    def from_function(cls, py_func, py_file):
+        if not py_func.__module__.startswith(f"{__package__}."):
+            return None
+        return super().from_function(py_func, py_file)
+
+
+def _sources_digest() -> str:
+    """A hash of every source file of the runtime, and of where each lies in it."""
+    digest = hashlib.sha256()
+    for path in sorted(RUNTIME.rglob("*.py")):
+        digest.update(path.relative_to(RUNTIME).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def _user_cache() -> Path | None:
