@@ -19,7 +19,7 @@ _NO_SCRATCH = np.empty(0, np.float32)
 # the types of an entry point's arguments (model, a, x, y, steps, pre, kernels), every call's
 _ENTRY_TYPES = tuple(map(typeof, (np.empty(0, np.uint8), _NO_SCRATCH, _NO_SCRATCH, _NO_SCRATCH, 1, _NO_SCRATCH,
                                   np.empty(0, np.int64))))
-PROJECTION_FLOATS = 1 << 14  # run's scratch for input projections made ahead and the layer inputs kept for them: 64 KB, in L2
+PROJECTION_FLOATS = 1 << 14  # run's scratch: input projections made ahead, layer inputs kept for them; 64 KB, in L2
 # A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
 RELEASE_GIL_WEIGHTS = 1 << 18
 
