@@ -2,9 +2,8 @@
 a branch reads the enclosing scopes' values by name, and what its own nodes define shadows them)."""
 
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
-
 from edgeseq_runtime.graph import Graph
+from onnx import TensorProto, helper, numpy_helper
 
 
 def _nested_ifs():
