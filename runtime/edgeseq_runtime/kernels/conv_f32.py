@@ -28,7 +28,7 @@ from ..isa import CONV
 from .activations import apply_encoded
 from .config import JIT_OPTIONS
 from .linking import call_linked
-from .matvec import fill, project
+from .matvec import add_bias, fill, project
 from .views import matrix
 
 
@@ -59,9 +59,7 @@ def conv_f32(code, p, w, q, a):
                         _gather(code, p, a, x, g * c_in_g, first + r, patches[r])
                 call_linked(project, code, p + CONV.W, w, q, c_out, g * c_out_g, patches, product, g * c_out_g, c_out_g)
             for r in range(count):
-                if bias >= 0:
-                    for co in range(c_out):
-                        product[r, co] += w[bias + co]
+                add_bias(product[r], w, bias, 0)
                 if code[p + CONV.ACTIVATE]:
                     apply_encoded(code, p + CONV.ACT, w, product[r])
                 for co in range(c_out):

@@ -11,7 +11,7 @@ from numba import njit
 from ..isa import DENSE
 from .config import JIT_OPTIONS
 from .linking import call_linked
-from .matvec import fill, project
+from .matvec import add_bias, fill, project
 from .views import matrix
 
 
@@ -23,7 +23,5 @@ def dense_f32(code, p, w, q, a):
     for r in range(rows):
         fill(y[r], w, -1)
     call_linked(project, code, p + DENSE.W, w, q, n_out, 0, x, y, 0, n_out)
-    if bias >= 0:
-        for r in range(rows):
-            for j in range(n_out):
-                y[r, j] += w[bias + r * n_out + j]
+    for r in range(rows):
+        add_bias(y[r], w, bias, r * n_out)

@@ -22,8 +22,8 @@ from ..isa import GRU
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .linking import call_linked
-from .matvec import fill, project
-from .sequence import add_bias, input_part
+from .matvec import add_bias, fill, project
+from .sequence import input_part
 from .views import matrix
 
 

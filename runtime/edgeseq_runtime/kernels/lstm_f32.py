@@ -25,8 +25,8 @@ from ..isa import LSTM
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .linking import call_linked
-from .matvec import project
-from .sequence import add_bias, input_part
+from .matvec import add_bias, project
+from .sequence import input_part
 from .views import matrix
 
 

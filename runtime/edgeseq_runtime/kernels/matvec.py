@@ -444,6 +444,17 @@ def fill(dst, w, w_off):
         copy(dst, w[w_off:w_off + dst.size])
 
 
+@njit(inline="always", **JIT_OPTIONS)
+def add_bias(v, w, bias, start):
+    """v += the values of the bias at weights offset ``bias`` from its ``start``-th on; nothing
+    when bias < 0 (absent). After a product's last term, in a loop of its own (fastmath's reassoc
+    may not fold it into the sum), as ONNX Runtime adds it: carried from a large bias, small terms
+    would lose their low bits at every one. Inlined: called, its three a GRU step cost 0.1 us at 16/64."""
+    if bias >= 0:
+        for j in range(v.size):
+            v[j] += w[bias + start + j]
+
+
 @njit(**JIT_OPTIONS)
 def copy(dst, src):
     """dst[:] = src, as a loop: the kernels run without numba's runtime (no allocation, no

@@ -15,8 +15,8 @@ from ..isa import RNN
 from .activations import apply_encoded, clip
 from .config import JIT_OPTIONS
 from .linking import call_linked
-from .matvec import copy, project
-from .sequence import add_bias, input_part
+from .matvec import add_bias, copy, project
+from .sequence import input_part
 from .views import matrix
 
 

@@ -43,14 +43,6 @@ def input_part(code, mp, w, q, a, x, scratch, width, pre):
     return out
 
 
-@njit(inline="always", **JIT_OPTIONS)
-def add_bias(v, w, bias, start):
-    """v += the values of the bias at weights offset ``bias`` from its ``start``-th on; nothing
-    when bias < 0 (absent). After a gate's last term, in a loop of its own (fastmath's reassoc
-    may not fold it into the sum). Inlined: called, its three a GRU step cost 0.1 us at 16/64."""
-    if bias >= 0:
-        for j in range(v.size):
-            v[j] += w[bias + start + j]
 
 
 @njit(**JIT_OPTIONS)

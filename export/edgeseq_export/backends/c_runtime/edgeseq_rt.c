@@ -313,8 +313,8 @@ static void fill(float *dst, int32_t n, const float *w, int32_t offset)
 }
 
 /* v += the values of the bias at weights offset bias, from its start-th on; nothing when bias < 0
- * (absent). The recurrent cells add a bias after its gate's last term, as ONNX Runtime does:
- * carried from a large bias, small terms would lose their low bits at every one. */
+ * (absent). Every product takes its bias after its last term, as ONNX Runtime does: carried from a
+ * large bias, small terms would lose their low bits at every one. */
 static void add_bias(float *v, int32_t n, const float *w, int32_t bias, int32_t start)
 {
     int32_t j;
@@ -494,14 +494,12 @@ static void dense_f32(const int32_t *args, const edgeseq_rt_model_t *model, floa
 {
     const int32_t rows = args[EDGESEQ_DENSE_ROWS], n_in = args[EDGESEQ_DENSE_N_IN];
     const int32_t n_out = args[EDGESEQ_DENSE_N_OUT], bias = args[EDGESEQ_DENSE_BIAS];
-    int32_t r, j;
-    for (r = 0; r < rows; r++) { /* from zero: the bias comes after the last term, as in conv_f32 */
+    int32_t r;
+    for (r = 0; r < rows; r++) { /* from zero: the bias comes after the last term */
         float *y = a + args[EDGESEQ_DENSE_Y] + r * n_out;
         fill(y, n_out, model->weights, -1);
         accumulate(args + EDGESEQ_DENSE_W, model, n_out, 0, a + args[EDGESEQ_DENSE_X] + r * n_in, n_in, y, n_out);
-        for (j = 0; bias >= 0 && j < n_out; j++) {
-            y[j] += model->weights[bias + r * n_out + j];
-        }
+        add_bias(y, n_out, model->weights, bias, r * n_out);
     }
 }
 
@@ -791,9 +789,7 @@ static int conv_f32(const int32_t *args, const edgeseq_rt_model_t *model, float 
                 }
             }
             for (r = 0; r < count; r++) {
-                for (co = 0; bias >= 0 && co < c_out; co++) {
-                    product[r * c_out + co] += model->weights[bias + co];
-                }
+                add_bias(product + r * c_out, c_out, model->weights, bias, 0);
                 if (args[EDGESEQ_CONV_ACTIVATE]) {
                     activate_encoded(args + EDGESEQ_CONV_ACT, model, product + r * c_out, c_out);
                 }
