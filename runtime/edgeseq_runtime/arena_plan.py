@@ -42,10 +42,9 @@ def arena_slots(code, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
     records in ``code[start:end]`` that holds an arena address or the offset of an index
     table of arena addresses."""
     by_opcode = {i.opcode: i for i in isa.INSTRUCTIONS}
-    p, index = start, 0
-    while p < end:
+    for index, (p, opcode) in enumerate(isa.records(code, start, end)):
         position = p + RECORD.FIELDS
-        for f in by_opcode[int(code[p + RECORD.OPCODE])].fields:
+        for f in by_opcode[opcode].fields:
             if f.type is isa.ARENA or f.type is isa.SCRATCH:
                 yield index, position, False
             elif f.type is isa.TABLE:
@@ -54,8 +53,6 @@ def arena_slots(code, start: int, end: int) -> Iterator[tuple[int, int, bool]]:
                     and code[position + BROADCAST.SOURCE] == SOURCE.ARENA:
                 yield index, position + BROADCAST.OFFSET, False
             position += f.type.width
-        p += int(code[p + RECORD.LENGTH])
-        index += 1
 
 
 def live_intervals(regions: list[Region], references: list[tuple[int, np.ndarray]],

@@ -21,7 +21,7 @@ its scratch need as a function of its fields, and its meaning. Everything else d
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -547,3 +547,12 @@ OPCODE = _group("OPCODE", "the instructions", [(i.name, i.opcode, i.meaning) for
 def instruction(layout: type[IntEnum]) -> Instruction:
     """The declaration whose layout is ``layout`` (``isa.GRU`` -> GRU's Instruction)."""
     return next(i for i in INSTRUCTIONS if i.layout is layout)
+
+
+def records(code, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(position, opcode) of each instruction record in ``code[start:end]``, in order (a plan's
+    step: ``records(code, code[HEADER.START], code[HEADER.END])``)."""
+    position = start
+    while position < end:
+        yield position, int(code[position + RECORD.OPCODE])
+        position += int(code[position + RECORD.LENGTH])

@@ -39,7 +39,7 @@ def stages(code, region_of, table_of, arena_size: int, constants, x, y, states) 
     ``states``, the input ``x`` and the output ``y`` are (offset, floats). Every state float is in
     the part of the first stage that touches it (the first stage if none does): ``run`` checks a
     stage's part after the stage's step, when it holds the value the whole step leaves there."""
-    positions = list(_positions(code))
+    positions = [position for position, _ in isa.records(code, 0, len(code))]
     touches = [_touches(code, p, region_of, table_of) for p in positions]
     read_only = np.zeros(arena_size, bool)
     for offset, size in constants:
@@ -59,13 +59,6 @@ def stages(code, region_of, table_of, arena_size: int, constants, x, y, states) 
         for lo, hi in zip([0, *ends], ends):
             parts[int(owner[offset + lo])].append((offset + lo, hi - lo))
     return [Stage(positions[k] if positions else 0, part) for k, part in zip(starts, parts)]
-
-
-def _positions(code):
-    p = 0
-    while p < len(code):
-        yield p
-        p += int(code[p + RECORD.LENGTH])
 
 
 def _touches(code, p, region_of, table_of) -> list[tuple[str, slice | np.ndarray]]:

@@ -190,9 +190,8 @@ def plan_image(lowered: LoweredModel, model_path) -> PlanImage:
     if plan.code.size and (plan.code.min() < INT32.min or plan.code.max() > INT32.max):
         raise CodegenError(f"{model_path}: the plan's offsets do not fit the C runtime's int32")
     code = plan.code.astype(np.int32)
-    pc, end = int(code[isa.HEADER.START]), int(code[isa.HEADER.END])
-    while pc < end:
-        op, length = int(code[pc + isa.RECORD.OPCODE]), int(code[pc + isa.RECORD.LENGTH])
+    for pc, op in isa.records(code, code[isa.HEADER.START], code[isa.HEADER.END]):
+        length = int(code[pc + isa.RECORD.LENGTH])
         if op in NOT_IN_C:
             raise CodegenError(f"{model_path}: the plan uses instruction {NOT_IN_C[op]}, which the C runtime "
                                f"does not implement yet; the model runs in Python (edgeseq_runtime) only")
@@ -204,7 +203,6 @@ def plan_image(lowered: LoweredModel, model_path) -> PlanImage:
             if code[pc + field + isa.MATRIX.KIND] == isa.MATRIX_KIND.FLOAT32_PANELS:
                 raise CodegenError(f"{model_path}: the plan stores a matrix as FLOAT32_PANELS, which only the "
                                    f"Python runtime reads; generate from a lean plan (lower_model(..., lean=True))")
-        pc += length
     runs, values = nonzero_runs(plan.arena)
     return PlanImage(code, plan.weights, plan.qweights, runs, values, int(plan.arena.size), libm_functions(code))
 
@@ -212,9 +210,8 @@ def plan_image(lowered: LoweredModel, model_path) -> PlanImage:
 def libm_functions(code: np.ndarray) -> tuple[str, ...]:
     """The libm functions of edgeseq_rt_libm_t that a plan's instructions call, sorted."""
     called = set()
-    pc, end = int(code[isa.HEADER.START]), int(code[isa.HEADER.END])
-    while pc < end:
-        op, args = int(code[pc + isa.RECORD.OPCODE]), pc + isa.RECORD.FIELDS
+    for pc, op in isa.records(code, code[isa.HEADER.START], code[isa.HEADER.END]):
+        args = pc + isa.RECORD.FIELDS
         if op == isa.OPCODE.UNARY:
             called.update(UNARY_LIBM.get(int(code[args + isa.UNARY.FUNCTION]), ()))
         elif op == isa.OPCODE.BINARY:
@@ -225,7 +222,6 @@ def libm_functions(code: np.ndarray) -> tuple[str, ...]:
             called.update(("expf", "logf") if code[args + isa.SOFTMAX.LOG] else ("expf",))
         for field in FUNCTION_FIELDS[op]:
             called.update(ACTIVATION_LIBM.get(int(code[pc + field + isa.FUNCTION.KIND]), ()))
-        pc += int(code[pc + isa.RECORD.LENGTH])
     return tuple(sorted(called))
 
 

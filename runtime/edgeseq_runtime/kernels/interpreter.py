@@ -11,7 +11,8 @@ kernels another one compiled before compiles nothing.
 import numpy as np
 from numba import njit, types
 
-from ..isa import BINARY, FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, REDUCE, STATUS, STATUS_SCALE, UNARY
+from ..isa import (BINARY, FUNCTION, HEADER, INSTRUCTIONS, MATRIX, OPCODE, RECORD, REDUCE, STATUS, STATUS_SCALE, UNARY,
+                   records)
 from .activations import APPLY
 from .config import JIT_OPTIONS
 from .conv_f32 import conv_f32
@@ -90,9 +91,8 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
     they apply (activations.APPLY), and the unary, binary and reduction functions (``_PICKED``)."""
     address(run_plan)
     table = np.zeros(PROJECTION + 1, np.int64)
-    pc = int(code[HEADER.START])
-    while pc < code[HEADER.END]:
-        op, p = int(code[pc + RECORD.OPCODE]), pc + RECORD.FIELDS
+    for pc, op in records(code, code[HEADER.START], code[HEADER.END]):
+        p = pc + RECORD.FIELDS
         for field in _ACTIVATIONS.get(op, ()):
             address(APPLY.functions[int(code[p + field + FUNCTION.KIND])])
         if op in _PICKED:
@@ -100,7 +100,6 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
             address(functions.functions[int(code[p + field])])
         if not table[op]:
             table[op] = address(KERNELS[op])
-        pc += int(code[pc + RECORD.LENGTH])
     kinds, rows = _products(code)
     if kinds:
         link_products(kinds, rows)
@@ -119,13 +118,11 @@ def project(table: np.ndarray, code: np.ndarray) -> None:
 def _products(code: np.ndarray) -> tuple[list[int], int]:
     """(the kinds of matrix a plan's instructions multiply, the most rows a product of theirs takes)."""
     kinds, rows = set(), 0
-    pc = int(code[HEADER.START])
-    while pc < code[HEADER.END]:
-        op, p = int(code[pc + RECORD.OPCODE]), pc + RECORD.FIELDS
+    for pc, op in records(code, code[HEADER.START], code[HEADER.END]):
+        p = pc + RECORD.FIELDS
         if _MATRICES.get(op):
             kinds.update(int(code[p + field + MATRIX.KIND]) for field in _MATRICES[op])
             rows = max([rows, *(int(code[p + field]) for field in _ROWS[op])])
-        pc += int(code[pc + RECORD.LENGTH])
     return sorted(kinds), rows
 
 
