@@ -9,17 +9,20 @@ Depends on numpy, numba and onnx only: never on torch or onnxruntime.
 
 import os
 
-from . import numba_cache
+from .collector import paused_for_long_lived_objects
 
-numba_cache.choose()  # before any kernel is defined: a read-only install needs a cache elsewhere
-numba_cache.stamp_with_runtime_sources()  # before any kernel is defined too: see numba_cache
+with paused_for_long_lived_objects():  # numba, onnx and the kernels: see collector
+    from . import numba_cache
 
-from .errors import EdgeseqError, ModelError
-from .graph import read_model
-from .load_options import LoadOptions
-from .lowering import LoweredModel, lower
-from .model import StreamingModel
-from .numba_cache import kernels_cached
+    numba_cache.choose()  # before any kernel is defined: a read-only install needs a cache elsewhere
+    numba_cache.stamp_with_runtime_sources()  # before any kernel is defined too: see numba_cache
+
+    from .errors import EdgeseqError, ModelError
+    from .graph import read_model
+    from .load_options import LoadOptions
+    from .lowering import LoweredModel, lower
+    from .model import StreamingModel
+    from .numba_cache import kernels_cached
 
 __version__ = "0.1.0"
 __all__ = [
@@ -45,7 +48,8 @@ def load(path, batch: int = 1, *, constants=None, state=None, input_shape=None, 
     ``context=N`` keeps each stream's last N input values in front of the next step's new ones
     (Silero VAD: 64 samples before each 512)."""
     options = LoadOptions(constants, state, input_shape, context)
-    return StreamingModel(lower_model(path, batch, options), batch, os.fspath(path))
+    with paused_for_long_lived_objects():  # numba's registries, built by its first cache load
+        return StreamingModel(lower_model(path, batch, options), batch, os.fspath(path))
 
 
 def lower_model(path, batch: int = 1, options: LoadOptions | None = None, *, lean: bool = False,
