@@ -2,8 +2,10 @@
 numba's dispatcher (which types every argument of every call), so every array the code receives
 must already have the one layout it was compiled for. Inputs in any other layout (read-only,
 unaligned, strided) are taken as values, and give the numbers of a plain copy; an ``out`` the code
-could not write is refused in one line, before anything changes. References: the same stream fed
-plain arrays, and the float64 references of ``support.onnx_builders``."""
+could not write is refused in one line, before anything changes; one it can is filled and returned,
+whether ``step`` takes it on its fast path or only after the full checks. One stream and three
+(whose arrays the code receives flattened). References: the same stream fed plain arrays, and the
+float64 references of ``support.onnx_builders``."""
 
 from __future__ import annotations
 
@@ -17,10 +19,19 @@ STEPS = 12
 TOL = 1e-5
 
 
-@pytest.fixture(scope="module")
-def gru(tmp_path_factory):
-    built = build_model(tmp_path_factory.mktemp("gru"), "GRU", input_size=4, hidden_size=8, head="matmul")
+@pytest.fixture(scope="module", params=[1, 3], ids=["batch1", "batch3"])
+def gru(tmp_path_factory, request):
+    built = build_model(tmp_path_factory.mktemp("gru"), "GRU", input_size=4, hidden_size=8, head="matmul",
+                        batch=request.param)
     return built, built.random_steps(np.random.default_rng(5), STEPS)
+
+
+def load(built):
+    return edgeseq_runtime.load(built.path, batch=built.batch)
+
+
+def output_shape(model):
+    return (model.output_size,) if model.batch == 1 else (model.batch, model.output_size)
 
 
 def read_only(x):
@@ -50,11 +61,11 @@ LAYOUTS = {"read_only": read_only, "unaligned": unaligned, "strided": strided}
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_inputs_of_any_layout_step_and_run_as_their_values(gru, layout):
     built, xs = gru
-    plain = edgeseq_runtime.load(built.path)
+    plain = load(built)
     expected = np.stack([plain.step(x) for x in xs])
     for name, reference in built.references(xs).items():
         assert np.abs(expected - reference).max() <= TOL, name
-    model = edgeseq_runtime.load(built.path)
+    model = load(built)
     stepped = np.stack([model.step(LAYOUTS[layout](x)) for x in xs])
     assert np.array_equal(stepped, expected)
     model.reset()
@@ -64,15 +75,41 @@ def test_inputs_of_any_layout_step_and_run_as_their_values(gru, layout):
 @pytest.mark.parametrize("bad", ["read_only", "unaligned", "strided", "float64", "wrong_shape"])
 def test_an_out_the_code_cannot_write_is_refused_in_one_line_and_changes_nothing(gru, bad):
     built, xs = gru
-    model = edgeseq_runtime.load(built.path)
+    model = load(built)
     model.run(xs[:3])
     before, steps = model.get_state(), model.steps
-    good = np.empty(model.output_size, np.float32)
+    good = np.empty(output_shape(model), np.float32)
     out = {"read_only": read_only(good), "unaligned": unaligned(good), "strided": strided(good),
-           "float64": good.astype(np.float64), "wrong_shape": np.empty(model.output_size + 1, np.float32)}[bad]
+           "float64": good.astype(np.float64), "wrong_shape": np.empty(good.size + 1, np.float32)}[bad]
     with pytest.raises(ValueError, match=r"^out must be a writeable, aligned, C-contiguous float32 array of "
-                                         r"shape \(\d+,\)$"):
+                                         rf"shape \({', '.join(map(str, good.shape))},?\)$"):
         model.step(xs[3], out=out)
     assert model.steps == steps
     for name, value in model.get_state().items():
         assert np.array_equal(value, before[name])
+
+
+class Float32Subclass(np.ndarray):
+    pass
+
+
+# the kinds of out step takes: float32 arrays it may write, on its fast path (plain) or after the
+# full checks (an equal dtype that is another object, a subclass of ndarray)
+GOOD_OUTS = {
+    "plain": lambda shape: np.empty(shape, np.float32),
+    "equal_dtype": lambda shape: np.empty(shape, np.dtype(np.float32, metadata={"unit": "V"})),
+    "subclass": lambda shape: np.empty(shape, np.float32).view(Float32Subclass),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(GOOD_OUTS))
+def test_an_out_the_code_can_write_receives_the_step_and_is_returned(gru, kind):
+    built, xs = gru
+    plain = load(built)
+    expected = np.stack([plain.step(x) for x in xs])
+    model = load(built)
+    outs = [GOOD_OUTS[kind](output_shape(model)) for _ in xs]
+    returned = [model.step(x, out=out) for x, out in zip(xs, outs)]
+    assert all(y is out for y, out in zip(returned, outs))
+    assert np.array_equal(np.stack(outs), expected)
+    assert model.steps == len(xs)
