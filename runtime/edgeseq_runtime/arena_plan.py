@@ -64,7 +64,7 @@ def live_intervals(regions: list[Region], references: list[tuple[int, np.ndarray
     first = np.full(len(regions), steps + 1, np.int64)
     last = np.full(len(regions), -2, np.int64)
     for index, addresses in references:
-        held = np.unique(np.searchsorted(starts, addresses, side="right") - 1)
+        held = np.searchsorted(starts, addresses, side="right") - 1  # repeats write the same value
         first[held] = np.minimum(first[held], index)
         last[held] = np.maximum(last[held], index)
     intervals = []
