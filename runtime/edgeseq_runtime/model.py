@@ -79,8 +79,10 @@ class StreamingModel:
         models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
         # The common case (batch 1, a float32 vector, C-contiguous, aligned and writeable: carray;
         # an out of that kind too) is checked inline and goes straight to the compiled code: at a
-        # microsecond a step, every lookup here counts (``_output``'s call and comparisons cost
-        # 0.07 µs more). Anything else is checked, and copied or refused where it must be.
+        # microsecond a step, every call here counts (``_output``'s call and comparisons cost 0.07
+        # µs more). Anything else is checked, and copied or refused where it must be. (Reading the
+        # stream's constants from one tuple or a closure made at load measured no faster than
+        # these attribute loads, which CPython 3.11 specialises.)
         if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
                 or not x.flags.carray:
             x = self._input(x, self._x_step, "x").ravel()
@@ -118,7 +120,8 @@ class StreamingModel:
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
             project(self._kernels, self._code)
-        entry = _compiled(execute if steps * self._weights_per_step >= RELEASE_GIL_WEIGHTS else execute_holding_gil)
+        # a call short enough to keep the GIL takes step's entry (which keeps it too: fewer weights still)
+        entry = self._step_call if steps * self._weights_per_step < RELEASE_GIL_WEIGHTS else _compiled(execute)
         self._stepping = True
         try:
             status = entry(self._model, self._arena, x if x.ndim == 1 else x.ravel(),
@@ -208,8 +211,9 @@ class StreamingModel:
         A model belongs to one thread at a time. Reading it from another thread while that one
         steps would copy a state half stepped (the kernels release the GIL); ``step`` marks the
         kernel's run in ``_stepping`` (two stores), and a copy that a step overlapped raises
-        instead. The marks cost ~0.04 µs a step (1-4% of a small model's); a lock held by step
-        measured ~0.2 µs (7-17%).
+        instead. The marks cost ~0.02-0.04 µs a step (1-4% of a small model's); a lock held by
+        step measured ~0.2 µs (7-17%), one counter moved before and after the call (a seqlock, the
+        step count kept apart) 0.03-0.04 µs more than the marks.
         """
         steps, stepping = self.steps, self._stepping
         arena = self._arena.copy()
