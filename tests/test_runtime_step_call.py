@@ -4,8 +4,10 @@ must already have the one layout it was compiled for. Inputs in any other layout
 unaligned, strided) are taken as values, and give the numbers of a plain copy; an ``out`` the code
 could not write is refused in one line, before anything changes; one it can is filled and returned,
 whether ``step`` takes it on its fast path or only after the full checks. One stream and three
-(whose arrays the code receives flattened). References: the same stream fed plain arrays, and the
-float64 references of ``support.onnx_builders``."""
+(whose arrays the code receives flattened). A token model's id given as an int (taken without the
+checks of an array) steps as the same id in an array; an int or number that is no id is refused as
+an array of it is. References: the same stream fed plain arrays, and the float64 references of
+``support.onnx_builders``."""
 
 from __future__ import annotations
 
@@ -113,3 +115,52 @@ def test_an_out_the_code_can_write_receives_the_step_and_is_returned(gru, kind):
     assert all(y is out for y, out in zip(returned, outs))
     assert np.array_equal(np.stack(outs), expected)
     assert model.steps == len(xs)
+
+
+VOCAB = 17
+
+
+@pytest.fixture(scope="module")
+def tokens(tmp_path_factory):
+    """A token model, batch 1, and every id it takes (negatives count from the end) in a random order."""
+    built = build_model(tmp_path_factory.mktemp("tokens"), "GRU", input_size=4, hidden_size=8, head="matmul",
+                        vocab=VOCAB)
+    return built, np.random.default_rng(7).permutation(np.arange(-VOCAB, VOCAB))[:, None]
+
+
+def test_a_token_id_given_as_an_int_steps_as_the_same_id_in_an_array(tokens):
+    built, ids = tokens
+    as_arrays = load(built)
+    expected = np.stack([as_arrays.step(row) for row in ids])
+    for name, reference in built.references(ids).items():
+        assert np.abs(expected - reference).max() <= TOL, name
+    as_ints = load(built)
+    assert np.array_equal(np.stack([as_ints.step(int(row[0])) for row in ids]), expected)
+    assert as_ints.steps == len(ids)
+
+
+@pytest.mark.parametrize("x, message", [
+    (VOCAB, rf"^input value 0 \({VOCAB}\.0\) is not a token id of this model; the state is unchanged$"),
+    (-VOCAB - 1, rf"^input value 0 \(-{VOCAB + 1}\.0\) is not a token id of this model; the state is unchanged$"),
+    (2**70, r"^x has dtype object; this token model takes integer ids$"),
+    (True, r"^x has dtype bool; this token model takes integer ids$"),
+    (5.0, r"^x has dtype float64; this token model takes integer ids$"),
+])
+def test_an_int_or_number_that_is_no_id_is_refused_and_changes_nothing(tokens, x, message):
+    built, ids = tokens
+    model = load(built)
+    model.run(ids[:3])
+    before, steps = model.get_state(), model.steps
+    with pytest.raises(ValueError, match=message):
+        model.step(x)
+    assert model.steps == steps
+    for name, value in model.get_state().items():
+        assert np.array_equal(value, before[name])
+
+
+def test_a_token_model_of_three_streams_refuses_one_int(tmp_path):
+    built = build_model(tmp_path, "GRU", input_size=4, hidden_size=8, head="matmul", vocab=VOCAB, batch=3)
+    model = load(built)
+    with pytest.raises(ValueError, match=r"^x has shape \(\), expected \(3,\)$"):
+        model.step(5)
+    assert model.steps == 0
