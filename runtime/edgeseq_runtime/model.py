@@ -81,10 +81,10 @@ class StreamingModel:
         models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
         # The common case (batch 1, a float32 vector, C-contiguous, aligned and writeable: carray;
         # an out of that kind too) is checked inline and goes straight to the compiled code: at a
-        # microsecond a step, every call here counts (``_output``'s call and comparisons cost 0.07
-        # µs more). Anything else is checked, and copied or refused where it must be. (Reading the
-        # stream's constants from one tuple or a closure made at load measured no faster than
-        # these attribute loads, which CPython 3.11 specialises.)
+        # microsecond a step, every call here counts (``_output``'s checks cost 0.07 µs more).
+        # Anything else is checked, and copied or refused where it must be. (The stream's
+        # constants read from one tuple or a closure made at load measured no faster than these
+        # attribute loads, which CPython 3.11 specialises.)
         if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
                 or not x.flags.carray:
             x = self._step_input(x)
@@ -157,8 +157,8 @@ class StreamingModel:
 
     def _step_input(self, x) -> np.ndarray:
         """step's x, other than a float32 vector, as the compiled code takes it (float32, flat).
-        A token model's usual x, one id as an int, skips the checks of an array (0.4 µs of a
-        1.7 µs step); an int outside the ids (or a bool) is left to them and to the kernel."""
+        A token model's usual x, one id as an int, skips the checks of an array (0.5 µs of a
+        1.8 µs step); an int outside the ids (or a bool) is left to them and to the kernel."""
         if x.__class__ is int and x in self._int_ids:
             ids = _empty(1, _FLOAT32)
             ids[0] = x
