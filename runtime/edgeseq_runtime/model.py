@@ -17,10 +17,9 @@ _FLOAT32 = np.dtype(np.float32)
 _ndarray, _empty = np.ndarray, np.empty
 _NO_SCRATCH = np.empty(0, np.float32)
 # the types of an entry point's arguments (model, a, x, y, steps, pre, kernels), every call's; written
-# out, as numba's typeof of an array imports numpy.ma (6 ms of every start)
-_FLOATS = types.Array(types.float32, 1, "C")
-_ENTRY_TYPES = (types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS,
-                types.Array(types.int64, 1, "C"))
+# out, as numba's typeof of an array imports numpy.ma (6 ms of every start), and so is the code's
+_FLOATS, _CODE = types.Array(types.float32, 1, "C"), types.Array(types.int64, 1, "C")
+_ENTRY_TYPES = (types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS, _CODE)
 PROJECTION_FLOATS = 1 << 14  # run's scratch: input projections made ahead, layer inputs kept for them; 64 KB, in L2
 # A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
 RELEASE_GIL_WEIGHTS = 1 << 18
@@ -118,7 +117,7 @@ class StreamingModel:
     def _execute(self, x, y, steps):
         scratch = _NO_SCRATCH
         if self._projection is None:  # on first use: a fresh process that only steps never loads it
-            self._projection = int(projection_floats(self._code))
+            self._projection = int(projection_floats.compile((_CODE,))(self._code))  # no typeof: see _ENTRY_TYPES
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
             project(self._kernels, self._code)
