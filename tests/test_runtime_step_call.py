@@ -3,8 +3,9 @@ numba's dispatcher (which types every argument of every call), so every array th
 must already have the one layout it was compiled for. Inputs in any other layout (read-only,
 unaligned, strided) are taken as values, and give the numbers of a plain copy; an ``out`` the code
 could not write is refused in one line, before anything changes; one it can is filled and returned,
-whether ``step`` takes it on its fast path or only after the full checks. One stream and three
-(whose arrays the code receives flattened). A token model's id given as an int (taken without the
+whether ``step`` takes it on its fast path or only after the full checks. A value that is not
+finite is refused by its place in the step, in any layout. One stream and three (whose arrays the
+code receives flattened). A token model's id given as an int (taken without the
 checks of an array) steps as the same id in an array; an int or number that is no id is refused as
 an array of it is. References: the same stream fed plain arrays, and the float64 references of
 ``support.onnx_builders``."""
@@ -164,3 +165,19 @@ def test_a_token_model_of_three_streams_refuses_one_int(tmp_path):
     with pytest.raises(ValueError, match=r"^x has shape \(\), expected \(3,\)$"):
         model.step(5)
     assert model.steps == 0
+
+
+@pytest.mark.parametrize("layout", ["plain", *sorted(LAYOUTS)])
+def test_a_value_that_is_not_finite_is_refused_by_its_place_in_the_step(gru, layout):
+    built, xs = gru
+    model = load(built)
+    model.run(xs[:3])
+    before, steps = model.get_state(), model.steps
+    x = xs[3].copy()
+    x.flat[x.size - 2] = np.nan  # in the last stream's row when there are several
+    x = x if layout == "plain" else LAYOUTS[layout](x)
+    with pytest.raises(ValueError, match=rf"^input value {x.size - 2} \(nan\) is not finite; the state is unchanged$"):
+        model.step(x)
+    assert model.steps == steps
+    for name, value in model.get_state().items():
+        assert np.array_equal(value, before[name])

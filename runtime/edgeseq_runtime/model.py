@@ -62,7 +62,7 @@ class StreamingModel:
         if self.is_token_model:
             self._x_step = (batch,) if batch > 1 else ()
         # the shape step's fast path takes as is; anything else is checked and flattened first
-        self._x_vector = self._x_step if batch == 1 and not self.is_token_model else None
+        self._x_plain = None if self.is_token_model else self._x_step
         # the ids a token model's step takes as a plain int at once (none: batch > 1 takes arrays)
         self._int_ids = range(-self.vocab_size, self.vocab_size) if batch == 1 else range(0)
         # step and run take one stream's input as input_size values or in the shape the graph gives it
@@ -78,13 +78,13 @@ class StreamingModel:
     def step(self, x, out=None) -> np.ndarray:
         """One time step: x is (input_size,) for batch 1, else (batch, input_size); token
         models take an int (batch 1) or (batch,) ints. Returns (output_size,) or (batch, output_size)."""
-        # The common case (batch 1, a float32 vector, C-contiguous, aligned and writeable: carray;
+        # The common case (float32 of the step's shape, C-contiguous, aligned and writeable: carray;
         # an out of that kind too) is checked inline and goes straight to the compiled code: at a
         # microsecond a step, every call here counts (``_output``'s checks cost 0.07 µs more).
         # Anything else is checked, and copied or refused where it must be. (The stream's
         # constants read from one tuple or a closure made at load measured no faster than these
         # attribute loads, which CPython 3.11 specialises.)
-        if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_vector \
+        if x.__class__ is not _ndarray or x.dtype is not _FLOAT32 or x.shape != self._x_plain \
                 or not x.flags.carray:
             x = self._step_input(x)
         if out is None:
@@ -93,9 +93,10 @@ class StreamingModel:
             y = out
         else:
             y = self._output(out, self._y_step)
+        flat = self.batch == 1  # else the code takes the streams' rows as one vector
         self._stepping = True
         try:
-            status = self._step_call(self._model, self._arena, x, y if self.batch == 1 else y.ravel(), 1,
+            status = self._step_call(self._model, self._arena, x if flat else x.ravel(), y if flat else y.ravel(), 1,
                                      _NO_SCRATCH, self._kernels)
             if status:
                 self._refuse(status, x, 1)
