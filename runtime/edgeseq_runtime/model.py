@@ -156,7 +156,8 @@ class StreamingModel:
                          f"float32's range); the step is refused and {unchanged}")
 
     def _step_input(self, x) -> np.ndarray:
-        """step's x, other than a float32 vector, as the compiled code takes it (float32, flat).
+        """step's x, other than a plain float32 array of its shape, as the compiled code takes it
+        (float32, flat).
         A token model's usual x, one id as an int, skips the checks of an array (0.5 µs of a
         1.8 µs step); an int outside the ids (or a bool) is left to them and to the kernel."""
         if x.__class__ is int and x in self._int_ids:
