@@ -75,25 +75,47 @@ def block(rows: int, vectors: int, lanes: int = LANES, strips: int = 1):
 
 
 def tiles(shapes: dict):
-    """An intrinsic ``tile(rows, width, <the arguments of a block kernel>)`` for literal ``rows``
-    and ``width``: the kernel of ``block(rows, *shapes[rows, width])`` (shapes maps (rows,
-    width) to (vectors, lanes)), emitted inline in the caller. A function choosing the kernel by
-    its arguments is a call LLVM need not inline, and did not for int8 tiles (their conversions
-    and scales make them larger): a call of some forty arguments per tile, 1.2x the time of the
-    product's tiles alone at 16 inputs."""
+    """An intrinsic ``tile(rows, width, <the arguments of a block kernel>)`` for literal ``rows``:
+    the kernel of ``block(rows, *shapes[rows, width])`` (shapes maps (rows, width) to (vectors,
+    lanes)), emitted inline in the caller. A function choosing the kernel by its arguments is a
+    call LLVM need not inline, and did not for int8 tiles (their conversions and scales make them
+    larger): a call of some forty arguments per tile, 1.2x the time of the product's tiles alone
+    at 16 inputs. A ``width`` known only at run time takes the kernel of its width among those of
+    ``rows`` (the narrowest for any other), through a switch: one compiled function serves every
+    width, where a literal width compiled the function calling the tile once per width."""
 
     @intrinsic(prefer_literal=True)
     def tile(typingctx, rows, width, m, m_off, ld, x, x_off, x_stride, n_in, out, out_off, out_stride, scale,
              scale_off):
-        if not isinstance(rows, types.IntegerLiteral) or not isinstance(width, types.IntegerLiteral):
+        if not isinstance(rows, types.IntegerLiteral) or not isinstance(width, types.Integer):
             return None
-        shape = shapes.get((rows.literal_value, width.literal_value))
-        typed = shape and _typed_block(rows.literal_value, *shape, m, x, out, scale)
-        if not typed:
+        widths = ([width.literal_value] if isinstance(width, types.IntegerLiteral)
+                  else sorted((w for r, w in shapes if r == rows.literal_value), reverse=True))
+        kernels = [shapes.get((rows.literal_value, w)) for w in widths]
+        typed = all(kernels) and [_typed_block(rows.literal_value, *shape, m, x, out, scale) for shape in kernels]
+        if not typed or not all(typed):
             return None
-        signature, emit = typed
-        return types.void(rows, width, *signature.args), lambda context, builder, sig, args: emit(
-            context, builder, signature, args[2:])
+        signature = typed[0][0]
+
+        def codegen(context, builder, sig, args):
+            *cases, (_, narrowest) = zip(widths, (emit for _, emit in typed))
+            if cases:
+                done, others = builder.append_basic_block("tile.done"), builder.append_basic_block("tile.narrowest")
+                switch = builder.switch(args[1], others)
+                for value, emit in cases:
+                    case = builder.append_basic_block(f"tile.{value}")
+                    switch.add_case(ir.Constant(args[1].type, value), case)
+                    builder.position_at_end(case)
+                    emit(context, builder, signature, args[2:])
+                    builder.branch(done)
+                builder.position_at_end(others)
+            narrowest(context, builder, signature, args[2:])
+            if cases:
+                builder.branch(done)
+                builder.position_at_end(done)
+            return context.get_dummy_value()
+
+        return types.void(rows, width, *signature.args), codegen
 
     return tile
 

@@ -99,6 +99,8 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
         call_linked(_float32_packed, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= STRIP_ROWS:
         call_linked(_float32_strips, code, mp, w, q, ld, col, x, out, out_col, n)
+    elif kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= 2:
+        call_linked(_float32_pairs, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32:
         call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_PANELS:
@@ -113,12 +115,16 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
 
 @njit(**JIT_OPTIONS)
 def _float32(code, mp, w, q, ld, col, x, out, out_col, n):
-    """``project`` for a FLOAT32 matrix and fewer than STRIP_ROWS rows."""
-    m = matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld)
-    if x.shape[0] >= 2:
-        _row_pair(x, m, col, out, out_col, n, None)
-    elif x.shape[0] == 1:
-        _one_row(x, 0, m, col, out, out_col, n, None)
+    """``project`` for a FLOAT32 matrix and one row (or none)."""
+    if x.shape[0] == 1:
+        _one_row(x, 0, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n, None)
+
+
+@njit(**JIT_OPTIONS)
+def _float32_pairs(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32 matrix and two or three rows (a convolution's few positions, a
+    batch of two), linked apart so that a model that steps one stream does not compile it."""
+    _row_pair(x, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n, None)
 
 
 @njit(**JIT_OPTIONS)
@@ -169,7 +175,11 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # as its steps take. What a product calls for one row (_one_row, _panels, _dot_outputs) is
 # inlined into it: a call passes each array as seven to nine words on the stack, which the callee
 # read back 64 bytes at a time before the stores had landed, a stall at every call (LSTM 1/32
-# `run` at batch 1: 1.04-1.09x ONNX Runtime's with the calls, 1.18-1.20x inlined).
+# `run` at batch 1: 1.04-1.09x ONNX Runtime's with the calls, 1.18-1.20x inlined). So are the
+# helpers of more rows (_row_pair, _strips, _panel_strips, _strip_of), which numba would compile
+# on their own and then again inside each caller: Silero VAD's first step compiled _strip_of
+# four times (a literal width each) and its tiles in three modules, 1.3 s where its one
+# product of strips now takes 0.3.
 _ARGUMENTS = (types.Array(types.int64, 1, "C"), types.int64, types.Array(types.float32, 1, "C"),
               types.Array(types.int8, 1, "C"), types.int64, types.int64, types.Array(types.float32, 2, "C"),
               types.Array(types.float32, 2, "C"), types.int64, types.int64)
@@ -179,7 +189,7 @@ PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
                                   (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
                                   (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
 FLOAT32_ROWS = {rows: link(product, types.none, *_ARGUMENTS)  # from how many rows each product of FLOAT32 serves
-                for rows, product in ((STRIP_ROWS, _float32_strips), (PACK_ROWS, _float32_packed))}
+                for rows, product in ((2, _float32_pairs), (STRIP_ROWS, _float32_strips), (PACK_ROWS, _float32_packed))}
 LINKED = (project, *PRODUCTS.values(), *FLOAT32_ROWS.values())  # every function here called through its address
 
 
@@ -216,7 +226,7 @@ def _project(x, m, col, out, out_col, n, scale):
         _one_row(x, 0, m, col, out, out_col, n, scale)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _row_pair(x, m, col, out, out_col, n, scale):
     """Two or three rows: tiles of 2 x 32 outputs, then 2 x 16 and 2 x 8, a third row in tiles of
     1 x 32, 16 and 8 in the same pass, then the last n % 8 one by one: the weights are read once
@@ -243,7 +253,7 @@ def _row_pair(x, m, col, out, out_col, n, scale):
         _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _strips(x, m, col, out, out_col, n, scale):
     """Four rows or more, by strips of outputs: STRIP outputs (then WIDE_LANES, then LANES) for
     every row, in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs
@@ -260,20 +270,16 @@ def _strips(x, m, col, out, out_col, n, scale):
     inputs into blocks leaves every sum in the same order."""
     rows, n_in, ld = x.shape[0], x.shape[1], m.shape[1]
     whole = n // LANES * LANES
-    j = np.int64(0)  # not the literal 0: numba compiled _strip_of for it too, typing the loop's first pass
-    while j + STRIP <= whole:
-        _strip_of(STRIP, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
-        j += STRIP
-    if j + WIDE_LANES <= whole:
-        _strip_of(WIDE_LANES, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
-        j += WIDE_LANES
-    if j < whole:
-        _strip_of(LANES, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
+    j = 0
+    while j < whole:
+        width = _strip_width(j, whole)
+        _strip_of(width, m, col + j, ld, x, 0, n_in, out, out_col + j, scale, j)
+        j += width
     for b in range(rows if whole < n else 0):  # views of x[b] and out[b]: 1.4 µs for 256 rows
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, scale, whole)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _panel_strips(x, m, col, out, out_col, n):
     """``_strips`` for a float32 matrix and PACK_ROWS rows or more: each strip copied PANEL_K
     inputs at a time into a panel on the stack before every tile of rows reads it."""
@@ -286,7 +292,7 @@ def _panel_strips(x, m, col, out, out_col, n):
         while j < whole:
             width = _strip_width(j, whole)
             _pack(width, m, k0 * ld + col + j, ld, kn, panel)
-            _strip(width, panel, 0, width, x, k0, kn, out, out_col + j, None, j)
+            _strip_of(width, panel, 0, width, x, k0, kn, out, out_col + j, None, j)
             j += width
     for b in range(rows if whole < n else 0):
         _remainder(x[b], m, col + whole, out[b], out_col + whole, n - whole, None, whole)
@@ -343,22 +349,11 @@ def _pack(width, m, m_off, ld, n_rows, panel):
         _copy_narrow(m, m_off, ld, n_rows, panel)
 
 
-@njit(**JIT_OPTIONS)
-def _strip(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
-    """Inputs k0 .. k0+kn-1 of ``width`` (STRIP, WIDE_LANES or LANES) outputs, M's columns from
-    m_off, rows ld apart, for every row of x: ``_strip_of`` with the width a constant, so that its
-    tiles are emitted in place (see blocked.tiles)."""
-    if width == STRIP:
-        _strip_of(STRIP, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col)
-    elif width == WIDE_LANES:
-        _strip_of(WIDE_LANES, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col)
-    else:
-        _strip_of(LANES, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col)
-
-
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
-    """``_strip`` for a constant width: ROW_TILE rows at a time, then HALF_TILE, then one."""
+    """Inputs k0 .. k0+kn-1 of ``width`` (STRIP, WIDE_LANES or LANES) outputs, M's columns from
+    m_off, rows ld apart, for every row of x: ROW_TILE rows at a time, then HALF_TILE, then one
+    (the tiles of the width, see blocked.tiles)."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     b = 0
     while b + ROW_TILE <= rows:
