@@ -35,7 +35,7 @@ def compile_kernels() -> bool:
     """Compile the entry points and every kernel into numba's cache unless they are there;
     whether anything compiled."""
     from . import kernels_cached
-    from .kernels.interpreter import ENTRY_POINTS, KERNELS, TABLES, project_inputs, run_plan, run_stages
+    from .kernels.interpreter import ENTRY_POINTS, KERNEL_PARTS, KERNELS, TABLES, project_inputs, run_plan, run_stages
     from .kernels.linking import address
     from .kernels.matvec import link_products
 
@@ -44,7 +44,7 @@ def compile_kernels() -> bool:
     for entry in ENTRY_POINTS:
         entry.compile(entry_point_signature())
     functions = [f for table in TABLES for f in table.functions.values()]
-    for kernel in (run_plan, *functions, *KERNELS.values(), project_inputs, run_stages):
+    for kernel in (run_plan, *functions, *KERNELS.values(), *KERNEL_PARTS, project_inputs, run_stages):
         address(kernel)
     link_products()
     return True

@@ -20,7 +20,8 @@ from .dense_f32 import dense_f32
 from .elementwise_f32 import BINARY_FUNCTIONS, activation_f32, binary_f32, softmax_f32
 from .gru_f32 import gru_f32
 from .linking import Kind, address, call, call_linked, declare, kind_of, link
-from .lstm_f32 import lstm_f32
+from .lstm_f32 import linked_for as lstm_linked_for
+from .lstm_f32 import lstm_f32, peephole_or_clip_cell
 from .math_f32 import UNARY_FUNCTIONS, unary_f32, where_f32
 from .matmul_f32 import matmul_f32
 from .matvec import copy, link_products
@@ -81,6 +82,10 @@ _ACTIVATIONS = {i.opcode: i.operands(FUNCTION) for i in INSTRUCTIONS if i.operan
 _PICKED = {OPCODE.UNARY: (UNARY_FUNCTIONS, UNARY.FUNCTION), OPCODE.BINARY: (BINARY_FUNCTIONS, BINARY.FUNCTION),
            OPCODE.REDUCE: (REDUCTIONS, REDUCE.FUNCTION)}
 TABLES = (APPLY, *(table for table, _ in _PICKED.values()))
+# the functions a kernel reaches through their addresses for some of its records only (the cold
+# paths of a layer, not compiled with its kernel): the record's opcode -> which of them it needs
+_LINKED_FOR = {OPCODE.LSTM: lstm_linked_for}
+KERNEL_PARTS = (peephole_or_clip_cell,)
 
 
 def kernel_table(code: np.ndarray) -> np.ndarray:
@@ -88,7 +93,8 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
     or loaded from the cache), for ``execute`` (run_plan's own address is filled in first);
     the slot PROJECTION is filled by ``project``.
     The matrix products its steps take are linked too (matvec.project), the activations
-    they apply (activations.APPLY), and the unary, binary and reduction functions (``_PICKED``)."""
+    they apply (activations.APPLY), the unary, binary and reduction functions (``_PICKED``), and
+    the parts of kernels the records need (``_LINKED_FOR``)."""
     address(run_plan)
     table = np.zeros(PROJECTION + 1, np.int64)
     for pc, op in records(code, code[HEADER.START], code[HEADER.END]):
@@ -98,6 +104,8 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
         if op in _PICKED:
             functions, field = _PICKED[op]
             address(functions.functions[int(code[p + field])])
+        for part in _LINKED_FOR[op](code, p) if op in _LINKED_FOR else ():
+            address(part)
         if not table[op]:
             table[op] = address(KERNELS[op])
     kinds, rows = _products(code)
