@@ -13,7 +13,7 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
   ``_strips``), so the plan, the arena and the C runtime know nothing of it;
 * FLOAT32_PANELS: the same float32 matrix packed once at load, strips of PANEL (64) outputs one
   after another, each strip's n_in rows of PANEL floats in turn: every tile reads its strip
-  sequentially whatever the number of rows, with no copy per call (see ``_panels``). The planner
+  sequentially whatever the number of rows, with no copy per call (see ``_panel_row``). The planner
   packs a matrix so only where every product with it takes whole strips (``PlanBuilder.matrix``);
   lean plans, and so the C runtime, never see it;
 * FLOAT32_BY_OUTPUT, INT8_BY_OUTPUT: output-major (shape (ld, n_in)), for matrices with fewer
@@ -103,6 +103,8 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
         call_linked(_float32_pairs, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32:
         call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
+    elif kind == MATRIX_KIND.FLOAT32_PANELS and x.shape[0] >= 2:
+        call_linked(_float32_panel_rows, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_PANELS:
         call_linked(_float32_panels, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.INT8:
@@ -144,8 +146,16 @@ def _float32_packed(code, mp, w, q, ld, col, x, out, out_col, n):
 
 @njit(**JIT_OPTIONS)
 def _float32_panels(code, mp, w, q, ld, col, x, out, out_col, n):
-    """``project`` for a FLOAT32_PANELS matrix."""
-    _panels(x, w, code[mp + MATRIX.OFFSET], col, out, out_col, n)
+    """``project`` for a FLOAT32_PANELS matrix and one row (or none)."""
+    if x.shape[0] == 1:
+        _panel_row(x, w, code[mp + MATRIX.OFFSET], col, out, out_col, n)
+
+
+@njit(**JIT_OPTIONS)
+def _float32_panel_rows(code, mp, w, q, ld, col, x, out, out_col, n):
+    """``project`` for a FLOAT32_PANELS matrix and two rows or more, linked apart so that a model
+    that steps one stream does not compile it."""
+    _panel_rows(x, w, code[mp + MATRIX.OFFSET], col, out, out_col, n)
 
 
 @njit(**JIT_OPTIONS)
@@ -172,11 +182,11 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # addresses (linking.call_linked): each is compiled on its own, the product of a kind when a model
 # first holds it. The tree of tiles compiles once, not again inside each kernel that multiplies,
 # a float32 model compiles no int8 tiles, and a FLOAT32 model only the products for as many rows
-# as its steps take. What a product calls for one row (_one_row, _panels, _dot_outputs) is
+# as its steps take. What a product calls for one row (_one_row, _panel_row, _dot_outputs) is
 # inlined into it: a call passes each array as seven to nine words on the stack, which the callee
 # read back 64 bytes at a time before the stores had landed, a stall at every call (LSTM 1/32
 # `run` at batch 1: 1.04-1.09x ONNX Runtime's with the calls, 1.18-1.20x inlined). So are the
-# helpers of more rows (_row_pair, _strips, _panel_strips, _strip_of), which numba would compile
+# helpers of more rows (_row_pair, _strips, _panel_strips, _panel_rows, _strip_of), which numba would compile
 # on their own and then again inside each caller: Silero VAD's first step compiled _strip_of
 # four times (a literal width each) and its tiles in three modules, 1.3 s where its one
 # product of strips now takes 0.3.
@@ -188,9 +198,12 @@ PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
             for kind, product in ((MATRIX_KIND.FLOAT32, _float32), (MATRIX_KIND.FLOAT32_PANELS, _float32_panels),
                                   (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
                                   (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
-FLOAT32_ROWS = {rows: link(product, types.none, *_ARGUMENTS)  # from how many rows each product of FLOAT32 serves
-                for rows, product in ((2, _float32_pairs), (STRIP_ROWS, _float32_strips), (PACK_ROWS, _float32_packed))}
-LINKED = (project, *PRODUCTS.values(), *FLOAT32_ROWS.values())  # every function here called through its address
+MORE_ROWS = {(kind, rows): link(product, types.none, *_ARGUMENTS)  # the products of a kind from so many rows on
+             for kind, rows, product in ((MATRIX_KIND.FLOAT32, 2, _float32_pairs),
+                                         (MATRIX_KIND.FLOAT32, STRIP_ROWS, _float32_strips),
+                                         (MATRIX_KIND.FLOAT32, PACK_ROWS, _float32_packed),
+                                         (MATRIX_KIND.FLOAT32_PANELS, 2, _float32_panel_rows))}
+LINKED = (project, *PRODUCTS.values(), *MORE_ROWS.values())  # every function here called through its address
 
 
 def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
@@ -201,8 +214,8 @@ def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
     address(project)
     for kind in kinds:
         address(PRODUCTS[kind])
-    for least, product in FLOAT32_ROWS.items():
-        if MATRIX_KIND.FLOAT32 in kinds and (rows is None or rows >= least):
+    for (kind, least), product in MORE_ROWS.items():
+        if kind in kinds and (rows is None or rows >= least):
             address(product)
 
 
@@ -299,14 +312,26 @@ def _panel_strips(x, m, col, out, out_col, n):
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _panels(x, w, off, col, out, out_col, n):
-    """``project`` for a FLOAT32_PANELS matrix from w[off], col and n whole strips: the strip of
-    outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. One row takes
-    ONE_ROW // PANEL strips a tile where the matrix fits L1, else (and the last) a strip in a
-    1 x 64 one; two or three rows take 2 x 32 tiles (a third row 1 x 64); from four rows,
-    PACKED_K inputs of a strip (32 KB, which stay in L1) pass every tile of rows before the next
-    PACKED_K. Every output is the fma chain of the input-major layout's tiles, in the same order:
-    the numbers are those of FLOAT32, bit for bit."""
+def _panel_row(x, w, off, col, out, out_col, n):
+    """One row of ``project`` for a FLOAT32_PANELS matrix from w[off], col and n whole strips: the
+    strip of outputs j .. j+PANEL-1 is its n_in rows of PANEL floats from off + j*n_in. ONE_ROW //
+    PANEL strips a tile where the matrix fits L1, else (and the last) a strip in a 1 x 64 one.
+    Every output is the fma chain of the input-major layout's tiles, in the same order: the
+    numbers are those of FLOAT32, bit for bit."""
+    n_in, os = x.shape[1], out.shape[1]
+    j = 0
+    while j + ONE_ROW <= n and n_in * n <= L1_DATA:
+        _panel_tile_1xrow(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
+        j += ONE_ROW
+    for j in range(j, n, PANEL):
+        _tile_1x64(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
+
+
+@njit(inline="always", **JIT_OPTIONS)
+def _panel_rows(x, w, off, col, out, out_col, n):
+    """``_panel_row`` for two rows or more: two or three rows take 2 x 32 tiles (a third row
+    1 x 64); from four rows, PACKED_K inputs of a strip (32 KB, which stay in L1) pass every tile
+    of rows before the next PACKED_K. The numbers are those of FLOAT32 too."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     if rows >= 4:
         for k0 in range(0, n_in, PACKED_K):
@@ -316,15 +341,7 @@ def _panels(x, w, off, col, out, out_col, n):
                 for t in range(0, PANEL, PANEL_TILE):
                     _strip_of(PANEL_TILE, w, strip + t, PANEL, x, k0, kn, out, out_col + j + t, None, 0)
         return
-    if rows == 1:
-        j = 0
-        while j + ONE_ROW <= n and n_in * n <= L1_DATA:
-            _panel_tile_1xrow(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
-            j += ONE_ROW
-        for j in range(j, n, PANEL):
-            _tile_1x64(w, off + (col + j) * n_in, PANEL, x, 0, n_in, n_in, out, out_col + j, os, None, 0)
-        return
-    for j in range(0, n if rows else 0, PANEL):
+    for j in range(0, n, PANEL):
         strip, oo = off + (col + j) * n_in, out_col + j
         for t in range(0, PANEL, 4 * LANES):
             _tile_2x32(w, strip + t, PANEL, x, 0, n_in, n_in, out, oo + t, os, None, 0)
