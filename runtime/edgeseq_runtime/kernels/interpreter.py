@@ -108,9 +108,9 @@ def kernel_table(code: np.ndarray) -> np.ndarray:
             address(part)
         if not table[op]:
             table[op] = address(KERNELS[op])
-    kinds, rows = _products(code)
-    if kinds:
-        link_products(kinds, rows)
+    most_rows = _products(code)
+    if most_rows:
+        link_products(most_rows)
     return table
 
 
@@ -118,20 +118,23 @@ def project(table: np.ndarray, code: np.ndarray) -> None:
     """Add project_inputs to a kernel table and link run_stages: ``execute`` calls them when given
     scratch (``pre``), and their products take many rows at once."""
     if not table[PROJECTION]:
-        link_products(_products(code)[0])
+        link_products(dict.fromkeys(_products(code)))
         address(run_stages)
         table[PROJECTION] = address(project_inputs)
 
 
-def _products(code: np.ndarray) -> tuple[list[int], int]:
-    """(the kinds of matrix a plan's instructions multiply, the most rows a product of theirs takes)."""
-    kinds, rows = set(), 0
+def _products(code: np.ndarray) -> dict[int, int]:
+    """The kinds of matrix a plan's instructions multiply, each with the most rows a product with
+    it takes: Silero VAD's convolutions take four rows of float32 matrices and its LSTM one row of
+    packed ones, which then need no product for more rows (0.4 s of an empty cache's start)."""
+    most_rows = {}
     for pc, op in records(code, code[HEADER.START], code[HEADER.END]):
         p = pc + RECORD.FIELDS
-        if _MATRICES.get(op):
-            kinds.update(int(code[p + field + MATRIX.KIND]) for field in _MATRICES[op])
-            rows = max([rows, *(int(code[p + field]) for field in _ROWS[op])])
-    return sorted(kinds), rows
+        rows = max(int(code[p + field]) for field in _ROWS[op]) if _MATRICES.get(op) else 0
+        for field in _MATRICES.get(op, ()):
+            kind = int(code[p + field + MATRIX.KIND])
+            most_rows[kind] = max(most_rows.get(kind, 0), rows)
+    return most_rows
 
 
 @njit(**JIT_OPTIONS)

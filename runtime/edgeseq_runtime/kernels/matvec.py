@@ -206,16 +206,18 @@ MORE_ROWS = {(kind, rows): link(product, types.none, *_ARGUMENTS)  # the product
 LINKED = (project, *PRODUCTS.values(), *MORE_ROWS.values())  # every function here called through its address
 
 
-def link_products(kinds=tuple(MATRIX_KIND), rows=None) -> None:
-    """Give ``project`` and the products of these kinds of matrix for up to ``rows`` rows (None:
-    any number) their addresses (compiled now, or loaded from the cache): a model's kernel table
-    links what its plan's steps multiply, ``run`` adds many rows; a caller of ``project``
-    outside a model (a test, a benchmark) links everything first."""
+def link_products(most_rows=None) -> None:
+    """Give ``project`` and the products of the kinds of matrix in ``most_rows`` their addresses
+    (compiled now, or loaded from the cache): for each kind, those for up to ``most_rows[kind]``
+    rows (None: any number). A model's kernel table links what its plan's steps multiply, ``run``
+    adds many rows; a caller of ``project`` outside a model (a test, a benchmark) links every
+    product (``most_rows`` None)."""
+    most_rows = dict.fromkeys(MATRIX_KIND) if most_rows is None else most_rows
     address(project)
-    for kind in kinds:
+    for kind in most_rows:
         address(PRODUCTS[kind])
     for (kind, least), product in MORE_ROWS.items():
-        if kind in kinds and (rows is None or rows >= least):
+        if kind in most_rows and (most_rows[kind] is None or most_rows[kind] >= least):
             address(product)
 
 
