@@ -66,7 +66,7 @@ def conv_f32(code, p, w, q, a):
                     a[y + co * width + first + r] = product[r, co]
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _patch_in_place(code, p, x, first, r):
     """Arena offset of output position r's patch of channel ``first`` where it is a run of X
     (one channel per group, one row of taps, no dilation, inside the input), else -1.
@@ -81,7 +81,7 @@ def _patch_in_place(code, p, x, first, r):
     return x + (first * in_h + h) * in_w + left
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _gather(code, p, a, x, first, r, row):
     """row[(ci*k_h + i)*k_w + j] = X[first + ci] at the tap (i, j) of output position r, 0 in the
     padding. ``x``: the offset of X for this stream."""

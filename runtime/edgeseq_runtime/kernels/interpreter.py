@@ -137,7 +137,7 @@ def _products(code: np.ndarray) -> dict[int, int]:
     return most_rows
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def check_inputs(code, x, n):
     """Status of the first n input values: every value finite, and token ids in range."""
     vocab = code[HEADER.VOCAB]

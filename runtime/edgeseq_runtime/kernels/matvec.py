@@ -351,7 +351,7 @@ def _panel_rows(x, w, off, col, out, out_col, n):
             _tile_1x64(w, strip, PANEL, x, 2 * n_in, n_in, n_in, out, 2 * os + oo, os, None, 0)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def _strip_width(j, whole):
     """The width of the strip at output j of ``whole``: STRIP, else WIDE_LANES, else LANES."""
     return STRIP if j + STRIP <= whole else (WIDE_LANES if j + WIDE_LANES <= whole else LANES)

@@ -47,7 +47,7 @@ def _aligned_zeros(size: int) -> np.ndarray:
     return raw[start:start + size]
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def unpack(model):
     """(code, weights, qweights) views of an array made by ``pack``."""
     header = items(model, 0, _HEADER // 8, np.int64)

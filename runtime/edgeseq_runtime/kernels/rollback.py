@@ -32,13 +32,13 @@ def _exchange(code, a, saving):
         saved += size
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def save_state(code, a):
     """Copy every state region to the saved region."""
     _exchange(code, a, True)
 
 
-@njit(**JIT_OPTIONS)
+@njit(inline="always", **JIT_OPTIONS)
 def restore_state(code, a):
     """Put every state region back as ``save_state`` found it."""
     _exchange(code, a, False)
