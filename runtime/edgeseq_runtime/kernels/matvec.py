@@ -7,7 +7,7 @@ A matrix operand is ``isa.MATRIX`` in the code: kind, offset, scale offset. The 
 
 * FLOAT32, INT8: input-major ("W transposed", shape (n_in, ld)), so that a run of consecutive
   outputs is contiguous and the register-blocked tiles of ``blocked`` take 8 to 64 of them at
-  once, for 1 to 8 rows (each weight loaded once for all of them). From four rows the product
+  once, for 1 to 8 rows (each weight loaded once for all of them). From two rows the product
   goes strip by strip of outputs, every row passing over a strip before the next; from 64 rows
   a float32 strip is first copied into a panel on the stack of the call, as MLAS packs B (see
   ``_strips``), so the plan, the arena and the C runtime know nothing of it;
@@ -42,7 +42,7 @@ K_BLOCK = 8
 # vectors and an input: 8 x 32 (16 accumulators of AVX-512's 32 registers), else 4 x 24 (12 of
 # AVX2's 16).
 ROW_TILE, STRIP = (8, 2 * WIDE_LANES) if WIDE_LANES > LANES else (4, 3 * LANES)
-STRIP_ROWS = 4  # from this many rows, the product goes strip by strip (see _strips)
+STRIP_ROWS = 2  # from this many rows, the product goes strip by strip (see _strips)
 PACK_ROWS = 64  # from this many rows, float32 strips are read from a panel (see _strips)
 PANEL_K = 256  # inputs per panel: 256 x 32 floats, 32 KB, which stay in a 48 KB L1 while the rows pass
 PACKED_K = L1_ELEMENTS // PANEL  # inputs of a FLOAT32_PANELS strip read by every row before the next ones
@@ -79,10 +79,10 @@ _tile_1x64, _tile_1x32, _tile_1x16, _tile_1x8 = (block(1, v) for v in (8, 4, 2, 
 # compiles for AVX-512 (four chains; int8 rows take the eight of ONE_ROW too: LSTM 64/256 and
 # 40/128/2 int8 `step` at batch 1 in 6.0 and 4.5 us with four, 5.6 and 4.2 with eight).
 _tile_1x64_int8 = block(1, 8 * LANES // WIDE_LANES, WIDE_LANES)
-_tile_2x32, _tile_2x16, _tile_2x8 = block(2, 4), block(2, 2), block(2, 1)
+_tile_2x32 = block(2, 4)
 HALF_TILE = ROW_TILE // 2
-# _tile(rows, width, ...): the tile of ROW_TILE, HALF_TILE or 1 rows x STRIP, WIDE_LANES or LANES outputs
-_tile = tiles({(rows, width): (width // lanes, lanes) for rows in (ROW_TILE, HALF_TILE, 1)
+# _tile(rows, width, ...): the tile of ROW_TILE, HALF_TILE, 2 or 1 rows x STRIP, WIDE_LANES or LANES outputs
+_tile = tiles({(rows, width): (width // lanes, lanes) for rows in (ROW_TILE, HALF_TILE, 2, 1)
                for width, lanes in ((STRIP, WIDE_LANES), (WIDE_LANES, WIDE_LANES), (LANES, LANES))})
 _copy_strip, _copy_wide, _copy_narrow = (copy_block(STRIP // WIDE_LANES, WIDE_LANES), copy_block(1, WIDE_LANES),
                                          copy_block(1, LANES))
@@ -99,8 +99,6 @@ def project(code, mp, w, q, ld, col, x, out, out_col, n):
         call_linked(_float32_packed, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= STRIP_ROWS:
         call_linked(_float32_strips, code, mp, w, q, ld, col, x, out, out_col, n)
-    elif kind == MATRIX_KIND.FLOAT32 and x.shape[0] >= 2:
-        call_linked(_float32_pairs, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32:
         call_linked(_float32, code, mp, w, q, ld, col, x, out, out_col, n)
     elif kind == MATRIX_KIND.FLOAT32_PANELS and x.shape[0] >= 2:
@@ -120,13 +118,6 @@ def _float32(code, mp, w, q, ld, col, x, out, out_col, n):
     """``project`` for a FLOAT32 matrix and one row (or none)."""
     if x.shape[0] == 1:
         _one_row(x, 0, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n, None)
-
-
-@njit(**JIT_OPTIONS)
-def _float32_pairs(code, mp, w, q, ld, col, x, out, out_col, n):
-    """``project`` for a FLOAT32 matrix and two or three rows (a convolution's few positions, a
-    batch of two), linked apart so that a model that steps one stream does not compile it."""
-    _row_pair(x, matrix(w, code[mp + MATRIX.OFFSET], x.shape[1], ld), col, out, out_col, n, None)
 
 
 @njit(**JIT_OPTIONS)
@@ -186,7 +177,7 @@ def _int8_by_output(code, mp, w, q, ld, col, x, out, out_col, n):
 # inlined into it: a call passes each array as seven to nine words on the stack, which the callee
 # read back 64 bytes at a time before the stores had landed, a stall at every call (LSTM 1/32
 # `run` at batch 1: 1.04-1.09x ONNX Runtime's with the calls, 1.18-1.20x inlined). So are the
-# helpers of more rows (_row_pair, _strips, _panel_strips, _panel_rows, _strip_of), which numba would compile
+# helpers of more rows (_strips, _panel_strips, _panel_rows, _strip_of), which numba would compile
 # on their own and then again inside each caller: Silero VAD's first step compiled _strip_of
 # four times (a literal width each) and its tiles in three modules, 1.3 s where its one
 # product of strips now takes 0.3.
@@ -199,8 +190,7 @@ PRODUCTS = {kind: link(product, types.none, *_ARGUMENTS)
                                   (MATRIX_KIND.INT8, _int8), (MATRIX_KIND.FLOAT32_BY_OUTPUT, _float32_by_output),
                                   (MATRIX_KIND.INT8_BY_OUTPUT, _int8_by_output))}
 MORE_ROWS = {(kind, rows): link(product, types.none, *_ARGUMENTS)  # the products of a kind from so many rows on
-             for kind, rows, product in ((MATRIX_KIND.FLOAT32, 2, _float32_pairs),
-                                         (MATRIX_KIND.FLOAT32, STRIP_ROWS, _float32_strips),
+             for kind, rows, product in ((MATRIX_KIND.FLOAT32, STRIP_ROWS, _float32_strips),
                                          (MATRIX_KIND.FLOAT32, PACK_ROWS, _float32_packed),
                                          (MATRIX_KIND.FLOAT32_PANELS, 2, _float32_panel_rows))}
 LINKED = (project, *PRODUCTS.values(), *MORE_ROWS.values())  # every function here called through its address
@@ -235,44 +225,16 @@ def _project(x, m, col, out, out_col, n, scale):
     compiles the two cases separately)."""
     if x.shape[0] >= STRIP_ROWS:
         _strips(x, m, col, out, out_col, n, scale)
-    elif x.shape[0] >= 2:
-        _row_pair(x, m, col, out, out_col, n, scale)
     elif x.shape[0] == 1:
         _one_row(x, 0, m, col, out, out_col, n, scale)
 
 
 @njit(inline="always", **JIT_OPTIONS)
-def _row_pair(x, m, col, out, out_col, n, scale):
-    """Two or three rows: tiles of 2 x 32 outputs, then 2 x 16 and 2 x 8, a third row in tiles of
-    1 x 32, 16 and 8 in the same pass, then the last n % 8 one by one: the weights are read once
-    for all of them (a convolution's two or three output positions), not once per row."""
-    rows, n_in, ld, os = x.shape[0], x.shape[1], m.shape[1], out.shape[1]
-    third = 2 * n_in  # where row 2's inputs start, if there is one
-    j = 0
-    while j + 4 * LANES <= n:
-        _tile_2x32(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
-        if rows == 3:
-            _tile_1x32(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
-        j += 4 * LANES
-    if j + 2 * LANES <= n:
-        _tile_2x16(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
-        if rows == 3:
-            _tile_1x16(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
-        j += 2 * LANES
-    if j + LANES <= n:
-        _tile_2x8(m, col + j, ld, x, 0, n_in, n_in, out, out_col + j, os, scale, j)
-        if rows == 3:
-            _tile_1x8(m, col + j, ld, x, third, n_in, n_in, out, 2 * os + out_col + j, os, scale, j)
-        j += LANES
-    for b in range(rows):
-        _remainder(x[b], m, col + j, out[b], out_col + j, n - j, scale, j)
-
-
-@njit(inline="always", **JIT_OPTIONS)
 def _strips(x, m, col, out, out_col, n, scale):
-    """Four rows or more, by strips of outputs: STRIP outputs (then WIDE_LANES, then LANES) for
-    every row, in tiles of ROW_TILE rows (then ROW_TILE / 2, then 1), then the last n % 8 outputs
-    one by one. Every tile of rows reads a strip's weights in turn, from L2 after the first.
+    """Two rows or more, by strips of outputs: STRIP outputs (then WIDE_LANES, then LANES) for
+    every row, in tiles of ROW_TILE rows (then ROW_TILE / 2, then 2, then 1), then the last n % 8
+    outputs one by one. Every tile of rows reads a strip's weights in turn, from L2 after the
+    first; two or three rows (a convolution's few output positions) read them once for a pair.
 
     From PACK_ROWS rows, ``project`` takes ``_panel_strips`` instead for a float32 matrix: each
     strip is first copied PANEL_K inputs at a time into a contiguous panel on the stack (as BLAS
@@ -371,8 +333,8 @@ def _pack(width, m, m_off, ld, n_rows, panel):
 @njit(inline="always", **JIT_OPTIONS)
 def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
     """Inputs k0 .. k0+kn-1 of ``width`` (STRIP, WIDE_LANES or LANES) outputs, M's columns from
-    m_off, rows ld apart, for every row of x: ROW_TILE rows at a time, then HALF_TILE, then one
-    (the tiles of the width, see blocked.tiles)."""
+    m_off, rows ld apart, for every row of x: ROW_TILE rows at a time, then HALF_TILE, then two,
+    then one (the tiles of the width, see blocked.tiles)."""
     rows, n_in, os = x.shape[0], x.shape[1], out.shape[1]
     b = 0
     while b + ROW_TILE <= rows:
@@ -381,6 +343,9 @@ def _strip_of(width, m, m_off, ld, x, k0, kn, out, out_col, scale, scale_col):
     if b + HALF_TILE <= rows:
         _tile(HALF_TILE, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
         b += HALF_TILE
+    if b + 2 <= rows:
+        _tile(2, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
+        b += 2
     while b < rows:
         _tile(1, width, m, m_off, ld, x, b * n_in + k0, n_in, kn, out, b * os + out_col, os, scale, scale_col)
         b += 1
