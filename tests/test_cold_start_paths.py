@@ -43,6 +43,7 @@ def test_one_stream_compiles_no_product_for_more_rows_and_a_plain_lstm_no_peepho
     assert lines == ["[]", "[]", "False"]
 
 
+@pytest.mark.slow  # compiles an LSTM's kernels afresh three times (about 4 s each)
 @pytest.mark.parametrize("attrs", [{"peepholes": True}, {"clip": 0.3, "scale": 1.0}, {"input_forget": 1}])
 def test_an_lstm_with_peepholes_or_clip_steps_through_its_cell_like_onnx_runtime(tmp_path, attrs):
     built = build_model(tmp_path, "LSTM", input_size=3, hidden_size=5, **attrs)
