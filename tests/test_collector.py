@@ -83,7 +83,8 @@ def test_a_load_that_fails_gives_the_collector_back(tmp_path):
     assert gc.get_freeze_count() == 0
 
 
-@pytest.mark.parametrize("before", ["", "gc.disable()", "gc.freeze()"])
+@pytest.mark.parametrize("before", ["", pytest.param("gc.disable()", marks=pytest.mark.slow),
+                                    pytest.param("gc.freeze()", marks=pytest.mark.slow)])
 def test_a_fresh_process_has_its_collector_as_it_set_it_after_import_and_load(before, tmp_path):
     """Import and load in a new process (the import is what pauses first): the collector is on
     again, or still off, and the process's own frozen objects stay frozen."""
