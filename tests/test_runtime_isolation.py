@@ -3,14 +3,12 @@ pyarrow and Ray (host tools: a device install never pulls them)."""
 
 import pathlib
 import re
-import subprocess
-import sys
-import textwrap
 import tomllib
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+from support.device_process import run_without
 
 BLOCKED = ("torch", "onnxruntime", "pyarrow", "ray")
 
@@ -36,13 +34,7 @@ def _gru_model(path):
 def test_runtime_runs_without_host_packages(tmp_path):
     path = tmp_path / "gru.onnx"
     _gru_model(path)
-    script = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {BLOCKED!r}:
-                    raise ImportError(name + " is blocked: the device has no such package")
-        sys.meta_path.insert(0, Block())
+    result = run_without(BLOCKED, f"""
         import numpy as np
         import edgeseq_runtime
         m = edgeseq_runtime.load({str(path)!r})
@@ -53,7 +45,6 @@ def test_runtime_runs_without_host_packages(tmp_path):
         loaded = sorted(n for n in sys.modules if n.split(".")[0] in {BLOCKED!r})
         print("LOADED", loaded)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     assert "LOADED []" in result.stdout
 

@@ -5,10 +5,8 @@ does without ``np.unique``. Run with only the runtime's install (scipy, which nu
 is there and which imports numpy.ma, is no dependency of the runtime), once to fill numba's cache
 (numba's compiler imports numpy.ma) and once to check."""
 
-import subprocess
-import sys
-import textwrap
 
+from support.device_process import run_without
 from support.onnx_builders import build_model
 
 BLOCKED = ("scipy", "torch", "onnxruntime")
@@ -16,13 +14,7 @@ BLOCKED = ("scipy", "torch", "onnxruntime")
 
 def test_loading_stepping_and_running_a_model_leaves_numpy_ma_unimported(tmp_path):
     built = build_model(tmp_path, "GRU", input_size=4, hidden_size=8, head="matmul")
-    script = textwrap.dedent(f"""
-        import importlib.abc, sys
-        class Block(importlib.abc.MetaPathFinder):
-            def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in {BLOCKED!r}:
-                    raise ImportError(name + " is not installed with the runtime")
-        sys.meta_path.insert(0, Block())
+    body = f"""
         import numpy as np
         import edgeseq_runtime
         m = edgeseq_runtime.load({str(built.path)!r})
@@ -32,8 +24,8 @@ def test_loading_stepping_and_running_a_model_leaves_numpy_ma_unimported(tmp_pat
         m.run(np.ones((30, 4), np.float32))
         m.clone().get_state()
         print("NUMPY_MA", "numpy.ma" in sys.modules)
-    """)
+    """
     for purpose in ("fill the cache", "check"):
-        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+        result = run_without(BLOCKED, body)
         assert result.returncode == 0, (purpose, result.stderr)
     assert "NUMPY_MA False" in result.stdout
