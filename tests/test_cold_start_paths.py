@@ -27,6 +27,7 @@ def _fresh_process(script: str, cache) -> list[str]:
     return result.stdout.splitlines()
 
 
+@pytest.mark.slow  # compiles a GRU's and an LSTM's kernels afresh (about 4 s)
 def test_one_stream_compiles_no_product_for_more_rows_and_a_plain_lstm_no_peephole_cell(tmp_path):
     gru = build_model(tmp_path, "GRU", filename="gru.onnx", input_size=3, hidden_size=8, head="matmul")
     lstm = build_model(tmp_path, "LSTM", filename="lstm.onnx", input_size=3, hidden_size=16, head="gemm")
