@@ -22,29 +22,21 @@ import sys
 import time
 
 import numba
-from numba import types
-
-
-def entry_point_signature():
-    """``execute(model, arena, x, y, steps, pre, kernels)`` as ``StreamingModel`` calls it."""
-    u8, i64, f32 = (types.Array(t, 1, "C") for t in (types.uint8, types.int64, types.float32))
-    return (u8, f32, f32, f32, types.int64, f32, i64)
 
 
 def compile_kernels() -> bool:
     """Compile the entry points and every kernel into numba's cache unless they are there;
     whether anything compiled."""
     from . import kernels_cached
-    from .kernels.interpreter import ENTRY_POINTS, KERNEL_PARTS, KERNELS, TABLES, project_inputs, run_plan, run_stages
+    from .kernels.interpreter import ADDRESSED, ENTRY_POINTS, ENTRY_TYPES
     from .kernels.linking import address
     from .kernels.matvec import link_products
 
     if kernels_cached(every_kernel=True):
         return False
     for entry in ENTRY_POINTS:
-        entry.compile(entry_point_signature())
-    functions = [f for table in TABLES for f in table.functions.values()]
-    for kernel in (run_plan, *functions, *KERNELS.values(), *KERNEL_PARTS, project_inputs, run_stages):
+        entry.compile(ENTRY_TYPES)
+    for kernel in ADDRESSED:
         address(kernel)
     link_products()
     return True

@@ -7,7 +7,7 @@ import numpy as np
 from numba import types
 
 from .isa import HEADER, STATUS, STATUS_SCALE
-from .kernels.interpreter import execute, execute_holding_gil, kernel_table, project
+from .kernels.interpreter import ENTRY_TYPES, execute, execute_holding_gil, kernel_table, project
 from .kernels.packing import pack
 from .kernels.sequence import projection_floats
 from .lowering import LoweredModel
@@ -16,10 +16,9 @@ from .state_file import StateJournal, read_state, write_state
 _FLOAT32 = np.dtype(np.float32)
 _ndarray, _empty = np.ndarray, np.empty
 _NO_SCRATCH = np.empty(0, np.float32)
-# the types of an entry point's arguments (model, a, x, y, steps, pre, kernels), every call's; written
-# out, as numba's typeof of an array imports numpy.ma (6 ms of every start), and so is the code's
-_FLOATS, _CODE = types.Array(types.float32, 1, "C"), types.Array(types.int64, 1, "C")
-_ENTRY_TYPES = (types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS, _CODE)
+# compiled code is asked for by its argument types written out (interpreter.ENTRY_TYPES, and the
+# plan's code here): numba's typeof of an array imports numpy.ma, 6 ms of every start
+_CODE = types.Array(types.int64, 1, "C")
 PROJECTION_FLOATS = 1 << 14  # run's scratch: input projections made ahead, layer inputs kept for them; 64 KB, in L2
 # A call that multiplies fewer weights than this keeps the GIL (see ``StreamingModel``)
 RELEASE_GIL_WEIGHTS = 1 << 18
@@ -118,7 +117,7 @@ class StreamingModel:
     def _execute(self, x, y, steps):
         scratch = _NO_SCRATCH
         if self._projection is None:  # on first use: a fresh process that only steps never loads it
-            self._projection = int(projection_floats.compile((_CODE,))(self._code))  # no typeof: see _ENTRY_TYPES
+            self._projection = int(projection_floats.compile((_CODE,))(self._code))  # no typeof: see _CODE
         if steps > 1 and self._projection:
             scratch = _empty(min(steps, max(PROJECTION_FLOATS // self._projection, 1)) * self._projection, _FLOAT32)
             project(self._kernels, self._code)
@@ -327,8 +326,8 @@ def _compiled(entry):
     """The compiled code of the entry point ``entry`` (compiled now, or loaded from the cache),
     called directly: numba's dispatcher types every argument of every call to pick the code
     (0.17 µs of 7 arguments, as long as a small model's kernels take), where ``step`` and ``run``
-    pass arrays of the same types every time, checked before the call (``_ENTRY_TYPES``)."""
-    return entry.compile(_ENTRY_TYPES)
+    pass arrays of the same types every time, checked before the call (``ENTRY_TYPES``)."""
+    return entry.compile(ENTRY_TYPES)
 
 
 def _rows(steps: int, rows: int | None) -> int:

@@ -121,13 +121,10 @@ def kernels_cached(every_kernel: bool = False) -> bool:
     whether it holds both entry points and every kernel too (as ``python -m edgeseq_runtime.compile`` leaves it), so
     that no load compiles anything. numba has no public question for this: its cache index is
     read as numba itself does, and any failure answers "not cached"."""
-    from .kernels.interpreter import ENTRY_POINTS, KERNEL_PARTS, KERNELS, TABLES, project_inputs, run_plan, run_stages
+    from .kernels.interpreter import ADDRESSED, ENTRY_POINTS, run_plan
     from .kernels.matvec import LINKED
 
-    functions = [f for table in TABLES for f in table.functions.values()]
-    wanted = ((run_plan, *ENTRY_POINTS, *functions, *KERNELS.values(), *KERNEL_PARTS, project_inputs, run_stages,
-               *LINKED)
-              if every_kernel else (run_plan,))
+    wanted = (*ENTRY_POINTS, *ADDRESSED, *LINKED) if every_kernel else (run_plan,)
     try:
         return all(kernel._cache._cache_file._load_index() for kernel in wanted)
     except Exception:  # a numba whose internals differ: claim nothing

@@ -35,6 +35,9 @@ from .views import matrix
 
 _CODE, _FLOATS, _INT8S = (types.Array(t, 1, "C") for t in (types.int64, types.float32, types.int8))
 _MATRIX = types.Array(types.float32, 2, "C")
+# run_plan's and the entry points' arguments (model, a, x, y, steps, pre, kernels), of the same types
+# in every call (StreamingModel checks them before the call)
+ENTRY_TYPES = (types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS, _CODE)
 # the kinds of kernel, by the arguments run_plan passes them
 RECURRENT = Kind("recurrent", types.none, _CODE, types.int64, _FLOATS, _INT8S, _FLOATS, _FLOATS)  # (code, p, w, q, a, pre)
 WEIGHTED = Kind("weighted", types.none, _CODE, types.int64, _FLOATS, _INT8S, _FLOATS)  # (code, p, w, q, a)
@@ -292,8 +295,7 @@ link(run_stages, types.int64, _CODE, _FLOATS, _INT8S, _FLOATS, _FLOATS, _FLOATS,
 
 # Both entry points reach run_plan through its address (linking.call_linked): it compiles once,
 # not again inside each entry point (0.2-0.4 s of an empty cache's start per entry point).
-link(run_plan, types.int64, types.Array(types.uint8, 1, "C"), _FLOATS, _FLOATS, _FLOATS, types.int64, _FLOATS,
-     _CODE)
+link(run_plan, types.int64, *ENTRY_TYPES)
 
 
 @njit(**JIT_OPTIONS)
@@ -311,3 +313,6 @@ def execute_holding_gil(model, a, x, y, steps, pre, kernels):
 
 
 ENTRY_POINTS = (execute, execute_holding_gil)
+# every function a plan may reach through its address (what compile-ahead compiles, with the products)
+ADDRESSED = (run_plan, *(f for table in TABLES for f in table.functions.values()), *KERNELS.values(), *KERNEL_PARTS,
+             project_inputs, run_stages)
